@@ -1,0 +1,76 @@
+"""Causal multi-head self-attention (Vaswani et al. 2017; the GPT-1/GPT-2 form).
+
+    qkv = x @ w_attn + b_attn                        one fused projection, (B, T, 3C)
+    q, k, v split into NH heads of hs = C / NH        (B, NH, T, hs) each
+    y = dropout(softmax(q k^T / sqrt(hs) + mask)) v   mask: -inf above the diagonal (no peeking ahead)
+    out = dropout(merge_heads(y) @ w_proj + b_proj)   (B, T, C)
+
+The middle step is `kernels.attention_forward`: the NumPy reference or the fused C++ kernel.
+Attention dropout uses a counter-based mask drawn from one seed per call (see
+kernels.dropout_keep_mask), so the weights never need to be stored for the backward.
+"""
+import numpy as np
+
+from minigpt import kernels
+from minigpt.layers.dropout import Dropout
+from minigpt.layers.linear import Linear
+
+
+def split_heads(qkv, n_head):
+    """(B, T, 3C) -> q, k, v, each (B, NH, T, hs) and C-contiguous (the kernel needs that)."""
+    B, T, C3 = qkv.shape
+    hs = C3 // (3 * n_head)
+    qkv = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, NH, T, hs)
+    return tuple(np.ascontiguousarray(qkv[i]) for i in range(3))
+
+
+def merge_heads(y):
+    """(B, NH, T, hs) -> (B, T, C) with the heads side by side."""
+    B, NH, T, hs = y.shape
+    return np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, T, NH * hs)
+
+
+def self_attention_forward(qkv, n_head, dropout_p=0.0, seed=0, backend="numpy"):
+    """qkv: (B, T, 3C) -> y: (B, T, C), cache. The part of attention between the two projections."""
+    q, k, v = split_heads(qkv, n_head)
+    y, lse = kernels.attention_forward(q, k, v, dropout_p, seed, backend=backend)  # (B, NH, T, hs), (B, NH, T)
+    # q, k, v, y and the per-row log-sum-exp are kept; the (B, NH, T, T) weights are not.
+    cache = (q, k, v, y, lse, dropout_p, seed, backend)
+    return merge_heads(y), cache
+
+
+def self_attention_backward(dy, cache):
+    """dy: (B, T, C) -> dqkv: (B, T, 3C)."""
+    q, k, v, y, lse, dropout_p, seed, backend = cache
+    B, NH, T, hs = q.shape
+    dy = np.ascontiguousarray(dy.reshape(B, T, NH, hs).transpose(0, 2, 1, 3))  # (B, NH, T, hs)
+    dq, dk, dv = kernels.attention_backward(dy, q, k, v, y, lse, dropout_p, seed, backend=backend)
+    dqkv = np.stack([dq, dk, dv])  # (3, B, NH, T, hs)
+    return np.ascontiguousarray(dqkv.transpose(1, 3, 0, 2, 4)).reshape(B, T, 3 * NH * hs)
+
+
+class CausalSelfAttention:
+    """c_attn -> self-attention with attention dropout -> c_proj -> residual dropout."""
+
+    def __init__(self, n_embd, n_head, dropout, rng, dtype=np.float32, proj_std=0.02, backend="numpy"):
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_head, self.dropout, self.backend = n_head, dropout, backend
+        self.c_attn = Linear(n_embd, 3 * n_embd, rng, dtype, backend=backend)
+        self.c_proj = Linear(n_embd, n_embd, rng, dtype, std=proj_std, backend=backend)
+        self.resid_dropout = Dropout(dropout)
+        self.cache = None
+
+    def sublayers(self):
+        return {"c_attn": self.c_attn, "c_proj": self.c_proj}
+
+    def forward(self, x, rng, train):
+        qkv = self.c_attn.forward(x)
+        p = self.dropout if train else 0.0
+        seed = int(rng.integers(2**63)) if p > 0.0 else 0  # one draw picks this call's whole mask
+        y, self.cache = self_attention_forward(qkv, self.n_head, p, seed, backend=self.backend)
+        return self.resid_dropout.forward(self.c_proj.forward(y), rng, train)
+
+    def backward(self, dout):
+        dy = self.c_proj.backward(self.resid_dropout.backward(dout))
+        return self.c_attn.backward(self_attention_backward(dy, self.cache))

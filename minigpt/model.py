@@ -1,0 +1,172 @@
+"""The GPT model: token + position embeddings, a stack of transformer blocks, a tied output head.
+
+Two block layouts, chosen by GPTConfig.arch:
+  gpt1 (Radford et al. 2018), post-LN:  h = ln_1(x + attn(x));     out = ln_2(h + mlp(h));   no final LN
+  gpt2 (Radford et al. 2019), pre-LN:   h = x + attn(ln_1(x));     out = h + mlp(ln_2(h));   final ln_f
+The output head multiplies by the token embedding's transpose (weight tying, as in both papers),
+so wte receives two gradient contributions: from the lookup and from the head.
+
+There is no autograd: forward keeps each layer's cache, and GPT.backward calls every layer's
+backward in reverse order, in plain sight. Parameter names follow the GPT-2 checkpoint.
+
+Shapes: B batch, T time (sequence), C n_embd, V vocab_size.
+"""
+import math
+
+import numpy as np
+
+from minigpt import kernels
+from minigpt.config import GPTConfig
+from minigpt.layers import (MLP, CausalSelfAttention, Dropout, Embedding, LayerNorm, cross_entropy_backward,
+                            cross_entropy_forward)
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class Block:
+    """One transformer block: attention and MLP, each wrapped in a residual and a LayerNorm."""
+
+    def __init__(self, cfg, rng, dtype, backend):
+        # GPT-2 scales the init of the layers that write into the residual stream by 1/sqrt(2 L):
+        # 2 L such writes add up, and this keeps the stream's variance from growing with depth.
+        proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)
+        self.pre_ln = cfg.arch == "gpt2"
+        self.ln_1 = LayerNorm(cfg.n_embd, dtype)
+        self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, rng, dtype, proj_std, backend)
+        self.ln_2 = LayerNorm(cfg.n_embd, dtype)
+        self.mlp = MLP(cfg.n_embd, cfg.dropout, rng, dtype, proj_std, backend)
+
+    def sublayers(self):
+        return {"ln_1": self.ln_1, "attn": self.attn, "ln_2": self.ln_2, "mlp": self.mlp}
+
+    def forward(self, x, rng, train):
+        if self.pre_ln:
+            x = x + self.attn.forward(self.ln_1.forward(x), rng, train)
+            return x + self.mlp.forward(self.ln_2.forward(x), rng, train)
+        x = self.ln_1.forward(x + self.attn.forward(x, rng, train))
+        return self.ln_2.forward(x + self.mlp.forward(x, rng, train))
+
+    def backward(self, dout):
+        if self.pre_ln:
+            # out = h + mlp(ln_2(h)): the gradient reaches h through the skip and through the MLP
+            dh = dout + self.ln_2.backward(self.mlp.backward(dout))
+            return dh + self.ln_1.backward(self.attn.backward(dh))
+        dsum = self.ln_2.backward(dout)  # out = ln_2(h + mlp(h))
+        dh = dsum + self.mlp.backward(dsum)
+        dsum = self.ln_1.backward(dh)  # h = ln_1(x + attn(x))
+        return dsum + self.attn.backward(dsum)
+
+
+class GPT:
+    """A GPT language model. forward(idx, targets) -> (logits, loss); backward() fills grads."""
+
+    def __init__(self, cfg, seed=0, dtype="float32", backend="numpy"):
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(cfg).__name__}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        kernels.check_backend(backend)
+        if backend == "cpu" and dtype != "float32":
+            raise ValueError("backend='cpu' runs float32 kernels; use dtype='float32' (float64 is for backend='numpy')")
+        self.config, self.backend, self.dtype = cfg, backend, DTYPES[dtype]
+        rng = np.random.default_rng(seed)
+        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, self.dtype)
+        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rng, self.dtype)
+        self.drop = Dropout(cfg.dropout)
+        self.h = [Block(cfg, rng, self.dtype, backend) for _ in range(cfg.n_layer)]
+        self.ln_f = LayerNorm(cfg.n_embd, self.dtype) if cfg.arch == "gpt2" else None
+        self.dropout_rng = np.random.default_rng([seed, 1])  # its own stream: dropout never shifts the init
+        self.params, self.grads = collect_parameters(self.sublayers())
+        self.cache = None
+
+    def sublayers(self):
+        layers = {"wte": self.wte, "wpe": self.wpe}
+        layers.update({f"h.{i}": block for i, block in enumerate(self.h)})
+        if self.ln_f is not None:
+            layers["ln_f"] = self.ln_f
+        return layers
+
+    def num_params(self):
+        return sum(p.size for p in self.params.values())
+
+    def forward(self, idx, targets=None, train=True):
+        """idx: int (B, T) token ids; targets: int (B, T) next tokens, or None.
+
+        returns logits (B, T, V) and the mean cross-entropy loss (None without targets).
+        train=False turns dropout off (evaluation and sampling).
+        """
+        idx = self._check_tokens(idx, "idx")
+        B, T = idx.shape
+        x = self.wte.forward(idx) + self.wpe.forward(np.arange(T))  # (B, T, C)
+        x = self.drop.forward(x, self.dropout_rng, train)
+        for block in self.h:
+            x = block.forward(x, self.dropout_rng, train)
+        if self.ln_f is not None:
+            x = self.ln_f.forward(x)
+        # Tied head: logits = x @ wte^T, without a transposed copy of the (V, C) table.
+        x2 = np.ascontiguousarray(x).reshape(B * T, -1)  # (B*T, C)
+        logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
+        logits = logits.reshape(B, T, -1)  # (B, T, V)
+        self.cache = {"x2": x2, "loss": None}
+        if targets is None:
+            return logits, None
+        targets = self._check_tokens(targets, "targets", allow_ignore=True)
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets shape {targets.shape} must equal idx shape {idx.shape}")
+        loss, self.cache["loss"] = cross_entropy_forward(logits, targets)
+        return logits, float(loss)
+
+    def backward(self):
+        """Backpropagate the loss of the last forward, adding into self.grads (call zero_grad first)."""
+        if self.cache is None or self.cache["loss"] is None:
+            raise RuntimeError("backward() needs a forward(idx, targets) with targets first")
+        dlogits = cross_entropy_backward(1.0, self.cache["loss"])  # (B, T, V)
+        B, T, V = dlogits.shape
+        dlogits = dlogits.reshape(B * T, V)
+        x2 = self.cache["x2"]
+        wte = self.wte.params["weight"]
+        self.wte.grads["weight"] += kernels.matmul(dlogits, x2, trans_a=True, backend=self.backend)  # head's share
+        dx = kernels.matmul(dlogits, wte, backend=self.backend).reshape(B, T, -1)  # (B, T, C)
+        if self.ln_f is not None:
+            dx = self.ln_f.backward(dx)
+        for block in reversed(self.h):
+            dx = block.backward(dx)
+        dx = self.drop.backward(dx)
+        self.wpe.backward(dx.sum(axis=0))  # every sequence used the same positions 0..T-1
+        self.wte.backward(dx)
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _check_tokens(self, ids, name, allow_ignore=False):
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer array, got {ids.dtype}")
+        if ids.ndim != 2:
+            raise ValueError(f"{name} must have shape (B, T), got {ids.shape}")
+        if ids.shape[1] > self.config.block_size:
+            raise ValueError(f"{name} has {ids.shape[1]} positions but block_size is {self.config.block_size}")
+        low = -1 if allow_ignore else 0
+        if ids.size and (ids.min() < low or ids.max() >= self.config.vocab_size):
+            raise ValueError(f"{name} holds token ids outside [0, {self.config.vocab_size})")
+        return ids
+
+
+def collect_parameters(layers, prefix=""):
+    """Walk the layer tree; return (params, grads) dicts keyed by dotted GPT-2 names.
+
+    The dicts hold the layers' own arrays (no copies), so an optimizer that updates
+    model.params in place updates the layers.
+    """
+    params, grads = {}, {}
+    for name, layer in layers.items():
+        path = f"{prefix}{name}"
+        for key, value in getattr(layer, "params", {}).items():  # containers like Block own none
+            params[f"{path}.{key}"] = value
+            grads[f"{path}.{key}"] = layer.grads[key]
+        if hasattr(layer, "sublayers"):
+            sub_params, sub_grads = collect_parameters(layer.sublayers(), f"{path}.")
+            params.update(sub_params)
+            grads.update(sub_grads)
+    return params, grads

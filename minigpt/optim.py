@@ -1,0 +1,65 @@
+"""AdamW (Loshchilov and Hutter 2019, arXiv:1711.05101), gradient clipping and the learning-rate schedule.
+
+AdamW follows torch.optim.AdamW step for step, so runs can be compared with PyTorch:
+    p <- p * (1 - lr * wd)                        decoupled weight decay (2-D weights only)
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+Biases, LayerNorm gains and other 1-D parameters are not decayed: shrinking them towards zero
+does not regularise anything useful (as in GPT-2 and nanoGPT).
+"""
+import math
+
+import numpy as np
+
+
+class AdamW:
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
+        self.params, self.grads = model.params, model.grads
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.m = {name: np.zeros_like(p) for name, p in self.params.items()}  # first moment
+        self.v = {name: np.zeros_like(p) for name, p in self.params.items()}  # second moment
+        self.t = 0
+
+    def decays(self, name):
+        return self.params[name].ndim >= 2
+
+    def step(self, lr=None):
+        """One update of every parameter, in place. lr overrides self.lr (for a schedule)."""
+        lr = self.lr if lr is None else lr
+        b1, b2 = self.betas
+        self.t += 1
+        bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        for name, p in self.params.items():
+            g, m, v = self.grads[name], self.m[name], self.v[name]
+            if self.decays(name):
+                p *= 1.0 - lr * self.weight_decay
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * g * g
+            p -= (lr / bias1) * m / (np.sqrt(v / bias2) + self.eps)
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before.
+
+    Clipping the global norm (not each tensor) keeps the update's direction, as torch's clip_grad_norm_ does.
+    """
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads.values():
+            g *= scale
+    return total
+
+
+def cosine_lr(step, max_lr, min_lr, warmup_iters, decay_iters):
+    """Linear warmup from 0 to max_lr, then cosine decay to min_lr at decay_iters, then flat (nanoGPT's schedule)."""
+    if step < warmup_iters:
+        return max_lr * (step + 1) / (warmup_iters + 1)
+    if step > decay_iters:
+        return min_lr
+    ratio = (step - warmup_iters) / max(1, decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
