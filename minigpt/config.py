@@ -125,4 +125,6 @@ def statistics_table():
     lines.append("")
     lines.append(COUNTING_FORMULA)
     lines.append("(V vocabulary, C d_model, P context, L layers; the output head shares wte's weights.)")
+    lines.append("'paper' is the size as the paper prints it: GPT-2's paper lists its smallest model at 117M")
+    lines.append("and the XL at 1542M, while the released checkpoints hold the exact counts above.")
     return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""AdamW against its formula written out by hand, weight decay on 2-D weights only, clipping, the LR schedule."""
+import math
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
+
+
+class TwoParams:
+    """The smallest 'model' the optimizer accepts: a params dict and a matching grads dict."""
+
+    def __init__(self):
+        self.params = {"w": np.array([[1.0, -2.0]]), "b": np.array([0.5])}
+        self.grads = {"w": np.array([[0.1, 0.3]]), "b": np.array([-0.2])}
+
+
+def test_adamw_matches_hand_written_steps():
+    model = TwoParams()
+    opt = AdamW(model, lr=0.1, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.5)
+    w, b, g_w, g_b = 1.0, 0.5, 0.1, -0.2
+    m_w = v_w = m_b = v_b = 0.0
+    for t in range(1, 4):
+        opt.step()
+        w *= 1 - 0.1 * 0.5  # decayed: 2-D
+        m_w, v_w = 0.9 * m_w + 0.1 * g_w, 0.95 * v_w + 0.05 * g_w**2
+        w -= 0.1 * (m_w / (1 - 0.9**t)) / (math.sqrt(v_w / (1 - 0.95**t)) + 1e-8)
+        m_b, v_b = 0.9 * m_b + 0.1 * g_b, 0.95 * v_b + 0.05 * g_b**2  # not decayed: 1-D
+        b -= 0.1 * (m_b / (1 - 0.9**t)) / (math.sqrt(v_b / (1 - 0.95**t)) + 1e-8)
+        assert np.isclose(model.params["w"][0, 0], w) and np.isclose(model.params["b"][0], b)
+
+
+def test_adamw_updates_the_model_in_place():
+    model = minigpt.GPT(minigpt.GPTConfig(vocab_size=9, block_size=4, n_layer=1, n_head=1, n_embd=4))
+    before = model.h[0].mlp.c_fc.params["weight"].copy()
+    model.forward(np.array([[1, 2, 3]]), np.array([[2, 3, 4]]))
+    model.zero_grad()
+    model.backward()
+    AdamW(model, lr=0.01).step()
+    assert not np.allclose(model.h[0].mlp.c_fc.params["weight"], before)
+
+
+def test_bad_hyperparameters():
+    with pytest.raises(ValueError):
+        AdamW(TwoParams(), lr=-1)
+    with pytest.raises(ValueError):
+        AdamW(TwoParams(), betas=(0.9, 1.0))
+
+
+def test_clip_grad_norm_scales_globally():
+    grads = {"a": np.array([3.0]), "b": np.array([[4.0]])}
+    assert np.isclose(clip_grad_norm(grads, 1.0), 5.0)
+    assert np.isclose(math.hypot(grads["a"][0], grads["b"][0, 0]), 1.0, atol=1e-6)
+    assert np.isclose(grads["a"][0] / grads["b"][0, 0], 0.75)  # direction kept
+    small = {"a": np.array([0.3])}
+    clip_grad_norm(small, 1.0)
+    assert small["a"][0] == 0.3
+
+
+def test_cosine_schedule_shape():
+    lr = lambda s: cosine_lr(s, max_lr=1e-3, min_lr=1e-4, warmup_iters=10, decay_iters=110)
+    assert lr(0) < lr(5) < lr(9) <= 1e-3
+    assert np.isclose(lr(10), 1e-3) and np.isclose(lr(60), 5.5e-4) and np.isclose(lr(110), 1e-4)
+    assert lr(500) == 1e-4
