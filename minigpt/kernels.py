@@ -172,3 +172,22 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     dq = dscores @ k
     dk = dscores.swapaxes(-1, -2) @ q
     return dq.astype(q.dtype, copy=False), dk.astype(q.dtype, copy=False), dv.astype(q.dtype, copy=False)
+
+
+def attention_with_cache(q, k, v, pos):
+    """Causal attention of new queries over cached keys, for generation (no backward needed).
+
+    q: (B, NH, Tn, hs), the queries of positions pos .. pos+Tn-1;
+    k, v: (B, NH, pos+Tn, hs), the keys and values of every position so far (the KV cache).
+    Query i may see keys 0 .. pos+i. returns: (B, NH, Tn, hs).
+    This reference serves both backends: with Tn = 1 it is two small matrix-vector products per head.
+    """
+    xp = array_module(q)
+    Tn, L, hs = q.shape[2], k.shape[2], q.shape[3]
+    scores = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(hs))  # (B, NH, Tn, L)
+    if Tn > 1:
+        future = xp.arange(L)[None, :] > (pos + xp.arange(Tn))[:, None]  # (Tn, L)
+        scores = xp.where(future, -np.inf, scores)
+    att = xp.exp(scores - scores.max(axis=-1, keepdims=True))
+    att /= att.sum(axis=-1, keepdims=True)
+    return att @ v

@@ -46,6 +46,14 @@ class Block:
         x = self.ln_1.forward(x + self.attn.forward(x, rng, train))
         return self.ln_2.forward(x + self.mlp.forward(x, rng, train))
 
+    def forward_cached(self, x, kv_cache, pos):
+        """Inference over new positions only, reading and extending the KV cache (no dropout)."""
+        if self.pre_ln:
+            x = x + self.attn.forward_cached(self.ln_1.forward(x), kv_cache, pos)
+            return x + self.mlp.forward(self.ln_2.forward(x), None, False)
+        x = self.ln_1.forward(x + self.attn.forward_cached(x, kv_cache, pos))
+        return self.ln_2.forward(x + self.mlp.forward(x, None, False))
+
     def backward(self, dout):
         if self.pre_ln:
             # out = h + mlp(ln_2(h)): the gradient reaches h through the skip and through the MLP
@@ -134,6 +142,28 @@ class GPT:
         dx = self.drop.backward(dx)
         self.wpe.backward(dx.sum(axis=0))  # every sequence used the same positions 0..T-1
         self.wte.backward(dx)
+
+    def new_kv_cache(self, batch_size):
+        """Empty key/value buffers for every layer: [(k, v)], each (B, NH, block_size, hs)."""
+        c = self.config
+        shape = (batch_size, c.n_head, c.block_size, c.head_size)
+        return [(np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)) for _ in range(c.n_layer)]
+
+    def forward_cached(self, idx, kv_cache, pos):
+        """Logits (B, Tn, V) for tokens idx (B, Tn) at positions pos .. pos+Tn-1, given a KV cache
+        that holds positions 0 .. pos-1. For generation: each step feeds only the newest token."""
+        idx = self._check_tokens(idx, "idx")
+        B, Tn = idx.shape
+        if pos + Tn > self.config.block_size:
+            raise ValueError(f"positions up to {pos + Tn} exceed block_size {self.config.block_size}")
+        x = self.wte.forward(idx) + self.wpe.forward(np.arange(pos, pos + Tn))  # (B, Tn, C)
+        for block, layer_cache in zip(self.h, kv_cache):
+            x = block.forward_cached(x, layer_cache, pos)
+        if self.ln_f is not None:
+            x = self.ln_f.forward(x)
+        x2 = np.ascontiguousarray(x).reshape(B * Tn, -1)
+        logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
+        return logits.reshape(B, Tn, -1)
 
     def zero_grad(self):
         for g in self.grads.values():

@@ -1,0 +1,96 @@
+"""Text in, batches out: reading UTF-8 text, encoding it once into a token file, drawing batches.
+
+A token file is the corpus encoded once and stored as raw uint16 (or uint32 when the vocabulary
+has more than 65,536 tokens) beside a small JSON of metadata, then opened as a NumPy memmap:
+training reads random windows without holding the corpus in memory, as nanoGPT does.
+Batches are random windows drawn with an explicit, seeded generator, so a run (and a resumed
+run) sees exactly the same batches.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def read_text(path):
+    """The text of a UTF-8 file, or of every *.txt file in a folder (sorted, joined by blank lines)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise ValueError(f"{path} is a folder with no .txt files in it")
+        return "\n\n".join(read_text(f) for f in files)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path} is not valid UTF-8: byte {e.start} (line {line}) is {raw[e.start:e.start + 1]!r}. "
+                         "Convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    return text.removeprefix("\ufeff")  # a byte-order mark is not text
+
+
+def token_dtype(vocab_size):
+    """The smallest unsigned type that holds every token id."""
+    if vocab_size <= 2**16:
+        return np.uint16
+    if vocab_size <= 2**32:
+        return np.uint32
+    raise ValueError(f"a vocabulary of {vocab_size} tokens does not fit a uint32 token file")
+
+
+def write_token_file(path, ids, vocab_size, meta=None):
+    """Write ids as a raw token file at path (.bin) with path.json beside it; atomic (temp + rename)."""
+    path = Path(path)
+    dtype = token_dtype(vocab_size)
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in [0, {vocab_size})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {"dtype": np.dtype(dtype).name, "num_tokens": int(ids.size), "vocab_size": int(vocab_size), **(meta or {})}
+    atomic_write_bytes(path, ids.astype(dtype).tobytes())
+    atomic_write_bytes(meta_path(path), json.dumps(info, indent=1).encode())
+
+
+def meta_path(path):
+    return Path(str(path) + ".json")
+
+
+def open_token_file(path):
+    """(memmap of token ids, metadata dict) for a file written by write_token_file."""
+    path = Path(path)
+    try:
+        info = json.loads(meta_path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: missing or unreadable metadata {meta_path(path)} ({e})") from None
+    dtype = np.dtype(info["dtype"])
+    if path.stat().st_size != info["num_tokens"] * dtype.itemsize:
+        raise ValueError(f"{path} holds {path.stat().st_size} bytes, its metadata promises {info['num_tokens']} "
+                         f"{dtype.name} tokens: the file is truncated or not a token file")
+    return np.memmap(path, dtype=dtype, mode="r"), info
+
+
+def get_batch(tokens, batch_size, block_size, rng):
+    """x, y: int64 (batch_size, block_size) windows of tokens at random offsets; y is x shifted by one."""
+    if len(tokens) <= block_size:
+        raise ValueError(f"the data holds {len(tokens)} tokens, fewer than block_size + 1 = {block_size + 1}")
+    starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
+    windows = np.stack([np.asarray(tokens[s:s + block_size + 1], dtype=np.int64) for s in starts])
+    return windows[:, :-1], windows[:, 1:]
+
+
+def atomic_write_bytes(path, data):
+    """Write data to path through a temporary file in the same folder and a rename, so a crash or
+    Ctrl-C mid-write leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,75 @@
+"""Sampling from a trained GPT: greedy, temperature, top-k, top-p, with or without a KV cache.
+
+Each new token needs the logits at the last position. Without a cache that means running the
+whole context through the model again for every token; with a KV cache (each layer's keys and
+values of the positions seen so far) a step feeds only the newest token: O(T) work, not O(T^2).
+
+Past the context length (block_size) both paths keep the last block_size tokens, as nanoGPT
+does: the cache is rebuilt from that window, so cached and uncached sampling stay identical.
+"""
+import numpy as np
+
+
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
+    """Log-probabilities (V,) after temperature, top-k and top-p (nucleus) filtering; -inf = excluded.
+
+    top_k keeps the k largest logits; top_p keeps the smallest set of tokens, in order of
+    probability, whose probabilities sum to at least p (Holtzman et al. 2019, arXiv:1904.09751).
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0 (use greedy=True for argmax decoding)")
+    z = logits.astype(np.float64) / temperature
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if top_k < z.size:
+            kth = np.partition(z, -top_k)[-top_k]
+            z = np.where(z < kth, -np.inf, z)
+    z = z - z.max()
+    z = z - np.log(np.exp(z).sum())
+    if top_p is not None:
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        order = np.argsort(-z, kind="stable")
+        cumulative = np.cumsum(np.exp(z[order]))
+        cut = np.searchsorted(cumulative, top_p) + 1  # the first position where the sum reaches p
+        z[order[cut:]] = -np.inf
+        z = z - np.log(np.exp(z).sum())
+    return z
+
+
+def choose_token(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=None):
+    if greedy:
+        return int(np.argmax(logits))
+    logprobs = filter_logits(logits, temperature, top_k, top_p)
+    return int(rng.choice(logprobs.size, p=np.exp(logprobs) / np.exp(logprobs).sum()))
+
+
+def generate(model, prompt, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
+             seed=0, stop_token=None, use_cache=True):
+    """Yield up to max_new_tokens new token ids after the prompt (a non-empty list of ids).
+
+    Stops early after yielding stop_token (e.g. the tokenizer's end-of-text id).
+    """
+    if len(prompt) == 0:
+        raise ValueError("the prompt must hold at least one token")
+    rng = np.random.default_rng(seed)
+    tokens = list(prompt)
+    block = model.config.block_size
+    cache, filled = None, 0  # filled: how many positions of the window the cache holds
+    for _ in range(max_new_tokens):
+        window = tokens[-block:]
+        if not use_cache:
+            logits, _ = model.forward(np.array([window]), train=False)
+        elif cache is None or len(tokens) > block:  # first step, or the window slid: rebuild the cache
+            cache = model.new_kv_cache(1)
+            logits = model.forward_cached(np.array([window]), cache, 0)
+            filled = len(window)
+        else:
+            logits = model.forward_cached(np.array([window[filled:]]), cache, filled)
+            filled = len(window)
+        token = choose_token(logits[0, -1], rng, greedy, temperature, top_k, top_p)
+        tokens.append(token)
+        yield token
+        if token == stop_token:
+            return

@@ -1,0 +1,57 @@
+"""Reading text, token files and batches."""
+import numpy as np
+import pytest
+
+from minigpt.data import get_batch, open_token_file, read_text, token_dtype, write_token_file
+
+
+def test_read_file_and_folder(tmp_path):
+    (tmp_path / "a.txt").write_text("first", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("\ufeffsecond é", encoding="utf-8")
+    assert read_text(tmp_path / "a.txt") == "first"
+    assert read_text(tmp_path) == "first\n\nsecond é"  # sorted, BOM dropped
+
+
+def test_bad_text_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_text(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(ValueError, match="empty"):
+        read_text(tmp_path / "empty.txt")
+    (tmp_path / "latin1.txt").write_bytes("ok\ncaf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"byte 6 \(line 2\)"):
+        read_text(tmp_path / "latin1.txt")
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ValueError, match="no .txt"):
+        read_text(tmp_path / "nothing")
+
+
+def test_token_file_round_trip_and_dtype(tmp_path):
+    assert token_dtype(65) == np.uint16 and token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
+    ids = np.array([0, 5, 70000, 3])
+    write_token_file(tmp_path / "t.bin", ids, vocab_size=70001, meta={"note": "x"})
+    tokens, info = open_token_file(tmp_path / "t.bin")
+    assert tokens.dtype == np.uint32 and np.array_equal(tokens, ids) and info["note"] == "x"
+
+
+def test_token_file_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not fit"):
+        token_dtype(2**33)
+    with pytest.raises(ValueError, match=r"lie in \[0, 10\)"):
+        write_token_file(tmp_path / "t.bin", [1, 10], vocab_size=10)
+    write_token_file(tmp_path / "t.bin", np.arange(10), vocab_size=10)
+    (tmp_path / "t.bin").write_bytes(b"\0" * 7)
+    with pytest.raises(ValueError, match="truncated"):
+        open_token_file(tmp_path / "t.bin")
+
+
+def test_batches_are_shifted_windows_and_reproducible():
+    tokens = np.arange(100, dtype=np.uint16)
+    x, y = get_batch(tokens, 4, 8, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
+    assert np.array_equal(y, x + 1)  # consecutive ids: y is x shifted by one position
+    x2, _ = get_batch(tokens, 4, 8, np.random.default_rng(0))
+    assert np.array_equal(x, x2)
+    with pytest.raises(ValueError, match="fewer than block_size"):
+        get_batch(tokens[:8], 1, 8, np.random.default_rng(0))

@@ -1,0 +1,62 @@
+"""Sampling: the KV cache gives the same logits and the same greedy tokens; filters behave."""
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt.generate import filter_logits, generate
+
+
+def random_model(arch, block_size=12, backend="numpy", dtype="float64"):
+    cfg = minigpt.GPTConfig(vocab_size=30, block_size=block_size, n_layer=2, n_head=2, n_embd=16, arch=arch)
+    model = minigpt.GPT(cfg, seed=0, dtype=dtype, backend=backend)
+    rng = np.random.default_rng(1)
+    for p in model.params.values():  # spread the weights so the logits are far from uniform
+        p += (rng.standard_normal(p.shape) * 0.3).astype(p.dtype)
+    return model
+
+
+@pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
+def test_cached_logits_equal_full_forward(arch):
+    model = random_model(arch, dtype="float32")
+    idx = np.array([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]])
+    full, _ = model.forward(idx, train=False)
+    cache = model.new_kv_cache(2)
+    parts = [model.forward_cached(idx[:, :4], cache, 0), model.forward_cached(idx[:, 4:5], cache, 4),
+             model.forward_cached(idx[:, 5:], cache, 5)]
+    assert np.allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
+def test_greedy_and_seeded_sampling_identical_with_and_without_cache(arch):
+    model = random_model(arch)
+    for kwargs in (dict(greedy=True), dict(temperature=0.9, top_k=5, top_p=0.9, seed=4)):
+        cached = list(generate(model, [1, 2, 3], 30, **kwargs))  # 33 tokens: the 12-token window slides
+        uncached = list(generate(model, [1, 2, 3], 30, use_cache=False, **kwargs))
+        assert cached == uncached and len(cached) == 30
+
+
+def test_stop_token_ends_generation():
+    model = random_model("gpt2")
+    first = list(generate(model, [1, 2], 5, greedy=True))
+    stopped = list(generate(model, [1, 2], 5, greedy=True, stop_token=first[1]))
+    assert stopped == first[:first.index(first[1]) + 1]
+
+
+def test_cache_rejects_positions_past_the_context():
+    model = random_model("gpt2", block_size=4)
+    with pytest.raises(ValueError, match="exceed block_size"):
+        model.forward_cached(np.array([[1, 2, 3]]), model.new_kv_cache(1), 2)
+
+
+def test_filters():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    assert np.isfinite(filter_logits(logits, top_k=2)).sum() == 2
+    kept = np.exp(filter_logits(logits, top_p=0.75))
+    assert np.count_nonzero(kept) == 2 and np.isclose(kept.sum(), 1.0)  # 0.5 + 0.3 reaches 0.75
+    sharp = np.exp(filter_logits(logits, temperature=0.1))
+    assert sharp[0] > 0.99
+    for bad in (dict(temperature=0), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5)):
+        with pytest.raises(ValueError):
+            filter_logits(logits, **bad)
+    with pytest.raises(ValueError, match="at least one"):
+        list(generate(random_model("gpt2"), [], 3))
