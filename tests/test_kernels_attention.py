@@ -1,0 +1,242 @@
+"""Causal attention with attention dropout: the NumPy reference, then minigpt._core against it.
+
+Read top to bottom: the dropout mask against a pure-Python splitmix64 and its drop rate; the
+reference forward against explicit loops; the reference backward against central finite
+differences, with and without dropout (float64); _core forward and backward in float32 on
+awkward shapes and head sizes, with and without dropout; _core drops exactly the reference's
+weights; empty sizes; the same result on 1 and 2 OpenMP threads; bad input, which must raise
+TypeError/ValueError and leave the process alive.
+"""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import requires_core
+from minigpt import kernels
+from minigpt.gradcheck import numerical_gradient, rel_error
+
+
+def make_qkv(rng, shape, dtype=np.float32):
+    return tuple(rng.standard_normal(shape).astype(dtype) for _ in range(3))
+
+
+# ----------------------------------------------------------------------------- the dropout mask
+
+def splitmix64_keep(seed, index, p):
+    """Element `index` (flat) of the keep mask, in plain Python integers: the formula, written out."""
+    mask64 = (1 << 64) - 1
+    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) & mask64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+    z = z ^ (z >> 31)
+    return (z >> 40) >= min(int(p * 2**24), 2**24)
+
+
+@pytest.mark.parametrize("seed", [0, 1234, 2**64 - 1])
+def test_mask_matches_splitmix64(seed):
+    shape, p = (2, 3, 4, 4), 0.3
+    mask = kernels.dropout_keep_mask(seed, shape, p)
+    expected = [splitmix64_keep(seed, index, p) for index in range(math.prod(shape))]
+    np.testing.assert_array_equal(mask.reshape(-1), expected)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_mask_drops_a_fraction_p(p):
+    mask = kernels.dropout_keep_mask(7, (4, 4, 64, 64), p)  # 65,536 draws: the standard error is below 0.002
+    assert abs((~mask).mean() - p) < 0.01
+
+
+# ----------------------------------------------------------------------------- the NumPy reference
+
+def attention_loops(q, k, v, dropout_p, seed):
+    """Causal attention one (b, h, i) row at a time, in float64: the formula, written out."""
+    B, NH, T, hs = q.shape
+    keep = kernels.dropout_keep_mask(seed, (B, NH, T, T), dropout_p) if dropout_p > 0 else np.ones((B, NH, T, T))
+    out, lse = np.zeros_like(q), np.zeros((B, NH, T))
+    for b, h, i in np.ndindex(B, NH, T):
+        scores = [float(q[b, h, i] @ k[b, h, j]) / math.sqrt(hs) for j in range(i + 1)]  # keys j <= i only
+        lse[b, h, i] = math.log(sum(math.exp(s) for s in scores))
+        for j, s in enumerate(scores):
+            out[b, h, i] += math.exp(s - lse[b, h, i]) * keep[b, h, i, j] / (1 - dropout_p) * v[b, h, j]
+    return out, lse
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_reference_forward_matches_loops(dropout_p):
+    q, k, v = make_qkv(np.random.default_rng(0), (2, 2, 5, 3), np.float64)
+    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed=11)
+    out_loops, lse_loops = attention_loops(q, k, v, dropout_p, seed=11)
+    np.testing.assert_allclose(out, out_loops, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lse, lse_loops, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_reference_backward_matches_finite_differences(dropout_p):
+    rng = np.random.default_rng(1)
+    q, k, v = make_qkv(rng, (2, 2, 5, 3), np.float64)
+    dout = rng.standard_normal(q.shape)  # a random upstream gradient
+    seed = 5  # fixed, so the mask is the same at every perturbed point and the loss is smooth
+
+    def forward():
+        return kernels.attention_forward(q, k, v, dropout_p, seed)[0]
+
+    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed)
+    dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, dropout_p, seed)
+    for name, x, dx in (("q", q, dq), ("k", k, dk), ("v", v, dv)):
+        error = rel_error(dx, numerical_gradient(forward, x, dout))
+        assert error < 1e-6, f"d{name}: relative error {error:.2e}"
+
+
+# ----------------------------------------------------------------------------- _core against the reference
+
+SHAPES = [(1, 1, 1, 32), (2, 3, 7, 64), (1, 2, 33, 80), (2, 1, 65, 128), (1, 2, 130, 32), (3, 1, 17, 5)]
+
+
+def reference64(q, k, v, dout, dropout_p, seed):
+    """Forward and backward of the NumPy reference in float64 on the same values: the yardstick."""
+    q, k, v, dout = (x.astype(np.float64) for x in (q, k, v, dout))
+    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed)
+    return (out, lse) + kernels.attention_backward(dout, q, k, v, out, lse, dropout_p, seed)
+
+
+def assert_matches_reference(core, reference):
+    for name, x, x64 in zip(("out", "lse", "dq", "dk", "dv"), core, reference):
+        assert x.dtype == np.float32 and x.shape == x64.shape, name
+        np.testing.assert_allclose(x, x64, rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+@requires_core
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dropout_p", [0.0, 0.1, 0.5])
+def test_core_matches_reference(shape, dropout_p):
+    rng = np.random.default_rng(shape[2] * 1000 + shape[3])
+    q, k, v = make_qkv(rng, shape)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    seed = 2024
+    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed, backend="cpu")
+    grads = kernels.attention_backward(dout, q, k, v, out, lse, dropout_p, seed, backend="cpu")
+    assert_matches_reference((out, lse) + grads, reference64(q, k, v, dout, dropout_p, seed))
+
+
+@requires_core
+@pytest.mark.parametrize("p", [0.1, 0.5])
+@pytest.mark.parametrize("seed", [3, 2**64 - 1])
+def test_core_drops_the_reference_weights(p, seed):
+    # With q = k = 0 every weight of row i is 1 / (i + 1), and with v = I (hs = T) row i of out is
+    # row i of the dropped weights: each entry j <= i is 0 exactly when the weight was dropped.
+    B, NH, T = 2, 2, 64
+    q = k = np.zeros((B, NH, T, T), dtype=np.float32)
+    v = np.ascontiguousarray(np.broadcast_to(np.eye(T, dtype=np.float32), (B, NH, T, T)))
+    out, _ = kernels.attention_forward(q, k, v, p, seed, backend="cpu")
+    causal = np.tril(np.ones((T, T), dtype=bool))
+    kept = out[:, :, causal] != 0
+    np.testing.assert_array_equal(kept, kernels.dropout_keep_mask(seed, (B, NH, T, T), p)[:, :, causal])
+    assert abs((~kept).mean() - p) < 0.03  # 8,320 weights: the standard error is below 0.006
+    expected = np.where(causal, 1.0 / np.arange(1, T + 1)[:, None], 0.0) / (1 - p)
+    np.testing.assert_allclose(out[:, :, causal][kept], np.broadcast_to(expected[causal], kept.shape)[kept],
+                               rtol=1e-6)
+
+
+@requires_core
+@pytest.mark.parametrize("shape", [(0, 2, 4, 8), (1, 0, 4, 8), (2, 2, 0, 8)])
+def test_core_empty_sizes(shape):
+    q, k, v = make_qkv(np.random.default_rng(0), shape)
+    out, lse = kernels.attention_forward(q, k, v, 0.1, 0, backend="cpu")
+    assert out.shape == shape and lse.shape == shape[:3]
+    grads = kernels.attention_backward(q, q, k, v, out, lse, 0.1, 0, backend="cpu")
+    assert [g.shape for g in grads] == [shape] * 3
+
+
+# ----------------------------------------------------------------------------- threads
+
+THREADS_SCRIPT = """
+import sys
+import numpy as np
+from minigpt import kernels
+rng = np.random.default_rng(3)
+q, k, v, dout = (rng.standard_normal((2, 3, 33, 80)).astype(np.float32) for _ in range(4))
+out, lse = kernels.attention_forward(q, k, v, 0.1, 99, backend="cpu")
+dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, 0.1, 99, backend="cpu")
+np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], q=q, k=k, v=v, dout=dout,
+         out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+"""
+
+
+def run_with_threads(script, threads, tmp_path):
+    """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved."""
+    path = tmp_path / f"threads{threads}.npz"
+    package_root = os.path.dirname(os.path.dirname(kernels.__file__))  # so the child imports this minigpt
+    pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
+    # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
+    result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return dict(np.load(path))
+
+
+@requires_core
+def test_core_same_result_on_1_and_2_threads(tmp_path):
+    one, two = (run_with_threads(THREADS_SCRIPT, threads, tmp_path) for threads in (1, 2))
+    if kernels.core_info()["openmp"]:
+        assert (int(one["num_threads"]), int(two["num_threads"])) == (1, 2)
+    names = ("out", "lse", "dq", "dk", "dv")
+    reference = reference64(one["q"], one["k"], one["v"], one["dout"], 0.1, 99)
+    assert_matches_reference([one[name] for name in names], reference)
+    # each row (forward) and each (b, h) slice (backward) is summed by one thread in one order
+    for name in names:
+        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+Q = np.ones((1, 2, 3, 4), dtype=np.float32)  # (B, NH, T, hs)
+LSE = np.ones((1, 2, 3), dtype=np.float32)  # (B, NH, T)
+
+BAD_FORWARD = [  # (q, k, v, dropout_p), the error, words the message must contain
+    ((Q.astype(np.float64), Q, Q, 0.0), TypeError, "q must be float32, got float64"),
+    ((Q, Q.astype(np.int32), Q, 0.0), TypeError, "k must be float32, got int32"),
+    ((Q, Q, np.ones((1, 2, 3, 8), np.float32)[..., ::2], 0.0), TypeError, "v must be C-contiguous"),
+    ((Q, Q.transpose(0, 1, 3, 2), Q, 0.0), TypeError, "k must be C-contiguous"),
+    ((Q[0], Q[0], Q[0], 0.0), ValueError, r"q must be 4-D \(B, NH, T, hs\), got shape \(2, 3, 4\)"),
+    ((Q, Q[:, :, :2].copy(), Q, 0.0), ValueError, r"k must have the shape of q \(1, 2, 3, 4\), got \(1, 2, 2, 4\)"),
+    ((Q, Q, Q[..., :3].copy(), 0.0), ValueError, "v must have the shape of q"),
+    ((Q[..., :0], Q[..., :0], Q[..., :0], 0.0), ValueError, "head size hs"),
+    ((Q, Q, Q, -0.1), ValueError, r"dropout_p must be in \[0, 1\), got -0.1"),
+    ((Q, Q, Q, 1.0), ValueError, r"dropout_p must be in \[0, 1\), got 1.0"),
+    ((Q, Q, Q, float("nan")), ValueError, "dropout_p must be in"),
+]
+
+
+@requires_core
+@pytest.mark.parametrize("args, error, message", BAD_FORWARD)
+def test_core_forward_rejects_bad_input(args, error, message):
+    with pytest.raises(error, match=message):
+        kernels.attention_forward(*args, seed=0, backend="cpu")
+    out, _ = kernels.attention_forward(Q, Q, Q, backend="cpu")  # the process survives
+    np.testing.assert_array_equal(out, Q)
+
+
+BAD_BACKWARD = [  # (dout, q, k, v, out, lse, dropout_p), the error, words the message must contain
+    ((Q.astype(np.float64), Q, Q, Q, Q, LSE, 0.0), TypeError, "dout must be float32, got float64"),
+    ((Q, Q, Q, Q, Q, LSE.astype(np.float64), 0.0), TypeError, "lse must be float32, got float64"),
+    ((Q, Q, Q, Q, Q.transpose(0, 1, 3, 2), LSE, 0.0), TypeError, "out must be C-contiguous"),
+    ((Q[:, :1].copy(), Q, Q, Q, Q, LSE, 0.0), ValueError, "dout must have the shape of q"),
+    ((Q, Q, Q, Q, Q[..., :2].copy(), LSE, 0.0), ValueError, "out must have the shape of q"),
+    ((Q, Q, Q, Q, Q, LSE[..., :2].copy(), 0.0), ValueError, r"lse must have shape \(B, NH, T\) = \(1, 2, 3\)"),
+    ((Q, Q, Q, Q, Q, LSE[None], 0.0), ValueError, "lse must have shape"),
+    ((Q, Q, Q, Q, Q, LSE, 1.5), ValueError, "dropout_p must be in"),
+]
+
+
+@requires_core
+@pytest.mark.parametrize("args, error, message", BAD_BACKWARD)
+def test_core_backward_rejects_bad_input(args, error, message):
+    with pytest.raises(error, match=message):
+        kernels.attention_backward(*args, seed=0, backend="cpu")
+    dq, dk, dv = kernels.attention_backward(Q, Q, Q, Q, Q, LSE, backend="cpu")  # the process survives
+    assert dq.shape == dk.shape == dv.shape == Q.shape
