@@ -37,7 +37,8 @@ def blas_description():
     except ImportError:
         return "unknown (pip install threadpoolctl to see it)"
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} x{i['num_threads']}" for i in blas)
+    return ", ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} x{i['num_threads']}"
+                     for i in blas)
 
 
 def matmul_cases(quick):

@@ -4,6 +4,8 @@ from minigpt import kernels, layers
 from minigpt.config import PRESETS, GPTConfig
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
+from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
 __version__ = "0.1.0"
-__all__ = ["GPT", "GPTConfig", "PRESETS", "AdamW", "clip_grad_norm", "cosine_lr", "kernels", "layers"]
+__all__ = ["GPT", "GPTConfig", "PRESETS", "AdamW", "clip_grad_norm", "cosine_lr", "BPETokenizer", "CharTokenizer",
+           "kernels", "layers"]

@@ -16,7 +16,8 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX):
     """
     V = logits.shape[-1]
     if targets.shape != logits.shape[:-1]:
-        raise ValueError(f"cross_entropy: targets {targets.shape} must match logits {logits.shape} without the last axis")
+        raise ValueError(f"cross_entropy: targets {targets.shape} must match logits {logits.shape} "
+                         "without the last axis")
     if not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got {targets.dtype}")
     valid = targets != ignore_index

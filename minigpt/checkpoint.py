@@ -1,0 +1,119 @@
+"""Checkpoints: everything needed to continue a run or to use its model, with no pickle anywhere.
+
+A checkpoint is a folder out/ckpt-<step>/ holding
+    model.safetensors       the weights, under their GPT-2 names
+    optimizer.safetensors   AdamW's moments m.<name>, v.<name> (absent for weights-only saves)
+    checkpoint.json         config, dtype, tokenizer, step, optimizer settings, random-generator
+                            states, the run's arguments and its latest metrics
+It is written into a temporary folder and renamed into place: a rename is atomic, so an
+interrupted save leaves the previous checkpoints intact and never a half-written one. Every
+saved step is kept (zero-shot curves over pre-training read them) unless the caller prunes.
+"""
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from minigpt.config import GPTConfig
+from minigpt.data import atomic_write_bytes
+from minigpt.model import GPT
+from minigpt.safetensors import load_file, save_file
+
+FORMAT = "minigpt-checkpoint"
+STEP_DIR = re.compile(r"^ckpt-(\d+)$")
+
+
+def save_checkpoint(out_dir, model, step, tokenizer=None, optimizer=None, extra=None):
+    """Write out_dir/ckpt-<step>/ atomically; return its path. extra: JSON-serialisable dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"ckpt-{step:07d}"
+    tmp = out_dir / f".tmp-ckpt-{step:07d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(model.params, tmp / "model.safetensors")
+    info = {"format": FORMAT, "version": 1, "step": int(step), "config": model.config.to_dict(),
+            "dtype": np.dtype(model.dtype).name, "tokenizer": tokenizer.to_dict() if tokenizer else None,
+            **(extra or {})}
+    if optimizer is not None:
+        moments = {f"m.{k}": v for k, v in optimizer.m.items()} | {f"v.{k}": v for k, v in optimizer.v.items()}
+        save_file(moments, tmp / "optimizer.safetensors")
+        info["optimizer"] = {"t": optimizer.t, "lr": optimizer.lr, "betas": list(optimizer.betas),
+                             "eps": optimizer.eps, "weight_decay": optimizer.weight_decay}
+    atomic_write_bytes(tmp / "checkpoint.json", json.dumps(info, indent=1).encode())
+    if final.exists():  # saving the same step again: move the old one aside first
+        old = out_dir / f".old-{final.name}-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+    return final
+
+
+def list_checkpoints(out_dir):
+    """[(step, path)] of the complete checkpoints in out_dir, oldest first."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    found = []
+    for path in out_dir.iterdir():
+        match = STEP_DIR.match(path.name)
+        if match and (path / "checkpoint.json").exists():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def resolve_checkpoint(path):
+    """A checkpoint folder itself, or the latest checkpoint inside a run's output folder."""
+    path = Path(path)
+    if (path / "checkpoint.json").exists():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        raise FileNotFoundError(f"no checkpoint in {path} (expected checkpoint.json, or ckpt-<step>/ folders)")
+    return found[-1][1]
+
+
+def read_info(path):
+    path = resolve_checkpoint(path)
+    try:
+        info = json.loads((path / "checkpoint.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path / 'checkpoint.json'} is corrupted ({e})") from None
+    if info.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a minigpt checkpoint")
+    return path, info
+
+
+def load_weights(model, tensors, source="checkpoint"):
+    """Copy {name: array} into the model's parameters in place, checking names and shapes first."""
+    missing = sorted(set(model.params) - set(tensors))
+    unexpected = sorted(set(tensors) - set(model.params))
+    if missing or unexpected:
+        raise ValueError(f"{source} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, value in tensors.items():
+        if value.shape != model.params[name].shape:
+            raise ValueError(f"{source}: {name} has shape {value.shape}, the model expects {model.params[name].shape}")
+    for name, value in tensors.items():
+        model.params[name][...] = value
+
+
+def load_model(path, backend="numpy", dtype=None):
+    """(model, info) from a checkpoint folder or a run folder (its latest checkpoint)."""
+    path, info = read_info(path)
+    model = GPT(GPTConfig(**info["config"]), dtype=dtype or info["dtype"], backend=backend)
+    load_weights(model, load_file(path / "model.safetensors"), source=str(path))
+    return model, info
+
+
+def load_optimizer_state(optimizer, path, info):
+    """Restore AdamW's moments and step count from a checkpoint written with an optimizer."""
+    moments = load_file(Path(path) / "optimizer.safetensors")
+    for name in optimizer.m:
+        optimizer.m[name][...] = moments[f"m.{name}"]
+        optimizer.v[name][...] = moments[f"v.{name}"]
+    optimizer.t = info["optimizer"]["t"]

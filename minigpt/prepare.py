@@ -1,0 +1,69 @@
+"""Turning a corpus into training data: split it, build the tokenizer, encode both splits once.
+
+The encoded splits are token files in <out>/data/ (see data.py), reused by later runs and by
+--resume as long as the source text and the tokenizer settings are unchanged (a fingerprint of
+both is stored with them).
+"""
+import hashlib
+import json
+from pathlib import Path
+
+from minigpt.corpus import shakespeare_splits
+from minigpt.data import meta_path, read_text, write_token_file
+from minigpt.tokenizer import BPETokenizer, CharTokenizer, find_gpt2_files, load_tokenizer
+
+TOKENIZERS = ("char", "bpe", "gpt2")
+
+
+def split_text(cfg):
+    """(train_text, val_text): the held-out plays for the default corpus, else the last val_fraction."""
+    if cfg.data == "shakespeare":
+        return shakespeare_splits()
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {cfg.val_fraction}")
+    text = read_text(cfg.data)
+    cut = int(len(text) * (1.0 - cfg.val_fraction))
+    return text[:cut], text[cut:]
+
+
+def build_tokenizer(kind, train_text, val_text, vocab_size):
+    if kind == "char":
+        # nanoGPT's character vocabulary covers the whole text, so validation has no unknown characters
+        return CharTokenizer.train(train_text + val_text)
+    if kind == "bpe":
+        print(f"minigpt: training a {vocab_size}-token byte-level BPE on {len(train_text):,} characters ...",
+              flush=True)
+        return BPETokenizer.train(train_text, vocab_size)  # with <|endoftext|> as its last id
+    if kind == "gpt2":
+        return BPETokenizer.from_gpt2_files(*find_gpt2_files())
+    raise ValueError(f"unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}")
+
+
+def fingerprint(train_text, val_text, cfg):
+    h = hashlib.sha256()
+    for part in (train_text, val_text, cfg.tokenizer, str(cfg.vocab_size)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def prepare_data(cfg, out):
+    """(tokenizer, train token file, val token file) for a run's settings, encoding only when needed."""
+    folder = Path(out) / "data"
+    train_path, val_path, tok_path = folder / "train.bin", folder / "val.bin", folder / "tokenizer.json"
+    train_text, val_text = split_text(cfg)
+    if not train_text.strip() or not val_text.strip():
+        raise ValueError("the training or validation text is empty; use more text or another --val-fraction")
+    key = fingerprint(train_text, val_text, cfg)
+    if all(p.exists() for p in (train_path, val_path, tok_path, meta_path(val_path))):
+        if json.loads(meta_path(val_path).read_text()).get("fingerprint") == key:
+            return load_tokenizer(tok_path), train_path, val_path
+    tokenizer = build_tokenizer(cfg.tokenizer, train_text, val_text, cfg.vocab_size)
+    print(f"minigpt: encoding {len(train_text) + len(val_text):,} characters with a "
+          f"{tokenizer.vocab_size}-token {cfg.tokenizer} tokenizer ...", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"fingerprint": key, "tokenizer": cfg.tokenizer, "source": cfg.data}
+    write_token_file(train_path, tokenizer.encode(train_text), tokenizer.vocab_size, meta)
+    tokenizer.save(tok_path)
+    write_token_file(val_path, tokenizer.encode(val_text), tokenizer.vocab_size, meta)  # last: marks completion
+    return tokenizer, train_path, val_path

@@ -1,0 +1,254 @@
+"""Generative pre-training (Radford et al. 2018, sec. 3.1): maximise the likelihood of the next token.
+
+The loop, in the order a step runs:
+    lr      linear warmup, then cosine decay to min_lr (optim.cosine_lr)
+    grads   forward + backward on grad_accum micro-batches, averaged
+    clip    global gradient norm at most grad_clip
+    update  AdamW
+Every eval_interval steps: the loss on train and validation batches, a checkpoint, a metrics
+line. Ctrl-C finishes the current step, saves a checkpoint and exits; a second Ctrl-C stops at
+once. A resumed run continues the same random streams, so its losses equal an uninterrupted run's.
+"""
+import json
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from minigpt import kernels
+from minigpt.checkpoint import list_checkpoints, load_optimizer_state, load_weights, read_info, save_checkpoint
+from minigpt.config import GPTConfig
+from minigpt.data import get_batch, open_token_file
+from minigpt.model import GPT
+from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
+from minigpt.prepare import prepare_data
+from minigpt.safetensors import load_file
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a pre-training run; `minigpt pretrain --help` documents each one."""
+    data: str = "shakespeare"
+    tokenizer: str = "char"
+    vocab_size: int = 4096  # for tokenizer="bpe"
+    val_fraction: float = 0.1  # for --data: the last fraction of the text is validation
+    preset: str = ""
+    arch: str = "gpt2"
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    batch_size: int = 12
+    grad_accum: int = 1
+    max_iters: int = 2000
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int = 2000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_iters: int = 20
+    backend: str = "cpu"
+    seed: int = 0
+    out: str = "out"
+    metrics_out: str = ""
+    sample_tokens: int = 500
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def model_config(cfg, vocab_size):
+    if cfg.preset:
+        return GPTConfig.preset(cfg.preset, vocab_size=vocab_size, block_size=cfg.block_size, dropout=cfg.dropout)
+    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, arch=cfg.arch)
+
+
+def flops_per_token(model):
+    """Training FLOPs per token, forward and backward: 6N + 12 L C T (the PaLM / nanoGPT estimate)."""
+    c = model.config
+    n = model.num_params() - model.params["wpe.weight"].size
+    return 6 * n + 12 * c.n_layer * c.n_embd * c.block_size
+
+
+def estimate_loss(model, tokens, cfg, step):
+    """Mean loss over eval_iters batches. The batches depend on the step alone, not on the
+    training stream, so evaluating never changes what training sees (and a resume matches)."""
+    rng = np.random.default_rng([cfg.seed, 2, step])
+    losses = [model.forward(*get_batch(tokens, cfg.batch_size, cfg.block_size, rng), train=False)[1]
+              for _ in range(cfg.eval_iters)]
+    return float(np.mean(losses))
+
+
+class StopRequest:
+    """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nminigpt: Ctrl-C: finishing this step, saving a checkpoint (Ctrl-C again to abort)", flush=True)
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+class Run:
+    """A pre-training run: its settings, data, model, optimizer, random streams and metrics file."""
+
+    def __init__(self, cfg, resume=False):
+        self.out = Path(cfg.out)
+        if resume:
+            cfg = self.restore_settings(cfg)
+        self.cfg = cfg
+        self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
+        self.train_tokens, _ = open_token_file(train_path)
+        self.val_tokens, _ = open_token_file(val_path)
+        self.model = GPT(model_config(cfg, self.tokenizer.vocab_size), seed=cfg.seed, backend=cfg.backend)
+        self.opt = AdamW(self.model, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
+                         weight_decay=cfg.weight_decay)
+        self.data_rng = np.random.default_rng([cfg.seed, 1])
+        self.step = 0
+        if resume:
+            self.restore_state()
+
+    def restore_settings(self, cfg):
+        _, info = read_info(self.out)
+        saved = TrainConfig.from_dict(info["train_config"])
+        saved.max_iters = max(saved.max_iters, cfg.max_iters)  # resuming may extend the run
+        saved.backend, saved.metrics_out = cfg.backend, cfg.metrics_out or saved.metrics_out
+        return saved
+
+    def restore_state(self):
+        path, info = read_info(self.out)
+        load_weights(self.model, load_file(path / "model.safetensors"), source=str(path))
+        load_optimizer_state(self.opt, path, info)
+        self.step = info["step"]
+        self.data_rng.bit_generator.state = info["rng"]["data"]
+        self.model.dropout_rng.bit_generator.state = info["rng"]["dropout"]
+        print(f"minigpt: resumed from {path} at step {self.step}")
+
+    def save(self, metrics):
+        extra = {"train_config": asdict(self.cfg), "metrics": metrics,
+                 "rng": {"data": self.data_rng.bit_generator.state,
+                         "dropout": self.model.dropout_rng.bit_generator.state}}
+        return save_checkpoint(self.out, self.model, self.step, self.tokenizer, self.opt, extra)
+
+    def train_step(self):
+        cfg, model = self.cfg, self.model
+        lr = cosine_lr(self.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)
+        model.zero_grad()
+        loss = 0.0
+        for _ in range(cfg.grad_accum):
+            x, y = get_batch(self.train_tokens, cfg.batch_size, cfg.block_size, self.data_rng)
+            loss += model.forward(x, y, train=True)[1] / cfg.grad_accum
+            model.backward()
+        if cfg.grad_accum > 1:
+            for g in model.grads.values():
+                g /= cfg.grad_accum  # the mean over micro-batches, as one big batch would give
+        norm = clip_grad_norm(model.grads, cfg.grad_clip) if cfg.grad_clip > 0 else float("nan")
+        self.opt.step(lr)
+        self.step += 1
+        return loss, lr, norm
+
+    def evaluate(self):
+        return {"step": self.step, "train_loss": estimate_loss(self.model, self.train_tokens, self.cfg, self.step),
+                "val_loss": estimate_loss(self.model, self.val_tokens, self.cfg, self.step)}
+
+
+def banner(run):
+    cfg, model = run.cfg, run.model
+    backend = cfg.backend
+    if backend == "cpu":
+        info = kernels.core_info()
+        backend = f"cpu (C++ kernels, {info['num_threads']} threads, SIMD {info['simd']})"
+    c = model.config
+    print(f"minigpt: backend {backend}; model {c.arch} {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
+          f"context {c.block_size}, vocab {c.vocab_size}: {model.num_params():,} parameters")
+    print(f"minigpt: {len(run.train_tokens):,} training tokens, {len(run.val_tokens):,} validation tokens; "
+          f"{cfg.max_iters} steps of {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens; out {run.out}")
+
+
+def train(cfg, resume=False, progress=True):
+    """Run (or resume) pre-training; return the final metrics dict."""
+    from tqdm import tqdm  # imported here so the library imports without it
+
+    if resume and not list_checkpoints(cfg.out):
+        raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
+    run = Run(cfg, resume)
+    cfg = run.cfg
+    banner(run)
+    metrics_path = run.out / "metrics.jsonl"
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    record = {"step": run.step}
+    started, timed_tokens, timed_seconds = time.perf_counter(), 0, 0.0
+    bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not progress, dynamic_ncols=True)
+    with StopRequest() as stop, open(metrics_path, "a") as log:
+        while run.step < cfg.max_iters and not stop.requested:
+            t0 = time.perf_counter()
+            loss, lr, norm = run.train_step()
+            dt = time.perf_counter() - t0
+            if run.step > 1:  # the first step pays one-time costs (page faults, thread start)
+                timed_tokens, timed_seconds = timed_tokens + tokens_per_step, timed_seconds + dt
+            tokens_per_s = timed_tokens / timed_seconds if timed_seconds else tokens_per_step / dt
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+            bar.update(1)
+            record = {"step": run.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_per_s": tokens_per_s,
+                      "gflops": tokens_per_s * flops_per_token(run.model) / 1e9}
+            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stop.requested:
+                record.update(run.evaluate())
+                bar.write(f"step {run.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
+                run.save(record)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+    bar.close()
+    final = {"train_loss": record.get("train_loss"), "val_loss": record.get("val_loss"), "iters": run.step,
+             "tokens_per_s": timed_tokens / timed_seconds if timed_seconds else None,
+             "wall_s": time.perf_counter() - started, "interrupted": stop.requested,
+             "checkpoint": str(list_checkpoints(run.out)[-1][1]) if list_checkpoints(run.out) else None}
+    if cfg.metrics_out:
+        Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+    plot_losses(metrics_path, run.out / "loss.png")
+    return run, final
+
+
+def plot_losses(metrics_path, png_path):
+    """A loss-curve PNG when matplotlib is installed (pip install "minigpt[plot]"); skipped otherwise."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8, alpha=0.6, label="train (batch)")
+    evals = [r for r in rows if "val_loss" in r]
+    ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path

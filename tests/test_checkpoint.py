@@ -1,0 +1,80 @@
+"""Checkpoints: what is saved comes back, saves are atomic, and mismatched or corrupted files are refused."""
+import json
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt.checkpoint import list_checkpoints, load_model, load_optimizer_state, read_info, save_checkpoint
+from minigpt.tokenizer import CharTokenizer
+
+
+def tiny_model(n_embd=8):
+    cfg = minigpt.GPTConfig(vocab_size=11, block_size=6, n_layer=1, n_head=2, n_embd=n_embd)
+    return minigpt.GPT(cfg, seed=0)
+
+
+def trained(model):
+    opt = minigpt.AdamW(model, lr=1e-2)
+    model.forward(np.array([[1, 2, 3]]), np.array([[2, 3, 4]]))
+    model.zero_grad()
+    model.backward()
+    opt.step()
+    return opt
+
+
+def test_weights_optimizer_and_tokenizer_round_trip(tmp_path):
+    model = tiny_model()
+    opt = trained(model)
+    tok = CharTokenizer.train("abcdefghijk")
+    path = save_checkpoint(tmp_path, model, 7, tok, opt, extra={"note": "hi"})
+    assert path.name == "ckpt-0000007"
+    loaded, info = load_model(tmp_path)
+    assert info["step"] == 7 and info["note"] == "hi" and info["tokenizer"] == tok.to_dict()
+    for name, value in model.params.items():
+        assert np.array_equal(loaded.params[name], value)
+    opt2 = minigpt.AdamW(loaded, lr=1e-2)
+    load_optimizer_state(opt2, path, info)
+    assert opt2.t == opt.t and all(np.array_equal(opt2.m[k], opt.m[k]) for k in opt.m)
+
+
+def test_every_step_is_kept_and_the_latest_is_found(tmp_path):
+    model = tiny_model()
+    for step in (5, 10, 15):
+        save_checkpoint(tmp_path, model, step)
+    save_checkpoint(tmp_path, model, 10)  # the same step again replaces it
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 10, 15]
+    assert read_info(tmp_path)[1]["step"] == 15
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path):
+    save_checkpoint(tmp_path, tiny_model(), 5)
+    (tmp_path / ".tmp-ckpt-0000010-123").mkdir()  # what an interrupted save leaves behind
+    (tmp_path / ".tmp-ckpt-0000010-123" / "model.safetensors").write_bytes(b"partial")
+    assert read_info(tmp_path)[1]["step"] == 5
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    save_checkpoint(tmp_path, tiny_model(n_embd=8), 1)
+    path, info = read_info(tmp_path)
+    info["config"]["n_embd"] = 16  # the config says one thing, the weights another
+    (path / "checkpoint.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="shape"):
+        load_model(tmp_path)
+
+
+def test_corrupted_checkpoint_gives_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path, tiny_model(), 1)
+    (path / "checkpoint.json").write_text("{broken")
+    with pytest.raises(ValueError, match="corrupted"):
+        load_model(tmp_path)
+    path = save_checkpoint(tmp_path, tiny_model(), 2)
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupted"):
+        load_model(tmp_path)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_model(tmp_path)
