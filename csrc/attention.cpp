@@ -1,143 +1,256 @@
-// Causal scaled-dot-product attention with attention dropout, forward and backward, one row of
-// the (T, T) weight matrix at a time, so extra memory is O(T) per thread, never T x T.
+// Causal scaled-dot-product attention with attention dropout, forward and backward, in the style of
+// FlashAttention (Dao et al. 2022, https://arxiv.org/abs/2205.14135) and FlashAttention-2 (Dao 2023,
+// https://arxiv.org/abs/2307.08691): the (T, T) weight matrix never exists, not even one row of it.
+// attention_naive.cpp computes the same thing one row at a time and is the version to read first.
 //
-// Follows attention_forward / attention_backward in minigpt/kernels.py: weights
-// P = softmax(mask(q k^T / sqrt(hs))), out = (P * keep / (1 - p)) @ v. The forward saves only the
-// log-sum-exp of each row; the backward rebuilds P from it and the dropout mask from (seed,
-// position), the idea of FlashAttention (Dao et al. 2022, https://arxiv.org/abs/2205.14135)
-// without its tiling, which a later version adds.
-#include <algorithm>
+// Forward, for one tile of Br queries: walk the key tiles left of the diagonal, compute the tile of
+// scores, and keep per query a running max m and a running sum l of exp(score - m) (the online
+// softmax, Milakov & Gimelshein 2018, https://arxiv.org/abs/1805.02867). When a new tile raises the
+// max, what was summed so far is rescaled by exp(m_old - m_new). At the end out = acc / l and
+// lse = m + log(l), the only statistic saved: O(B * NH * T) floats.
+//
+// Backward, for one (b, h): walk the key tiles j, and for each the query tiles i at or below the
+// diagonal; rebuild P = exp(S - lse) tile by tile, and with D = rowsum(dout * out) (which equals
+// rowsum(P * dP)) get dS = P * (dP - D). dk_j and dv_j sum over the query tiles, dq_i over the key
+// tiles; one thread owns the whole (b, h), so neither races.
+//
+// Causality costs nothing where it is not needed: key tiles wholly right of the diagonal are never
+// visited, only tiles that cross the diagonal are masked, and the tile products skip the masked
+// micro-tiles (see Trim in attention_ops.h). Dropout uses the counter-based mask of
+// attention_ops.h, computed only when p > 0.
+//
+// The tile products, exp and softmax steps come from a table of SIMD operations chosen at run time
+// (attention_ops.h): AVX-512, AVX2 or portable C++. Results do not depend on the thread count: each
+// output is summed by one thread in one order.
 #include <cmath>
-#include <vector>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 
+#include "attention_ops.h"
 #include "kernels.h"
 
-static inline float dot(const float* a, const float* b, int64_t n) {
-    float sum = 0.0f;
-    #pragma omp simd reduction(+ : sum)  // lets the compiler vectorise the sum by reordering it
-    for (int64_t c = 0; c < n; c++) { sum += a[c] * b[c]; }
-    return sum;
+namespace attention {
+
+const TileOps& select_tile_ops() {
+    const char* env = std::getenv("MINIGPT_SIMD");
+    const std::string wanted = env ? env : "";
+#if defined(__x86_64__)
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if ((wanted.empty() || wanted == "avx512") && avx512) { return tile_ops_avx512(); }
+    if ((wanted.empty() || wanted == "avx2") && avx2) { return tile_ops_avx2(); }
+#endif
+    if (wanted.empty() || wanted == "portable") { return tile_ops_portable(); }
+    throw std::invalid_argument("MINIGPT_SIMD=" + wanted + " is not a SIMD path this CPU runs; use avx512, avx2 "
+                                "or portable (what the CPU supports), or unset it for the fastest");
 }
 
-// ----------------------------------------------------------------------------- dropout mask
+}  // namespace attention
 
-// The finaliser of splitmix64 (Steele, Lea & Flood 2014): a bijection on uint64 whose output bits
-// all depend on all input bits. Unsigned arithmetic wraps modulo 2^64, as in the NumPy version.
-static inline uint64_t splitmix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+using attention::kKeyTile;
+using attention::kQueryTile;
+using attention::TileOps;
+using attention::Trim;
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// A thread's scratch floats, zero-filled and aligned to 64 bytes (a cache line, an AVX-512 vector).
+struct Scratch {
+    struct Free { void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); } };
+    std::unique_ptr<float[], Free> buffer;
+    explicit Scratch(int64_t n)
+        : buffer(static_cast<float*>(::operator new[](sizeof(float) * std::max<int64_t>(n, 1), std::align_val_t(64)))) {
+        std::fill_n(buffer.get(), std::max<int64_t>(n, 1), 0.0f);
+    }
+    float* get() const { return buffer.get(); }
+};
+
+// Everything a tile needs to know about the call.
+struct Problem {
+    int64_t T, hs;
+    float scale, c2;  // 1/sqrt(hs) and log2(e)/sqrt(hs): exp(s * scale) = 2^(s * c2)
+    bool dropout;
+    uint64_t seed, threshold;
+    float keep_scale;  // 1 / (1 - p), inverted dropout
+};
+
+Problem make_problem(int64_t T, int64_t hs, double dropout_p, uint64_t seed) {
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
+    return {T, hs, scale, scale * kLog2e, dropout_p > 0.0, seed, attention::dropout_threshold(dropout_p),
+            static_cast<float>(1.0 / (1.0 - dropout_p))};
 }
 
-// Weights are dropped when the top 24 bits of the hash fall below p * 2^24.
-static inline uint64_t dropout_threshold(double p) {
-    return std::min(static_cast<uint64_t>(p * 16777216.0), uint64_t{1} << 24);
-}
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Whether weight (bh, i, j) of the (B * NH, T, T) weights survives dropout: a pure function of the
-// seed and the weight's flat index (plus one, as in dropout_keep_mask in kernels.py), so the
-// backward regenerates exactly the forward's mask and both backends drop the same weights.
-static inline bool dropout_keep(uint64_t seed, uint64_t threshold, int64_t bh, int64_t i, int64_t j,
-                                int64_t T) {
-    const uint64_t counter = (static_cast<uint64_t>(bh * T + i) * T + j) + 1;
-    return (splitmix64(seed + counter * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+// In a tile of scores s^T (nk x Br) whose key j0 + r and query i0 + c cross the diagonal, set the
+// entries of keys after their query (c < r + diag, diag = j0 - i0) to -inf: exp gives exactly 0.
+void mask_future(float* s, int64_t nk, int64_t diag) {
+    for (int64_t r = 0; r < nk; r++) {
+        std::fill_n(s + r * kQueryTile, std::clamp<int64_t>(r + diag, 0, kQueryTile), -INFINITY);
+    }
 }
 
 // ----------------------------------------------------------------------------- forward
 
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed) {
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
-    const bool dropout = dropout_p > 0.0;
-    const uint64_t threshold = dropout_threshold(dropout_p);
-    const float keep_scale = static_cast<float>(1.0 / (1.0 - dropout_p));  // inverted dropout
-    #pragma omp parallel
-    {
-        std::vector<float> att(T);  // this thread's row of weights: O(T), never T x T
-        // Every (b, h, i) row is independent: spread all B * NH * T of them over the threads.
-        #pragma omp for
-        for (int64_t row = 0; row < B * NH * T; row++) {
-            const int64_t bh = row / T, i = row % T;
-            const float* q_i = q + row * hs;     // (hs,)
-            const float* k_bh = k + bh * T * hs;  // (T, hs)
-            const float* v_bh = v + bh * T * hs;  // (T, hs)
-            float* out_i = out + row * hs;        // (hs,)
+struct ForwardScratch {
+    Scratch qt, s, keep, m2, l, alpha;
+    explicit ForwardScratch(int64_t hs)
+        : qt(hs * kQueryTile), s(kKeyTile * kQueryTile), keep(kKeyTile * kQueryTile), m2(kQueryTile),
+          l(kQueryTile), alpha(kQueryTile) {}
+};
 
-            // 1. scaled scores of the keys this query may see (causal: j <= i) and their max;
-            //    keys j > i get weight exactly 0, so they are never touched.
-            float maxval = -INFINITY;
-            for (int64_t j = 0; j <= i; j++) {
-                att[j] = dot(q_i, k_bh + j * hs, hs) * scale;
-                maxval = std::max(maxval, att[j]);
-            }
-            // 2. stable softmax: exp(s - max) <= 1 cannot overflow; lse = max + log(sum) is the
-            //    row's log-normaliser, saved so the backward can rebuild P = exp(s - lse).
-            float sum = 0.0f;
-            for (int64_t j = 0; j <= i; j++) {
-                att[j] = std::exp(att[j] - maxval);
-                sum += att[j];
-            }
-            lse[row] = maxval + std::log(sum);
-            const float norm = 1.0f / sum;
-
-            // 3. out_i = sum_j P_ij * keep_ij / (1 - p) * v_j
-            for (int64_t c = 0; c < hs; c++) { out_i[c] = 0.0f; }
-            for (int64_t j = 0; j <= i; j++) {
-                float w = att[j] * norm;
-                if (dropout) { w *= dropout_keep(seed, threshold, bh, i, j, T) ? keep_scale : 0.0f; }
-                const float* v_j = v_bh + j * hs;  // (hs,)
-                for (int64_t c = 0; c < hs; c++) { out_i[c] += w * v_j[c]; }
-            }
+// out and lse of queries i0 .. i0 + nq - 1 of one (b, h); q, k, v, out point at its (T, hs) slices.
+void forward_query_tile(const TileOps& ops, const Problem& pr, float* out, float* lse, const float* q,
+                        const float* k, const float* v, int64_t bh, int64_t i0, ForwardScratch& sc) {
+    const int64_t T = pr.T, hs = pr.hs, nq = std::min(kQueryTile, T - i0);
+    float *qt = sc.qt.get(), *s = sc.s.get(), *m2 = sc.m2.get(), *l = sc.l.get(), *alpha = sc.alpha.get();
+    float* o = out + i0 * hs;  // (nq, hs): the accumulator is the output itself
+    // Q_i^T (hs, Br), zero past the last query: padded queries get finite, unused scores
+    if (nq < kQueryTile) { std::fill_n(qt, hs * kQueryTile, 0.0f); }
+    ops.transpose(qt, kQueryTile, q + i0 * hs, hs, nq, hs);
+    std::fill_n(m2, kQueryTile, -INFINITY);
+    std::fill_n(l, kQueryTile, 0.0f);
+    for (int64_t j0 = 0; j0 < i0 + nq; j0 += kKeyTile) {  // keys after the last query are never visited
+        const int64_t nk = std::min(kKeyTile, T - j0), diag = j0 - i0;
+        // s^T (nk, Br) = K_j (nk, hs) @ Q_i^T (hs, Br); keys after every query of a row block are skipped
+        ops.gemm(s, kQueryTile, k + j0 * hs, hs, 1, qt, kQueryTile, nk, kQueryTile, hs, false, nullptr, Trim::n_before,
+                 diag);
+        if (diag + nk - 1 > 0) { mask_future(s, nk, diag); }
+        ops.softmax_update(s, nk, m2, l, alpha, pr.c2);  // s^T becomes exp(S - m): P~^T
+        if (pr.dropout) {  // l has summed the undropped weights; only out sees the mask
+            ops.dropout_tile(sc.keep.get(), nk, pr.seed, pr.threshold, 1.0f, bh, T, i0, j0);
+            ops.mul(s, s, sc.keep.get(), nk * kQueryTile);
         }
+        // O (nq, hs) = diag(alpha) O + P~ (nq, nk) @ V_j (nk, hs): the old sum rescaled to the new max,
+        // plus this tile's, reading P~ from s^T transposed in place. The first tile writes O afresh.
+        ops.gemm(o, hs, s, 1, kQueryTile, v + j0 * hs, hs, nq, hs, nk, j0 > 0, alpha, Trim::k_after, -diag);
     }
+    for (int64_t c = 0; c < nq; c++) {
+        alpha[c] = pr.keep_scale / l[c];
+        lse[i0 + c] = (m2[c] + std::log2(l[c])) * kLn2;  // back from log2 units
+    }
+    ops.scale_rows(o, hs, nq, hs, alpha);
 }
 
 // ----------------------------------------------------------------------------- backward
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        const float* k, const float* v, const float* out, const float* lse,
-                        int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p,
-                        uint64_t seed) {
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
-    const bool dropout = dropout_p > 0.0;
-    const uint64_t threshold = dropout_threshold(dropout_p);
-    const float keep_scale = static_cast<float>(1.0 / (1.0 - dropout_p));
-    // dk_j and dv_j sum over all queries i >= j, so one thread owns a whole (b, h) slice: the
-    // += below then never race, and each sum runs in the same order whatever the thread count.
-    #pragma omp parallel for
-    for (int64_t bh = 0; bh < B * NH; bh++) {
-        const int64_t off = bh * T * hs;
-        const float *q_bh = q + off, *k_bh = k + off, *v_bh = v + off;  // (T, hs) each
-        const float *dout_bh = dout + off, *out_bh = out + off;         // (T, hs) each
-        float *dq_bh = dq + off, *dk_bh = dk + off, *dv_bh = dv + off;  // (T, hs) each
-        for (int64_t i = 0; i < T; i++) {
-            const float* q_i = q_bh + i * hs;        // (hs,)
-            const float* dout_i = dout_bh + i * hs;  // (hs,)
-            float* dq_i = dq_bh + i * hs;            // (hs,)
-            const float lse_i = lse[bh * T + i];
-            // The softmax backward needs D_i = sum_j dP_ij * P_ij, which equals dot(dout_i, out_i):
-            // a length-hs dot product instead of a pass over the row.
-            const float D_i = dot(dout_i, out_bh + i * hs, hs);
-            for (int64_t j = 0; j <= i; j++) {
-                const float* k_j = k_bh + j * hs;  // (hs,)
-                const float* v_j = v_bh + j * hs;  // (hs,)
-                float* dk_j = dk_bh + j * hs;      // (hs,)
-                float* dv_j = dv_bh + j * hs;      // (hs,)
-                // rebuild the weight from the saved log-sum-exp, and its dropout factor
-                const float P_ij = std::exp(dot(q_i, k_j, hs) * scale - lse_i);
-                float keep_ij = 1.0f;
-                if (dropout) { keep_ij = dropout_keep(seed, threshold, bh, i, j, T) ? keep_scale : 0.0f; }
-                // out_i = sum_j P_ij keep_ij v_j, so dv_j gets P_ij keep_ij dout_i and the
-                // gradient of the (undropped) weight is dP_ij = keep_ij dot(dout_i, v_j)
-                const float dP_ij = keep_ij * dot(dout_i, v_j, hs);
-                for (int64_t c = 0; c < hs; c++) { dv_j[c] += P_ij * keep_ij * dout_i[c]; }
-                // softmax backward, then the 1/sqrt(hs) of the scores; s_ij = q_i . k_j feeds both
-                const float dS_ij = P_ij * (dP_ij - D_i) * scale;
-                for (int64_t c = 0; c < hs; c++) {
-                    dq_i[c] += dS_ij * k_j[c];
-                    dk_j[c] += dS_ij * q_i[c];
-                }
+struct BackwardScratch {
+    int64_t Tp;   // T rounded up to whole query tiles
+    int64_t ldt;  // row stride of Q^T and dout^T: Tp plus one cache line, because with a stride of a
+                  // power of two (T = 1024: 4 KiB) the rows of a tile all fall into the same L1 set
+    Scratch qt, dot, D, lse2, s, ds, pd, keep;
+    BackwardScratch(int64_t T, int64_t hs)
+        : Tp(ceil_div(T, kQueryTile) * kQueryTile), ldt(Tp + 16), qt(hs * ldt), dot(hs * ldt), D(Tp), lse2(Tp),
+          s(kKeyTile * kQueryTile), ds(kKeyTile * kQueryTile), pd(kKeyTile * kQueryTile),
+          keep(kKeyTile * kQueryTile) {}
+};
+
+// Q^T and dout^T (hs, Tp) zero-padded, D = rowsum(dout * out), lse in log2 units (+inf on padding,
+// so padded queries get weight 0).
+void prepare_backward(const TileOps& ops, const Problem& pr, const float* dout, const float* q, const float* out,
+                      const float* lse, BackwardScratch& sc) {
+    const int64_t T = pr.T, hs = pr.hs;
+    ops.transpose(sc.qt.get(), sc.ldt, q, hs, T, hs);
+    ops.transpose(sc.dot.get(), sc.ldt, dout, hs, T, hs);
+    for (int64_t c = 0; c < hs; c++) {
+        std::fill(sc.qt.get() + c * sc.ldt + T, sc.qt.get() + c * sc.ldt + sc.Tp, 0.0f);
+        std::fill(sc.dot.get() + c * sc.ldt + T, sc.dot.get() + c * sc.ldt + sc.Tp, 0.0f);
+    }
+    for (int64_t i = 0; i < T; i++) {
+        float D_i = 0.0f;
+        #pragma omp simd reduction(+ : D_i)
+        for (int64_t c = 0; c < hs; c++) { D_i += dout[i * hs + c] * out[i * hs + c]; }
+        sc.D.get()[i] = D_i;
+        sc.lse2.get()[i] = lse[i] * kLog2e;
+    }
+    std::fill(sc.D.get() + T, sc.D.get() + sc.Tp, 0.0f);
+    std::fill(sc.lse2.get() + T, sc.lse2.get() + sc.Tp, INFINITY);
+}
+
+// The gradients of one (b, h); every pointer is at its (T, hs) slice, lse at its (T,) slice.
+void backward_head(const TileOps& ops, const Problem& pr, float* dq, float* dk, float* dv, const float* dout,
+                   const float* q, const float* k, const float* v, const float* out, const float* lse, int64_t bh,
+                   BackwardScratch& sc) {
+    const int64_t T = pr.T, hs = pr.hs;
+    prepare_backward(ops, pr, dout, q, out, lse, sc);
+    float *s = sc.s.get(), *ds = sc.ds.get();
+    for (int64_t j0 = 0; j0 < T; j0 += kKeyTile) {
+        const int64_t nk = std::min(kKeyTile, T - j0);
+        const float *k_j = k + j0 * hs, *v_j = v + j0 * hs;  // (nk, hs) each
+        for (int64_t i0 = j0 / kQueryTile * kQueryTile; i0 < T; i0 += kQueryTile) {  // queries that see key j0 on
+            const int64_t nq = std::min(kQueryTile, T - i0), diag = j0 - i0;
+            // P^T (nk, Br) = exp(K_j Q_i^T * scale - lse), masked past the diagonal
+            ops.gemm(s, kQueryTile, k_j, hs, 1, sc.qt.get() + i0, sc.ldt, nk, kQueryTile, hs, false, nullptr,
+                     Trim::n_before, diag);
+            if (diag + nk - 1 > 0) { mask_future(s, nk, diag); }
+            ops.exp_tile(s, nk, sc.lse2.get() + i0, pr.c2);
+            // dP^T (nk, Br) = V_j dout_i^T; entries the trim skips are finite leftovers, times P = 0 below
+            ops.gemm(ds, kQueryTile, v_j, hs, 1, sc.dot.get() + i0, sc.ldt, nk, kQueryTile, hs, false, nullptr,
+                     Trim::n_before, diag);
+            const float* p_dropped = s;
+            if (pr.dropout) {  // out used P * keep: so do dv and the gradient of P
+                ops.dropout_tile(sc.keep.get(), nk, pr.seed, pr.threshold, pr.keep_scale, bh, T, i0, j0);
+                ops.mul(sc.pd.get(), s, sc.keep.get(), nk * kQueryTile);
+                ops.mul(ds, ds, sc.keep.get(), nk * kQueryTile);
+                p_dropped = sc.pd.get();
             }
+            ops.dscores(ds, s, nk, sc.D.get() + i0, pr.scale);  // dS^T = P^T * (dP^T - D) / sqrt(hs)
+            // dv_j (nk, hs) += P^T (nk, nq) @ dout_i (nq, hs);  dk_j += dS^T @ q_i;  dq_i += dS @ k_j
+            ops.gemm(dv + j0 * hs, hs, p_dropped, kQueryTile, 1, dout + i0 * hs, hs, nk, hs, nq, true, nullptr,
+                     Trim::k_before, diag);
+            ops.gemm(dk + j0 * hs, hs, ds, kQueryTile, 1, q + i0 * hs, hs, nk, hs, nq, true, nullptr, Trim::k_before,
+                     diag);
+            ops.gemm(dq + i0 * hs, hs, ds, 1, kQueryTile, k_j, hs, nq, hs, nk, true, nullptr, Trim::k_after, -diag);
         }
     }
 }
+
+}  // namespace
+
+// ----------------------------------------------------------------------------- entry points
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t NH,
+                       int64_t T, int64_t hs, double dropout_p, uint64_t seed) {
+    const TileOps& ops = attention::select_tile_ops();  // may throw, so before the parallel region
+    const Problem pr = make_problem(T, hs, dropout_p, seed);
+    const int64_t BH = B * NH, n_tiles = ceil_div(T, kQueryTile);
+    #pragma omp parallel
+    {
+        ForwardScratch sc(hs);
+        // One work item per (b, h, query tile). Tile i costs i + 1 key tiles, so hand them out
+        // dynamically, costliest first: the cheap ones at the end even out the threads' finish.
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t item = 0; item < BH * n_tiles; item++) {
+            const int64_t bh = item % BH, i0 = (n_tiles - 1 - item / BH) * kQueryTile;
+            const int64_t off = bh * T * hs;
+            forward_query_tile(ops, pr, out + off, lse + bh * T, q + off, k + off, v + off, bh, i0, sc);
+        }
+    }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int64_t B, int64_t NH, int64_t T,
+                        int64_t hs, double dropout_p, uint64_t seed) {
+    const TileOps& ops = attention::select_tile_ops();
+    const Problem pr = make_problem(T, hs, dropout_p, seed);
+    #pragma omp parallel
+    {
+        BackwardScratch sc(T, hs);  // O(T * hs) per thread: Q^T and dout^T of one (b, h)
+        // One (b, h) per work item: every head costs the same, and dq, dk, dv of a head are summed by
+        // one thread in one order, so no atomics and the same bits on any number of threads.
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t bh = 0; bh < B * NH; bh++) {
+            const int64_t off = bh * T * hs;
+            backward_head(ops, pr, dq + off, dk + off, dv + off, dout + off, q + off, k + off, v + off, out + off,
+                          lse + bh * T, bh, sc);
+        }
+    }
+}
+
+const char* attention_simd() { return attention::select_tile_ops().name; }

@@ -185,9 +185,15 @@ static void check_qkv(const std::string& op, const py::array& q, const py::array
     }
 }
 
-static py::tuple attention_forward_py(const py::array& q, const py::array& k, const py::array& v,
-                                      double dropout_p, uint64_t seed) {
-    const std::string op = "attention_forward";
+using AttentionForwardKernel = void (*)(float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                       int64_t, int64_t, double, uint64_t);
+using AttentionBackwardKernel = void (*)(float*, float*, float*, const float*, const float*, const float*,
+                                         const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                                         double, uint64_t);
+
+// The tuned and the naive kernels share their checks; only the kernel differs.
+static py::tuple run_attention_forward(const std::string& op, AttentionForwardKernel kernel, const py::array& q,
+                                       const py::array& k, const py::array& v, double dropout_p, uint64_t seed) {
     check_float32_contiguous(op, "q", q);
     check_float32_contiguous(op, "k", k);
     check_float32_contiguous(op, "v", v);
@@ -199,15 +205,14 @@ static py::tuple attention_forward_py(const py::array& q, const py::array& k, co
     float *out_ptr = out.mutable_data(), *lse_ptr = lse.mutable_data();
     {
         py::gil_scoped_release release;
-        attention_forward(out_ptr, lse_ptr, data(q), data(k), data(v), B, NH, T, hs, dropout_p, seed);
+        kernel(out_ptr, lse_ptr, data(q), data(k), data(v), B, NH, T, hs, dropout_p, seed);
     }
     return py::make_tuple(out, lse);
 }
 
-static py::tuple attention_backward_py(const py::array& dout, const py::array& q, const py::array& k,
-                                       const py::array& v, const py::array& out, const py::array& lse,
-                                       double dropout_p, uint64_t seed) {
-    const std::string op = "attention_backward";
+static py::tuple run_attention_backward(const std::string& op, AttentionBackwardKernel kernel, const py::array& dout,
+                                        const py::array& q, const py::array& k, const py::array& v,
+                                        const py::array& out, const py::array& lse, double dropout_p, uint64_t seed) {
     check_float32_contiguous(op, "dout", dout);
     check_float32_contiguous(op, "q", q);
     check_float32_contiguous(op, "k", k);
@@ -229,10 +234,188 @@ static py::tuple attention_backward_py(const py::array& dout, const py::array& q
     float *dq_ptr = dq.mutable_data(), *dk_ptr = dk.mutable_data(), *dv_ptr = dv.mutable_data();
     {
         py::gil_scoped_release release;
-        attention_backward(dq_ptr, dk_ptr, dv_ptr, data(dout), data(q), data(k), data(v), data(out), data(lse),
-                           B, NH, T, hs, dropout_p, seed);
+        kernel(dq_ptr, dk_ptr, dv_ptr, data(dout), data(q), data(k), data(v), data(out), data(lse), B, NH, T, hs,
+               dropout_p, seed);
     }
     return py::make_tuple(dq, dk, dv);
+}
+
+static py::tuple attention_forward_py(const py::array& q, const py::array& k, const py::array& v, double dropout_p,
+                                      uint64_t seed) {
+    return run_attention_forward("attention_forward", attention_forward, q, k, v, dropout_p, seed);
+}
+
+static py::tuple attention_forward_naive_py(const py::array& q, const py::array& k, const py::array& v,
+                                            double dropout_p, uint64_t seed) {
+    return run_attention_forward("attention_forward_naive", attention_forward_naive, q, k, v, dropout_p, seed);
+}
+
+static py::tuple attention_backward_py(const py::array& dout, const py::array& q, const py::array& k,
+                                       const py::array& v, const py::array& out, const py::array& lse,
+                                       double dropout_p, uint64_t seed) {
+    return run_attention_backward("attention_backward", attention_backward, dout, q, k, v, out, lse, dropout_p, seed);
+}
+
+static py::tuple attention_backward_naive_py(const py::array& dout, const py::array& q, const py::array& k,
+                                             const py::array& v, const py::array& out, const py::array& lse,
+                                             double dropout_p, uint64_t seed) {
+    return run_attention_backward("attention_backward_naive", attention_backward_naive, dout, q, k, v, out, lse,
+                                  dropout_p, seed);
+}
+
+// ----------------------------------------------------------------------------- layernorm, gelu
+
+// The row length C of x and the number of rows N: (..., C) -> (N, C).
+static std::pair<int64_t, int64_t> rows_and_width(const std::string& op, const std::string& name, const py::array& x) {
+    if (x.ndim() < 1) { throw py::value_error(op + ": " + name + " must have at least 1 dimension, got a 0-D array"); }
+    return {leading_size(x), x.shape(x.ndim() - 1)};
+}
+
+static void check_vector(const std::string& op, const std::string& name, const py::array& x, int64_t C) {
+    if (!(x.ndim() == 1 && x.shape(0) == C)) {
+        throw py::value_error(op + ": " + name + " must have shape " + dims_str({C}) + ", got " + shape_str(x));
+    }
+}
+
+static py::tuple layernorm_forward_py(const py::array& x, const py::array& w, const py::array& b, double eps) {
+    const std::string op = "layernorm_forward";
+    check_float32_contiguous(op, "x", x);
+    check_float32_contiguous(op, "w", w);
+    check_float32_contiguous(op, "b", b);
+    auto [N, C] = rows_and_width(op, "x", x);
+    check_vector(op, "w", w, C);
+    check_vector(op, "b", b, C);
+    std::vector<py::ssize_t> rows(x.shape(), x.shape() + x.ndim() - 1);
+    py::array_t<float> out = new_array(shape_of(x), false), mean = new_array(rows, false), rstd = new_array(rows, false);
+    float *out_ptr = out.mutable_data(), *mean_ptr = mean.mutable_data(), *rstd_ptr = rstd.mutable_data();
+    {
+        py::gil_scoped_release release;
+        layernorm_forward(out_ptr, mean_ptr, rstd_ptr, data(x), data(w), data(b), N, C, static_cast<float>(eps));
+    }
+    return py::make_tuple(out, mean, rstd);
+}
+
+static py::tuple layernorm_backward_py(const py::array& dout, const py::array& x, const py::array& mean,
+                                       const py::array& rstd, const py::array& w) {
+    const std::string op = "layernorm_backward";
+    for (auto [name, arr] : {std::pair{"dout", &dout}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}, {"w", &w}}) {
+        check_float32_contiguous(op, name, *arr);
+    }
+    auto [N, C] = rows_and_width(op, "x", x);
+    check_same_shape(op, "dout", dout, "x", x);
+    check_vector(op, "w", w, C);
+    if (mean.size() != N || rstd.size() != N) {
+        throw py::value_error(op + ": mean and rstd must hold one value per row of x " + shape_str(x) + ", got " +
+                              shape_str(mean) + " and " + shape_str(rstd));
+    }
+    py::array_t<float> dx = new_array(shape_of(x), true), dw = new_array({C}, true), db = new_array({C}, true);
+    float *dx_ptr = dx.mutable_data(), *dw_ptr = dw.mutable_data(), *db_ptr = db.mutable_data();
+    {
+        py::gil_scoped_release release;
+        layernorm_backward(dx_ptr, dw_ptr, db_ptr, data(dout), data(x), data(mean), data(rstd), data(w), N, C);
+    }
+    return py::make_tuple(dx, dw, db);
+}
+
+static py::array_t<float> gelu_forward_py(const py::array& x) {
+    check_float32_contiguous("gelu_forward", "x", x);
+    py::array_t<float> out = new_array(shape_of(x), false);
+    float* out_ptr = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        gelu_forward(out_ptr, data(x), x.size());
+    }
+    return out;
+}
+
+static py::array_t<float> gelu_backward_py(const py::array& dout, const py::array& x) {
+    const std::string op = "gelu_backward";
+    check_float32_contiguous(op, "dout", dout);
+    check_float32_contiguous(op, "x", x);
+    check_same_shape(op, "dout", dout, "x", x);
+    py::array_t<float> dx = new_array(shape_of(x), true);
+    float* dx_ptr = dx.mutable_data();
+    {
+        py::gil_scoped_release release;
+        gelu_backward(dx_ptr, data(dout), data(x), x.size());
+    }
+    return dx;
+}
+
+// ----------------------------------------------------------------------------- cross-entropy
+
+// targets: int64, C-contiguous, shape (N,), each in [0, V) or negative (ignored).
+static const int64_t* checked_targets(const std::string& op, const py::array& targets, int64_t N, int64_t V) {
+    if (!py::isinstance<py::array_t<int64_t>>(targets)) {
+        throw py::type_error(op + ": targets must be int64, got " + std::string(py::str(targets.dtype())) +
+                             "; convert it with targets.astype(np.int64)");
+    }
+    if (!(targets.flags() & py::array::c_style) || targets.ndim() != 1 || targets.shape(0) != N) {
+        throw py::value_error(op + ": targets must be a contiguous " + dims_str({N}) + " array, one per row of "
+                              "logits, got " + shape_str(targets));
+    }
+    const int64_t* t = static_cast<const int64_t*>(targets.data());
+    for (int64_t r = 0; r < N; r++) {
+        if (t[r] >= V) {
+            throw py::value_error(op + ": target " + std::to_string(t[r]) + " at row " + std::to_string(r) +
+                                  " is out of range for " + std::to_string(V) + " classes");
+        }
+    }
+    return t;
+}
+
+static py::tuple cross_entropy_forward_py(const py::array& logits, const py::array& targets) {
+    const std::string op = "cross_entropy_forward";
+    check_float32_contiguous(op, "logits", logits);
+    check_ndim(op, "logits", logits, 2, "(N, V)");
+    const int64_t N = logits.shape(0), V = logits.shape(1);
+    const int64_t* t = checked_targets(op, targets, N, V);
+    py::array_t<float> losses = new_array({N}, false), lse = new_array({N}, false);
+    float *losses_ptr = losses.mutable_data(), *lse_ptr = lse.mutable_data();
+    {
+        py::gil_scoped_release release;
+        cross_entropy_forward(losses_ptr, lse_ptr, data(logits), t, N, V);
+    }
+    return py::make_tuple(losses, lse);
+}
+
+static py::array_t<float> cross_entropy_backward_py(const py::array& logits, const py::array& lse,
+                                                    const py::array& targets, double dloss) {
+    const std::string op = "cross_entropy_backward";
+    check_float32_contiguous(op, "logits", logits);
+    check_float32_contiguous(op, "lse", lse);
+    check_ndim(op, "logits", logits, 2, "(N, V)");
+    const int64_t N = logits.shape(0), V = logits.shape(1);
+    check_vector(op, "lse", lse, N);
+    const int64_t* t = checked_targets(op, targets, N, V);
+    py::array_t<float> dlogits = new_array({N, V}, true);
+    float* dlogits_ptr = dlogits.mutable_data();
+    {
+        py::gil_scoped_release release;
+        cross_entropy_backward(dlogits_ptr, data(logits), data(lse), t, static_cast<float>(dloss), N, V);
+    }
+    return dlogits;
+}
+
+// ----------------------------------------------------------------------------- adamw
+
+static void adamw_update_py(py::array& p, py::array& m, py::array& v, const py::array& g, double lr, double beta1,
+                            double beta2, double eps, double weight_decay, double bias1, double bias2) {
+    const std::string op = "adamw_update";
+    check_float32_contiguous(op, "g", g);
+    for (auto [name, arr] : {std::pair{"p", &p}, {"m", &m}, {"v", &v}}) {
+        check_float32_contiguous(op, name, *arr);
+        check_same_shape(op, name, *arr, "g", g);
+        if (!arr->writeable()) { throw py::value_error(op + ": " + std::string(name) + " must be writeable"); }
+    }
+    float *p_ptr = static_cast<float*>(p.mutable_data()), *m_ptr = static_cast<float*>(m.mutable_data()),
+          *v_ptr = static_cast<float*>(v.mutable_data());
+    {
+        py::gil_scoped_release release;
+        adamw_update(p_ptr, m_ptr, v_ptr, data(g), p.size(), static_cast<float>(lr), static_cast<float>(beta1),
+                     static_cast<float>(beta2), static_cast<float>(eps), static_cast<float>(weight_decay),
+                     static_cast<float>(bias1), static_cast<float>(bias2));
+    }
 }
 
 // ----------------------------------------------------------------------------- info
@@ -246,7 +429,8 @@ static py::dict info() {
     d["num_threads"] = 1;
     d["openmp"] = false;
 #endif
-    d["simd"] = "portable";  // plain C++ loops, vectorised by the compiler for the baseline ISA
+    d["simd"] = matmul_simd_path();  // the matmul micro-kernel in use; MINIGPT_SIMD forces a lower one
+    d["attention_simd"] = attention_simd();  // the attention tile kernels in use, chosen the same way
     return d;
 }
 
@@ -280,6 +464,37 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dout").noconvert(), py::arg("q").noconvert(), py::arg("k").noconvert(),
           py::arg("v").noconvert(), py::arg("out").noconvert(), py::arg("lse").noconvert(),
           py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+    m.def("attention_forward_naive", &attention_forward_naive_py, "attention_forward one row of weights at a "
+          "time: same arguments and results, for teaching and as a second opinion.",
+          py::arg("q").noconvert(), py::arg("k").noconvert(), py::arg("v").noconvert(),
+          py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+    m.def("attention_backward_naive", &attention_backward_naive_py, "attention_backward one row of weights at "
+          "a time: same arguments and results, for teaching and as a second opinion.",
+          py::arg("dout").noconvert(), py::arg("q").noconvert(), py::arg("k").noconvert(),
+          py::arg("v").noconvert(), py::arg("out").noconvert(), py::arg("lse").noconvert(),
+          py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
 
-    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd'}.");
+    m.def("layernorm_forward", &layernorm_forward_py, "LayerNorm over the last axis. x: (..., C), w, b: (C,). "
+          "Returns (out (..., C), mean (...), rstd (...)).",
+          py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert(), py::arg("eps") = 1e-5);
+    m.def("layernorm_backward", &layernorm_backward_py, "Gradients of layernorm_forward from the saved mean and "
+          "rstd. Returns (dx, dw, db).",
+          py::arg("dout").noconvert(), py::arg("x").noconvert(), py::arg("mean").noconvert(),
+          py::arg("rstd").noconvert(), py::arg("w").noconvert());
+    m.def("gelu_forward", &gelu_forward_py, "GELU (tanh form), elementwise.", py::arg("x").noconvert());
+    m.def("gelu_backward", &gelu_backward_py, "dx = dout * gelu'(x).", py::arg("dout").noconvert(),
+          py::arg("x").noconvert());
+    m.def("cross_entropy_forward", &cross_entropy_forward_py, "Per-row softmax cross-entropy. logits: (N, V) "
+          "float32, targets: (N,) int64 (negative = ignored). Returns (losses (N,), lse (N,)).",
+          py::arg("logits").noconvert(), py::arg("targets").noconvert());
+    m.def("cross_entropy_backward", &cross_entropy_backward_py, "dlogits = dloss * (softmax - onehot) on counted "
+          "rows. Returns dlogits (N, V).",
+          py::arg("logits").noconvert(), py::arg("lse").noconvert(), py::arg("targets").noconvert(),
+          py::arg("dloss"));
+    m.def("adamw_update", &adamw_update_py, "One AdamW step of one parameter, in place (p, m, v).",
+          py::arg("p").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("g").noconvert(),
+          py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+          py::arg("bias1"), py::arg("bias2"));
+
+    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd'}.");
 }

@@ -17,12 +17,18 @@
 // ----------------------------------------------------------------------------- matmul
 
 // out = op(a) @ op(b) (+ bias), where op(x) is x or x^T. The flags read a or b transposed in
-// place: no transposed copy is ever made.
+// place: no transposed copy is ever made. Packed, cache-blocked, with a SIMD micro-kernel chosen
+// at run time (matmul.cpp).
 void matmul_forward(float* out,         // (M, N)
                     const float* a,     // (M, K), or (K, M) if trans_a
                     const float* b,     // (K, N), or (N, K) if trans_b
                     const float* bias,  // (N,) or nullptr
                     int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b);
+
+// The SIMD path matmul_forward runs: "avx512", "avx2" or "portable", the best this CPU supports
+// unless the environment variable MINIGPT_SIMD names a lower one (read once, at the first call).
+// Throws std::invalid_argument if MINIGPT_SIMD names an unknown path or one the CPU lacks.
+const char* matmul_simd_path();
 
 // The same result from the textbook triple loop: the version to read first, and a second
 // opinion in tests.
@@ -47,9 +53,11 @@ void softmax_backward(float* dx,        // (rows, N)
 
 // ----------------------------------------------------------------------------- attention
 
-// Causal scaled-dot-product attention with attention dropout, one row of weights at a time:
-// extra memory is O(T) per thread, never a T x T matrix. lse, the log-sum-exp of each row of
-// scaled scores, is all the backward needs to rebuild the weights.
+// Causal scaled-dot-product attention with attention dropout, flash-attention style (attention.cpp):
+// tiles of queries and keys with an online softmax, so extra memory is O(B * NH * T) plus small
+// per-thread tiles, never a T x T matrix. lse, the log-sum-exp of each row of scaled scores, is all
+// the backward needs to rebuild the weights. The SIMD path (AVX-512, AVX2, portable) is chosen at
+// run time; the environment variable MINIGPT_SIMD can force a slower one (tests do).
 void attention_forward(float* out,       // (B, NH, T, hs)
                        float* lse,       // (B, NH, T)
                        const float* q,   // (B, NH, T, hs)
@@ -58,8 +66,8 @@ void attention_forward(float* out,       // (B, NH, T, hs)
                        int64_t B, int64_t NH, int64_t T, int64_t hs,
                        double dropout_p, uint64_t seed);
 
-// Gradients of attention_forward, added into dq, dk, dv. The weights are recomputed from q, k
-// and lse, and the dropout mask from (seed, position), so nothing T x T is stored.
+// Gradients of attention_forward, added into dq, dk, dv. The weights are recomputed tile by tile
+// from q, k and lse, and the dropout mask from (seed, position), so nothing T x T is stored.
 void attention_backward(float* dq,          // (B, NH, T, hs)
                         float* dk,          // (B, NH, T, hs)
                         float* dv,          // (B, NH, T, hs)
@@ -71,3 +79,72 @@ void attention_backward(float* dq,          // (B, NH, T, hs)
                         const float* lse,   // (B, NH, T)
                         int64_t B, int64_t NH, int64_t T, int64_t hs,
                         double dropout_p, uint64_t seed);
+
+// The same two ops one row of weights at a time (attention_naive.cpp): the version to read first,
+// and a second opinion in tests. Same arguments, same results up to float rounding.
+void attention_forward_naive(float* out, float* lse, const float* q, const float* k, const float* v,
+                             int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed);
+void attention_backward_naive(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                              const float* k, const float* v, const float* out, const float* lse,
+                              int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed);
+
+// The SIMD path attention_forward / attention_backward take now: "avx512", "avx2" or "portable".
+// Throws std::invalid_argument if MINIGPT_SIMD names a path this CPU cannot run.
+const char* attention_simd();
+
+// ----------------------------------------------------------------------------- layernorm
+
+// out = (x - mean) * rstd * w + b over each row of length C; saves mean and rstd per row.
+void layernorm_forward(float* out,        // (N, C)
+                       float* mean,       // (N,)
+                       float* rstd,       // (N,)
+                       const float* x,    // (N, C)
+                       const float* w,    // (C,)
+                       const float* b,    // (C,)
+                       int64_t N, int64_t C, float eps);
+
+// Gradients of layernorm_forward, added into dx, dw, db; xhat is recomputed from x, mean, rstd.
+void layernorm_backward(float* dx,          // (N, C)
+                        float* dw,          // (C,)
+                        float* db,          // (C,)
+                        const float* dout,  // (N, C)
+                        const float* x,     // (N, C)
+                        const float* mean,  // (N,)
+                        const float* rstd,  // (N,)
+                        const float* w,     // (C,)
+                        int64_t N, int64_t C);
+
+// ----------------------------------------------------------------------------- gelu
+
+// GELU, tanh form, elementwise.
+void gelu_forward(float* out,       // (n,)
+                  const float* x,   // (n,)
+                  int64_t n);
+
+// dx += dout * gelu'(x)
+void gelu_backward(float* dx,          // (n,)
+                   const float* dout,  // (n,)
+                   const float* x,     // (n,)
+                   int64_t n);
+
+// ----------------------------------------------------------------------------- cross-entropy
+
+// Per-row softmax cross-entropy loss and log-sum-exp; a negative target counts for nothing.
+void cross_entropy_forward(float* losses,           // (N,)
+                           float* lse,              // (N,)
+                           const float* logits,     // (N, V)
+                           const int64_t* targets,  // (N,)
+                           int64_t N, int64_t V);
+
+// Gradient of dloss * losses w.r.t. the logits, from the logits and the saved lse.
+void cross_entropy_backward(float* dlogits,          // (N, V)
+                            const float* logits,     // (N, V)
+                            const float* lse,        // (N,)
+                            const int64_t* targets,  // (N,)
+                            float dloss, int64_t N, int64_t V);
+
+// ----------------------------------------------------------------------------- adamw
+
+// One AdamW step in place on p, m, v (n,), with gradient g (n,); bias1, bias2 = 1 - beta^t.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, float bias1, float bias2);

@@ -1,13 +1,56 @@
 // matmul: out = op(a) @ op(b) (+ bias), op(x) = x or x^T, for the products a Linear layer needs:
 //   forward   x @ w + b      (no flags)
 //   backward  dout @ w^T     (trans_b)   and   x^T @ dout   (trans_a)
-// The flags change how a and b are indexed, never what is in memory: no transposed copies.
+// The flags change how a and b are read, never what is in memory: no transposed copies.
 //
-// Two versions with one signature: matmul_forward_naive, the textbook triple loop, and
-// matmul_forward, which picks a loop order per variant so the innermost loop reads memory
-// contiguously, and spreads the rows of out over OpenMP threads. Neither is blocked or
-// hand-vectorised yet; both accumulate in float, as the NumPy reference does for float32.
+// Two versions with one signature:
+//   matmul_forward_naive  the textbook triple loop, to read first;
+//   matmul_forward        the same sums organised the way GotoBLAS and BLIS organise them
+//                         (Goto & van de Geijn 2008, https://doi.org/10.1145/1356052.1356053;
+//                         Van Zee & van de Geijn 2015, https://doi.org/10.1145/2764454).
+//
+// matmul_forward, loop by loop (block sizes of the AVX-512 path; every path has its own):
+//
+//   for jc in [0, N) step nc <= NC = 640
+//     for pc in [0, K) step kc <= KC = 384
+//       pack op(b)[pc:pc+kc, jc:jc+nc] into panels of NR = 32 columns      (L2, shared by threads)
+//       for ip in [0, M) step MR = 14                                      (spread over threads)
+//         pack op(a)[ip:ip+MR, pc:pc+kc] into one panel                    (L1)
+//         for jr in [0, nc) step NR
+//           micro-kernel: out[ip:ip+MR, jc+jr:+NR] (+)= A panel @ B panel  (registers)
+//
+// Why each level:
+//   - registers: the micro-kernel holds an MR x NR tile of out in registers for all kc steps, so
+//     each float it loads feeds MR or NR multiply-adds instead of one, and the FMA units, not the
+//     loads, set the pace (matmul_avx512.cpp has the arithmetic);
+//   - L1: one A panel is reused against every B panel of the block (nc / NR times);
+//   - L2: the packed B block is reused by every A panel (M / MR times), from L2 rather than memory;
+//   - packing copies each block into exactly the order the kernel reads it: contiguous, aligned,
+//     zero-padded to whole tiles. It is also where the transposes go: packing reads a and b in the
+//     order they are stored, whatever the flags (matmul_kernels.h has the layouts).
+// Blocks are split evenly: K = 512 gives two kc blocks of 256, not 384 + 128.
+//
+// Threads split the rows of A panels (dynamically, so a core slowed by another process takes
+// fewer) and pack the shared B block together. Every tile of out is summed by one thread, over the
+// kc blocks in order, so the result does not depend on the thread count. The bias is added in the
+// write-back of the last kc block: no second pass over out.
+//
+// The SIMD path (the micro-kernel and its block sizes) is chosen once, at the first call, from
+// what the CPU supports: AVX-512, else AVX2 + FMA, else portable C++. MINIGPT_SIMD=avx2 or
+// MINIGPT_SIMD=portable forces a lower path (for tests and the tutorial); info()["simd"] says
+// which one runs.
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifdef MINIGPT_OPENMP
+#include <omp.h>
+#endif
+
 #include "kernels.h"
+#include "matmul_kernels.h"
 
 void matmul_forward_naive(float* out, const float* a, const float* b, const float* bias,
                           int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
@@ -26,43 +69,208 @@ void matmul_forward_naive(float* out, const float* a, const float* b, const floa
     }
 }
 
-void matmul_forward(float* out, const float* a, const float* b, const float* bias,
-                    int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
-    const int64_t a_sm = trans_a ? 1 : K, a_sk = trans_a ? M : 1;  // op(a)[m][k] = a[m * a_sm + k * a_sk]
-    // Each thread owns whole rows of out, so no two threads ever write the same element.
-    #pragma omp parallel for
-    for (int64_t m = 0; m < M; m++) {
-        float* out_m = out + m * N;  // (N,)
-        if (!trans_b) {
-            // b is (K, N): out_m = sum_k op(a)[m][k] * b[k, :]. Scaling whole rows of b ("axpy"
-            // order) makes the inner loop stream b and out_m contiguously, which vectorises.
-            for (int64_t n = 0; n < N; n++) { out_m[n] = 0.0f; }
-            for (int64_t k = 0; k < K; k++) {
-                const float a_mk = a[m * a_sm + k * a_sk];
-                const float* b_k = b + k * N;  // (N,)
-                for (int64_t n = 0; n < N; n++) { out_m[n] += a_mk * b_k[n]; }
-            }
-        } else {
-            // b is (N, K): out[m][n] is the dot product of row m of op(a) with row n of b, which is
-            // contiguous. Without trans_a, row m of a is contiguous too (dout @ w^T in a Linear's
-            // backward); with both flags it is column m of a, read with stride M (no layer needs it).
-            for (int64_t n = 0; n < N; n++) {
-                const float* b_n = b + n * K;  // (K,)
-                float sum = 0.0f;
-                if (!trans_a) {
-                    const float* a_m = a + m * K;  // (K,)
-                    // a float sum is only vectorised if its additions may be reordered: say they may
-                    #pragma omp simd reduction(+ : sum)
-                    for (int64_t k = 0; k < K; k++) { sum += a_m[k] * b_n[k]; }
-                } else {
-                    for (int64_t k = 0; k < K; k++) { sum += a[k * M + m] * b_n[k]; }
-                }
-                out_m[n] = sum;
+// ----------------------------------------------------------------------------- choosing the path
+
+static const MatmulPath& choose_path() {
+    std::vector<const MatmulPath*> supported = {&matmul_path_portable()};  // lowest first
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { supported.push_back(&matmul_path_avx2()); }
+    if (__builtin_cpu_supports("avx512f")) { supported.push_back(&matmul_path_avx512()); }
+#endif
+    const char* env = std::getenv("MINIGPT_SIMD");
+    const std::string wanted = env != nullptr ? env : "";
+    if (wanted.empty()) { return *supported.back(); }
+    for (const MatmulPath* path : supported) {
+        if (wanted == path->name) { return *path; }
+    }
+    if (wanted == "avx512" || wanted == "avx2") {
+        throw std::invalid_argument("MINIGPT_SIMD=" + wanted + " asks for a SIMD path this CPU (or this build) "
+                                    "lacks; the best it runs is " + supported.back()->name +
+                                    ": unset MINIGPT_SIMD or pick a lower path");
+    }
+    throw std::invalid_argument("MINIGPT_SIMD must be avx512, avx2 or portable (or unset, for the best this "
+                                "CPU runs), got '" + wanted + "'");
+}
+
+// Chosen once; a bad MINIGPT_SIMD throws here on every call (std::invalid_argument, a ValueError
+// in Python), so it cannot go unnoticed.
+static const MatmulPath& matmul_path() {
+    static const MatmulPath& path = choose_path();
+    return path;
+}
+
+const char* matmul_simd_path() { return matmul_path().name; }
+
+// ----------------------------------------------------------------------------- packing
+
+static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
+
+// A buffer each thread keeps between calls: a fresh large allocation on every call would
+// page-fault on first touch (a 960 KiB B block is 240 pages). get(n) returns n floats, 64-byte
+// aligned so that every packed row starts a cache line.
+struct ScratchBuffer {
+    std::vector<float> storage;
+    float* get(size_t n) {
+        if (storage.size() < n + 16) { storage.resize(n + 16); }
+        const uintptr_t p = reinterpret_cast<uintptr_t>(storage.data());
+        return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
+    }
+};
+static thread_local ScratchBuffer b_block_buffer;  // the calling thread's, shared by its team
+static thread_local ScratchBuffer a_panel_buffer;  // each thread's own
+
+// One A panel: rows m0 .. m0+m (m <= MR) and columns k0 .. k0+kc of op(a), zero rows after m.
+static void pack_a_panel(float* ap, const float* a, int64_t M, int64_t K, bool trans_a, const MatmulPath& p,
+                         int64_t m0, int m, int64_t k0, int64_t kc) {
+    if (!trans_a) {
+        // a is (M, K): row i of the panel is a contiguous piece of row m0 + i of a (layout A_ROWS)
+        for (int i = 0; i < p.MR; i++) {
+            float* dst = ap + i * p.KC;  // (kc,)
+            if (i < m) {
+                std::copy_n(a + (m0 + i) * K + k0, kc, dst);
+            } else {
+                std::fill_n(dst, kc, 0.0f);
             }
         }
-        // the bias is added last, after the product, as in the NumPy reference
-        if (bias != nullptr) {
-            for (int64_t n = 0; n < N; n++) { out_m[n] += bias[n]; }
+    } else {
+        // a is (K, M): column k of the panel is a contiguous piece of row k0 + k of a (layout A_COLS)
+        for (int64_t k = 0; k < kc; k++) {
+            float* dst = ap + k * p.MR;  // (MR,)
+            std::copy_n(a + (k0 + k) * M + m0, m, dst);
+            std::fill(dst + m, dst + p.MR, 0.0f);
         }
     }
+}
+
+// One B panel: rows k0 .. k0+kc and columns n0 .. n0+n (n <= NR) of op(b), zero columns after n.
+static void pack_b_panel(float* bp, const float* b, int64_t N, int64_t K, bool trans_b, const MatmulPath& p,
+                         int64_t k0, int64_t n0, int n, int64_t kc) {
+    if (!trans_b) {
+        // b is (K, N): row k of the panel is a contiguous piece of row k0 + k of b
+        for (int64_t k = 0; k < kc; k++) {
+            float* dst = bp + k * p.NR;  // (NR,)
+            std::copy_n(b + (k0 + k) * N + n0, n, dst);
+            std::fill(dst + n, dst + p.NR, 0.0f);
+        }
+    } else {
+        // b is (N, K): column j of the panel is row n0 + j of b, so this is the one transposing
+        // copy. Each element of b is packed once per call and then used by all M rows, so it costs
+        // little; reading rows of b contiguously and writing with stride NR keeps it simple.
+        for (int j = 0; j < p.NR; j++) {
+            const float* src = b + (n0 + j) * K + k0;  // (kc,)
+            for (int64_t k = 0; k < kc; k++) { bp[k * p.NR + j] = (j < n) ? src[k] : 0.0f; }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- the blocked product
+
+static int team_size() {
+#ifdef MINIGPT_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+// Split n into equal blocks of at most max_block, each a multiple of unit: K = 512 with kc <= 384
+// gives 2 x 256 rather than 384 + 128.
+static int64_t even_block(int64_t n, int64_t max_block, int64_t unit) {
+    return ceil_div(ceil_div(n, ceil_div(n, max_block)), unit) * unit;
+}
+
+// One B block: rows pc .. pc+kc and columns jc .. jc+nc of op(b). Block t of a call is the t-th
+// in the order of the two outer loops (jc outer, pc inner).
+struct BBlock {
+    int64_t jc, nc, pc, kc, panels;
+};
+
+static BBlock b_block_at(int64_t t, int64_t N, int64_t K, int64_t nc_step, int64_t kc_step, int NR) {
+    const int64_t k_blocks = ceil_div(K, kc_step);
+    BBlock blk;
+    blk.jc = (t / k_blocks) * nc_step;
+    blk.pc = (t % k_blocks) * kc_step;
+    blk.nc = std::min(nc_step, N - blk.jc);
+    blk.kc = std::min(kc_step, K - blk.pc);
+    blk.panels = ceil_div(blk.nc, NR);
+    return blk;
+}
+
+static void matmul_blocked(const MatmulPath& p, float* out, const float* a, const float* b, const float* bias,
+                           int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
+    const int64_t kc_step = even_block(K, p.KC, 1), nc_step = even_block(N, p.NC, p.NR);
+    const int64_t blocks = ceil_div(N, nc_step) * ceil_div(K, kc_step);
+    const int64_t m_panels = ceil_div(M, p.MR);
+    const MatmulMicroKernel kernel = trans_a ? p.kernel_a_cols : p.kernel_a_rows;
+    // Two B blocks: the threads compute with one while they pack the next into the other.
+    float* b_blocks[2];
+    b_blocks[0] = b_block_buffer.get(2 * nc_step * kc_step);  // each (nc / NR) panels of (kc, NR)
+    b_blocks[1] = b_blocks[0] + nc_step * kc_step;
+    // fork threads only when there is enough work to repay it (~0.5 MFLOP)
+    const bool parallel = M * N * K >= 64 * 64 * 64;
+
+    #pragma omp parallel if (parallel)
+    {
+        float* ap = a_panel_buffer.get(p.MR * p.KC);
+        const BBlock first = b_block_at(0, N, K, nc_step, kc_step, p.NR);
+        #pragma omp for schedule(static)
+        for (int64_t jp = 0; jp < first.panels; jp++) {
+            const int n = static_cast<int>(std::min<int64_t>(p.NR, first.nc - jp * p.NR));
+            pack_b_panel(b_blocks[0] + jp * first.kc * p.NR, b, N, K, trans_b, p, first.pc, first.jc + jp * p.NR, n,
+                         first.kc);
+        }
+        for (int64_t t = 0; t < blocks; t++) {
+            const BBlock blk = b_block_at(t, N, K, nc_step, kc_step, p.NR);
+            const BBlock next = b_block_at(t + 1, N, K, nc_step, kc_step, p.NR);
+            const float* b_block = b_blocks[t % 2];
+            const bool last = blk.pc + blk.kc == K;  // the bias goes in with the last kc block
+            // With few rows of A panels, also split the columns, so that every thread has work:
+            // each (A panel, column group) task packs its A panel itself, cheap when M is small.
+            const int64_t groups = std::min(blk.panels, std::max<int64_t>(1, ceil_div(4 * team_size(), m_panels)));
+            // One task list per block: first the panels of the next B block to pack, then the A
+            // panels to multiply. The threads take tasks as they free up, so a thread slowed by
+            // another process just takes fewer, and they meet only once per block.
+            const int64_t pack_tasks = (t + 1 < blocks) ? next.panels : 0;
+
+            #pragma omp for schedule(dynamic)
+            for (int64_t task = 0; task < pack_tasks + m_panels * groups; task++) {
+                if (task < pack_tasks) {
+                    const int n = static_cast<int>(std::min<int64_t>(p.NR, next.nc - task * p.NR));
+                    pack_b_panel(b_blocks[(t + 1) % 2] + task * next.kc * p.NR, b, N, K, trans_b, p, next.pc,
+                                 next.jc + task * p.NR, n, next.kc);
+                    continue;
+                }
+                const int64_t ip = (task - pack_tasks) / groups, g = (task - pack_tasks) % groups;
+                const int m = static_cast<int>(std::min<int64_t>(p.MR, M - ip * p.MR));
+                pack_a_panel(ap, a, M, K, trans_a, p, ip * p.MR, m, blk.pc, blk.kc);
+                for (int64_t jp = g * blk.panels / groups; jp < (g + 1) * blk.panels / groups; jp++) {
+                    const int64_t n0 = blk.jc + jp * p.NR;
+                    const int n = static_cast<int>(std::min<int64_t>(p.NR, N - n0));
+                    kernel(blk.kc, ap, b_block + jp * blk.kc * p.NR, out + ip * p.MR * N + n0, N,
+                           (last && bias != nullptr) ? bias + n0 : nullptr, blk.pc > 0, m, n);
+                }
+            }
+            // (the implicit barrier: the next block is packed, and nobody still reads this one,
+            // whose buffer the block after next will reuse)
+        }
+    }
+}
+
+void matmul_forward(float* out, const float* a, const float* b, const float* bias,
+                    int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
+    const MatmulPath& path = matmul_path();
+    if (M == 0 || N == 0) { return; }
+    if (K == 0) {  // an empty sum: only the bias is left
+        for (int64_t m = 0; m < M; m++) {
+            float* out_m = out + m * N;  // (N,)
+            if (bias != nullptr) {
+                std::copy_n(bias, N, out_m);
+            } else {
+                std::fill_n(out_m, N, 0.0f);
+            }
+        }
+        return;
+    }
+    matmul_blocked(path, out, a, b, bias, M, N, K, trans_a, trans_b);
 }

@@ -31,9 +31,9 @@ class Block:
         # 2 L such writes add up, and this keeps the stream's variance from growing with depth.
         proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)
         self.pre_ln = cfg.arch == "gpt2"
-        self.ln_1 = LayerNorm(cfg.n_embd, dtype)
+        self.ln_1 = LayerNorm(cfg.n_embd, dtype, backend)
         self.attn = CausalSelfAttention(cfg.n_embd, cfg.n_head, cfg.dropout, rng, dtype, proj_std, backend)
-        self.ln_2 = LayerNorm(cfg.n_embd, dtype)
+        self.ln_2 = LayerNorm(cfg.n_embd, dtype, backend)
         self.mlp = MLP(cfg.n_embd, cfg.dropout, rng, dtype, proj_std, backend)
 
     def sublayers(self):
@@ -82,7 +82,7 @@ class GPT:
         self.wpe = Embedding(cfg.block_size, cfg.n_embd, rng, self.dtype)
         self.drop = Dropout(cfg.dropout)
         self.h = [Block(cfg, rng, self.dtype, backend) for _ in range(cfg.n_layer)]
-        self.ln_f = LayerNorm(cfg.n_embd, self.dtype) if cfg.arch == "gpt2" else None
+        self.ln_f = LayerNorm(cfg.n_embd, self.dtype, backend) if cfg.arch == "gpt2" else None
         self.dropout_rng = np.random.default_rng([seed, 1])  # its own stream: dropout never shifts the init
         self.params, self.grads = collect_parameters(self.sublayers())
         self.cache = None
@@ -121,7 +121,7 @@ class GPT:
         targets = self._check_tokens(targets, "targets", allow_ignore=True)
         if targets.shape != idx.shape:
             raise ValueError(f"targets shape {targets.shape} must equal idx shape {idx.shape}")
-        loss, self.cache["loss"] = cross_entropy_forward(logits, targets)
+        loss, self.cache["loss"] = cross_entropy_forward(logits, targets, backend=self.backend)
         return logits, float(loss)
 
     def backward(self):

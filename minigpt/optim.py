@@ -11,12 +11,15 @@ import math
 
 import numpy as np
 
+from minigpt import kernels
+
 
 class AdamW:
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
         self.params, self.grads = model.params, model.grads
+        self.backend = getattr(model, "backend", "numpy")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.m = {name: np.zeros_like(p) for name, p in self.params.items()}  # first moment
         self.v = {name: np.zeros_like(p) for name, p in self.params.items()}  # second moment
@@ -32,14 +35,9 @@ class AdamW:
         self.t += 1
         bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
         for name, p in self.params.items():
-            g, m, v = self.grads[name], self.m[name], self.v[name]
-            if self.decays(name):
-                p *= 1.0 - lr * self.weight_decay
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * g * g
-            p -= (lr / bias1) * m / (np.sqrt(v / bias2) + self.eps)
+            weight_decay = self.weight_decay if self.decays(name) else 0.0
+            kernels.adamw_update(p, self.m[name], self.v[name], self.grads[name], lr, b1, b2, self.eps,
+                                 weight_decay, bias1, bias2, backend=self.backend)
 
 
 def clip_grad_norm(grads, max_norm):

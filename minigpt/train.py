@@ -20,7 +20,7 @@ import numpy as np
 from minigpt import kernels
 from minigpt.checkpoint import list_checkpoints, load_optimizer_state, load_weights, read_info, save_checkpoint
 from minigpt.config import GPTConfig
-from minigpt.data import get_batch, open_token_file
+from minigpt.data import atomic_write_bytes, get_batch, open_token_file
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
@@ -145,7 +145,16 @@ class Run:
         self.step = info["step"]
         self.data_rng.bit_generator.state = info["rng"]["data"]
         self.model.dropout_rng.bit_generator.state = info["rng"]["dropout"]
+        self.forget_metrics_after(self.step)
         print(f"minigpt: resumed from {path} at step {self.step}")
+
+    def forget_metrics_after(self, step):
+        """Drop metrics lines of steps after the checkpoint (a killed run logs past its last save):
+        the resumed run logs those steps again."""
+        path = self.out / "metrics.jsonl"
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def save(self, metrics):
         extra = {"train_config": asdict(self.cfg), "metrics": metrics,

@@ -3,8 +3,11 @@
 Read top to bottom: the dropout mask against a pure-Python splitmix64 and its drop rate; the
 reference forward against explicit loops; the reference backward against central finite
 differences, with and without dropout (float64); _core forward and backward in float32 on
-awkward shapes and head sizes, with and without dropout; _core drops exactly the reference's
-weights; empty sizes; the same result on 1 and 2 OpenMP threads; bad input, which must raise
+awkward shapes and head sizes (T = 1, T not a multiple of the 64-wide tiles, T spanning several
+tiles; head sizes that are not multiples of the SIMD width), with and without dropout, on every
+SIMD path this CPU has and in the naive teaching kernels; scores so large that only a correct
+online softmax survives them; a property test over shapes; _core drops exactly the reference's
+weights; empty sizes; the same bits on 1 and 2 OpenMP threads; bad input, which must raise
 TypeError/ValueError and leave the process alive.
 """
 import math
@@ -14,6 +17,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import requires_core
 from minigpt import kernels
@@ -93,7 +98,11 @@ def test_reference_backward_matches_finite_differences(dropout_p):
 
 # ----------------------------------------------------------------------------- _core against the reference
 
-SHAPES = [(1, 1, 1, 32), (2, 3, 7, 64), (1, 2, 33, 80), (2, 1, 65, 128), (1, 2, 130, 32), (3, 1, 17, 5)]
+# (B, NH, T, hs). The C++ kernel works in tiles of 64 queries x 64 keys and vectors of 16 (AVX-512) or
+# 8 (AVX2) floats: these shapes cover T = 1, T inside one tile, T one short of and one past a tile,
+# several tiles with a ragged end, and head sizes that leave a partial vector (5, 24, 80).
+SHAPES = [(1, 1, 1, 32), (2, 3, 7, 64), (1, 2, 33, 80), (2, 1, 65, 128), (1, 2, 130, 32), (3, 1, 17, 5),
+          (1, 2, 63, 64), (1, 1, 200, 24), (1, 1, 64, 64), (2, 1, 129, 16)]
 
 
 def reference64(q, k, v, dout, dropout_p, seed):
@@ -109,17 +118,90 @@ def assert_matches_reference(core, reference):
         np.testing.assert_allclose(x, x64, rtol=1e-4, atol=2e-5, err_msg=name)
 
 
+def core_results(shape, dropout_p, seed=2024, forward=None, backward=None):
+    """Random q, k, v, dout of `shape`, and out, lse, dq, dk, dv from _core (the tuned kernels by default)."""
+    rng = np.random.default_rng(shape[2] * 1000 + shape[3])
+    q, k, v, dout = (rng.standard_normal(shape).astype(np.float32) for _ in range(4))
+    forward = forward or (lambda *args: kernels.attention_forward(*args, backend="cpu"))
+    backward = backward or (lambda *args: kernels.attention_backward(*args, backend="cpu"))
+    out, lse = forward(q, k, v, dropout_p, seed)
+    return (q, k, v, dout), (out, lse) + tuple(backward(dout, q, k, v, out, lse, dropout_p, seed))
+
+
 @requires_core
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dropout_p", [0.0, 0.1, 0.5])
 def test_core_matches_reference(shape, dropout_p):
-    rng = np.random.default_rng(shape[2] * 1000 + shape[3])
-    q, k, v = make_qkv(rng, shape)
-    dout = rng.standard_normal(shape).astype(np.float32)
-    seed = 2024
-    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed, backend="cpu")
-    grads = kernels.attention_backward(dout, q, k, v, out, lse, dropout_p, seed, backend="cpu")
-    assert_matches_reference((out, lse) + grads, reference64(q, k, v, dout, dropout_p, seed))
+    (q, k, v, dout), core = core_results(shape, dropout_p)
+    assert_matches_reference(core, reference64(q, k, v, dout, dropout_p, 2024))
+
+
+@pytest.fixture(params=["avx512", "avx2", "portable"])
+def simd(request, monkeypatch):
+    """Run a test on one SIMD path of the attention kernels; MINIGPT_SIMD is read at every attention call."""
+    kernels.core_info()  # matmul reads MINIGPT_SIMD once, at its first use: let it settle on its default first
+    monkeypatch.setenv("MINIGPT_SIMD", request.param)
+    try:
+        assert kernels.core_info()["attention_simd"] == request.param
+    except ValueError:
+        pytest.skip(f"this CPU cannot run the {request.param} path")
+    return request.param
+
+
+@requires_core
+@pytest.mark.parametrize("shape", [(1, 1, 1, 24), (2, 1, 17, 80), (1, 2, 65, 32), (1, 1, 200, 64), (1, 1, 70, 128)])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.2])
+def test_every_simd_path_matches_reference(simd, shape, dropout_p):
+    (q, k, v, dout), core = core_results(shape, dropout_p)
+    assert_matches_reference(core, reference64(q, k, v, dout, dropout_p, 2024))
+
+
+@requires_core
+def test_unknown_simd_path_is_rejected(monkeypatch):
+    kernels.core_info()
+    monkeypatch.setenv("MINIGPT_SIMD", "avx9000")
+    q = np.ones((1, 1, 4, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="MINIGPT_SIMD=avx9000"):
+        kernels.attention_forward(q, q, q, backend="cpu")
+    monkeypatch.delenv("MINIGPT_SIMD")
+    kernels.attention_forward(q, q, q, backend="cpu")  # the process survives
+
+
+@requires_core
+@pytest.mark.parametrize("shape", [(1, 1, 1, 32), (1, 2, 33, 80), (1, 1, 130, 24)])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_naive_kernels_match_reference(shape, dropout_p):
+    (q, k, v, dout), core = core_results(shape, dropout_p, forward=kernels._core.attention_forward_naive,
+                                         backward=kernels._core.attention_backward_naive)
+    assert_matches_reference(core, reference64(q, k, v, dout, dropout_p, 2024))
+
+
+@requires_core
+@pytest.mark.parametrize("growth", [0.5, -0.5])
+def test_core_online_softmax_survives_huge_scores(growth):
+    # Scores s_ij = growth * j * sqrt(hs) / 4 run from 0 to about +-500 along each row: exp(500) overflows
+    # float32, so only a softmax that subtracts the running max survives; with growth > 0 every new key
+    # tile raises the max, so the rescaling of what was summed before is exercised at every tile.
+    B, NH, T, hs = 1, 2, 200, 64
+    q = np.full((B, NH, T, hs), 0.25, dtype=np.float32)
+    k = np.broadcast_to(growth * np.arange(T, dtype=np.float32)[:, None], (B, NH, T, hs)).copy()
+    rng = np.random.default_rng(0)
+    v, dout = (rng.standard_normal((B, NH, T, hs)).astype(np.float32) for _ in range(2))
+    out, lse = kernels.attention_forward(q, k, v, backend="cpu")
+    core = (out, lse) + kernels.attention_backward(dout, q, k, v, out, lse, backend="cpu")
+    assert all(np.isfinite(x).all() for x in core)
+    reference = reference64(q, k, v, dout, 0.0, 0)
+    for name, x, x64 in zip(("out", "lse", "dq", "dk", "dv"), core, reference):
+        np.testing.assert_allclose(x, x64, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(x64).max()), err_msg=name)
+
+
+@requires_core
+@settings(max_examples=15, deadline=None)
+@given(B=st.integers(1, 2), NH=st.integers(1, 2), T=st.integers(1, 140), hs=st.integers(1, 72),
+       dropout_p=st.sampled_from([0.0, 0.25]), seed=st.integers(0, 2**64 - 1))
+def test_core_property_matches_reference(B, NH, T, hs, dropout_p, seed):
+    (q, k, v, dout), core = core_results((B, NH, T, hs), dropout_p, seed)
+    assert_matches_reference(core, reference64(q, k, v, dout, dropout_p, seed))
 
 
 @requires_core
@@ -158,7 +240,7 @@ import sys
 import numpy as np
 from minigpt import kernels
 rng = np.random.default_rng(3)
-q, k, v, dout = (rng.standard_normal((2, 3, 33, 80)).astype(np.float32) for _ in range(4))
+q, k, v, dout = (rng.standard_normal((2, 3, 130, 80)).astype(np.float32) for _ in range(4))
 out, lse = kernels.attention_forward(q, k, v, 0.1, 99, backend="cpu")
 dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, 0.1, 99, backend="cpu")
 np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], q=q, k=k, v=v, dout=dout,
@@ -187,7 +269,7 @@ def test_core_same_result_on_1_and_2_threads(tmp_path):
     names = ("out", "lse", "dq", "dk", "dv")
     reference = reference64(one["q"], one["k"], one["v"], one["dout"], 0.1, 99)
     assert_matches_reference([one[name] for name in names], reference)
-    # each row (forward) and each (b, h) slice (backward) is summed by one thread in one order
+    # each query tile (forward) and each (b, h) slice (backward) is summed by one thread in one order
     for name in names:
         np.testing.assert_array_equal(two[name], one[name], err_msg=name)
 
@@ -240,3 +322,12 @@ def test_core_backward_rejects_bad_input(args, error, message):
         kernels.attention_backward(*args, seed=0, backend="cpu")
     dq, dk, dv = kernels.attention_backward(Q, Q, Q, Q, Q, LSE, backend="cpu")  # the process survives
     assert dq.shape == dk.shape == dv.shape == Q.shape
+
+
+@requires_core
+def test_naive_kernels_reject_bad_input():
+    # the naive kernels share the tuned ones' checks; one case each is enough to see they are wired in
+    with pytest.raises(TypeError, match="attention_forward_naive: q must be float32, got float64"):
+        kernels._core.attention_forward_naive(Q.astype(np.float64), Q, Q)
+    with pytest.raises(ValueError, match=r"attention_backward_naive: lse must have shape \(B, NH, T\)"):
+        kernels._core.attention_backward_naive(Q, Q, Q, Q, Q, LSE[..., :2].copy())

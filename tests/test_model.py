@@ -149,6 +149,6 @@ def test_cpu_backend_refuses_float64():
 
 
 def test_missing_extension_error_says_how_to_build(monkeypatch):
-    monkeypatch.setattr(minigpt.kernels, "_core", None)
+    monkeypatch.setattr(minigpt.kernels.backend, "_core", None)
     with pytest.raises(RuntimeError, match="pip install"):
         minigpt.GPT(tiny_config("gpt2"), backend="cpu")

@@ -48,6 +48,14 @@ def test_resume_continues_exactly(tmp_path):
         assert resumed[step] == straight[step]  # same backend, same streams: bit-identical
 
 
+def test_resume_after_a_kill_forgets_unsaved_steps(tmp_path):
+    train(config(tmp_path, "killed", max_iters=8), progress=False)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + json.dumps({"step": 9, "loss": 123.0}) + "\n")  # logged, never saved
+    train(config(tmp_path, "killed"), resume=True, progress=False)
+    assert losses(tmp_path / "killed")[9] != 123.0 and len(metrics.read_text().splitlines()) == 12
+
+
 def test_resume_without_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(config(tmp_path, "empty"), resume=True, progress=False)

@@ -1,15 +1,18 @@
 """Softmax cross-entropy, fused: loss = mean over positions of -log softmax(logits)[target].
 
 Fusing the softmax into the loss gives a simple, stable gradient, dlogits = softmax - onehot,
-and log-softmax is computed as (z - max) - log(sum(exp(z - max))), which never overflows.
-Positions whose target equals ignore_index (padding) add nothing to the loss or the gradient.
+and log-softmax is computed as z - logsumexp(z) with the max subtracted first, which never
+overflows (minigpt/kernels/cross_entropy.py). Positions whose target equals ignore_index
+(padding) add nothing to the loss or the gradient.
 """
 import numpy as np
+
+from minigpt import kernels
 
 IGNORE_INDEX = -1
 
 
-def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX):
+def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, backend="numpy"):
     """logits: (..., V) float, targets: (...) int -> loss (a 0-d array), cache.
 
     The mean is over the counted positions; with none counted the loss is 0 and so is the gradient.
@@ -20,27 +23,19 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX):
                          "without the last axis")
     if not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got {targets.dtype}")
-    valid = targets != ignore_index
-    if np.any((targets[valid] < 0) | (targets[valid] >= V)):
+    counted = targets != ignore_index
+    if np.any((targets[counted] < 0) | (targets[counted] >= V)):
         raise ValueError(f"cross_entropy: targets must lie in [0, {V}) or equal ignore_index={ignore_index}")
-    z = logits.reshape(-1, V)  # (N, V)
-    valid = valid.reshape(-1)  # (N,)
-    safe_targets = np.where(valid, targets.reshape(-1), 0)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    logsumexp = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # (N, 1)
-    logprobs = shifted - logsumexp  # (N, V)
-    count = max(int(valid.sum()), 1)
-    picked = logprobs[np.arange(z.shape[0]), safe_targets]  # (N,)
-    loss = -(picked * valid).sum() / count
-    # The log-probabilities are kept: softmax = exp(logprobs) is all the backward needs.
-    cache = (logprobs, safe_targets, valid, count, logits.shape)
-    return np.asarray(loss, dtype=logits.dtype), cache
+    z = np.ascontiguousarray(logits).reshape(-1, V)  # (N, V)
+    rows = np.where(counted, targets, -1).reshape(-1).astype(np.int64)  # (N,), -1 = not counted
+    losses, lse = kernels.cross_entropy_forward(z, rows, backend=backend)  # (N,), (N,)
+    count = max(int(counted.sum()), 1)
+    # The logits and each row's log-sum-exp are kept: softmax = exp(z - lse) rebuilds the gradient.
+    cache = (z, lse, rows, count, logits.shape, backend)
+    return np.asarray(losses.sum(dtype=np.float64) / count, dtype=logits.dtype), cache
 
 
 def cross_entropy_backward(dloss, cache):
     """dloss: scalar -> dlogits: (..., V) = dloss * (softmax - onehot(target)) / count on counted rows."""
-    logprobs, targets, valid, count, shape = cache
-    dlogits = np.exp(logprobs)
-    dlogits[np.arange(dlogits.shape[0]), targets] -= 1.0
-    dlogits *= (valid * (dloss / count)).astype(dlogits.dtype)[:, None]
-    return dlogits.reshape(shape)
+    z, lse, rows, count, shape, backend = cache
+    return kernels.cross_entropy_backward(z, lse, rows, float(dloss) / count, backend=backend).reshape(shape)

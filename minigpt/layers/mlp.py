@@ -9,7 +9,7 @@ from minigpt.layers.linear import Linear
 class MLP:
     def __init__(self, n_embd, dropout, rng, dtype=np.float32, proj_std=0.02, backend="numpy"):
         self.c_fc = Linear(n_embd, 4 * n_embd, rng, dtype, backend=backend)
-        self.gelu = GELU()
+        self.gelu = GELU(backend)
         self.c_proj = Linear(4 * n_embd, n_embd, rng, dtype, std=proj_std, backend=backend)
         self.dropout = Dropout(dropout)
 

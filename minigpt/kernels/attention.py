@@ -1,100 +1,15 @@
-"""The hot ops of a GPT, and the only door to the compiled extension.
+"""Causal scaled-dot-product attention with attention dropout, forward and backward, and the
+cached variant used for generation.
 
-Every op here has two implementations with one signature:
-  * a NumPy reference, written to be read (and run on any float dtype, on host or on CuPy arrays);
-  * the C++/OpenMP version in ``minigpt._core`` (float32, C-contiguous, checked by the binding).
-The caller picks one with ``backend="numpy" | "cpu"``. Nothing falls back silently: asking for
-"cpu" when the extension was not built raises an error that says how to build it.
-
-Ops:
-  matmul(a, b, trans_a, trans_b, bias)      the three shapes a Linear layer needs, no transposed copies
-  softmax_forward / softmax_backward        over the last axis
-  attention_forward / attention_backward    causal scaled-dot-product attention with optional dropout;
-                                            only the log-sum-exp of each row is saved, not the T x T weights
-
-Shape letters: B batch, NH heads, T sequence length, hs head size, M/N/K matmul sizes.
+Only the log-sum-exp of each row is saved by the forward, never the T x T weights: the backward
+rebuilds them from q, k and lse (the flash-attention idea; the C++ kernel works tile by tile).
+Shape letters: B batch, NH heads, T sequence length, hs head size.
 """
 import math
 
 import numpy as np
 
-BACKENDS = ("numpy", "cpu")
-
-try:
-    from minigpt import _core
-    _CORE_IMPORT_ERROR = None
-except ImportError as e:  # the package can be read and used with backend="numpy" without a build
-    _core = None
-    _CORE_IMPORT_ERROR = e
-
-
-def check_backend(backend):
-    """Raise a clear error if `backend` is unknown or not built; return it otherwise."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "cpu" and _core is None:
-        raise RuntimeError(
-            "backend='cpu' needs the compiled extension minigpt._core, which is not importable "
-            f"({_CORE_IMPORT_ERROR}). Build it with `pip install .` (or `pip install -e .` for "
-            "development) from the repository root, or use backend='numpy'."
-        )
-    return backend
-
-
-def core_info():
-    """Threads and build facts of the C++ extension, e.g. for the banner printed by every run."""
-    check_backend("cpu")
-    return _core.info()
-
-
-def array_module(x):
-    """NumPy for host arrays, CuPy for device arrays: lets layer code create arrays where x lives."""
-    return np if type(x).__module__.split(".")[0] != "cupy" else __import__("cupy")
-
-
-# ----------------------------------------------------------------------------- matmul
-
-def matmul(a, b, trans_a=False, trans_b=False, bias=None, backend="numpy"):
-    """out = op(a) @ op(b) (+ bias), op(x) = x.T when asked, for 2-D arrays.
-
-    a: (M, K), or (K, M) with trans_a;  b: (K, N), or (N, K) with trans_b;  bias: (N,) or None
-    returns out: (M, N)
-    Linear forward is x @ w + b; its backward needs dout @ w.T and x.T @ dout, which the
-    flags express without materialising a transposed copy.
-    """
-    if check_backend(backend) == "cpu":
-        return _core.matmul(a, b, trans_a, trans_b, bias)
-    out = (a.T if trans_a else a) @ (b.T if trans_b else b)
-    if bias is not None:
-        out += bias
-    return out
-
-
-# ----------------------------------------------------------------------------- softmax
-
-def softmax_forward(x, backend="numpy"):
-    """y = softmax(x) over the last axis, stable: exp(x - max) never overflows.
-
-    x: (..., N) -> y: (..., N). Rows that are all -inf are not allowed (they have no softmax).
-    """
-    if check_backend(backend) == "cpu":
-        return _core.softmax_forward(x)
-    xp = array_module(x)
-    e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def softmax_backward(dy, y, backend="numpy"):
-    """dx = y * (dy - sum(dy * y)) over the last axis: the Jacobian of softmax applied to dy.
-
-    Only y (the output) is needed, so the forward keeps y rather than x.
-    """
-    if check_backend(backend) == "cpu":
-        return _core.softmax_backward(dy, y)
-    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
-
-
-# ----------------------------------------------------------------------------- attention dropout
+from minigpt.kernels.backend import array_module, core
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -118,8 +33,6 @@ def dropout_keep_mask(seed, shape, p):
     return (z >> np.uint64(40)) >= threshold
 
 
-# ----------------------------------------------------------------------------- attention
-
 def attention_forward(q, k, v, dropout_p=0.0, seed=0, backend="numpy"):
     """Causal attention: out = dropout(softmax(mask(q @ k^T / sqrt(hs)))) @ v.
 
@@ -128,8 +41,8 @@ def attention_forward(q, k, v, dropout_p=0.0, seed=0, backend="numpy"):
     masked scores. lse is all the backward needs to rebuild the attention weights exactly,
     so the T x T matrix never has to be stored (the flash-attention idea).
     """
-    if check_backend(backend) == "cpu":
-        return _core.attention_forward(q, k, v, float(dropout_p), int(seed))
+    if core(backend):
+        return core(backend).attention_forward(q, k, v, float(dropout_p), int(seed))
     xp = array_module(q)
     B, NH, T, hs = q.shape
     scores = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(hs))  # (B, NH, T, T)
@@ -150,8 +63,8 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     The weights P are rebuilt from q, k and lse. The softmax backward needs rowsum(dP * P),
     which equals rowsum(dout * out), a (B, NH, T) vector that costs no T x T work.
     """
-    if check_backend(backend) == "cpu":
-        return _core.attention_backward(dout, q, k, v, out, lse, float(dropout_p), int(seed))
+    if core(backend):
+        return core(backend).attention_backward(dout, q, k, v, out, lse, float(dropout_p), int(seed))
     xp = array_module(q)
     B, NH, T, hs = q.shape
     scale = 1.0 / math.sqrt(hs)

@@ -1,0 +1,39 @@
+// exp and tanh written so that the compiler can vectorise them.
+//
+// std::exp and std::tanh are calls into libm that GCC will not vectorise without -ffast-math,
+// which the build does not use (it would change every other float result too). These are the
+// textbook Cephes-style versions: exp(x) = 2^n * e^r with n = round(x / ln 2) and
+// r = x - n ln 2 in [-ln2/2, ln2/2], e^r from a degree-6 polynomial, 2^n put straight into the
+// exponent bits. Relative error about 2e-7 (2 ulp) over the whole float range.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+// Below this many elements an elementwise loop finishes before a thread team would wake up:
+// the memory-bound kernels run it on one thread (OpenMP's `if` clause).
+constexpr int64_t MIN_PARALLEL_WORK = 1 << 15;
+
+static inline float fast_exp(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // beyond these exp under/overflows float
+    // round(x / ln2) by the 1.5 * 2^23 trick: adding it pushes the fraction bits out
+    const float shifted = x * 1.44269504088896341f + 12582912.0f;
+    const float n = shifted - 12582912.0f;
+    // r = x - n ln2, with ln2 split in two so the product is exact to float precision
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits;
+    std::memcpy(&bits, &p, sizeof bits);
+    bits += static_cast<int32_t>(n) << 23;  // multiply by 2^n
+    std::memcpy(&p, &bits, sizeof bits);
+    return p;
+}
+
+// tanh(u) = 1 - 2 / (exp(2u) + 1): exact limits +-1 for large |u|, absolute error about 1e-7.
+static inline float fast_tanh(float u) { return 1.0f - 2.0f / (fast_exp(2.0f * u) + 1.0f); }

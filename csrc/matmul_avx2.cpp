@@ -1,0 +1,71 @@
+// The AVX2 + FMA micro-kernel of the matmul: a 6 x 16 tile of out held in 12 ymm registers, for
+// x86-64 CPUs without AVX-512 (or with MINIGPT_SIMD=avx2). Only this file's kernel carries the
+// target attribute; matmul_kernels.h describes the packed layouts it reads.
+//
+// Why 6 x 16 (BLIS's Haswell sgemm tile): 16 columns are 2 ymm vectors of B per step and 6 rows
+// are 6 broadcasts of A, so the tile takes 12 accumulators + 2 for the B row + 1 broadcast = 15
+// of the 16 ymm registers. Each step is 12 FMAs (6 cycles on 2 FMA units) against 2 + 6 loads
+// (4 cycles), and 12 accumulators cover the 2 units x 4 cycles of FMA latency.
+// Why KC = 384 and NC = 640: the same budget as the AVX-512 path (L1d 48 KiB, L2 2 MiB here):
+// the A panel (6 x 384 floats = 9 KiB) stays in L1, the packed B block (384 x 640 floats =
+// 960 KiB) in L2.
+#include "matmul_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+namespace {
+
+constexpr int MR = 6, NR = 16, KC = 384, NC = 640;
+
+template <int RS, int KS>
+__attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, const float* bp, float* c,
+                                                int64_t ldc, const float* bias, bool accumulate, int m, int n) {
+    __m256 acc[MR][2];  // (MR, NR) as 2 vectors of 8 per row
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = _mm256_setzero_ps();
+        acc[i][1] = _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);  // row k of the B panel
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m256 a_ik = _mm256_broadcast_ss(ap + i * RS);
+            acc[i][0] = _mm256_fmadd_ps(a_ik, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(a_ik, b1, acc[i][1]);
+        }
+        ap += KS;
+        bp += NR;
+    }
+    // Write back the m x n corner through lane masks (lane j is on iff j < n), rows past m skipped.
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+    const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (i >= m) { break; }
+        float* c_i = c + i * ldc;  // (n,)
+        __m256 v0 = acc[i][0], v1 = acc[i][1];
+        if (accumulate) {
+            v0 = _mm256_add_ps(_mm256_maskload_ps(c_i, mask0), v0);
+            v1 = _mm256_add_ps(_mm256_maskload_ps(c_i + 8, mask1), v1);
+        }
+        if (bias != nullptr) {
+            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(bias, mask0));
+            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(bias + 8, mask1));
+        }
+        _mm256_maskstore_ps(c_i, mask0, v0);
+        _mm256_maskstore_ps(c_i + 8, mask1, v1);
+    }
+}
+
+}  // namespace
+
+const MatmulPath& matmul_path_avx2() {
+    static const MatmulPath path = {"avx2", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>};
+    return path;
+}
+
+#endif  // __x86_64__ && __GNUC__

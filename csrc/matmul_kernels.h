@@ -1,0 +1,48 @@
+// The contract between matmul.cpp (packing, cache blocking, threads) and the register-tiled
+// micro-kernels, one per instruction set: matmul_avx512.cpp, matmul_avx2.cpp, matmul_portable.cpp.
+// Internal to the matmul; nothing outside csrc/matmul*.cpp includes it.
+//
+// A micro-kernel computes one MR x NR tile of out from a packed panel of A (MR rows, kc columns)
+// and a packed panel of B (kc rows, NR columns), keeping the whole tile in registers for all kc
+// steps. Per step k it loads one row of the B panel (NR floats, NR / vector-width vectors),
+// broadcasts each of the MR values of column k of the A panel, and does MR x NR multiply-adds.
+//
+// Packed layouts (matmul.cpp writes them, the kernels read them):
+//   B panel: kc rows of NR floats, row k at bp + k * NR, 64-byte aligned; columns past the edge
+//            of B are zero.
+//   A panel: element (i, k) at ap + i * rs + k * ks, in one of two layouts, whichever makes
+//            packing a plain copy of contiguous memory for how A is stored:
+//              A_ROWS  (rs = KC, ks = 1):  row i of the panel is row i of op(a), as stored when
+//                                          a is (M, K);
+//              A_COLS  (rs = 1, ks = MR):  column k of the panel is MR consecutive floats, as
+//                                          stored when a is (K, M) (trans_a).
+//            Rows past the edge of A are zero.
+// Zero padding keeps every edge tile on the fast path, and zeros (not stale data that might be
+// denormal, which is slow to multiply) are all the padded lanes ever see. The kernel then writes
+// only the m x n corner of the tile that lies inside out.
+#pragma once
+
+#include <cstdint>
+
+// out_tile (m x n, row stride ldc) = [out_tile +] A_panel @ B_panel [+ bias]
+//   accumulate: add to what out_tile holds (every kc block but the first) or overwrite it;
+//   bias: (n,) added after the product, or nullptr (only the last kc block passes it).
+using MatmulMicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                                   const float* bias, bool accumulate, int m, int n);
+
+// One SIMD path: its register tile, its cache blocks and its two kernels (one per A layout).
+struct MatmulPath {
+    const char* name;  // "avx512", "avx2" or "portable", as info()["simd"] reports it
+    int MR, NR;        // register tile: MR rows of A broadcast against NR columns of B
+    int KC;            // most kc steps per block; also the row stride of an A_ROWS panel
+    int NC;            // most columns of B packed at once (a multiple of NR)
+    MatmulMicroKernel kernel_a_rows;  // A panel in the A_ROWS layout
+    MatmulMicroKernel kernel_a_cols;  // A panel in the A_COLS layout
+};
+
+// Each returns its path's description; the x86 ones exist only in x86-64 builds.
+const MatmulPath& matmul_path_portable();
+#if defined(__x86_64__) && defined(__GNUC__)
+const MatmulPath& matmul_path_avx2();
+const MatmulPath& matmul_path_avx512();
+#endif

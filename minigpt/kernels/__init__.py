@@ -1,0 +1,23 @@
+"""The ops a GPT spends its time in, and the only door to the compiled extension.
+
+Every op has two implementations with one signature: a NumPy reference written to be read (any
+float dtype; host or CuPy arrays), and the C++/OpenMP version in minigpt._core (float32,
+C-contiguous, checked by the binding). Callers pick one with backend="numpy" | "cpu".
+
+  matmul                                     out = op(a) @ op(b) (+ bias)          matmul.py
+  softmax_forward / _backward                over the last axis                     softmax.py
+  attention_forward / _backward              causal attention, dropout, lse only    attention.py
+  attention_with_cache                       generation over a KV cache             attention.py
+  layernorm_forward / _backward              saves mean and rstd per row            layernorm.py
+  gelu_forward / _backward                   tanh form                              gelu.py
+  cross_entropy_forward / _backward          fused with softmax, per row            cross_entropy.py
+  adamw_update                               one parameter, in place                adamw.py
+"""
+from minigpt.kernels.adamw import adamw_update
+from minigpt.kernels.attention import attention_backward, attention_forward, attention_with_cache, dropout_keep_mask
+from minigpt.kernels.backend import _CORE_IMPORT_ERROR, BACKENDS, _core, array_module, check_backend, core_info
+from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from minigpt.kernels.gelu import gelu_backward, gelu_forward
+from minigpt.kernels.layernorm import layernorm_backward, layernorm_forward
+from minigpt.kernels.matmul import matmul
+from minigpt.kernels.softmax import softmax_backward, softmax_forward

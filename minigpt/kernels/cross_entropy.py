@@ -1,0 +1,31 @@
+"""Softmax cross-entropy, fused, per row: loss_r = logsumexp(z_r) - z_r[target_r].
+
+The forward returns each row's loss and its log-sum-exp; the backward rebuilds the softmax
+from the logits and lse, so the probabilities (as large as the logits) are never stored:
+    dlogits_r = dloss_r * (softmax(z_r) - onehot(target_r))
+A negative target marks a padded position: its loss and its gradient are 0.
+"""
+from minigpt.kernels.backend import array_module, core
+
+
+def cross_entropy_forward(logits, targets, backend="numpy"):
+    """logits: (N, V) float, targets: (N,) int64 -> losses: (N,), lse: (N,)."""
+    if core(backend):
+        return core(backend).cross_entropy_forward(logits, targets)
+    xp = array_module(logits)
+    m = logits.max(axis=-1, keepdims=True)  # subtracting the max keeps exp from overflowing
+    lse = (m + xp.log(xp.exp(logits - m).sum(axis=-1, keepdims=True)))[:, 0]  # (N,)
+    counted = targets >= 0
+    picked = logits[xp.arange(len(targets)), xp.where(counted, targets, 0)]  # (N,)
+    return xp.where(counted, lse - picked, 0.0).astype(logits.dtype), lse
+
+
+def cross_entropy_backward(logits, lse, targets, dloss, backend="numpy"):
+    """dloss: the gradient of each counted row's loss (a scalar, e.g. 1/count for a mean) -> dlogits (N, V)."""
+    if core(backend):
+        return core(backend).cross_entropy_backward(logits, lse, targets, dloss)
+    xp = array_module(logits)
+    counted = targets >= 0
+    dlogits = xp.exp(logits - lse[:, None])  # softmax
+    dlogits[xp.arange(len(targets)), xp.where(counted, targets, 0)] -= 1.0
+    return dlogits * (counted * dloss).astype(logits.dtype)[:, None]

@@ -1,0 +1,39 @@
+"""LayerNorm over the last axis (Ba, Kiros and Hinton 2016, arXiv:1607.06450), forward and backward.
+
+out = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps), with the biased variance as in
+GPT-1/2 and PyTorch. As in llm.c, the forward returns mean and rstd (one number per row) for
+the backward, which recomputes xhat = (x - mean) * rstd from x: x is kept by the caller anyway,
+so storing xhat as well would double the memory for nothing.
+"""
+from minigpt.kernels.backend import array_module, core
+
+EPS = 1e-5  # GPT-2 and PyTorch use 1e-5
+
+
+def layernorm_forward(x, w, b, eps=EPS, backend="numpy"):
+    """x: (..., C), w: (C,), b: (C,) -> out: (..., C), mean: (...), rstd: (...)."""
+    if core(backend):
+        return core(backend).layernorm_forward(x, w, b, eps)
+    mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    xc = x - mean
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1); from centred values: no cancellation
+    rstd = 1.0 / array_module(x).sqrt(var + eps)  # (..., 1)
+    return xc * rstd * w + b, mean[..., 0], rstd[..., 0]
+
+
+def layernorm_backward(dout, x, mean, rstd, w, backend="numpy"):
+    """dout, x: (..., C); mean, rstd: (...); w: (C,) -> dx: (..., C), dw: (C,), db: (C,).
+
+    With g = dout * w (the gradient reaching xhat), the normalisation's Jacobian gives
+        dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+    The two means remove the components along the directions the normalisation fixes (the
+    mean of x and its scale).
+    """
+    if core(backend):
+        return core(backend).layernorm_backward(dout, x, mean, rstd, w)
+    rstd = rstd[..., None]
+    xhat = (x - mean[..., None]) * rstd
+    lead = tuple(range(dout.ndim - 1))
+    g = dout * w
+    dx = rstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
