@@ -30,6 +30,15 @@ def test_out_of_range_ids(rng, bad):
         embedding_forward(np.array([[0, bad]]), rng.standard_normal((7, 3)))
 
 
+def test_backward_adds_into_a_given_gradient(rng):
+    idx = np.array([[1, 1, 4]])
+    dout = rng.standard_normal((1, 3, 2))
+    _, cache = embedding_forward(idx, rng.standard_normal((5, 2)))
+    dw = np.ones((5, 2))
+    assert embedding_backward(dout, cache, dw=dw) is dw
+    assert np.allclose(dw, 1 + embedding_backward(dout, cache))
+
+
 def test_class_float32(rng):
     e = Embedding(5, 4, rng, dtype=np.float32)
     out = e.forward(np.array([[1, 1]]))
