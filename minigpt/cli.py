@@ -118,11 +118,11 @@ def cmd_generate(args):
 
     model, info = load_model(args.checkpoint, backend=args.backend)
     if not info.get("tokenizer"):
-        raise SystemExit(f"{args.checkpoint} has no tokenizer saved; cannot encode a text prompt")
+        raise ValueError(f"{args.checkpoint} has no tokenizer saved; cannot encode a text prompt")
     tok = tokenizer_from_dict(info["tokenizer"])
     prompt = tok.encode(args.prompt)
     if len(prompt) > model.config.block_size:
-        raise SystemExit(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
+        raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
                          f"{model.config.block_size}; shorten it")
     print(args.prompt, end="")
     stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
@@ -136,7 +136,7 @@ def cmd_data(args):
 
     if args.action == "fetch":
         if args.name != "shakespeare":
-            raise SystemExit(f"unknown dataset {args.name!r}; available: shakespeare")
+            raise ValueError(f"unknown dataset {args.name!r}; available: shakespeare")
         print(f"the Shakespeare corpus is in {shakespeare_dir()}")
 
 

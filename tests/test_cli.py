@@ -27,3 +27,46 @@ def test_module_entry_point_and_help():
     bad = subprocess.run([sys.executable, "-m", "minigpt", "params", "--preset", "gpt9"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "invalid choice" in bad.stderr
+
+
+TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\nJULIET:\nAy me.\n" * 30
+
+
+def pretrain_tiny(tmp_path, *extra):
+    (tmp_path / "text.txt").write_text(TEXT)
+    (tmp_path / "run.toml").write_text('n_layer = 1\nn_head = 2\nn_embd = 16\nblock_size = 16\nbatch_size = 4\n'
+                                       'eval_iters = 2\nbackend = "numpy"\nwarmup_iters = 2\n')
+    return main(["pretrain", "--config", str(tmp_path / "run.toml"), "--data", str(tmp_path / "text.txt"),
+                 "--max-iters", "6", "--eval-interval", "3", "--lr-decay-iters", "6", "--out", str(tmp_path / "out"),
+                 "--metrics-out", str(tmp_path / "m.json"), "--no-progress", "--sample-tokens", "20", *extra])
+
+
+def test_pretrain_with_a_toml_file_then_generate(tmp_path, capsys):
+    assert pretrain_tiny(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "backend numpy" in out and "1 layers" in out and "a sample of 20 tokens" in out
+    assert (tmp_path / "out" / "ckpt-0000006" / "model.safetensors").exists()
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--max-new-tokens", "10",
+                 "--backend", "numpy", "--top-k", "5", "--top-p", "0.9", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("ROMEO:")
+
+
+def test_generate_bad_inputs(tmp_path, capsys):
+    assert pretrain_tiny(tmp_path) == 0
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO " * 5,
+                 "--backend", "numpy"]) == 1
+    assert "longer than the model's context" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO~", "--backend", "numpy"]) == 1
+    assert "'~'" in capsys.readouterr().err  # a character the char tokenizer never saw
+    assert main(["generate", "--checkpoint", str(tmp_path / "nothing"), "--backend", "numpy"]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_pretrain_bad_inputs(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"),
+                 "--backend", "numpy", "--no-progress"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text("n_layers = 2\n")
+    assert main(["pretrain", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o")]) == 1
+    assert "unknown training settings: n_layers" in capsys.readouterr().err
