@@ -11,7 +11,7 @@
 //
 // matmul_forward, loop by loop (block sizes of the AVX-512 path; every path has its own):
 //
-//   for jc in [0, N) step nc <= NC = 640
+//   for jc in [0, N) step nc <= NC = 768
 //     for pc in [0, K) step kc <= KC = 384
 //       pack op(b)[pc:pc+kc, jc:jc+nc] into panels of NR = 32 columns      (L2, shared by threads)
 //       for ip in [0, M) step MR = 14                                      (spread over threads)
@@ -30,19 +30,24 @@
 //     order they are stored, whatever the flags (matmul_kernels.h has the layouts).
 // Blocks are split evenly: K = 512 gives two kc blocks of 256, not 384 + 128.
 //
-// Threads split the rows of A panels (dynamically, so a core slowed by another process takes
-// fewer) and pack the shared B block together. Every tile of out is summed by one thread, over the
-// kc blocks in order, so the result does not depend on the thread count. The bias is added in the
-// write-back of the last kc block: no second pass over out.
+// Threads: each (jc, pc) block is one list of tasks that the threads take as they free up
+// (OpenMP's dynamic schedule): first the panels of the *next* B block to pack, into a second
+// buffer, then the A panels to multiply by this one. So packing overlaps computing, the threads
+// meet once per block (at a barrier that yields the core while it waits), and a core slowed by
+// another process simply takes fewer tasks. Every tile of out is summed by one thread, over the
+// kc blocks in order, so the result does not depend on the thread count. The bias is added in
+// the write-back of the last kc block: no second pass over out.
 //
 // The SIMD path (the micro-kernel and its block sizes) is chosen once, at the first call, from
 // what the CPU supports: AVX-512, else AVX2 + FMA, else portable C++. MINIGPT_SIMD=avx2 or
 // MINIGPT_SIMD=portable forces a lower path (for tests and the tutorial); info()["simd"] says
 // which one runs.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef MINIGPT_OPENMP
@@ -107,7 +112,7 @@ const char* matmul_simd_path() { return matmul_path().name; }
 static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
 // A buffer each thread keeps between calls: a fresh large allocation on every call would
-// page-fault on first touch (a 960 KiB B block is 240 pages). get(n) returns n floats, 64-byte
+// page-fault on first touch (two 1.1 MiB B blocks are 576 pages). get(n) returns n floats, 64-byte
 // aligned so that every packed row starts a cache line.
 struct ScratchBuffer {
     std::vector<float> storage;
@@ -120,46 +125,60 @@ struct ScratchBuffer {
 static thread_local ScratchBuffer b_block_buffer;  // the calling thread's, shared by its team
 static thread_local ScratchBuffer a_panel_buffer;  // each thread's own
 
+// One call's operands, sizes and SIMD path, passed whole to the helpers below.
+struct Problem {
+    const MatmulPath& p;
+    float* out;         // (M, N)
+    const float* a;     // (M, K), or (K, M) if trans_a
+    const float* b;     // (K, N), or (N, K) if trans_b
+    const float* bias;  // (N,) or nullptr
+    int64_t M, N, K;
+    bool trans_a, trans_b;
+};
+
 // One A panel: rows m0 .. m0+m (m <= MR) and columns k0 .. k0+kc of op(a), zero rows after m.
-static void pack_a_panel(float* ap, const float* a, int64_t M, int64_t K, bool trans_a, const MatmulPath& p,
-                         int64_t m0, int m, int64_t k0, int64_t kc) {
-    if (!trans_a) {
+static void pack_a_panel(float* ap, const Problem& pb, int64_t m0, int m, int64_t k0, int64_t kc) {
+    const int MR = pb.p.MR;
+    if (!pb.trans_a) {
         // a is (M, K): row i of the panel is a contiguous piece of row m0 + i of a (layout A_ROWS)
-        for (int i = 0; i < p.MR; i++) {
-            float* dst = ap + i * p.KC;  // (kc,)
+        for (int i = 0; i < MR; i++) {
+            float* dst = ap + i * pb.p.KC;  // (kc,)
             if (i < m) {
-                std::copy_n(a + (m0 + i) * K + k0, kc, dst);
+                std::copy_n(pb.a + (m0 + i) * pb.K + k0, kc, dst);
             } else {
                 std::fill_n(dst, kc, 0.0f);
             }
         }
     } else {
-        // a is (K, M): column k of the panel is a contiguous piece of row k0 + k of a (layout A_COLS)
+        // a is (K, M): column k of the panel is a contiguous piece of row k0 + k of a (layout A_COLS).
+        // A few floats per row, so plain loops (a call to memcpy would cost more than the copy).
         for (int64_t k = 0; k < kc; k++) {
-            float* dst = ap + k * p.MR;  // (MR,)
-            std::copy_n(a + (k0 + k) * M + m0, m, dst);
-            std::fill(dst + m, dst + p.MR, 0.0f);
+            const float* src = pb.a + (k0 + k) * pb.M + m0;  // (m,)
+            float* dst = ap + k * MR;                        // (MR,)
+            for (int i = 0; i < m; i++) { dst[i] = src[i]; }
+            for (int i = m; i < MR; i++) { dst[i] = 0.0f; }
         }
     }
 }
 
 // One B panel: rows k0 .. k0+kc and columns n0 .. n0+n (n <= NR) of op(b), zero columns after n.
-static void pack_b_panel(float* bp, const float* b, int64_t N, int64_t K, bool trans_b, const MatmulPath& p,
-                         int64_t k0, int64_t n0, int n, int64_t kc) {
-    if (!trans_b) {
+static void pack_b_panel(float* bp, const Problem& pb, int64_t k0, int64_t n0, int n, int64_t kc) {
+    const int NR = pb.p.NR;
+    if (!pb.trans_b) {
         // b is (K, N): row k of the panel is a contiguous piece of row k0 + k of b
         for (int64_t k = 0; k < kc; k++) {
-            float* dst = bp + k * p.NR;  // (NR,)
-            std::copy_n(b + (k0 + k) * N + n0, n, dst);
-            std::fill(dst + n, dst + p.NR, 0.0f);
+            const float* src = pb.b + (k0 + k) * pb.N + n0;  // (n,)
+            float* dst = bp + k * NR;                        // (NR,)
+            for (int j = 0; j < n; j++) { dst[j] = src[j]; }
+            for (int j = n; j < NR; j++) { dst[j] = 0.0f; }
         }
     } else {
         // b is (N, K): column j of the panel is row n0 + j of b, so this is the one transposing
         // copy. Each element of b is packed once per call and then used by all M rows, so it costs
         // little; reading rows of b contiguously and writing with stride NR keeps it simple.
-        for (int j = 0; j < p.NR; j++) {
-            const float* src = b + (n0 + j) * K + k0;  // (kc,)
-            for (int64_t k = 0; k < kc; k++) { bp[k * p.NR + j] = (j < n) ? src[k] : 0.0f; }
+        for (int j = 0; j < NR; j++) {
+            const float* src = (j < n) ? pb.b + (n0 + j) * pb.K + k0 : nullptr;  // (kc,)
+            for (int64_t k = 0; k < kc; k++) { bp[k * NR + j] = src ? src[k] : 0.0f; }
         }
     }
 }
@@ -174,85 +193,115 @@ static int team_size() {
 #endif
 }
 
+// The barrier that ends each block. OpenMP's own barrier spins on the core while it waits (by
+// default for up to ~300,000 pause instructions, milliseconds), so on a machine shared with other
+// processes a waiting thread can hold the very core that the thread it waits for needs. This one
+// yields the core between checks, as OpenBLAS's threads do; on an idle machine yield returns at
+// once and it is as quick.
+class TeamBarrier {
+  public:
+    void wait(int team) {
+        const int generation = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == team) {  // the last to arrive
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);  // lets the others go
+        } else {
+            while (generation_.load(std::memory_order_acquire) == generation) { std::this_thread::yield(); }
+        }
+    }
+
+  private:
+    std::atomic<int> arrived_{0}, generation_{0};
+};
+
 // Split n into equal blocks of at most max_block, each a multiple of unit: K = 512 with kc <= 384
 // gives 2 x 256 rather than 384 + 128.
 static int64_t even_block(int64_t n, int64_t max_block, int64_t unit) {
     return ceil_div(ceil_div(n, ceil_div(n, max_block)), unit) * unit;
 }
 
-// One B block: rows pc .. pc+kc and columns jc .. jc+nc of op(b). Block t of a call is the t-th
-// in the order of the two outer loops (jc outer, pc inner).
+// One B block: rows pc .. pc+kc and columns jc .. jc+nc of op(b), packed as `panels` panels of
+// (kc, NR) from `packed` on. Block t of a call is the t-th of the two outer loops (jc, then pc).
 struct BBlock {
     int64_t jc, nc, pc, kc, panels;
+    float* packed;
 };
 
-static BBlock b_block_at(int64_t t, int64_t N, int64_t K, int64_t nc_step, int64_t kc_step, int NR) {
-    const int64_t k_blocks = ceil_div(K, kc_step);
+static BBlock b_block_at(const Problem& pb, int64_t t, int64_t nc_step, int64_t kc_step, float* buffers[2]) {
+    const int64_t k_blocks = ceil_div(pb.K, kc_step);
     BBlock blk;
     blk.jc = (t / k_blocks) * nc_step;
     blk.pc = (t % k_blocks) * kc_step;
-    blk.nc = std::min(nc_step, N - blk.jc);
-    blk.kc = std::min(kc_step, K - blk.pc);
-    blk.panels = ceil_div(blk.nc, NR);
+    blk.nc = std::min(nc_step, pb.N - blk.jc);
+    blk.kc = std::min(kc_step, pb.K - blk.pc);
+    blk.panels = ceil_div(blk.nc, pb.p.NR);
+    blk.packed = buffers[t % 2];  // two buffers: the threads compute with one while they pack the next
     return blk;
 }
 
-static void matmul_blocked(const MatmulPath& p, float* out, const float* a, const float* b, const float* bias,
-                           int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
-    const int64_t kc_step = even_block(K, p.KC, 1), nc_step = even_block(N, p.NC, p.NR);
-    const int64_t blocks = ceil_div(N, nc_step) * ceil_div(K, kc_step);
-    const int64_t m_panels = ceil_div(M, p.MR);
-    const MatmulMicroKernel kernel = trans_a ? p.kernel_a_cols : p.kernel_a_rows;
-    // Two B blocks: the threads compute with one while they pack the next into the other.
-    float* b_blocks[2];
-    b_blocks[0] = b_block_buffer.get(2 * nc_step * kc_step);  // each (nc / NR) panels of (kc, NR)
-    b_blocks[1] = b_blocks[0] + nc_step * kc_step;
+static void pack_b_task(const Problem& pb, const BBlock& blk, int64_t jp) {
+    const int NR = pb.p.NR;
+    const int n = static_cast<int>(std::min<int64_t>(NR, blk.nc - jp * NR));
+    pack_b_panel(blk.packed + jp * blk.kc * NR, pb, blk.pc, blk.jc + jp * NR, n, blk.kc);
+}
+
+// out[ip*MR : +MR, panels j0 .. j1 of the block] (+)= A panel ip @ those B panels.
+static void multiply_task(const Problem& pb, const BBlock& blk, float* ap, int64_t ip, int64_t j0, int64_t j1) {
+    const MatmulPath& p = pb.p;
+    const MatmulMicroKernel kernel = pb.trans_a ? p.kernel_a_cols : p.kernel_a_rows;
+    const bool last = blk.pc + blk.kc == pb.K;  // the bias goes in with the last kc block
+    const int m = static_cast<int>(std::min<int64_t>(p.MR, pb.M - ip * p.MR));
+    pack_a_panel(ap, pb, ip * p.MR, m, blk.pc, blk.kc);
+    for (int64_t jp = j0; jp < j1; jp++) {
+        const int64_t n0 = blk.jc + jp * p.NR;
+        const int n = static_cast<int>(std::min<int64_t>(p.NR, pb.N - n0));
+        kernel(blk.kc, ap, blk.packed + jp * blk.kc * p.NR, pb.out + ip * p.MR * pb.N + n0, pb.N,
+               (last && pb.bias != nullptr) ? pb.bias + n0 : nullptr, blk.pc > 0, m, n);
+    }
+}
+
+static void matmul_blocked(const Problem& pb) {
+    const MatmulPath& p = pb.p;
+    const int64_t kc_step = even_block(pb.K, p.KC, 1), nc_step = even_block(pb.N, p.NC, p.NR);
+    const int64_t blocks = ceil_div(pb.N, nc_step) * ceil_div(pb.K, kc_step);
+    const int64_t m_panels = ceil_div(pb.M, p.MR);
+    float* buffers[2];
+    buffers[0] = b_block_buffer.get(2 * nc_step * kc_step);  // each (nc / NR) panels of (kc, NR)
+    buffers[1] = buffers[0] + nc_step * kc_step;
     // fork threads only when there is enough work to repay it (~0.5 MFLOP)
-    const bool parallel = M * N * K >= 64 * 64 * 64;
+    const bool parallel = pb.M * pb.N * pb.K >= 64 * 64 * 64;
+
+    TeamBarrier barrier;
 
     #pragma omp parallel if (parallel)
     {
         float* ap = a_panel_buffer.get(p.MR * p.KC);
-        const BBlock first = b_block_at(0, N, K, nc_step, kc_step, p.NR);
-        #pragma omp for schedule(static)
-        for (int64_t jp = 0; jp < first.panels; jp++) {
-            const int n = static_cast<int>(std::min<int64_t>(p.NR, first.nc - jp * p.NR));
-            pack_b_panel(b_blocks[0] + jp * first.kc * p.NR, b, N, K, trans_b, p, first.pc, first.jc + jp * p.NR, n,
-                         first.kc);
-        }
-        for (int64_t t = 0; t < blocks; t++) {
-            const BBlock blk = b_block_at(t, N, K, nc_step, kc_step, p.NR);
-            const BBlock next = b_block_at(t + 1, N, K, nc_step, kc_step, p.NR);
-            const float* b_block = b_blocks[t % 2];
-            const bool last = blk.pc + blk.kc == K;  // the bias goes in with the last kc block
-            // With few rows of A panels, also split the columns, so that every thread has work:
-            // each (A panel, column group) task packs its A panel itself, cheap when M is small.
-            const int64_t groups = std::min(blk.panels, std::max<int64_t>(1, ceil_div(4 * team_size(), m_panels)));
-            // One task list per block: first the panels of the next B block to pack, then the A
-            // panels to multiply. The threads take tasks as they free up, so a thread slowed by
-            // another process just takes fewer, and they meet only once per block.
-            const int64_t pack_tasks = (t + 1 < blocks) ? next.panels : 0;
+        const BBlock first = b_block_at(pb, 0, nc_step, kc_step, buffers);
+        #pragma omp for schedule(static) nowait
+        for (int64_t jp = 0; jp < first.panels; jp++) { pack_b_task(pb, first, jp); }
+        barrier.wait(team_size());
 
-            #pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < blocks; t++) {
+            const BBlock blk = b_block_at(pb, t, nc_step, kc_step, buffers);
+            const BBlock next = b_block_at(pb, std::min(t + 1, blocks - 1), nc_step, kc_step, buffers);
+            const int64_t pack_tasks = (t + 1 < blocks) ? next.panels : 0;
+            // With few A panels, also split the block's columns into groups so that every thread
+            // has work; each (A panel, group) task packs its A panel itself, cheap when M is small.
+            const int64_t groups = std::min(blk.panels, std::max<int64_t>(1, ceil_div(4 * team_size(), m_panels)));
+            // One task list per block: first the panels of the next B block to pack, then the
+            // (A panel, group) products with this one, taken by whichever thread is free.
+            #pragma omp for schedule(dynamic) nowait
             for (int64_t task = 0; task < pack_tasks + m_panels * groups; task++) {
                 if (task < pack_tasks) {
-                    const int n = static_cast<int>(std::min<int64_t>(p.NR, next.nc - task * p.NR));
-                    pack_b_panel(b_blocks[(t + 1) % 2] + task * next.kc * p.NR, b, N, K, trans_b, p, next.pc,
-                                 next.jc + task * p.NR, n, next.kc);
-                    continue;
-                }
-                const int64_t ip = (task - pack_tasks) / groups, g = (task - pack_tasks) % groups;
-                const int m = static_cast<int>(std::min<int64_t>(p.MR, M - ip * p.MR));
-                pack_a_panel(ap, a, M, K, trans_a, p, ip * p.MR, m, blk.pc, blk.kc);
-                for (int64_t jp = g * blk.panels / groups; jp < (g + 1) * blk.panels / groups; jp++) {
-                    const int64_t n0 = blk.jc + jp * p.NR;
-                    const int n = static_cast<int>(std::min<int64_t>(p.NR, N - n0));
-                    kernel(blk.kc, ap, b_block + jp * blk.kc * p.NR, out + ip * p.MR * N + n0, N,
-                           (last && bias != nullptr) ? bias + n0 : nullptr, blk.pc > 0, m, n);
+                    pack_b_task(pb, next, task);
+                } else {
+                    const int64_t ip = (task - pack_tasks) / groups, g = (task - pack_tasks) % groups;
+                    multiply_task(pb, blk, ap, ip, g * blk.panels / groups, (g + 1) * blk.panels / groups);
                 }
             }
-            // (the implicit barrier: the next block is packed, and nobody still reads this one,
-            // whose buffer the block after next will reuse)
+            // the next block is packed, and nobody still reads this one, whose buffer the block
+            // after next reuses
+            barrier.wait(team_size());
         }
     }
 }
@@ -272,5 +321,5 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         }
         return;
     }
-    matmul_blocked(path, out, a, b, bias, M, N, K, trans_a, trans_b);
+    matmul_blocked(Problem{path, out, a, b, bias, M, N, K, trans_a, trans_b});
 }

@@ -6,9 +6,9 @@
 // are 6 broadcasts of A, so the tile takes 12 accumulators + 2 for the B row + 1 broadcast = 15
 // of the 16 ymm registers. Each step is 12 FMAs (6 cycles on 2 FMA units) against 2 + 6 loads
 // (4 cycles), and 12 accumulators cover the 2 units x 4 cycles of FMA latency.
-// Why KC = 384 and NC = 640: the same budget as the AVX-512 path (L1d 48 KiB, L2 2 MiB here):
-// the A panel (6 x 384 floats = 9 KiB) stays in L1, the packed B block (384 x 640 floats =
-// 960 KiB) in L2.
+// Why KC = 384 and NC = 768: the same budget as the AVX-512 path (L1d 48 KiB, L2 2 MiB here):
+// the A panel (6 x 384 floats = 9 KiB) stays in L1, the packed B block (384 x 768 floats =
+// 1.1 MiB) in L2.
 #include "matmul_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr int MR = 6, NR = 16, KC = 384, NC = 640;
+constexpr int MR = 6, NR = 16, KC = 384, NC = 768;
 
 template <int RS, int KS>
 __attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, const float* bp, float* c,

@@ -11,11 +11,13 @@
 //     8 cycles at 2 per cycle, so the FMA units, not the loads, set the pace;
 //   - an FMA takes 4 cycles, so 2 units need at least 8 independent accumulators in flight: 28 is
 //     ample.
-// Why KC = 384 and NC = 640, for a 48 KiB L1d and a 2 MiB L2 per core:
+// Why KC = 384 and NC = 768, for a 48 KiB L1d and a 2 MiB L2 per core:
 //   - the A panel (14 x 384 floats = 21 KiB) stays in L1 while the kernel sweeps every B panel of
-//     the block, leaving half of L1 for the B rows streaming through;
-//   - the packed B block (384 x 640 floats = 960 KiB) stays in L2, with the other half of L2 for
-//     the tiles of out and the A rows being packed.
+//     the block, leaving more than half of L1 for the B rows streaming through;
+//   - the packed B block (384 x 768 floats = 1.1 MiB) stays in L2, with the rest of L2 for the
+//     tiles of out and the next B block being packed;
+//   - 768 (GPT-2 small's width) and 384 divide the N and K of a GPT's products (multiples of
+//     384 or 768), so their blocks come out whole.
 #include "matmul_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -2,10 +2,13 @@
 
 Read top to bottom: the reference forward against an independent formula (float64); _core in
 float32 on shapes that divide no unroll or tile size, every transpose variant, with and without
-bias; empty sizes; the same result on 1 and 2 OpenMP threads; a property test over shapes; and
-bad input, which must raise TypeError/ValueError and leave the process alive. matmul is linear,
-so its backward is matmul with other flags and needs no finite-difference check of its own.
+bias; empty sizes; every SIMD path (forced with MINIGPT_SIMD, in a fresh process) on shapes that
+straddle its register tile and cache blocks, on 1 and 2 OpenMP threads, which must agree bit for
+bit; a property test over shapes; and bad input, which must raise TypeError/ValueError and leave
+the process alive. matmul is linear, so its backward is matmul with other flags and needs no
+finite-difference check of its own.
 """
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minigpt
 from conftest import requires_core
 from minigpt import kernels
 
@@ -52,7 +56,13 @@ def test_reference_matches_einsum(trans_a, trans_b, with_bias):
 
 # ----------------------------------------------------------------------------- _core against the reference
 
-SHAPES = [(1, 1, 1), (7, 33, 65), (65, 7, 130), (130, 65, 33), (33, 130, 7), (1, 65, 130)]  # (M, N, K)
+def assert_close(out, expected, K):
+    """float32 against the float64 reference: rounding grows like sqrt(K) over a sum of K products."""
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4 * max(1.0, np.sqrt(K) / 8))
+
+
+# (M, N, K): sizes that divide no tile, a single row, K = 1, a long single-row sum
+SHAPES = [(1, 1, 1), (7, 33, 65), (65, 7, 130), (130, 65, 33), (33, 130, 7), (1, 65, 130), (33, 65, 1), (1, 3, 300)]
 
 
 @requires_core
@@ -66,10 +76,10 @@ def test_core_matches_reference(M, N, K, trans_a, trans_b, with_bias):
     expected = reference64(a, b, trans_a, trans_b, bias)
     out = kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")
     assert out.dtype == np.float32 and out.shape == (M, N)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    assert_close(out, expected, K)
     # the triple-loop teaching version gives the same answer
     naive = kernels._core.matmul_naive(a, b, trans_a, trans_b, bias)
-    np.testing.assert_allclose(naive, expected, rtol=1e-5, atol=1e-4)
+    assert_close(naive, expected, K)
 
 
 @requires_core
@@ -80,66 +90,96 @@ def test_core_empty_sizes(M, N, K, trans_a, trans_b):
     out = kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")
     assert out.shape == (M, N)
     np.testing.assert_array_equal(out, np.broadcast_to(bias, (M, N)))  # with K = 0 only the bias is left
+    np.testing.assert_array_equal(kernels.matmul(a, b, trans_a, trans_b, backend="cpu"), np.zeros((M, N)))
 
 
-# ----------------------------------------------------------------------------- threads
+# ----------------------------------------------------------------------------- every SIMD path, 1 and 2 threads
 
-THREADS_SCRIPT = """
-import sys
+SIMD_PATHS = ["avx512", "avx2", "portable"]
+
+# (M, N, K) on both sides of each path's register tile MR x NR (avx512 14 x 32, avx2 6 x 16,
+# portable 4 x 8) and cache blocks (kc <= 384, or 256 on the portable path; nc <= 768, or 512),
+# so that edge tiles, several kc blocks (the accumulate and bias steps) and several nc blocks
+# (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
+EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
+               (1, 513, 40), (130, 7, 1)]
+
+PATH_SCRIPT = """
+import json, sys
 import numpy as np
 from minigpt import kernels
+info = kernels.core_info()
+saved = {"simd": info["simd"], "num_threads": info["num_threads"]}
 rng = np.random.default_rng(1)
-saved = {"num_threads": kernels.core_info()["num_threads"]}
-for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
-    name = f"{int(trans_a)}{int(trans_b)}"
-    a = rng.standard_normal((70, 33) if trans_a else (33, 70)).astype(np.float32)  # M = 33, K = 70
-    b = rng.standard_normal((65, 70) if trans_b else (70, 65)).astype(np.float32)  # N = 65
-    bias = rng.standard_normal(65).astype(np.float32)
-    saved.update({"a" + name: a, "b" + name: b, "bias" + name: bias,
-                  "out" + name: kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")})
+for i, (M, N, K) in enumerate(json.loads(sys.argv[2])):
+    for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
+        name = f"{i}_{int(trans_a)}{int(trans_b)}"
+        a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+        bias = rng.standard_normal(N).astype(np.float32)
+        saved.update({"a" + name: a, "b" + name: b, "bias" + name: bias,
+                      "out" + name: kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu"),
+                      "nobias" + name: kernels.matmul(a, b, trans_a, trans_b, backend="cpu")})
 np.savez(sys.argv[1], **saved)
 """
 
 
-def run_with_threads(script, threads, tmp_path):
-    """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved."""
-    path = tmp_path / f"threads{threads}.npz"
-    package_root = os.path.dirname(os.path.dirname(kernels.__file__))  # so the child imports this minigpt
+def run_child(script, env_extra, tmp_path, *args):
+    """Run `script` in a fresh interpreter with extra environment variables; return the CompletedProcess."""
+    package_root = os.path.dirname(os.path.dirname(minigpt.__file__))  # so the child imports this minigpt
     pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), **env_extra)
     # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
-    result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return dict(np.load(path))
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
 
 
 @requires_core
-def test_core_same_result_on_1_and_2_threads(tmp_path):
-    runs = {threads: run_with_threads(THREADS_SCRIPT, threads, tmp_path) for threads in (1, 2)}
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_core_every_simd_path_on_1_and_2_threads(path, tmp_path):
+    runs = {}
+    for threads in (1, 2):
+        npz = tmp_path / f"{path}_{threads}.npz"
+        result = run_child(PATH_SCRIPT, {"MINIGPT_SIMD": path, "OMP_NUM_THREADS": str(threads)}, tmp_path, str(npz),
+                           json.dumps(EDGE_SHAPES))
+        if "lacks" in result.stderr:
+            pytest.skip(f"this CPU has no {path} path")
+        assert result.returncode == 0, result.stderr
+        runs[threads] = dict(np.load(npz))
+    assert [str(runs[t]["simd"]) for t in (1, 2)] == [path, path]
     if kernels.core_info()["openmp"]:
         assert [int(runs[t]["num_threads"]) for t in (1, 2)] == [1, 2]
-    for trans_a, trans_b in VARIANTS:
-        name = f"{int(trans_a)}{int(trans_b)}"
-        run = runs[1]
-        expected = reference64(run["a" + name], run["b" + name], trans_a, trans_b, run["bias" + name])
-        np.testing.assert_allclose(run["out" + name], expected, rtol=1e-5, atol=1e-4)
-        # each element is summed by one thread in one order, so the thread count changes nothing
-        np.testing.assert_array_equal(runs[2]["out" + name], run["out" + name])
+    for i, (M, N, K) in enumerate(EDGE_SHAPES):
+        for trans_a, trans_b in VARIANTS:
+            name, run = f"{i}_{int(trans_a)}{int(trans_b)}", runs[1]
+            a, b, bias = run["a" + name], run["b" + name], run["bias" + name]
+            assert_close(run["out" + name], reference64(a, b, trans_a, trans_b, bias), K)
+            assert_close(run["nobias" + name], reference64(a, b, trans_a, trans_b, None), K)
+            # each element is summed by one thread in one order, so the thread count changes nothing
+            np.testing.assert_array_equal(runs[2]["out" + name], run["out" + name])
+            np.testing.assert_array_equal(runs[2]["nobias" + name], run["nobias" + name])
+
+
+@requires_core
+def test_core_rejects_unknown_simd_path(tmp_path):
+    script = "from minigpt import kernels\nkernels.core_info()"
+    result = run_child(script, {"MINIGPT_SIMD": "sse9"}, tmp_path)
+    assert result.returncode != 0
+    assert "ValueError: MINIGPT_SIMD must be avx512, avx2 or portable" in result.stderr
 
 
 # ----------------------------------------------------------------------------- property test
 
 @requires_core
 @settings(max_examples=30, deadline=None)
-@given(M=st.integers(0, 40), N=st.integers(0, 40), K=st.integers(0, 40), trans_a=st.booleans(),
+@given(M=st.integers(0, 50), N=st.integers(0, 70), K=st.integers(0, 50), trans_a=st.booleans(),
        trans_b=st.booleans(), with_bias=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_core_matches_reference_on_any_shape(M, N, K, trans_a, trans_b, with_bias, seed):
     a, b, bias = make_operands(np.random.default_rng(seed), M, N, K, trans_a, trans_b)
     bias = bias if with_bias else None
     out = kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")
     assert out.shape == (M, N)
-    np.testing.assert_allclose(out, reference64(a, b, trans_a, trans_b, bias), rtol=1e-5, atol=1e-4)
+    assert_close(out, reference64(a, b, trans_a, trans_b, bias), K)
 
 
 # ----------------------------------------------------------------------------- bad input
