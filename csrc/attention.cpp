@@ -243,7 +243,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     {
         BackwardScratch sc(T, hs);  // O(T * hs) per thread: Q^T and dout^T of one (b, h)
         // One (b, h) per work item: every head costs the same, and dq, dk, dv of a head are summed by
-        // one thread in one order, so no atomics and the same bits on any number of threads.
+        // one thread in one order, so no atomics and the same bits on any number of threads. (With
+        // fewer heads than threads, B * NH < threads, some threads sit idle.)
         #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < B * NH; bh++) {
             const int64_t off = bh * T * hs;

@@ -120,6 +120,7 @@ AVX2 inline __m256 exp2(__m256 t) {
 }
 
 constexpr int kTileVectors = kQueryTile / kLanes;  // one tile row of queries, in vectors
+static_assert(kTileVectors % 4 == 0, "softmax_update works in groups of 4 vectors: make kQueryTile a multiple of 32");
 
 // Half a tile row (4 vectors) at a time, so the running values stay in registers.
 AVX2 void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, float c2) {

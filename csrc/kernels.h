@@ -136,7 +136,7 @@ void cross_entropy_forward(float* losses,           // (N,)
                            const int64_t* targets,  // (N,)
                            int64_t N, int64_t V);
 
-// Gradient of dloss * losses w.r.t. the logits, from the logits and the saved lse.
+// Gradient of dloss * sum(losses) w.r.t. the logits, added into dlogits; softmax rebuilt from lse.
 void cross_entropy_backward(float* dlogits,          // (N, V)
                             const float* logits,     // (N, V)
                             const float* lse,        // (N,)
