@@ -9,6 +9,10 @@ so wte receives two gradient contributions: from the lookup and from the head.
 There is no autograd: forward keeps each layer's cache, and GPT.backward calls every layer's
 backward in reverse order, in plain sight. Parameter names follow the GPT-2 checkpoint.
 
+With backend="cuda" the parameters, gradients, activations and caches are CuPy arrays on the GPU,
+made by the same code: a batch of token ids is copied in by forward, and the loss comes back as a
+float; logits are returned where they were computed (cupy.asnumpy brings them to the host).
+
 Shapes: B batch, T time (sequence), C n_embd, V vocab_size.
 """
 import math
@@ -74,12 +78,13 @@ class GPT:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         kernels.check_backend(backend)
-        if backend == "cpu" and dtype != "float32":
-            raise ValueError("backend='cpu' runs float32 kernels; use dtype='float32' (float64 is for backend='numpy')")
+        if backend in ("cpu", "cuda") and dtype != "float32":
+            raise ValueError(f"backend={backend!r} runs float32 kernels; use dtype='float32' (float64 is for "
+                             "backend='numpy')")
         self.config, self.backend, self.dtype = cfg, backend, DTYPES[dtype]
         rng = np.random.default_rng(seed)
-        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, self.dtype)
-        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rng, self.dtype)
+        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, self.dtype, backend=backend)
+        self.wpe = Embedding(cfg.block_size, cfg.n_embd, rng, self.dtype, backend=backend)
         self.drop = Dropout(cfg.dropout)
         self.h = [Block(cfg, rng, self.dtype, backend) for _ in range(cfg.n_layer)]
         self.ln_f = LayerNorm(cfg.n_embd, self.dtype, backend) if cfg.arch == "gpt2" else None
@@ -103,16 +108,16 @@ class GPT:
         returns logits (B, T, V) and the mean cross-entropy loss (None without targets).
         train=False turns dropout off (evaluation and sampling).
         """
-        idx = self._check_tokens(idx, "idx")
+        idx = self._to_device(self._check_tokens(idx, "idx"))  # the batch in: checked on the host, copied once
         B, T = idx.shape
-        x = self.wte.forward(idx) + self.wpe.forward(np.arange(T))  # (B, T, C)
+        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(T))  # (B, T, C)
         x = self.drop.forward(x, self.dropout_rng, train)
         for block in self.h:
             x = block.forward(x, self.dropout_rng, train)
         if self.ln_f is not None:
             x = self.ln_f.forward(x)
         # Tied head: logits = x @ wte^T, without a transposed copy of the (V, C) table.
-        x2 = np.ascontiguousarray(x).reshape(B * T, -1)  # (B*T, C)
+        x2 = self._xp().ascontiguousarray(x).reshape(B * T, -1)  # (B*T, C)
         logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
         logits = logits.reshape(B, T, -1)  # (B, T, V)
         self.cache = {"x2": x2, "loss": None}
@@ -121,8 +126,9 @@ class GPT:
         targets = self._check_tokens(targets, "targets", allow_ignore=True)
         if targets.shape != idx.shape:
             raise ValueError(f"targets shape {targets.shape} must equal idx shape {idx.shape}")
+        targets = self._to_device(targets)
         loss, self.cache["loss"] = cross_entropy_forward(logits, targets, backend=self.backend)
-        return logits, float(loss)
+        return logits, float(loss)  # the loss out: one number back to the host
 
     def backward(self):
         """Backpropagate the loss of the last forward, adding into self.grads (call zero_grad first)."""
@@ -147,23 +153,32 @@ class GPT:
         """Empty key/value buffers for every layer: [(k, v)], each (B, NH, block_size, hs)."""
         c = self.config
         shape = (batch_size, c.n_head, c.block_size, c.head_size)
-        return [(np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)) for _ in range(c.n_layer)]
+        xp = self._xp()
+        return [(xp.zeros(shape, self.dtype), xp.zeros(shape, self.dtype)) for _ in range(c.n_layer)]
 
     def forward_cached(self, idx, kv_cache, pos):
         """Logits (B, Tn, V) for tokens idx (B, Tn) at positions pos .. pos+Tn-1, given a KV cache
         that holds positions 0 .. pos-1. For generation: each step feeds only the newest token."""
-        idx = self._check_tokens(idx, "idx")
+        idx = self._to_device(self._check_tokens(idx, "idx"))
         B, Tn = idx.shape
         if pos + Tn > self.config.block_size:
             raise ValueError(f"positions up to {pos + Tn} exceed block_size {self.config.block_size}")
-        x = self.wte.forward(idx) + self.wpe.forward(np.arange(pos, pos + Tn))  # (B, Tn, C)
+        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(pos, pos + Tn))  # (B, Tn, C)
         for block, layer_cache in zip(self.h, kv_cache):
             x = block.forward_cached(x, layer_cache, pos)
         if self.ln_f is not None:
             x = self.ln_f.forward(x)
-        x2 = np.ascontiguousarray(x).reshape(B * Tn, -1)
+        x2 = self._xp().ascontiguousarray(x).reshape(B * Tn, -1)
         logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
         return logits.reshape(B, Tn, -1)
+
+    def _xp(self):
+        """The array module of the parameters: NumPy, or CuPy with backend="cuda"."""
+        return kernels.array_module(self.wte.params["weight"])
+
+    def _to_device(self, ids):
+        """Checked host ids where the parameters are, as int64 (what the CUDA embedding kernel takes)."""
+        return kernels.to_backend(np.ascontiguousarray(ids, dtype=np.int64), self.backend)
 
     def zero_grad(self):
         for g in self.grads.values():

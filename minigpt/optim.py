@@ -45,7 +45,9 @@ def clip_grad_norm(grads, max_norm):
 
     Clipping the global norm (not each tensor) keeps the update's direction, as torch's clip_grad_norm_ does.
     """
-    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+    # each sum of squares is taken where its gradient lives; one number comes to the host, not one per tensor
+    squares = (kernels.array_module(g).square(g, dtype=np.float64).sum() for g in grads.values())
+    total = math.sqrt(float(sum(squares)))
     if total > max_norm:
         scale = max_norm / (total + 1e-6)
         for g in grads.values():

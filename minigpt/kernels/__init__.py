@@ -1,8 +1,9 @@
-"""The ops a GPT spends its time in, and the only door to the compiled extension.
+"""The ops a GPT spends its time in, and the only door to the compiled extensions.
 
-Every op has two implementations with one signature: a NumPy reference written to be read (any
-float dtype; host or CuPy arrays), and the C++/OpenMP version in minigpt._core (float32,
-C-contiguous, checked by the binding). Callers pick one with backend="numpy" | "cpu".
+Every op has up to three implementations with one signature: a NumPy reference written to be read
+(any float dtype; host or CuPy arrays), the C++/OpenMP version in minigpt._core (float32,
+C-contiguous NumPy arrays) and the CUDA version in minigpt._cuda (float32, C-contiguous CuPy
+arrays), each checked by its binding. Callers pick one with backend="numpy" | "cpu" | "cuda".
 
   matmul                                     out = op(a) @ op(b) (+ bias)          matmul.py
   softmax_forward / _backward                over the last axis                     softmax.py
@@ -12,11 +13,14 @@ C-contiguous, checked by the binding). Callers pick one with backend="numpy" | "
   gelu_forward / _backward                   tanh form                              gelu.py
   cross_entropy_forward / _backward          fused with softmax, per row            cross_entropy.py
   adamw_update                               one parameter, in place                adamw.py
+  embedding_forward / _backward              row lookup, scatter-add                embedding.py
 """
 from minigpt.kernels.adamw import adamw_update
 from minigpt.kernels.attention import attention_backward, attention_forward, attention_with_cache, dropout_keep_mask
-from minigpt.kernels.backend import _CORE_IMPORT_ERROR, BACKENDS, _core, array_module, check_backend, core_info
+from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKENDS, _core, _cuda, array_module,
+                                    check_backend, core_info, cuda_info, cuda_problem, to_backend)
 from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from minigpt.kernels.embedding import embedding_backward, embedding_forward
 from minigpt.kernels.gelu import gelu_backward, gelu_forward
 from minigpt.kernels.layernorm import layernorm_backward, layernorm_forward
 from minigpt.kernels.matmul import matmul

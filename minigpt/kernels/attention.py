@@ -14,17 +14,18 @@ from minigpt.kernels.backend import array_module, core
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def dropout_keep_mask(seed, shape, p):
+def dropout_keep_mask(seed, shape, p, xp=np):
     """The attention-dropout mask as a pure function of (seed, position), like FlashAttention.
 
     shape: (B, NH, T, T). Element (b, h, i, j) is kept iff
         splitmix64(seed + (((b*NH + h)*T + i)*T + j + 1) * golden) >> 40  >=  p * 2**24
-    Because it is a counter-based hash rather than a stream of draws, the C++ kernel can
-    regenerate any tile of the mask in its backward pass without storing T x T bits, and both
-    backends drop exactly the same weights.
+    Because it is a counter-based hash rather than a stream of draws, the C++ and CUDA kernels
+    can regenerate any tile of the mask in their backward pass without storing T x T bits, and
+    all backends drop exactly the same weights. xp: the array module to build it in (CuPy builds
+    it on the GPU).
     """
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2**64 on purpose
-        idx = np.arange(1, math.prod(shape) + 1, dtype=np.uint64).reshape(shape)
+        idx = xp.arange(1, math.prod(shape) + 1, dtype=np.uint64).reshape(shape)
         z = np.uint64(seed) + idx * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -52,7 +53,7 @@ def attention_forward(q, k, v, dropout_p=0.0, seed=0, backend="numpy"):
     lse = m + xp.log(xp.exp(scores - m).sum(axis=-1, keepdims=True))  # (B, NH, T, 1)
     att = xp.exp(scores - lse)
     if dropout_p > 0.0:
-        att = att * xp.asarray(dropout_keep_mask(seed, att.shape, dropout_p)) / (1.0 - dropout_p)
+        att = att * dropout_keep_mask(seed, att.shape, dropout_p, xp) / (1.0 - dropout_p)
     return att @ v, lse[..., 0]
 
 
@@ -74,7 +75,7 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     att = xp.where(future, 0.0, xp.exp(xp.where(future, 0.0, scores) - lse[..., None]))  # (B, NH, T, T)
     dropped = att
     if dropout_p > 0.0:
-        keep = xp.asarray(dropout_keep_mask(seed, att.shape, dropout_p), dtype=q.dtype) / (1.0 - dropout_p)
+        keep = dropout_keep_mask(seed, att.shape, dropout_p, xp).astype(q.dtype) / (1.0 - dropout_p)
         dropped = att * keep
     dv = dropped.swapaxes(-1, -2) @ dout
     datt = dout @ v.swapaxes(-1, -2)  # gradient w.r.t. the dropped weights

@@ -1,12 +1,18 @@
-"""Backend selection: the one place that imports the compiled extension minigpt._core.
+"""Backend selection: the one place that imports the compiled extensions minigpt._core and minigpt._cuda.
 
 backend="numpy" runs each op's NumPy reference (any float dtype; host or CuPy arrays);
-backend="cpu" runs the C++/OpenMP kernels (float32, C-contiguous). Nothing falls back silently:
-asking for "cpu" when the extension was not built raises an error that says how to build it.
+backend="cpu" runs the C++/OpenMP kernels (float32, C-contiguous NumPy arrays);
+backend="cuda" runs the CUDA kernels (float32, C-contiguous CuPy arrays on the GPU).
+The two extensions have the same functions with the same arguments, so an op dispatches with
+`core(backend).op(...)` whichever it is. Nothing falls back silently: asking for a backend that was
+not built, or for "cuda" on a machine without CuPy or a GPU, raises an error that says how to fix it.
 """
+import functools
+import importlib.util
+
 import numpy as np
 
-BACKENDS = ("numpy", "cpu")
+BACKENDS = ("numpy", "cpu", "cuda")
 
 try:
     from minigpt import _core
@@ -15,9 +21,36 @@ except ImportError as e:  # the package can be read and used with backend="numpy
     _core = None
     _CORE_IMPORT_ERROR = e
 
+try:  # built only with -Ccmake.define.MINIGPT_CUDA=ON; importing it needs no GPU
+    from minigpt import _cuda
+    _CUDA_IMPORT_ERROR = None
+except ImportError as e:
+    _cuda = None
+    _CUDA_IMPORT_ERROR = e
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_problem():
+    """Why backend="cuda" cannot run in this process, or None when it can (looked up once)."""
+    if _cuda is None:
+        built = importlib.util.find_spec("minigpt._cuda") is not None
+        why = f"it does not load: {_CUDA_IMPORT_ERROR}" if built else "it was not built"
+        return (f"backend='cuda' needs the compiled extension minigpt._cuda, and {why}. Build it with "
+                "`pip install . -Ccmake.define.MINIGPT_CUDA=ON` (needs the CUDA compiler nvcc on PATH) from the "
+                "repository root, or use backend='cpu'.")
+    try:
+        import cupy
+    except ImportError as e:
+        return (f"backend='cuda' keeps its arrays in CuPy, which is not importable ({e}). Install it with "
+                "`pip install cupy-cuda13x` (or `pip install .[cuda]`; cupy-cuda12x for CUDA 12), or use "
+                "backend='cpu'.")
+    if not cupy.cuda.is_available():
+        return "backend='cuda' needs an NVIDIA GPU with its driver, and CuPy finds none here; use backend='cpu'."
+    return None
+
 
 def check_backend(backend):
-    """Raise a clear error if `backend` is unknown or not built; return it otherwise."""
+    """Raise a clear error if `backend` is unknown or cannot run here; return it otherwise."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "cpu" and _core is None:
@@ -26,12 +59,14 @@ def check_backend(backend):
             f"({_CORE_IMPORT_ERROR}). Build it with `pip install .` (or `pip install -e .` for "
             "development) from the repository root, or use backend='numpy'."
         )
+    if backend == "cuda" and cuda_problem() is not None:
+        raise RuntimeError(cuda_problem())
     return backend
 
 
 def core(backend):
-    """The extension module when backend is "cpu", None for "numpy" (after check_backend)."""
-    return _core if check_backend(backend) == "cpu" else None
+    """The extension behind a backend: _core for "cpu", _cuda for "cuda", None for "numpy" (after check_backend)."""
+    return {"numpy": None, "cpu": _core, "cuda": _cuda}[check_backend(backend)]
 
 
 def core_info():
@@ -39,6 +74,23 @@ def core_info():
     return core("cpu").info()
 
 
+def cuda_info():
+    """The GPU and the build of the CUDA extension: device name, compute capability, CUDA versions."""
+    return core("cuda").info()
+
+
 def array_module(x):
     """NumPy for host arrays, CuPy for device arrays: lets op code create arrays where x lives."""
     return np if type(x).__module__.split(".")[0] != "cupy" else __import__("cupy")
+
+
+def to_backend(x, backend):
+    """The host array x where `backend` keeps its arrays: a copy on the GPU for "cuda", x itself otherwise.
+
+    Layers make their parameters on the host from the seeded generator, so every backend starts from
+    the same weights, and move them once with this.
+    """
+    if check_backend(backend) == "cuda":
+        import cupy
+        return cupy.asarray(x)
+    return x

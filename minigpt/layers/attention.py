@@ -21,13 +21,14 @@ def split_heads(qkv, n_head):
     B, T, C3 = qkv.shape
     hs = C3 // (3 * n_head)
     qkv = qkv.reshape(B, T, 3, n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, NH, T, hs)
-    return tuple(np.ascontiguousarray(qkv[i]) for i in range(3))
+    xp = kernels.array_module(qkv)
+    return tuple(xp.ascontiguousarray(qkv[i]) for i in range(3))
 
 
 def merge_heads(y):
     """(B, NH, T, hs) -> (B, T, C) with the heads side by side."""
     B, NH, T, hs = y.shape
-    return np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, T, NH * hs)
+    return kernels.array_module(y).ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, T, NH * hs)
 
 
 def self_attention_forward(qkv, n_head, dropout_p=0.0, seed=0, backend="numpy"):
@@ -43,10 +44,11 @@ def self_attention_backward(dy, cache):
     """dy: (B, T, C) -> dqkv: (B, T, 3C)."""
     q, k, v, y, lse, dropout_p, seed, backend = cache
     B, NH, T, hs = q.shape
-    dy = np.ascontiguousarray(dy.reshape(B, T, NH, hs).transpose(0, 2, 1, 3))  # (B, NH, T, hs)
+    xp = kernels.array_module(dy)
+    dy = xp.ascontiguousarray(dy.reshape(B, T, NH, hs).transpose(0, 2, 1, 3))  # (B, NH, T, hs)
     dq, dk, dv = kernels.attention_backward(dy, q, k, v, y, lse, dropout_p, seed, backend=backend)
-    dqkv = np.stack([dq, dk, dv])  # (3, B, NH, T, hs)
-    return np.ascontiguousarray(dqkv.transpose(1, 3, 0, 2, 4)).reshape(B, T, 3 * NH * hs)
+    dqkv = xp.stack([dq, dk, dv])  # (3, B, NH, T, hs)
+    return xp.ascontiguousarray(dqkv.transpose(1, 3, 0, 2, 4)).reshape(B, T, 3 * NH * hs)
 
 
 class CausalSelfAttention:

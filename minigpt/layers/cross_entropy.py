@@ -23,16 +23,17 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, backend="n
                          "without the last axis")
     if not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got {targets.dtype}")
+    xp = kernels.array_module(logits)  # NumPy, or CuPy for GPU arrays
     counted = targets != ignore_index
-    if np.any((targets[counted] < 0) | (targets[counted] >= V)):
+    if xp.any((targets[counted] < 0) | (targets[counted] >= V)):
         raise ValueError(f"cross_entropy: targets must lie in [0, {V}) or equal ignore_index={ignore_index}")
-    z = np.ascontiguousarray(logits).reshape(-1, V)  # (N, V)
-    rows = np.where(counted, targets, -1).reshape(-1).astype(np.int64)  # (N,), -1 = not counted
+    z = xp.ascontiguousarray(logits).reshape(-1, V)  # (N, V)
+    rows = xp.where(counted, targets, -1).reshape(-1).astype(np.int64)  # (N,), -1 = not counted
     losses, lse = kernels.cross_entropy_forward(z, rows, backend=backend)  # (N,), (N,)
     count = max(int(counted.sum()), 1)
     # The logits and each row's log-sum-exp are kept: softmax = exp(z - lse) rebuilds the gradient.
     cache = (z, lse, rows, count, logits.shape, backend)
-    return np.asarray(losses.sum(dtype=np.float64) / count, dtype=logits.dtype), cache
+    return xp.asarray(losses.sum(dtype=np.float64) / count, dtype=logits.dtype), cache
 
 
 def cross_entropy_backward(dloss, cache):

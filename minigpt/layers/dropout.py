@@ -2,7 +2,12 @@
 
 The scaling keeps the expected activation unchanged, so evaluation (train=False) is the identity.
 The random generator and the train flag are explicit arguments: no hidden global state.
+On GPU arrays the mask is made on the GPU, from one seed drawn from the generator, by the same
+counter-based hash as attention dropout (kernels.dropout_keep_mask): no mask crosses to the device.
 """
+import numpy as np
+
+from minigpt.kernels import array_module, dropout_keep_mask
 
 
 def dropout_forward(x, p, rng, train):
@@ -11,7 +16,12 @@ def dropout_forward(x, p, rng, train):
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not train or p == 0.0:
         return x, None
-    scaled_mask = (rng.random(x.shape) >= p).astype(x.dtype) / (1.0 - p)
+    xp = array_module(x)
+    if xp is np:
+        keep = rng.random(x.shape) >= p
+    else:
+        keep = dropout_keep_mask(int(rng.integers(2**63)), x.shape, p, xp)
+    scaled_mask = keep.astype(x.dtype) / (1.0 - p)
     return x * scaled_mask, scaled_mask
 
 

@@ -1,15 +1,20 @@
-"""Embedding lookup: row idx[b, t] of the table w. Used for tokens (wte) and positions (wpe)."""
+"""Embedding lookup: row idx[b, t] of the table w. Used for tokens (wte) and positions (wpe).
+
+The lookup and the scatter-add of its gradient are in minigpt/kernels/embedding.py.
+"""
 import numpy as np
 
+from minigpt import kernels
 
-def embedding_forward(idx, w):
+
+def embedding_forward(idx, w, backend="numpy"):
     """idx: int array (...), w: (V, C) -> out: (..., C), cache."""
     V = w.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= V):
-        bad = idx[(idx < 0) | (idx >= V)].flat[0]
+        bad = idx[(idx < 0) | (idx >= V)].ravel()[0]
         raise ValueError(f"embedding: index {int(bad)} out of range for a table of {V} rows")
     # Only the indices are kept: the backward scatters into rows, it never needs w's values.
-    return w[idx], (idx, w.shape)
+    return kernels.embedding_forward(idx, w, backend=backend), (idx, w.shape, backend)
 
 
 def embedding_backward(dout, cache, dw=None):
@@ -18,21 +23,24 @@ def embedding_backward(dout, cache, dw=None):
     With dw given, the gradient is added into it in place (the layer passes its grads: for
     GPT-2's 50257 x 768 table that saves a 150 MB temporary per step).
     """
-    idx, shape = cache
+    idx, shape, backend = cache
     if dw is None:
-        dw = np.zeros(shape, dtype=dout.dtype)
-    np.add.at(dw, idx.reshape(-1), dout.reshape(-1, shape[1]))  # add.at accumulates repeated rows
+        dw = np.zeros_like(dout, shape=shape)  # *_like: where dout lives
+    dout = kernels.array_module(dout).ascontiguousarray(dout)
+    kernels.embedding_backward(dw, dout, idx, backend=backend)  # add.at: repeated rows accumulate
     return dw
 
 
 class Embedding:
-    def __init__(self, num_embeddings, n_embd, rng, dtype=np.float32, std=0.02):
-        self.params = {"weight": (rng.standard_normal((num_embeddings, n_embd)) * std).astype(dtype)}
+    def __init__(self, num_embeddings, n_embd, rng, dtype=np.float32, std=0.02, backend="numpy"):
+        weight = (rng.standard_normal((num_embeddings, n_embd)) * std).astype(dtype)  # on the host, from rng
+        self.params = {"weight": kernels.to_backend(weight, backend)}
         self.grads = {"weight": np.zeros_like(self.params["weight"])}
+        self.backend = backend
         self.cache = None
 
     def forward(self, idx):
-        out, self.cache = embedding_forward(idx, self.params["weight"])
+        out, self.cache = embedding_forward(idx, self.params["weight"], self.backend)
         return out
 
     def backward(self, dout):

@@ -3,7 +3,6 @@
 gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))). The math, forward and
 backward, is in minigpt/kernels/gelu.py.
 """
-import numpy as np
 
 from minigpt import kernels
 
@@ -15,7 +14,7 @@ def gelu_forward(x, backend="numpy"):
 
 def gelu_backward(dout, cache):
     x, backend = cache
-    return kernels.gelu_backward(np.ascontiguousarray(dout), x, backend=backend)
+    return kernels.gelu_backward(kernels.array_module(dout).ascontiguousarray(dout), x, backend=backend)
 
 
 class GELU:

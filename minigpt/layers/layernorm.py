@@ -19,12 +19,14 @@ def layernorm_forward(x, w, b, backend="numpy"):
 def layernorm_backward(dout, cache):
     """dout: (..., C) -> dx: (..., C), dw: (C,), db: (C,)."""
     x, mean, rstd, w, backend = cache
-    return kernels.layernorm_backward(np.ascontiguousarray(dout), x, mean, rstd, w, backend=backend)
+    dout = kernels.array_module(dout).ascontiguousarray(dout)
+    return kernels.layernorm_backward(dout, x, mean, rstd, w, backend=backend)
 
 
 class LayerNorm:
     def __init__(self, n_embd, dtype=np.float32, backend="numpy"):
-        self.params = {"weight": np.ones(n_embd, dtype=dtype), "bias": np.zeros(n_embd, dtype=dtype)}
+        self.params = {"weight": kernels.to_backend(np.ones(n_embd, dtype=dtype), backend),
+                       "bias": kernels.to_backend(np.zeros(n_embd, dtype=dtype), backend)}
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
         self.backend = backend
         self.cache = None

@@ -25,7 +25,7 @@ def linear_backward(dout, cache):
     """dout: (..., C_out) -> dx: (..., C_in), dw: (C_in, C_out), db: (C_out,) or None."""
     x, w, has_bias, backend = cache
     C_in, C_out = w.shape
-    dout2 = np.ascontiguousarray(dout).reshape(-1, C_out)  # (N, C_out)
+    dout2 = kernels.array_module(dout).ascontiguousarray(dout).reshape(-1, C_out)  # (N, C_out)
     x2 = x.reshape(-1, C_in)  # (N, C_in)
     dx = kernels.matmul(dout2, w, trans_b=True, backend=backend)  # (N, C_in)
     dw = kernels.matmul(x2, dout2, trans_a=True, backend=backend)  # (C_in, C_out)
@@ -37,10 +37,12 @@ class Linear:
     """A thin shell over linear_forward/backward that owns the weight, the bias and their grads."""
 
     def __init__(self, in_features, out_features, rng, dtype=np.float32, bias=True, std=0.02, backend="numpy"):
+        # made on the host from rng, so every backend starts from the same weights, then moved once
         self.params = {"weight": (rng.standard_normal((in_features, out_features)) * std).astype(dtype)}
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=dtype)
-        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.params = {name: kernels.to_backend(p, backend) for name, p in self.params.items()}
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}  # *_like: where p lives
         self.backend = backend
         self.cache = None
 

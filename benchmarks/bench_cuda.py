@@ -1,0 +1,306 @@
+"""Time minigpt's CUDA kernels against PyTorch eager on the same GPU, in one process; print ratios.
+
+usage: python benchmarks/bench_cuda.py [--quick] [--json results.json]
+
+Three parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
+sides (our kernels never use TF32; PyTorch with TF32 on is shown beside, for reference):
+  matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses
+  attention  causal forward + backward against torch's scaled_dot_product_attention
+  training   tokens/s of a whole step (zero_grad, forward, loss, backward, clip, AdamW) for "small"
+             (6L/6H/384, T=256, B=64, V=65) and GPT-2 124M (12L/12H/768, T=1024, B=8, V=50257)
+             against the same model in PyTorch (benchmarks/torch_reference.py)
+Times come from the host clock around many calls, with the GPU synchronised before and after, after
+a warm-up; the median of three such batches. A part that fails prints its error and the script
+exits non-zero at the end, after the other parts have run. This is a measurement, not a test.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import numpy as np
+
+import minigpt
+from minigpt import kernels
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def seconds(fn, sync, min_time=0.25, max_reps=200):
+    """Median seconds per call of fn over three batches of calls, after a warm-up."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    reps = max(2, min(max_reps, int(min_time / max(time.perf_counter() - t0, 1e-6))))
+    samples = []
+    for _ in range(3):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
+
+
+def set_tf32(torch, on):
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    torch.set_float32_matmul_precision("high" if on else "highest")
+
+
+def rel_diff(ours, theirs):
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
+
+
+# ----------------------------------------------------------------------------- matmul
+
+def matmul_shapes(quick):
+    """(label, M, K, N, trans_a, trans_b): the products of a GPT-2 training step and a square one."""
+    shapes = [("square", 4096, 4096, 4096, False, False),
+              ("c_fc fwd 124M", 8192, 768, 3072, False, False),
+              ("c_fc dx (NT)", 8192, 3072, 768, False, True),
+              ("c_fc dW (TN)", 768, 8192, 3072, True, False)]
+    if not quick:
+        shapes += [("c_proj fwd 124M", 8192, 3072, 768, False, False),
+                   ("logits 124M (NT)", 8192, 768, 50257, False, True),
+                   ("c_fc fwd small", 16384, 384, 1536, False, False),
+                   ("c_attn dW small (TN)", 384, 16384, 1152, True, False),
+                   ("odd sizes", 1000, 999, 1001, False, False)]
+    return shapes
+
+
+def bench_matmul(torch, cupy, sync, quick):
+    rows = []
+    rng = np.random.default_rng(0)
+    for label, M, K, N, ta, tb in matmul_shapes(quick):
+        a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+        a_c, b_c = cupy.asarray(a), cupy.asarray(b)
+        a_t, b_t = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+        op_a, op_b = (a_t.T if ta else a_t), (b_t.T if tb else b_t)  # cuBLAS reads the transposes in place
+        flops = 2.0 * M * N * K
+        ours = seconds(lambda: kernels.matmul(a_c, b_c, ta, tb, backend="cuda"), sync)
+        set_tf32(torch, False)
+        theirs = seconds(lambda: torch.matmul(op_a, op_b), sync)
+        ours_out = torch.from_dlpack(kernels.matmul(a_c, b_c, ta, tb, backend="cuda")).double()
+        ref = torch.matmul(op_a.double(), op_b.double())  # float64 on the GPU, compared there
+        diff = float(torch.linalg.norm(ours_out - ref) / torch.linalg.norm(ref))
+        del ours_out, ref
+        set_tf32(torch, True)
+        theirs_tf32 = seconds(lambda: torch.matmul(op_a, op_b), sync)
+        set_tf32(torch, False)
+        rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
+                     "torch_gflops": flops / theirs / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
+                     "ratio": theirs / ours, "rel_err_vs_fp64": diff})
+    return rows
+
+
+# ----------------------------------------------------------------------------- attention
+
+def attention_shapes(quick):
+    """(B, NH, T, hs): the "small" model's attention, GPT-2 124M's at T = 1024, and a head of 128."""
+    return [(8, 6, 256, 64)] + ([] if quick else [(8, 12, 1024, 64), (4, 16, 1024, 128)])
+
+
+def bench_attention(torch, cupy, sync, quick):
+    import torch.nn.functional as F
+    rows = []
+    rng = np.random.default_rng(0)
+    for B, H, T, D in attention_shapes(quick):
+        q, k, v, dout = (rng.standard_normal((B, H, T, D), dtype=np.float32) for _ in range(4))
+        qc, kc, vc, dc = (cupy.asarray(x) for x in (q, k, v, dout))
+        qt, kt, vt = (torch.from_numpy(x).cuda().requires_grad_() for x in (q, k, v))
+        dt = torch.from_numpy(dout).cuda()
+
+        def ours_fwd():
+            return kernels.attention_forward(qc, kc, vc, backend="cuda")
+
+        def ours_step():
+            out, lse = kernels.attention_forward(qc, kc, vc, backend="cuda")
+            return kernels.attention_backward(dc, qc, kc, vc, out, lse, backend="cuda")
+
+        def torch_step():
+            qt.grad = kt.grad = vt.grad = None
+            F.scaled_dot_product_attention(qt, kt, vt, is_causal=True).backward(dt)
+
+        set_tf32(torch, False)
+        t_fwd = seconds(ours_fwd, sync)
+        t_ours = seconds(ours_step, sync)
+        t_torch_fwd = seconds(lambda: F.scaled_dot_product_attention(qt.detach(), kt.detach(), vt.detach(),
+                                                                     is_causal=True), sync)
+        t_torch = seconds(torch_step, sync)
+        out, lse = ours_fwd()
+        dq = ours_step()[0]
+        torch_step()
+        ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
+        flops = 4.0 * B * H * T * T * D / 2  # forward: two products over the causal half
+        rows.append({"shape": f"B{B} H{H} T{T} D{D}", "ours_fwd_ms": t_fwd * 1e3, "ours_ms": t_ours * 1e3,
+                     "torch_fwd_ms": t_torch_fwd * 1e3, "torch_ms": t_torch * 1e3, "ratio": t_torch / t_ours,
+                     "ours_tflops": 3.5 * flops / t_ours / 1e12,  # backward ~ 2.5x the forward
+                     "out_rel_diff": rel_diff(cupy.asnumpy(out), ref.detach().cpu().numpy()),
+                     "dq_rel_diff": rel_diff(cupy.asnumpy(dq), qt.grad.cpu().numpy())})
+    return rows
+
+
+# ----------------------------------------------------------------------------- training
+
+TRAIN_CONFIGS = {  # n_layer, n_head, n_embd, T, B, V
+    "small": (6, 6, 384, 256, 64, 65),
+    "gpt2-124M": (12, 12, 768, 1024, 8, 50257),
+}
+
+
+def torch_model(torch, L, H, C, T, V):
+    """benchmarks/torch_reference.py's model, with its positions made on the input's device."""
+    sys.path.insert(0, HERE)
+    from torch_reference import TorchGPT
+
+    class TorchGPTOnDevice(TorchGPT):
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+            for block in self.h:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+            return logits, torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+
+    torch.manual_seed(0)
+    return TorchGPTOnDevice(L, H, C, T, V).cuda()
+
+
+def tokens_per_second(step, B, T, sync, steps, warmup=3):
+    for i in range(warmup):
+        step(i)
+    sync()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    sync()
+    return B * T * steps / (time.perf_counter() - t0)
+
+
+def train_ours(data, L, H, C, T, B, V, sync, steps):
+    """tokens/s of minigpt with backend="cuda", and its first losses."""
+    cfg = minigpt.GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0)
+    model = minigpt.GPT(cfg, seed=0, backend="cuda")
+    opt = minigpt.AdamW(model, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    losses = []
+
+    def step(i):
+        d = data[i % 4]
+        model.zero_grad()
+        losses.append(model.forward(d[:, :-1], d[:, 1:])[1])  # the batch in, the loss out
+        model.backward()
+        minigpt.clip_grad_norm(model.grads, 1.0)
+        opt.step()
+
+    return tokens_per_second(step, B, T, sync, steps), losses[:3]
+
+
+def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
+    """tokens/s of the same model and step in PyTorch eager, and its first losses."""
+    model = torch_model(torch, L, H, C, T, V)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    tdata = torch.from_numpy(data).cuda()
+    losses = []
+
+    def step(i):
+        d = tdata[i % 4]
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(d[:, :-1], d[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+
+    set_tf32(torch, tf32)
+    tps = tokens_per_second(step, B, T, sync, steps)
+    set_tf32(torch, False)
+    return tps, losses[:3]
+
+
+def bench_training(torch, cupy, sync, quick):
+    rows = []
+    for name, (L, H, C, T, B, V) in TRAIN_CONFIGS.items():
+        steps = 5 if quick else (20 if name == "small" else 8)
+        data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
+        ours_tps, ours_losses = train_ours(data, L, H, C, T, B, V, sync, steps)
+        cupy.get_default_memory_pool().free_all_blocks()  # the GPU's memory back for PyTorch's runs
+        torch_tps, torch_losses = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=False)
+        torch_tf32_tps, _ = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=True)
+        torch.cuda.empty_cache()
+        rows.append({"config": f"{name} B{B} T{T}", "ours_tokens_per_s": ours_tps, "torch_tokens_per_s": torch_tps,
+                     "torch_tf32_tokens_per_s": torch_tf32_tps, "ratio": ours_tps / torch_tps,
+                     "ours_first_losses": ours_losses, "torch_first_losses": torch_losses})
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+
+def print_table(title, rows, columns):
+    print(f"\n{title}")
+    widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e5 else f"{v:,.2f}"
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{x:.3f}" for x in v) + "]"
+    return str(v)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer shapes and steps")
+    parser.add_argument("--json", default=os.path.join(os.environ["OUT"], "cuda_results.json") if os.environ.get("OUT")
+                        else "", help="write all figures here (default: $OUT/cuda_results.json when OUT is set)")
+    args = parser.parse_args()
+    kernels.check_backend("cuda")  # a clear error here if minigpt._cuda, CuPy or the GPU is missing
+    import cupy
+    import torch
+    sync = cupy.cuda.Device().synchronize  # cudaDeviceSynchronize: waits for CuPy's, ours and PyTorch's work
+    results = {"gpu": kernels.cuda_info(), "torch": torch.__version__, "cupy": cupy.__version__,
+               "torch_device": torch.cuda.get_device_name()}
+    print(f"minigpt._cuda on {results['gpu']}; torch {torch.__version__}, cupy {cupy.__version__}")
+    parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "torch_tf32_gflops",
+                                       "rel_err_vs_fp64"]),
+             "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
+                                             "ours_tflops", "out_rel_diff", "dq_rel_diff"]),
+             "training": (bench_training, ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio",
+                                           "torch_tf32_tokens_per_s", "ours_first_losses", "torch_first_losses"])}
+    failed = []
+    for name, (bench, _) in parts.items():
+        t0 = time.perf_counter()
+        try:
+            results[name] = bench(torch, cupy, sync, args.quick)
+        except Exception:  # report and go on: one broken part must not hide the others' figures
+            failed.append(name)
+            results[name + "_error"] = traceback.format_exc()
+            print(f"\n{name}: FAILED\n{results[name + '_error']}", file=sys.stderr)
+        print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
+    print("\nfloat32, TF32 off on both sides; ratio = ours / torch in speed (> 1: ours is faster)")
+    for name, (_, columns) in parts.items():
+        if name in results:
+            print_table(name, results[name], columns)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nwrote {args.json}")
+    if failed:
+        print(f"\nFAILED parts: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA build, in one run (about 4-6 minutes on an H100, 8 at most):
+#   1. build minigpt with its CUDA kernels, offline (no build isolation, nothing downloaded: it needs
+#      scikit-build-core, pybind11, cmake, ninja, nvcc, numpy, cupy and torch already installed);
+#   2. run the CUDA tests, which must run rather than skip (MINIGPT_REQUIRE_CUDA=1), all of them
+#      (no -x: one run should show every failure);
+#   3. time the kernels and whole training steps against PyTorch eager (benchmarks/bench_cuda.py);
+#   4. if time is left, a short compute-sanitizer memcheck pass and 5. tutorial 13 on the GPU.
+# Logs (build, tests, bench, memcheck, tutorial) and bench_cuda.py's JSON go to $OUT when it is set
+# (else /tmp/minigpt_cuda_check).
+#
+# usage, from anywhere:  bash benchmarks/cuda_check.sh [--quick]
+#   CUDA_ARCHS (default 90, the H100) picks the GPU generation to compile for; PYTHON the interpreter.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+LOGS=${OUT:-/tmp/minigpt_cuda_check}
+mkdir -p "$LOGS"
+QUICK=${1:-}
+status=0
+phase() { echo; echo "=== $1  (t = ${SECONDS}s)"; }
+
+phase "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
+nvcc --version | tail -n 2
+"$PY" -c "import sys, numpy, cupy, torch; print('python', sys.version.split()[0], '| numpy', numpy.__version__,
+'| cupy', cupy.__version__, '| torch', torch.__version__, torch.version.cuda, '| GPU visible to torch:',
+torch.cuda.is_available())"
+
+phase "1. build (pip install -e . with MINIGPT_CUDA=ON, CUDA architectures ${CUDA_ARCHS:-90})"
+if ! timeout 420 "$PY" -m pip install --no-build-isolation --no-deps -e . \
+        -Ccmake.define.MINIGPT_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" \
+        >"$LOGS/build.log" 2>&1; then
+    tail -n 60 "$LOGS/build.log"
+    echo "BUILD FAILED (full log: $LOGS/build.log)"
+    exit 1
+fi
+grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
+"$PY" -c "from minigpt import kernels; kernels.check_backend('cuda'); print('minigpt._cuda:', kernels.cuda_info())" \
+    || { echo "minigpt._cuda does not load"; exit 1; }
+
+phase "2. CUDA tests"
+MINIGPT_REQUIRE_CUDA=1 timeout 300 "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider \
+    tests/test_cuda_kernels.py tests/test_cuda_model.py 2>&1 | tee "$LOGS/tests.log" | tail -n 60
+tests_rc=${PIPESTATUS[0]}
+[ "$tests_rc" -eq 0 ] || status=1
+
+phase "3. benchmarks against PyTorch on the same GPU"
+timeout 330 "$PY" benchmarks/bench_cuda.py ${QUICK:+--quick} --json "$LOGS/cuda_results.json" 2>&1 \
+    | tee "$LOGS/bench.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# The last two checks only run in the time left of the 8 minutes (each needs at least a minute).
+left() { echo $(( 470 - SECONDS )); }
+SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ "$tests_rc" -eq 0 ] && [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then
+    phase "4. compute-sanitizer memcheck on small shapes (out-of-bounds and misaligned accesses; $(left) s left)"
+    MINIGPT_REQUIRE_CUDA=1 timeout $(( $(left) > 150 ? 150 : $(left) )) "$SANITIZER" --tool memcheck \
+        --report-api-errors no --error-exitcode 9 \
+        "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
+        -k "B2H3T17hs64 or B2H2T65hs80 or B1H2T70hs5 or B1H2T130hs128 or 127-129-131 or 130-257-8 or 100-5000-70 \
+            or unaligned or softmax or layernorm or cross_entropy or embedding or adamw or gelu" \
+        >"$LOGS/memcheck.log" 2>&1
+    memcheck_rc=$?
+    tail -n 15 "$LOGS/memcheck.log"
+    case $memcheck_rc in
+        0) echo "memcheck: clean" ;;
+        124) echo "memcheck: stopped at its time limit (not a failure; see $LOGS/memcheck.log)" ;;
+        *) echo "MEMCHECK FAILED (rc $memcheck_rc; see $LOGS/memcheck.log)"; status=1 ;;
+    esac
+fi
+
+if [ "$(left)" -gt 60 ]; then
+    phase "5. tutorial 13 on the GPU ($(left) s left)"
+    timeout "$(left)" "$PY" tutorials/13_cuda_kernels.py >"$LOGS/tutorial.log" 2>&1
+    tutorial_rc=$?
+    grep -E "^step [67]|you should|Error|assert" "$LOGS/tutorial.log" | tail -n 25
+    [ "$tutorial_rc" -eq 0 ] && echo "tutorial: ran to the end" || { echo "TUTORIAL FAILED (rc $tutorial_rc)"; status=1; }
+fi
+
+phase "summary (the full logs and cuda_results.json are in $LOGS)"
+echo "tests: $(grep -E "passed|failed|error" "$LOGS/tests.log" | tail -n 1)"
+sed -n '/^float32, TF32 off/,$p' "$LOGS/bench.log"
+echo
+echo "overall: $([ $status -eq 0 ] && echo OK || echo FAILED) after ${SECONDS}s"
+exit $status

@@ -1,0 +1,566 @@
+// Causal attention with attention dropout on the GPU, forward and backward. Follows
+// minigpt/kernels/attention.py (the math) and csrc/attention.cpp (the same flash-attention plan on
+// a CPU). Two versions:
+//
+//   naive  one thread per query row, straight from the formulas: a pass over the visible keys for
+//          the max and the sum of the softmax, a second pass that adds the weighted values. The
+//          backward adds into dk and dv with atomicAdd, as many rows share each key.
+//   flash  FlashAttention (Dao et al. 2022, arXiv:2205.14135; FlashAttention-2, Dao 2023,
+//          arXiv:2307.08691) in float32 on CUDA cores. The forward gives a block to each (head,
+//          64 queries): it keeps the query tile in shared memory and streams 64-key tiles of K and V
+//          through it, with the online softmax (running max m, running sum l, output rescaled when m
+//          moves), so the T x T weights never exist. It saves lse = m + log l per query. The backward
+//          gives a block to each (head, 64 keys): it keeps K and V, streams the query tiles that can
+//          see them, rebuilds the weights from q, k and lse, accumulates dk and dv in registers, and
+//          adds each tile's share of dq into global memory with atomicAdd.
+//
+// Tiles. 256 threads as 16 x 16; thread (ty, tx) owns the 4 x 4 patch of a 64 x 64 score tile at
+// rows ty*4 .. ty*4+3 and columns tx, tx+16, tx+32, tx+48. A row of scores then lives in the 16
+// lanes of one half warp, so its max and sum are 4 shuffles. The same thread owns rows ty*4 .. +3
+// of the 64 x hs output (or of dk, dv), D/16 of its columns each, so the softmax statistics of its
+// rows are already in its registers. Shared rows are padded by 4 floats, which puts the 16-byte
+// reads of neighbouring rows in different banks. The head size is rounded up to D in {16, 32, 64,
+// 80, 96, 128} at compile time (zero padding); larger heads are refused by the binding.
+//
+// The dropout mask is the counter-based hash of common.cuh, identical to the NumPy and C++ ones.
+#include <cmath>
+#include <string>
+
+#include "common.cuh"
+#include "kernels_cuda.h"
+
+namespace {
+
+constexpr int kTile = 64;      // queries per forward block, keys per backward block, and the streamed tile
+constexpr int kThreads = 256;  // 16 x 16
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ----------------------------------------------------------------------------- naive
+
+__global__ void attention_forward_naive_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
+                                               int64_t BH, int64_t T, int64_t hs, float scale, Dropout drop) {
+    const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (bh, i)
+    if (row >= BH * T) { return; }
+    const int64_t bh = row / T, i = row % T;
+    const float* qi = q + row * hs;          // (hs,)
+    const float* kb = k + bh * T * hs;       // (T, hs)
+    const float* vb = v + bh * T * hs;       // (T, hs)
+    float* oi = out + row * hs;              // (hs,)
+    // 1. the max and the sum of exp over the visible keys j <= i, in one online pass
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t j = 0; j <= i; j++) {
+        float s = 0.0f;
+        for (int64_t d = 0; d < hs; d++) { s += qi[d] * kb[j * hs + d]; }
+        online_merge(m, l, s * scale, 1.0f);
+    }
+    const float lse_i = m + logf(l);
+    lse[row] = lse_i;
+    // 2. out_i = sum_j P_ij * keep_ij / (1 - p) * v_j
+    for (int64_t d = 0; d < hs; d++) { oi[d] = 0.0f; }
+    for (int64_t j = 0; j <= i; j++) {
+        float s = 0.0f;
+        for (int64_t d = 0; d < hs; d++) { s += qi[d] * kb[j * hs + d]; }
+        float w = expf(s * scale - lse_i);
+        if (drop.on) { w *= dropout_keep(drop, bh, i, j, T) ? drop.keep_scale : 0.0f; }
+        for (int64_t d = 0; d < hs; d++) { oi[d] += w * vb[j * hs + d]; }
+    }
+}
+
+__global__ void attention_backward_naive_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                                const float* k, const float* v, const float* out, const float* lse,
+                                                int64_t BH, int64_t T, int64_t hs, float scale, Dropout drop) {
+    const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (bh, i)
+    if (row >= BH * T) { return; }
+    const int64_t bh = row / T, i = row % T;
+    const float *qi = q + row * hs, *doi = dout + row * hs, *oi = out + row * hs;  // (hs,) each
+    const float *kb = k + bh * T * hs, *vb = v + bh * T * hs;                     // (T, hs) each
+    float* dqi = dq + row * hs;                                                    // (hs,), this thread's alone
+    float* dkb = dk + bh * T * hs;                                                 // (T, hs), shared: atomics
+    float* dvb = dv + bh * T * hs;
+    // rowsum(dP * P) = rowsum(dout * out): the softmax backward's row term, without the T x T weights
+    float row_term = 0.0f;
+    for (int64_t d = 0; d < hs; d++) { row_term += doi[d] * oi[d]; }
+    for (int64_t j = 0; j <= i; j++) {
+        float s = 0.0f, dpd = 0.0f;
+        for (int64_t d = 0; d < hs; d++) {
+            s += qi[d] * kb[j * hs + d];
+            dpd += doi[d] * vb[j * hs + d];  // gradient w.r.t. the dropped weight
+        }
+        const float p = expf(s * scale - lse[row]);
+        const float keep = drop.on ? (dropout_keep(drop, bh, i, j, T) ? drop.keep_scale : 0.0f) : 1.0f;
+        const float ds = p * (dpd * keep - row_term) * scale;
+        for (int64_t d = 0; d < hs; d++) {
+            atomicAdd(&dvb[j * hs + d], p * keep * doi[d]);
+            dqi[d] += ds * kb[j * hs + d];
+            atomicAdd(&dkb[j * hs + d], ds * qi[d]);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- flash: tile helpers
+
+// Column of a D-wide row held in register j by thread column tx. When D is a multiple of 64 the
+// columns come in runs of 4, read with one float4; otherwise one at a time, tx + 16 j.
+template <int D>
+__device__ __forceinline__ int dcol(int tx, int j) {
+    if constexpr (D % 64 == 0) {
+        return ((j / 4) * 16 + tx) * 4 + j % 4;
+    } else {
+        return tx + 16 * j;
+    }
+}
+
+// This thread's D/16 values of one shared D-wide row.
+template <int D>
+__device__ __forceinline__ void read_row(float (&r)[D / 16], const float* row, int tx) {
+    if constexpr (D % 64 == 0) {
+#pragma unroll
+        for (int g = 0; g < D / 64; g++) {
+            const float4 t = *reinterpret_cast<const float4*>(row + (g * 16 + tx) * 4);
+            r[g * 4 + 0] = t.x;
+            r[g * 4 + 1] = t.y;
+            r[g * 4 + 2] = t.z;
+            r[g * 4 + 3] = t.w;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < D / 16; j++) { r[j] = row[tx + 16 * j]; }
+    }
+}
+
+// Rows row0 .. row0+63 of one head's (T, hs) matrix into a shared (64, D) tile with row stride D + 4;
+// zeros past T and past hs, so padded rows and columns add nothing to any dot product.
+template <int D>
+__device__ __forceinline__ void load_tile(float* s, const float* g, int64_t row0, int64_t T, int hs, bool vec) {
+    constexpr int LD = D + 4;
+    if (vec) {  // hs % 4 == 0 and 16-byte aligned: whole float4s, each either inside hs or past it
+        constexpr int per_row = D / 4;
+        for (int e = threadIdx.x; e < kTile * per_row; e += kThreads) {
+            const int r = e / per_row, d = (e % per_row) * 4;
+            float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (row0 + r < T && d < hs) { t = *reinterpret_cast<const float4*>(g + (row0 + r) * hs + d); }
+            *reinterpret_cast<float4*>(s + r * LD + d) = t;
+        }
+    } else {
+        for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+            const int r = e / D, d = e % D;
+            s[r * LD + d] = (row0 + r < T && d < hs) ? g[(row0 + r) * hs + d] : 0.0f;
+        }
+    }
+}
+
+// s[i][j] = A[ty*4 + i] . B[tx + 16 j]: this thread's patch of A B^T for two shared (64, D) tiles.
+template <int D>
+__device__ __forceinline__ void tile_dot(float (&s)[4][4], const float* A, const float* B, int ty, int tx) {
+    constexpr int LD = D + 4;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) { s[i][j] = 0.0f; }
+    }
+#pragma unroll 4
+    for (int d = 0; d < D; d += 4) {
+        float4 a[4], b[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) { a[i] = *reinterpret_cast<const float4*>(A + (ty * 4 + i) * LD + d); }
+#pragma unroll
+        for (int j = 0; j < 4; j++) { b[j] = *reinterpret_cast<const float4*>(B + (tx + 16 * j) * LD + d); }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                s[i][j] = fmaf(a[i].x, b[j].x, s[i][j]);
+                s[i][j] = fmaf(a[i].y, b[j].y, s[i][j]);
+                s[i][j] = fmaf(a[i].z, b[j].z, s[i][j]);
+                s[i][j] = fmaf(a[i].w, b[j].w, s[i][j]);
+            }
+        }
+    }
+}
+
+// o[i][j] += sum_c P[ty*4 + i][c] X[c][dcol(tx, j)]: a (64, 64) weight tile P times a (64, D) tile X.
+template <int D>
+__device__ __forceinline__ void add_p_times(float (&o)[4][D / 16], const float* P, const float* X, int ty, int tx) {
+    constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
+#pragma unroll 2
+    for (int c = 0; c < kTile; c += 4) {
+        float4 p[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) { p[i] = *reinterpret_cast<const float4*>(P + (ty * 4 + i) * LDP + c); }
+        float x[NC];
+        read_row<D>(x, X + (c + 0) * LD, tx);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < NC; j++) { o[i][j] = fmaf(p[i].x, x[j], o[i][j]); }
+        }
+        read_row<D>(x, X + (c + 1) * LD, tx);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < NC; j++) { o[i][j] = fmaf(p[i].y, x[j], o[i][j]); }
+        }
+        read_row<D>(x, X + (c + 2) * LD, tx);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < NC; j++) { o[i][j] = fmaf(p[i].z, x[j], o[i][j]); }
+        }
+        read_row<D>(x, X + (c + 3) * LD, tx);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < NC; j++) { o[i][j] = fmaf(p[i].w, x[j], o[i][j]); }
+        }
+    }
+}
+
+// o[i][j] += sum_r P[r][ty*4 + i] X[r][dcol(tx, j)]: the transposed weight tile P^T times X, for
+// the gradients of the keys and values (whose rows are P's columns).
+template <int D>
+__device__ __forceinline__ void add_pt_times(float (&o)[4][D / 16], const float* P, const float* X, int ty, int tx) {
+    constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
+#pragma unroll 4
+    for (int r = 0; r < kTile; r++) {
+        const float4 p = *reinterpret_cast<const float4*>(P + r * LDP + ty * 4);
+        float x[NC];
+        read_row<D>(x, X + r * LD, tx);
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            o[0][j] = fmaf(p.x, x[j], o[0][j]);
+            o[1][j] = fmaf(p.y, x[j], o[1][j]);
+            o[2][j] = fmaf(p.z, x[j], o[2][j]);
+            o[3][j] = fmaf(p.w, x[j], o[3][j]);
+        }
+    }
+}
+
+// The max (or sum) of a row of the score tile: over the 16 lanes of a half warp.
+__device__ __forceinline__ float row_max(float v) {
+    for (int offset = 8; offset > 0; offset /= 2) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset)); }
+    return v;
+}
+__device__ __forceinline__ float row_sum(float v) {
+    for (int offset = 8; offset > 0; offset /= 2) { v += __shfl_xor_sync(0xffffffffu, v, offset); }
+    return v;
+}
+
+// ----------------------------------------------------------------------------- flash forward
+
+template <int D>
+constexpr size_t forward_smem() {
+    return (3 * kTile * (D + 4) + kTile * (kTile + 4)) * sizeof(float);  // Q, K, V tiles and the weights
+}
+
+// grid (B * NH, query tiles); the query tiles run last to first, so the longest rows start first.
+// Two blocks per SM fit in registers up to D = 96 (at most 128 registers a thread); at D = 128 one,
+// which lets the compiler keep the larger output patch without spilling.
+template <int D>
+__global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
+    attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v, int64_t T, int hs,
+                             float scale_log2, Dropout drop, bool vec) {
+    constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
+    extern __shared__ __align__(16) float smem[];
+    float* Qs = smem;              // (64, D): this block's queries
+    float* Ks = Qs + kTile * LD;   // (64, D): the current key tile
+    float* Vs = Ks + kTile * LD;   // (64, D): the current value tile
+    float* Ps = Vs + kTile * LD;   // (64, 64): the current weights, dropout applied
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t bh = blockIdx.x;
+    const int q_tile = gridDim.y - 1 - blockIdx.y;
+    const int64_t q0 = static_cast<int64_t>(q_tile) * kTile, head = bh * T * hs;
+
+    load_tile<D>(Qs, q + head, q0, T, hs, vec);
+    float o[4][NC] = {}, m[4], l[4];  // m: running max (log2 units), l: this thread's part of the running sum
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+    }
+    for (int kt = 0; kt <= q_tile; kt++) {  // causal: only key tiles up to the diagonal
+        const int64_t k0 = static_cast<int64_t>(kt) * kTile;
+        __syncthreads();  // the previous tiles are no longer read
+        load_tile<D>(Ks, k + head, k0, T, hs, vec);
+        load_tile<D>(Vs, v + head, k0, T, hs, vec);
+        __syncthreads();
+        float s[4][4];
+        tile_dot<D>(s, Qs, Ks, ty, tx);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t r = q0 + ty * 4 + i;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {  // scale into log2 units and mask the future (key past query)
+                s[i][j] = (k0 + tx + 16 * j <= r) ? s[i][j] * scale_log2 : -INFINITY;
+                mx = fmaxf(mx, s[i][j]);
+            }
+            // finite: key tile 0 always holds a visible key for every row, and it comes first
+            const float m_new = fmaxf(m[i], row_max(mx));
+            const float alpha = exp2f(m[i] - m_new);  // rescales what was summed under the old max
+            m[i] = m_new;
+            l[i] *= alpha;
+#pragma unroll
+            for (int j = 0; j < NC; j++) { o[i][j] *= alpha; }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t c = k0 + tx + 16 * j;
+                float p = exp2f(s[i][j] - m_new);
+                l[i] += p;  // the softmax's sum counts every weight; dropout acts after it
+                if (drop.on) { p *= dropout_keep(drop, bh, r, c, T) ? drop.keep_scale : 0.0f; }
+                Ps[(ty * 4 + i) * LDP + tx + 16 * j] = p;
+            }
+        }
+        __syncthreads();
+        add_p_times<D>(o, Ps, Vs, ty, tx);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float li = row_sum(l[i]);
+        const int64_t r = q0 + ty * 4 + i;
+        if (r >= T) { continue; }
+        const float inv = 1.0f / li;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const int col = dcol<D>(tx, j);
+            if (col < hs) { out[(head + r * hs) + col] = o[i][j] * inv; }
+        }
+        if (tx == 0) { lse[bh * T + r] = (m[i] + log2f(li)) * kLn2; }  // back to natural-log units
+    }
+}
+
+// ----------------------------------------------------------------------------- flash backward
+
+// rowsum(dout * out) per query row: the softmax backward's row term (it equals rowsum(dP * P)).
+__global__ void attention_row_term_kernel(float* row_term, const float* dout, const float* out, int64_t rows,
+                                          int64_t hs) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+    const int lane = threadIdx.x % kWarp;
+    if (row >= rows) { return; }
+    float sum = 0.0f;
+    for (int64_t d = lane; d < hs; d += kWarp) { sum += dout[row * hs + d] * out[row * hs + d]; }
+    sum = warp_sum(sum);
+    if (lane == 0) { row_term[row] = sum; }
+}
+
+template <int D>
+constexpr size_t backward_smem() {
+    return (4 * kTile * (D + 4) + kTile * (kTile + 4) + 2 * kTile) * sizeof(float);  // K, V, Q, dO; P or dS; lse, D
+}
+
+// grid (B * NH, key tiles); key tile 0 is seen by every query tile, so it has the most work and the
+// lowest block index.
+// dk, dv and a tile of dq live in registers (about 160-220 a thread): one block per SM.
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                              const float* v, const float* lse, const float* row_term, int64_t T, int hs, float scale,
+                              Dropout drop, bool vec) {
+    constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
+    extern __shared__ __align__(16) float smem[];
+    float* Ks = smem;                // (64, D): this block's keys
+    float* Vs = Ks + kTile * LD;     // (64, D): this block's values
+    float* Qs = Vs + kTile * LD;     // (64, D): the current query tile
+    float* dOs = Qs + kTile * LD;    // (64, D): its output gradient
+    float* Ps = dOs + kTile * LD;    // (64, 64): the dropped weights, then dS
+    float* lse_s = Ps + kTile * LDP; // (64,): lse of the query tile, in log2 units
+    float* rt_s = lse_s + kTile;     // (64,): its row terms
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t bh = blockIdx.x, head = bh * T * hs;
+    const int kv_tile = blockIdx.y;
+    const int64_t k0 = static_cast<int64_t>(kv_tile) * kTile;
+    const int n_tiles = static_cast<int>((T + kTile - 1) / kTile);
+    const float scale_log2 = scale * kLog2e;
+
+    load_tile<D>(Ks, k + head, k0, T, hs, vec);
+    load_tile<D>(Vs, v + head, k0, T, hs, vec);
+    float dK[4][NC] = {}, dV[4][NC] = {};  // rows ty*4 .. +3 of this block's keys
+    for (int qt = kv_tile; qt < n_tiles; qt++) {  // causal: only query tiles at or after the keys
+        const int64_t q0 = static_cast<int64_t>(qt) * kTile;
+        __syncthreads();  // the previous query tile is no longer read
+        load_tile<D>(Qs, q + head, q0, T, hs, vec);
+        load_tile<D>(dOs, dout + head, q0, T, hs, vec);
+        if (tid < kTile) {
+            const bool in = q0 + tid < T;
+            lse_s[tid] = in ? lse[bh * T + q0 + tid] * kLog2e : 0.0f;
+            rt_s[tid] = in ? row_term[bh * T + q0 + tid] : 0.0f;
+        }
+        __syncthreads();
+        float s[4][4], dp[4][4];
+        tile_dot<D>(s, Qs, Ks, ty, tx);    // scores: rows are queries, columns keys
+        tile_dot<D>(dp, dOs, Vs, ty, tx);  // gradient w.r.t. the dropped weights
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t r = q0 + ty * 4 + i;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t c = k0 + tx + 16 * j;
+                const bool visible = c <= r && r < T;
+                const float p = visible ? exp2f(s[i][j] * scale_log2 - lse_s[ty * 4 + i]) : 0.0f;  // the weight
+                const float keep = drop.on ? (dropout_keep(drop, bh, r, c, T) ? drop.keep_scale : 0.0f) : 1.0f;
+                Ps[(ty * 4 + i) * LDP + tx + 16 * j] = p * keep;                    // for dv
+                dp[i][j] = p * (dp[i][j] * keep - rt_s[ty * 4 + i]) * scale;          // dS, kept for below
+            }
+        }
+        __syncthreads();
+        add_pt_times<D>(dV, Ps, dOs, ty, tx);  // dv += P_dropped^T dO
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+#pragma unroll
+            for (int j = 0; j < 4; j++) { Ps[(ty * 4 + i) * LDP + tx + 16 * j] = dp[i][j]; }
+        }
+        __syncthreads();
+        add_pt_times<D>(dK, Ps, Qs, ty, tx);  // dk += dS^T Q
+        float dQ[4][NC] = {};
+        add_p_times<D>(dQ, Ps, Ks, ty, tx);   // this key tile's share of dq = dS K
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t r = q0 + ty * 4 + i;
+            if (r >= T) { continue; }
+#pragma unroll
+            for (int j = 0; j < NC; j++) {
+                const int col = dcol<D>(tx, j);
+                if (col < hs) { atomicAdd(&dq[head + r * hs + col], dQ[i][j]); }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int64_t r = k0 + ty * 4 + i;
+        if (r >= T) { continue; }
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const int col = dcol<D>(tx, j);
+            if (col < hs) {
+                dk[head + r * hs + col] += dK[i][j];
+                dv[head + r * hs + col] += dV[i][j];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- launch
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Kernels that need more than 48 KiB of shared memory must say so before their launch; a GPU
+// offers a fixed maximum (227 KiB on an H100, 163 KiB on an A100, 99 KiB on most others).
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes, int64_t hs) {
+    int device = 0, limit = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute");
+    if (bytes > static_cast<size_t>(limit)) {
+        throw std::invalid_argument("attention: head size " + std::to_string(hs) + " needs " + std::to_string(bytes) +
+                                    " bytes of shared memory per block; this GPU offers " + std::to_string(limit));
+    }
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+               "cudaFuncSetAttribute");
+}
+
+struct Launch {
+    int64_t BH, T, hs;
+    float scale;
+    Dropout drop;
+    bool vec;
+    cudaStream_t stream;
+};
+
+template <int D>
+void forward_launch(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
+    constexpr size_t smem = forward_smem<D>();
+    allow_smem(attention_forward_kernel<D>, smem, L.hs);
+    const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
+    attention_forward_kernel<D><<<grid, kThreads, smem, L.stream>>>(out, lse, q, k, v, L.T, static_cast<int>(L.hs),
+                                                                    L.scale * kLog2e, L.drop, L.vec);
+    check_launch("attention_forward_kernel");
+}
+
+template <int D>
+void backward_launch(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                     const float* v, const float* lse, const float* row_term, const Launch& L) {
+    constexpr size_t smem = backward_smem<D>();
+    allow_smem(attention_backward_kernel<D>, smem, L.hs);
+    const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
+    attention_backward_kernel<D><<<grid, kThreads, smem, L.stream>>>(dq, dk, dv, dout, q, k, v, lse, row_term, L.T,
+                                                                     static_cast<int>(L.hs), L.scale, L.drop, L.vec);
+    check_launch("attention_backward_kernel");
+}
+
+// The smallest compiled tile width D >= hs.
+int head_width(int64_t hs) {
+    for (int D : {16, 32, 64, 80, 96, 128}) {
+        if (hs <= D) { return D; }
+    }
+    throw std::invalid_argument("attention: head size " + std::to_string(hs) + " is larger than " +
+                                std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
+}
+
+Launch make_launch(int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, bool vec,
+                   cudaStream_t stream) {
+    if ((T + kTile - 1) / kTile > 65535) { throw std::invalid_argument("attention: T is too long for one launch"); }
+    if (B * NH > 2147483647) { throw std::invalid_argument("attention: B * NH is too large for one launch"); }
+    return {B * NH, T, hs, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs))), make_dropout(dropout_p, seed),
+            vec, stream};
+}
+
+}  // namespace
+
+void attention_forward_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                            int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+    const Launch L = make_launch(B, NH, T, hs, dropout_p, seed, vec, stream);
+    switch (head_width(hs)) {
+        case 16: forward_launch<16>(out, lse, q, k, v, L); break;
+        case 32: forward_launch<32>(out, lse, q, k, v, L); break;
+        case 64: forward_launch<64>(out, lse, q, k, v, L); break;
+        case 80: forward_launch<80>(out, lse, q, k, v, L); break;
+        case 96: forward_launch<96>(out, lse, q, k, v, L); break;
+        default: forward_launch<128>(out, lse, q, k, v, L); break;
+    }
+}
+
+void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q,
+                             const float* k, const float* v, const float* out, const float* lse, int64_t B, int64_t NH,
+                             int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout);
+    const Launch L = make_launch(B, NH, T, hs, dropout_p, seed, vec, stream);
+    const int64_t rows = B * NH * T;
+    attention_row_term_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
+                                kRowsPerBlock * kWarp, 0, stream>>>(scratch, dout, out, rows, hs);
+    check_launch("attention_row_term_kernel");
+    switch (head_width(hs)) {
+        case 16: backward_launch<16>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+        case 32: backward_launch<32>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+        case 64: backward_launch<64>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+        case 80: backward_launch<80>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+        case 96: backward_launch<96>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+        default: backward_launch<128>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
+    }
+}
+
+void attention_forward_naive_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                                  int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed,
+                                  cudaStream_t stream) {
+    const int64_t rows = B * NH * T;
+    if (rows == 0) { return; }
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
+    attention_forward_naive_kernel<<<grid_for(rows, 128, INT32_MAX), 128, 0, stream>>>(
+        out, lse, q, k, v, B * NH, T, hs, scale, make_dropout(dropout_p, seed));
+    check_launch("attention_forward_naive_kernel");
+}
+
+void attention_backward_naive_cuda(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                                   const float* v, const float* out, const float* lse, int64_t B, int64_t NH,
+                                   int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    const int64_t rows = B * NH * T;
+    if (rows == 0) { return; }
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
+    attention_backward_naive_kernel<<<grid_for(rows, 128, INT32_MAX), 128, 0, stream>>>(
+        dq, dk, dv, dout, q, k, v, out, lse, B * NH, T, hs, scale, make_dropout(dropout_p, seed));
+    check_launch("attention_backward_naive_kernel");
+}

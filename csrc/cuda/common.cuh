@@ -1,0 +1,82 @@
+// Shared by the CUDA kernels of minigpt._cuda: error checks, launch sizes, warp reductions and the
+// attention-dropout hash. Internal to csrc/cuda/; the interface is kernels_cuda.h.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+// A CUDA error becomes a C++ exception, which pybind11 raises in Python as RuntimeError: a bad
+// launch never exits the process.
+inline void cuda_check(cudaError_t err, const char* what) {
+    if (err != cudaSuccess) {
+        throw std::runtime_error(std::string("minigpt._cuda: ") + what + ": " + cudaGetErrorString(err));
+    }
+}
+
+// Called after every launch: a bad configuration (too many threads, too much shared memory) or an
+// earlier asynchronous fault is reported here, naming the kernel.
+inline void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
+
+// Grid-stride loops need at most enough blocks to fill the GPU a few times over; more only add
+// scheduling work.
+inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65536) {
+    const int64_t blocks = (n + threads - 1) / threads;
+    return static_cast<unsigned>(blocks < max_blocks ? blocks : max_blocks);
+}
+
+// The number of streaming multiprocessors of the current device (read once per device).
+int sm_count();
+
+// Row-wise kernels give each row to one warp: 32 lanes stride over the row together (coalesced),
+// then combine their partial results with shuffles, without shared memory.
+constexpr int kWarp = 32;
+constexpr int kRowsPerBlock = 8;  // 8 warps = 256 threads per block
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) { v += __shfl_xor_sync(0xffffffffu, v, offset); }
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset)); }
+    return v;
+}
+
+// The online softmax's merge of two partial (max, sum of exp(x - max)) pairs; an all -inf part
+// (max = -inf, sum = 0) leaves the other unchanged, with no NaN from -inf - -inf.
+__device__ __forceinline__ void online_merge(float& m, float& s, float m_other, float s_other) {
+    const float m_new = fmaxf(m, m_other);
+    if (m_new == -INFINITY) { return; }
+    s = s * expf(m - m_new) + s_other * expf(m_other - m_new);
+    m = m_new;
+}
+
+// ----------------------------------------------------------------------------- dropout hash
+
+// The attention-dropout mask of minigpt/kernels/attention.py (dropout_keep_mask), bit for bit:
+// weight (bh, i, j) of the (B * NH, T, T) weights is kept iff
+//     splitmix64(seed + ((bh * T + i) * T + j + 1) * golden) >> 40  >=  threshold = p * 2^24
+// A pure function of the position, so the backward regenerates the forward's mask without storing it.
+struct Dropout {
+    bool on;
+    uint64_t seed, threshold;
+    float keep_scale;  // 1 / (1 - p): inverted dropout
+};
+
+inline Dropout make_dropout(double p, uint64_t seed) {
+    const uint64_t threshold = static_cast<uint64_t>(p * 16777216.0);  // p < 1, so below 2^24
+    return {p > 0.0, seed, threshold, static_cast<float>(1.0 / (1.0 - p))};
+}
+
+// Unsigned 64-bit arithmetic wraps modulo 2^64, as in the NumPy and C++ versions.
+__device__ __forceinline__ bool dropout_keep(const Dropout& d, int64_t bh, int64_t i, int64_t j, int64_t T) {
+    const uint64_t counter = static_cast<uint64_t>((bh * T + i) * T + j) + 1;
+    uint64_t z = d.seed + counter * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    return (z >> 40) >= d.threshold;
+}

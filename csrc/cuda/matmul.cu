@@ -1,0 +1,270 @@
+// matmul on the GPU: out = op(a) @ op(b) (+ bias), op(x) = x or x^T, row-major float32.
+// Follows minigpt/kernels/matmul.py. Three versions, in the order to read them:
+//
+//   naive  one thread per output element, reading a row of op(a) and a column of op(b) from global
+//          memory: every input is read M or N times over, so it runs at memory speed.
+//   tiled  a 16 x 16 block of threads stages 16 x 16 tiles of op(a) and op(b) in shared memory; each
+//          value loaded from global memory is then used 16 times.
+//   tuned  (matmul_forward_cuda) 128 x 128 output tiles with 8 x 8 outputs per thread held in
+//          registers: per step of k a thread reads 8 + 8 values from shared memory and does 64
+//          multiply-adds. Double-buffered so the next tile's global loads overlap this tile's math;
+//          float4 loads where the layout allows; split-K when the output has too few tiles.
+//
+// In all three, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
+// transpose is a different index, never a copy.
+#include <algorithm>
+
+#include "common.cuh"
+#include "kernels_cuda.h"
+
+int sm_count() {
+    static int counts[64] = {0};  // per device id, read once
+    int device = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    if (device >= 64) { device = 63; }
+    if (counts[device] == 0) {
+        cuda_check(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device),
+                   "cudaDeviceGetAttribute");
+    }
+    return counts[device];
+}
+
+namespace {
+
+// Element (r, c) of a row-major matrix x with leading dimension ld, read transposed when TRANS.
+template <bool TRANS>
+__device__ __forceinline__ float at(const float* x, int64_t r, int64_t c, int64_t ld) {
+    return TRANS ? x[c * ld + r] : x[r * ld + c];
+}
+
+// ----------------------------------------------------------------------------- naive
+
+template <bool TA, bool TB>
+__global__ void matmul_naive_kernel(float* out, const float* a, const float* b, const float* bias, int64_t M,
+                                    int64_t N, int64_t K) {
+    // threadIdx.x runs along n, so a warp writes 32 consecutive outputs (a coalesced store)
+    const int64_t n = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t m = blockIdx.y * static_cast<int64_t>(blockDim.y) + threadIdx.y;
+    if (m >= M || n >= N) { return; }
+    const int64_t lda = TA ? M : K, ldb = TB ? K : N;
+    float acc = 0.0f;
+    for (int64_t k = 0; k < K; k++) { acc += at<TA>(a, m, k, lda) * at<TB>(b, k, n, ldb); }
+    out[m * N + n] = acc + (bias ? bias[n] : 0.0f);
+}
+
+// ----------------------------------------------------------------------------- tiled
+
+constexpr int kTile16 = 16;
+
+template <bool TA, bool TB>
+__global__ void matmul_tiled_kernel(float* out, const float* a, const float* b, const float* bias, int64_t M,
+                                    int64_t N, int64_t K) {
+    __shared__ float As[kTile16][kTile16];      // op(a)[m0 .. m0+15, k0 .. k0+15]
+    __shared__ float Bs[kTile16][kTile16 + 1];  // op(b)[k0 .., n0 ..]; +1 keeps a column's reads in distinct banks
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t m = blockIdx.y * static_cast<int64_t>(kTile16) + ty;
+    const int64_t n = blockIdx.x * static_cast<int64_t>(kTile16) + tx;
+    const int64_t lda = TA ? M : K, ldb = TB ? K : N;
+    float acc = 0.0f;
+    for (int64_t k0 = 0; k0 < K; k0 += kTile16) {
+        // every thread loads one element of each tile (zero past the edges), then all wait
+        As[ty][tx] = (m < M && k0 + tx < K) ? at<TA>(a, m, k0 + tx, lda) : 0.0f;
+        Bs[ty][tx] = (k0 + ty < K && n < N) ? at<TB>(b, k0 + ty, n, ldb) : 0.0f;
+        __syncthreads();
+        for (int kk = 0; kk < kTile16; kk++) { acc += As[ty][kk] * Bs[kk][tx]; }
+        __syncthreads();  // before the next iteration overwrites the tiles
+    }
+    if (m < M && n < N) { out[m * N + n] = acc + (bias ? bias[n] : 0.0f); }
+}
+
+// ----------------------------------------------------------------------------- tuned
+
+constexpr int BM = 128, BN = 128, BK = 8;  // output tile and k step
+constexpr int kThreads = 256;              // 16 x 16 threads, 8 x 8 outputs each
+constexpr int kPad = 4;                    // shared rows of 132 floats: the transposing stores avoid bank conflicts
+
+// One k step of a 128-wide operand tile: S[k][i] = x(i0 + i, k0 + k) for i < 128, k < 8, where
+// x(i, k) is op(a)(m, k) for a and op(b)(k, n) for b. CONTIG_K says which index is contiguous in
+// memory: x(i, k) = x[i * ld + k] (CONTIG_K) or x[k * ld + i]. Each thread moves 4 consecutive
+// values along the contiguous index, with one float4 load when `vec` (ld % 4 == 0 and a 16-byte
+// aligned base) and the four are in range, else four checked scalar loads.
+template <bool CONTIG_K>
+__device__ __forceinline__ void load_operand(float (&r)[4], const float* x, int64_t ld, int64_t i0, int64_t k0,
+                                             int64_t I, int64_t k_end, bool vec, int tid) {
+    if (CONTIG_K) {  // thread: row i = tid / 2, k = 0..3 or 4..7
+        const int64_t i = i0 + tid / 2, k = k0 + (tid % 2) * 4;
+        if (vec && i < I && k + 3 < k_end) {
+            const float4 t = *reinterpret_cast<const float4*>(x + i * ld + k);
+            r[0] = t.x; r[1] = t.y; r[2] = t.z; r[3] = t.w;
+        } else {
+            for (int e = 0; e < 4; e++) { r[e] = (i < I && k + e < k_end) ? x[i * ld + k + e] : 0.0f; }
+        }
+    } else {  // thread: k = tid / 32, i = 4 consecutive of 128
+        const int64_t k = k0 + tid / 32, i = i0 + (tid % 32) * 4;
+        if (vec && k < k_end && i + 3 < I) {
+            const float4 t = *reinterpret_cast<const float4*>(x + k * ld + i);
+            r[0] = t.x; r[1] = t.y; r[2] = t.z; r[3] = t.w;
+        } else {
+            for (int e = 0; e < 4; e++) { r[e] = (k < k_end && i + e < I) ? x[k * ld + i + e] : 0.0f; }
+        }
+    }
+}
+
+// The matching store into shared memory, k-major: S[k][i], so the compute loop reads a row of 128.
+template <bool CONTIG_K>
+__device__ __forceinline__ void store_operand(float (*S)[BM + kPad], const float (&r)[4], int tid) {
+    if (CONTIG_K) {
+        const int i = tid / 2, k = (tid % 2) * 4;
+        for (int e = 0; e < 4; e++) { S[k + e][i] = r[e]; }
+    } else {
+        const int k = tid / 32, i = (tid % 32) * 4;
+        *reinterpret_cast<float4*>(&S[k][i]) = make_float4(r[0], r[1], r[2], r[3]);
+    }
+}
+
+// Thread (ty, tx) owns rows {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and the same pattern of columns
+// with tx: its float4 reads of a shared row then fall on distinct banks across a quarter warp.
+// blockIdx.z picks a slice of k when the launch splits K; the slices are then added with atomicAdd
+// into a zeroed output, and the first slice adds the bias. Two blocks share an SM when a thread
+// needs at most 128 registers (the 64 accumulators, 16 operands and the 8 values in flight fit).
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__ out, const float* __restrict__ a,
+                                                          const float* __restrict__ b, const float* __restrict__ bias,
+                                                          int64_t M, int64_t N, int64_t K, int64_t k_per_split,
+                                                          bool vec_a, bool vec_b, bool vec_out, bool split) {
+    __shared__ __align__(16) float As[2][BK][BM + kPad];  // op(a) tile, k-major, double-buffered
+    __shared__ __align__(16) float Bs[2][BK][BN + kPad];  // op(b) tile, k-major
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+    const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
+    const int64_t lda = TA ? M : K, ldb = TB ? K : N;
+    constexpr bool A_CONTIG_K = !TA, B_CONTIG_K = TB;  // op(a)(m, k) runs along k in memory unless transposed
+
+    float acc[8][8] = {};
+    float ra[4], rb[4];  // the next k step's values, in flight from global memory
+    load_operand<A_CONTIG_K>(ra, a, lda, m0, k_begin, M, k_end, vec_a, tid);
+    load_operand<B_CONTIG_K>(rb, b, ldb, n0, k_begin, N, k_end, vec_b, tid);
+    store_operand<A_CONTIG_K>(As[0], ra, tid);
+    store_operand<B_CONTIG_K>(Bs[0], rb, tid);
+    __syncthreads();
+
+    int buf = 0;
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += BK) {
+        const bool more = k0 + BK < k_end;
+        if (more) {  // issue the next step's loads now; they complete while the math below runs
+            load_operand<A_CONTIG_K>(ra, a, lda, m0, k0 + BK, M, k_end, vec_a, tid);
+            load_operand<B_CONTIG_K>(rb, b, ldb, n0, k0 + BK, N, k_end, vec_b, tid);
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; kk++) {
+            const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][kk][ty * 4]);
+            const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][kk][64 + ty * 4]);
+            const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][kk][tx * 4]);
+            const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][kk][64 + tx * 4]);
+            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+#pragma unroll
+                for (int j = 0; j < 8; j++) { acc[i][j] += av[i] * bv[j]; }
+            }
+        }
+        if (more) {  // the other buffer was last read before the previous barrier: safe to fill
+            store_operand<A_CONTIG_K>(As[buf ^ 1], ra, tid);
+            store_operand<B_CONTIG_K>(Bs[buf ^ 1], rb, tid);
+        }
+        __syncthreads();
+        buf ^= 1;
+    }
+
+    const bool add_bias = bias != nullptr && blockIdx.z == 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int64_t m = m0 + (i / 4) * 64 + ty * 4 + i % 4;
+        if (m >= M) { continue; }
+#pragma unroll
+        for (int g = 0; g < 2; g++) {
+            const int64_t n = n0 + g * 64 + tx * 4;
+            float v[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) { v[e] = acc[i][g * 4 + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f); }
+            float* dst = out + m * N + n;
+            if (split) {
+                for (int e = 0; e < 4; e++) {
+                    if (n + e < N) { atomicAdd(dst + e, v[e]); }
+                }
+            } else if (vec_out && n + 3 < N) {
+                *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+            } else {
+                for (int e = 0; e < 4; e++) {
+                    if (n + e < N) { dst[e] = v[e]; }
+                }
+            }
+        }
+    }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Grid y counts 128-row tiles (at most 65535 of them, the hardware's limit for y).
+void check_grid_y(int64_t blocks_y, const char* op) {
+    if (blocks_y > 65535) {
+        throw std::invalid_argument(std::string(op) + ": M is too large for one launch (" + std::to_string(blocks_y) +
+                                    " row blocks, at most 65535)");
+    }
+}
+
+// The four (trans_a, trans_b) instantiations of a kernel template, picked at run time.
+#define MINIGPT_DISPATCH_TRANS(KERNEL, GRID, BLOCK, STREAM, ...)                                                  \
+    do {                                                                                                         \
+        if (trans_a && trans_b) { KERNEL<true, true><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                  \
+        else if (trans_a) { KERNEL<true, false><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                       \
+        else if (trans_b) { KERNEL<false, true><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                       \
+        else { KERNEL<false, false><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                                   \
+    } while (0)
+
+}  // namespace
+
+void matmul_forward_naive_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                               int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    if (M == 0 || N == 0) { return; }
+    const dim3 block(32, 8), grid((N + 31) / 32, (M + 7) / 8);
+    check_grid_y(grid.y, "matmul_naive");
+    MINIGPT_DISPATCH_TRANS(matmul_naive_kernel, grid, block, stream, out, a, b, bias, M, N, K);
+    check_launch("matmul_naive_kernel");
+}
+
+void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                               int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    if (M == 0 || N == 0) { return; }
+    const dim3 block(kTile16, kTile16), grid((N + kTile16 - 1) / kTile16, (M + kTile16 - 1) / kTile16);
+    check_grid_y(grid.y, "matmul_tiled");
+    MINIGPT_DISPATCH_TRANS(matmul_tiled_kernel, grid, block, stream, out, a, b, bias, M, N, K);
+    check_launch("matmul_tiled_kernel");
+}
+
+void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                         int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    if (M == 0 || N == 0) { return; }
+    const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
+    check_grid_y(tiles_m, "matmul");
+    // Split K when the output tiles alone would leave most of the GPU idle (two resident blocks per
+    // SM, about two waves), keeping at least 256 values of k per slice.
+    const int64_t target_blocks = 4 * static_cast<int64_t>(sm_count());
+    int64_t splits = 1;
+    if (tiles_m * tiles_n < target_blocks && K >= 512) {
+        splits = std::min((target_blocks + tiles_m * tiles_n - 1) / (tiles_m * tiles_n), K / 256);
+        splits = std::max<int64_t>(std::min<int64_t>(splits, 65535), 1);
+    }
+    const int64_t k_per_split = std::max<int64_t>(((K + splits - 1) / splits + BK - 1) / BK * BK, BK);  // BK's multiple
+    splits = std::max<int64_t>((K + k_per_split - 1) / k_per_split, 1);
+    if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
+    // float4 loads need a row stride that is a multiple of 4 and a 16-byte aligned base
+    const bool vec_a = (trans_a ? M : K) % 4 == 0 && aligned16(a);
+    const bool vec_b = (trans_b ? K : N) % 4 == 0 && aligned16(b);
+    const bool vec_out = N % 4 == 0 && aligned16(out);
+    const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
+    MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b,
+                           vec_out, splits > 1);
+    check_launch("matmul_kernel");
+}

@@ -1,0 +1,292 @@
+"""The CUDA kernels (minigpt._cuda, backend="cuda") against the NumPy reference in float64.
+
+Every op on random and awkward shapes: sizes that divide no tile (the matmul's 128 x 128 x 8, the
+attention's 64), head sizes the flash kernels pad (5, 8, 80, 96) and fill (32, 64, 128), rows of
+-inf, ignored targets, repeated ids; the teaching versions too; the attention-dropout mask bit for
+bit; and the errors for bad input, after which the process still works.
+
+Skipped where backend="cuda" cannot run (no minigpt._cuda, no CuPy, or no GPU); with
+MINIGPT_REQUIRE_CUDA=1 (the GPU check script sets it) that is an error instead.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from minigpt import kernels
+
+if kernels.cuda_problem() is not None:
+    if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
+        raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
+    pytest.skip(kernels.cuda_problem(), allow_module_level=True)
+cupy = pytest.importorskip("cupy")
+_cuda = kernels._cuda
+
+
+def dev(x):
+    return cupy.asarray(np.asarray(x, dtype=np.float32))
+
+
+def host(x):
+    return cupy.asnumpy(x).astype(np.float64)
+
+
+# ||got - ref|| / ||ref|| against a float64 reference: float32 arithmetic lands at 1e-7 .. 1e-5 (longer
+# sums, more rounding); an indexing or masking error lands near 1.
+FWD, GRAD = 2e-5, 1e-4
+
+
+def rel(got, ref, floor=1e-30):
+    """floor: the smallest norm to divide by, for references that are zero but for rounding."""
+    ref = np.asarray(ref, dtype=np.float64)
+    return float(np.linalg.norm(host(got) - ref) / max(np.linalg.norm(ref), floor))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(2024)
+
+
+# ----------------------------------------------------------------------------- matmul
+
+MATMUL_SHAPES = [(1, 1, 1), (7, 13, 5), (64, 64, 64), (127, 129, 131), (130, 257, 8), (300, 17, 45),
+                 (33, 1000, 65), (256, 384, 512)]
+TRANS = [(False, False), (False, True), (True, False), (True, True)]
+MATMULS = {"matmul": lambda *a: kernels.matmul(*a, backend="cuda"),
+           "matmul_tiled": lambda *a: _cuda.matmul_tiled(*a), "matmul_naive": lambda *a: _cuda.matmul_naive(*a)}
+
+
+def matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=True):
+    a = rng.standard_normal((K, M) if trans_a else (M, K))
+    b = rng.standard_normal((N, K) if trans_b else (K, N))
+    bias = rng.standard_normal(N) if with_bias else None
+    ref = (a.T if trans_a else a) @ (b.T if trans_b else b) + (0.0 if bias is None else bias)
+    return a, b, bias, ref
+
+
+@pytest.mark.parametrize("variant", list(MATMULS))
+@pytest.mark.parametrize("M,K,N", MATMUL_SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matmul_matches_numpy(rng, variant, M, K, N, trans_a, trans_b):
+    a, b, bias, ref = matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=(M + N) % 2 == 0)
+    out = MATMULS[variant](dev(a), dev(b), trans_a, trans_b, None if bias is None else dev(bias))
+    assert out.shape == (M, N) and isinstance(out, cupy.ndarray)
+    assert rel(out, ref) < FWD
+
+
+@pytest.mark.parametrize("M,K,N", [(100, 5000, 70), (64, 8192, 128), (384, 4096, 1152)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matmul_split_k_matches_numpy(rng, M, K, N, trans_a, trans_b):
+    # few output tiles and a long k: the launch splits K across blocks and adds with atomicAdd
+    a, b, bias, ref = matmul_case(rng, M, K, N, trans_a, trans_b)
+    out = kernels.matmul(dev(a), dev(b), trans_a, trans_b, dev(bias), backend="cuda")
+    assert rel(out, ref) < FWD
+
+
+def test_matmul_reads_unaligned_views(rng):
+    # a contiguous view that starts 4 bytes into its buffer: no float4 loads may be used on it
+    M, K, N = 67, 132, 36
+    flat = dev(rng.standard_normal(M * K + 1))
+    a = flat[1:].reshape(M, K)
+    b = rng.standard_normal((K, N))
+    assert a.flags.c_contiguous and a.data.ptr % 16 != 0
+    assert rel(kernels.matmul(a, dev(b), backend="cuda"), host(a) @ b) < FWD
+
+
+def test_matmul_empty_and_zero_k(rng):
+    assert kernels.matmul(dev(np.ones((0, 3))), dev(np.ones((3, 4))), backend="cuda").shape == (0, 4)
+    bias = rng.standard_normal(4)
+    out = kernels.matmul(dev(np.ones((5, 0))), dev(np.ones((0, 4))), bias=dev(bias), backend="cuda")
+    np.testing.assert_allclose(host(out), np.tile(bias, (5, 1)), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 33), (4, 6, 257), (2, 1000), (5, 4099)])
+def test_softmax_matches_numpy(rng, shape):
+    x = rng.standard_normal(shape) * 3
+    x[..., 1::3] = -np.inf  # masked entries, as attention scores have them
+    y_ref = kernels.softmax_forward(x)
+    y = kernels.softmax_forward(dev(x), backend="cuda")
+    assert rel(y, y_ref) < FWD
+    dy = rng.standard_normal(shape)
+    assert rel(kernels.softmax_backward(dev(dy), y, backend="cuda"), kernels.softmax_backward(dy, y_ref)) < GRAD
+
+
+# ----------------------------------------------------------------------------- layernorm, gelu
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (3, 4, 384), (17, 768), (2, 1000), (130, 33)])
+def test_layernorm_matches_numpy(rng, shape):
+    C = shape[-1]
+    x, w, b = rng.standard_normal(shape) * 2 + 0.5, rng.standard_normal(C), rng.standard_normal(C)
+    ref = kernels.layernorm_forward(x, w, b)
+    got = kernels.layernorm_forward(dev(x), dev(w), dev(b), backend="cuda")
+    for g, r in zip(got, ref):
+        assert g.shape == r.shape and rel(g, r) < FWD
+    dout = rng.standard_normal(shape)
+    ref_grads = kernels.layernorm_backward(dout, x, ref[1], ref[2], w)
+    got_grads = kernels.layernorm_backward(dev(dout), dev(x), got[1], got[2], dev(w), backend="cuda")
+    for g, r in zip(got_grads, ref_grads):
+        assert g.shape == r.shape and rel(g, r) < GRAD
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 100_003])
+def test_gelu_matches_numpy(rng, n):
+    x, dout = rng.standard_normal(n) * 3, rng.standard_normal(n)
+    assert rel(kernels.gelu_forward(dev(x), backend="cuda"), kernels.gelu_forward(x)) < FWD
+    assert rel(kernels.gelu_backward(dev(dout), dev(x), backend="cuda"), kernels.gelu_backward(dout, x)) < FWD
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+@pytest.mark.parametrize("N,V", [(1, 2), (7, 65), (33, 1000), (4, 50257)])
+def test_cross_entropy_matches_numpy(rng, N, V):
+    z = rng.standard_normal((N, V)) * 4
+    t = rng.integers(0, V, N)
+    t[::3] = -1  # ignored rows: no loss, no gradient
+    losses, lse = kernels.cross_entropy_forward(z, t)
+    got = kernels.cross_entropy_forward(dev(z), cupy.asarray(t), backend="cuda")
+    assert rel(got[0], losses) < FWD and rel(got[1], lse) < FWD
+    dz = kernels.cross_entropy_backward(dev(z), got[1], cupy.asarray(t), 0.25, backend="cuda")
+    assert rel(dz, kernels.cross_entropy_backward(z, lse, t, 0.25)) < FWD
+    assert np.all(host(dz)[t < 0] == 0)
+
+
+# ----------------------------------------------------------------------------- adamw, embedding
+
+def test_adamw_matches_numpy(rng):
+    shape = (37, 65)
+    p, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    m, v = np.zeros(shape), np.zeros(shape)
+    p_d, m_d, v_d = dev(p), dev(m), dev(v)
+    for t in range(1, 4):
+        args = (1e-2, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9**t, 1 - 0.95**t)
+        kernels.adamw_update(p, m, v, g * t, *args)
+        kernels.adamw_update(p_d, m_d, v_d, dev(g * t), *args, backend="cuda")
+    assert rel(p_d, p) < FWD and rel(m_d, m) < FWD and rel(v_d, v) < FWD
+
+
+def test_embedding_matches_numpy(rng):
+    V, C = 11, 70
+    w = rng.standard_normal((V, C)).astype(np.float32)
+    idx = np.array([[0, 10, 3, 3], [3, 5, 0, 7]])  # 3 three times, 0 twice
+    out = kernels.embedding_forward(cupy.asarray(idx), dev(w), backend="cuda")
+    assert out.shape == (2, 4, C) and np.array_equal(cupy.asnumpy(out), w[idx])  # a copy: exact
+    dout = rng.standard_normal((2, 4, C))
+    dw_ref = np.ones((V, C))
+    kernels.embedding_backward(dw_ref, dout, idx)
+    dw = dev(np.ones((V, C)))
+    kernels.embedding_backward(dw, dev(dout), cupy.asarray(idx), backend="cuda")  # adds in place
+    assert rel(dw, dw_ref) < FWD
+
+
+# ----------------------------------------------------------------------------- attention
+
+ATTENTION_SHAPES = [(1, 1, 1, 32), (2, 3, 17, 64), (1, 2, 64, 64), (2, 2, 65, 80), (1, 2, 130, 128),
+                    (2, 1, 200, 32), (1, 1, 100, 8), (1, 2, 70, 5), (1, 1, 129, 96), (1, 3, 300, 64)]
+FLASH = (lambda *a: kernels.attention_forward(*a, backend="cuda"),
+         lambda *a: kernels.attention_backward(*a, backend="cuda"))
+NAIVE = (_cuda.attention_forward_naive, _cuda.attention_backward_naive)
+
+
+@pytest.mark.parametrize("version", ["flash", "naive"])
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "B{}H{}T{}hs{}".format(*s))
+def test_attention_matches_numpy(rng, version, dropout, shape):
+    forward, backward = FLASH if version == "flash" else NAIVE
+    seed = int(rng.integers(2**63))
+    q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
+    out_ref, lse_ref = kernels.attention_forward(q, k, v, dropout, seed)
+    grads_ref = kernels.attention_backward(dout, q, k, v, out_ref, lse_ref, dropout, seed)
+    out, lse = forward(dev(q), dev(k), dev(v), dropout, seed)
+    assert out.shape == shape and lse.shape == shape[:3]
+    assert rel(out, out_ref) < FWD and rel(lse, lse_ref) < FWD
+    grads = backward(dev(dout), dev(q), dev(k), dev(v), out, lse, dropout, seed)
+    for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):  # (dq, dk are 0 at T = 1: one key, weight 1)
+        assert rel(g, r, floor=1e-3 * np.sqrt(r.size)) < GRAD, name
+
+
+@pytest.mark.parametrize("T,hs", [(64, 64), (100, 128)])
+def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs):
+    # With v = the identity, out[i, j] = P_ij * keep_ij / (1 - p): zero exactly where a weight was dropped
+    B, NH, p, seed = 2, 2, 0.5, 2**62 + 12345  # a large seed: the 64-bit sums wrap, as in NumPy
+    q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
+    v = dev(np.ascontiguousarray(np.broadcast_to(np.eye(T, hs), (B, NH, T, hs))))
+    out, _ = kernels.attention_forward(q, k, v, p, seed, backend="cuda")
+    kept = host(out)[..., :T] != 0
+    expected = kernels.dropout_keep_mask(seed, (B, NH, T, T), p) & np.tril(np.ones((T, T), bool))
+    assert np.array_equal(kept, expected)
+    assert 0.4 < expected.sum() / np.tril(np.ones((T, T))).sum() / (B * NH) < 0.6
+    # and the mask made on the GPU by the NumPy function (as Dropout does for CuPy arrays) is the same
+    assert np.array_equal(cupy.asnumpy(kernels.dropout_keep_mask(seed, (B, NH, T, T), p, cupy)),
+                          kernels.dropout_keep_mask(seed, (B, NH, T, T), p))
+
+
+def test_attention_long_sequence_gpt2_shape(rng):
+    shape = (1, 2, 1024, 64)
+    q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
+    out_ref, lse_ref = kernels.attention_forward(q, k, v)
+    out, lse = kernels.attention_forward(dev(q), dev(k), dev(v), backend="cuda")
+    assert rel(out, out_ref) < FWD
+    grads = kernels.attention_backward(dev(dout), dev(q), dev(k), dev(v), out, lse, backend="cuda")
+    for g, r in zip(grads, kernels.attention_backward(dout, q, k, v, out_ref, lse_ref)):
+        assert rel(g, r) < GRAD
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_bad_arrays_raise_clear_errors_and_the_process_survives(rng):
+    A = dev(np.ones((4, 3)))
+    with pytest.raises(TypeError, match="must be a CuPy array.*cupy.asarray"):
+        kernels.matmul(np.ones((4, 3), np.float32), A.T.copy(), backend="cuda")
+    with pytest.raises(TypeError, match="must be float32, got float64"):
+        kernels.matmul(A.astype(cupy.float64), A.T.copy(), backend="cuda")
+    with pytest.raises(TypeError, match="C-contiguous"):
+        kernels.matmul(A, A.T, backend="cuda")
+    with pytest.raises(ValueError, match="inner sizes differ"):
+        kernels.matmul(A, A, backend="cuda")
+    with pytest.raises(ValueError, match="bias must have shape"):
+        kernels.matmul(A, A.T.copy(), bias=dev(np.ones(3)), backend="cuda")
+    with pytest.raises(ValueError, match="shape of x"):
+        kernels.gelu_backward(dev(np.ones(5)), dev(np.ones(4)), backend="cuda")
+    with pytest.raises(ValueError, match="one value per row"):
+        kernels.layernorm_backward(A, A, dev(np.ones(3)), dev(np.ones(4)), dev(np.ones(3)), backend="cuda")
+    np.testing.assert_allclose(host(kernels.matmul(A, A.T.copy(), backend="cuda")), np.full((4, 4), 3.0))
+
+
+def test_bad_attention_input_raises(rng):
+    q = dev(rng.standard_normal((1, 1, 4, 8)))
+    with pytest.raises(ValueError, match="head size hs = 129"):
+        kernels.attention_forward(*(dev(np.ones((1, 1, 4, 129))),) * 3, backend="cuda")
+    with pytest.raises(ValueError, match="dropout_p must be in"):
+        kernels.attention_forward(q, q, q, 1.0, 0, backend="cuda")
+    with pytest.raises(ValueError, match="k must have the shape of q"):
+        kernels.attention_forward(q, q[:, :, :3].copy(), q, backend="cuda")
+    with pytest.raises(ValueError, match="4-D"):
+        kernels.attention_forward(q[0], q[0], q[0], backend="cuda")
+    out, lse = kernels.attention_forward(q, q, q, backend="cuda")
+    with pytest.raises(ValueError, match="lse must have shape"):
+        kernels.attention_backward(q, q, q, q, out, lse[..., :3].copy(), backend="cuda")
+    assert np.isfinite(host(kernels.attention_backward(q, q, q, q, out, lse, backend="cuda")[0])).all()
+
+
+def test_bad_ids_and_targets_raise(rng):
+    z = dev(rng.standard_normal((2, 3)))
+    with pytest.raises(ValueError, match="target 3 is out of range for 3 classes"):
+        kernels.cross_entropy_forward(z, cupy.asarray([0, 3]), backend="cuda")
+    with pytest.raises(TypeError, match="targets must be int64"):
+        kernels.cross_entropy_forward(z, cupy.asarray([0, 1], dtype=cupy.int32), backend="cuda")
+    with pytest.raises(ValueError, match="one per row"):
+        kernels.cross_entropy_forward(z, cupy.asarray([0, 1, 2]), backend="cuda")
+    w = dev(np.ones((5, 2)))
+    with pytest.raises(ValueError, match="index 5 out of range"):
+        kernels.embedding_forward(cupy.asarray([1, 5]), w, backend="cuda")
+    with pytest.raises(ValueError, match="index -1 out of range"):
+        kernels.embedding_backward(w, dev(np.ones((2, 2))), cupy.asarray([-1, 0]), backend="cuda")
+    losses, _ = kernels.cross_entropy_forward(z, cupy.asarray([0, -1]), backend="cuda")
+    assert host(losses)[1] == 0.0
+
+
+def test_info_names_the_gpu():
+    info = kernels.cuda_info()
+    assert info["multiprocessors"] > 0 and "." in info["compute_capability"] and info["built_for"]

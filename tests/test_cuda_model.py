@@ -1,0 +1,146 @@
+"""The whole GPT on the GPU (backend="cuda") against the same model on the host.
+
+The same GPT, layers and AdamW run on CuPy arrays: parameters, gradients and optimizer moments
+live on the device, the batch is copied in and the loss comes out as a float. One training step
+matches backend="numpy" in float32 (loss, logits, every gradient, every updated parameter), and
+50 steps of training track the CPU run.
+
+Skipped where backend="cuda" cannot run (no minigpt._cuda, no CuPy, or no GPU); with
+MINIGPT_REQUIRE_CUDA=1 (the GPU check script sets it) that is an error instead.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt import kernels
+
+if kernels.cuda_problem() is not None:
+    if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
+        raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
+    pytest.skip(kernels.cuda_problem(), allow_module_level=True)
+cupy = pytest.importorskip("cupy")
+
+HOST_BACKEND = "cpu" if kernels._core is not None else "numpy"  # "the CPU run"
+
+
+def config(arch="gpt2", dropout=0.0, **kw):
+    fields = dict(vocab_size=65, block_size=32, n_layer=3, n_head=4, n_embd=64, dropout=dropout, arch=arch)
+    return minigpt.GPTConfig(**{**fields, **kw})
+
+
+def batches(cfg, n, B=8, seed=0):
+    """n batches of (idx, targets), (B, block_size) each; the next token is a fixed shuffle of the current one."""
+    rng = np.random.default_rng(seed)
+    successor = rng.permutation(cfg.vocab_size)
+    idx = [rng.integers(0, cfg.vocab_size, (B, cfg.block_size)) for _ in range(n)]
+    return [(x, successor[x]) for x in idx]
+
+
+def rel(got, ref):
+    got, ref = cupy.asnumpy(got).astype(np.float64), np.asarray(ref, dtype=np.float64)
+    return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+def test_parameters_gradients_and_moments_live_on_the_gpu():
+    model = minigpt.GPT(config(), seed=0, backend="cuda")
+    opt = minigpt.AdamW(model)
+    for name in model.params:
+        assert isinstance(model.params[name], cupy.ndarray), name
+        assert isinstance(model.grads[name], cupy.ndarray), name
+        assert isinstance(opt.m[name], cupy.ndarray) and isinstance(opt.v[name], cupy.ndarray), name
+    host = minigpt.GPT(config(), seed=0, backend="numpy")
+    for name, p in host.params.items():  # the same seeded initialisation, copied to the device
+        assert np.array_equal(cupy.asnumpy(model.params[name]), p), name
+
+
+@pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
+def test_one_training_step_matches_numpy(arch):
+    cfg = config(arch)
+    (idx, targets), = batches(cfg, 1)
+    targets[0, :5] = -1  # padded positions count for nothing, on both backends
+    models = {be: minigpt.GPT(cfg, seed=3, backend=be) for be in ("numpy", "cuda")}
+    results = {}
+    for be, model in models.items():
+        opt = minigpt.AdamW(model, lr=1e-2, weight_decay=0.1)
+        model.zero_grad()
+        logits, loss = model.forward(idx, targets)
+        model.backward()
+        grads = {name: g.copy() for name, g in model.grads.items()}
+        opt.step()
+        results[be] = logits, loss, grads, model.params
+    logits, loss, grads, params = results["cuda"]
+    ref_logits, ref_loss, ref_grads, ref_params = results["numpy"]
+    assert isinstance(loss, float) and isinstance(logits, cupy.ndarray)
+    assert abs(loss - ref_loss) < 1e-5 * abs(ref_loss)
+    assert rel(logits, ref_logits) < 1e-5
+    for name, ref in ref_grads.items():
+        assert rel(grads[name], ref) < 1e-4, name
+        # Adam's first step is about lr * sign(g), even for a gradient of pure rounding noise (the keys'
+        # bias: softmax ignores a shift common to a row), so compare where the gradient is real, to 1e-3 of a step
+        live = np.abs(ref) > 1e-4 * np.abs(ref).max()
+        np.testing.assert_allclose(cupy.asnumpy(params[name])[live], ref_params[name][live], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_fifty_steps_track_the_cpu_run():
+    cfg = config()
+    data = batches(cfg, 4, B=8, seed=1)
+    curves = {}
+    for be in (HOST_BACKEND, "cuda"):
+        model = minigpt.GPT(cfg, seed=0, backend=be)
+        opt = minigpt.AdamW(model, lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
+        losses = []
+        for step in range(50):
+            idx, targets = data[step % len(data)]
+            model.zero_grad()
+            losses.append(model.forward(idx, targets)[1])
+            model.backward()
+            minigpt.clip_grad_norm(model.grads, 1.0)
+            opt.step(lr=minigpt.cosine_lr(step, 3e-3, 3e-4, 5, 50))
+        curves[be] = np.array(losses)
+    gpu, cpu = curves["cuda"], curves[HOST_BACKEND]
+    assert gpu[-1] < gpu[0] - 1.0  # it learns: the 4 batches are memorised
+    assert np.max(np.abs(gpu - cpu)) < 2e-3 * np.max(cpu), f"cuda {gpu[::10]} vs {HOST_BACKEND} {cpu[::10]}"
+
+
+def test_dropout_config_evaluates_like_numpy_and_trains():
+    cfg = config(dropout=0.2)
+    (idx, targets), = batches(cfg, 1)
+    gpu, host = minigpt.GPT(cfg, seed=5, backend="cuda"), minigpt.GPT(cfg, seed=5, backend="numpy")
+    logits, loss = gpu.forward(idx, targets, train=False)  # no dropout in evaluation
+    ref_logits, ref_loss = host.forward(idx, targets, train=False)
+    assert rel(logits, ref_logits) < 1e-5 and abs(loss - ref_loss) < 1e-5 * ref_loss
+    _, train_loss = gpu.forward(idx, targets, train=True)  # residual masks made on the GPU, attention's by hash
+    gpu.backward()
+    assert np.isfinite(train_loss) and train_loss != loss
+    assert all(bool(cupy.isfinite(g).all()) for g in gpu.grads.values())
+
+
+def test_kv_cache_forward_matches_the_full_forward():
+    cfg = config()
+    model = minigpt.GPT(cfg, seed=2, backend="cuda")
+    idx = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 12))
+    full, _ = model.forward(idx, train=False)
+    cache = model.new_kv_cache(2)
+    assert isinstance(cache[0][0], cupy.ndarray)
+    first = model.forward_cached(idx[:, :8], cache, 0)
+    steps = [model.forward_cached(idx[:, t:t + 1], cache, t) for t in range(8, 12)]
+    got = cupy.concatenate([first] + steps, axis=1)
+    assert rel(got, cupy.asnumpy(full)) < 1e-5
+
+
+def test_clip_grad_norm_on_the_gpu_matches_numpy():
+    rng = np.random.default_rng(0)
+    grads = {f"g{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate([(3, 4), (7,), (2, 2, 2)])}
+    on_gpu = {name: cupy.asarray(g) for name, g in grads.items()}
+    norm, gpu_norm = minigpt.clip_grad_norm(grads, 0.5), minigpt.clip_grad_norm(on_gpu, 0.5)
+    assert isinstance(gpu_norm, float) and abs(gpu_norm - norm) < 1e-6 * norm
+    for name in grads:
+        assert rel(on_gpu[name], grads[name]) < 1e-6
+
+
+def test_cuda_backend_needs_float32():
+    with pytest.raises(ValueError, match="float32"):
+        minigpt.GPT(config(), dtype="float64", backend="cuda")
