@@ -14,8 +14,6 @@
 # there so that CI notices if the library and this text ever disagree.
 
 # %%
-import math
-import time
 
 import numpy as np
 
@@ -222,18 +220,7 @@ assert max(diffs.values()) < 1e-12
 # machines, and other processes competing for the cores can slow either side several times over.
 
 # %%
-def best_times(*fns, repeat=5):
-    """Best time of each function over `repeat` rounds, after a warm-up. The functions take turns
-    within each round, so that both sides see the same machine load."""
-    for fn in fns:
-        fn()
-    best = [math.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+from minigpt.timing import best_times  # each function's best of 5 rounds, taking turns
 
 
 try:

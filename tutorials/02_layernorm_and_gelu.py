@@ -16,7 +16,6 @@
 
 # %%
 import math
-import time
 
 import numpy as np
 
@@ -248,18 +247,7 @@ assert max(diff_out, diff_dx) < 1e-12
 # printed side by side, on a quiet machine.
 
 # %%
-def best_times(*fns, repeat=5):
-    """Best time of each function over `repeat` rounds, after a warm-up. The functions take turns
-    within each round, so that both sides see the same machine load."""
-    for fn in fns:
-        fn()
-    best = [math.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+from minigpt.timing import best_times  # each function's best of 5 rounds, taking turns
 
 
 def layernorm_step(x, w, b, dout, backend):

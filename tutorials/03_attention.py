@@ -17,7 +17,6 @@
 
 # %%
 import math
-import time
 
 import numpy as np
 
@@ -232,18 +231,7 @@ assert same and abs(big.mean() - (1 - p_drop)) < 0.01 and err_d < 1e-8
 # printed side by side, on a quiet machine, not with numbers from elsewhere.
 
 # %%
-def best_times(*fns, repeat=3):
-    """Best time of each function over `repeat` rounds, after a warm-up. The functions take turns
-    within each round, so that both sides see the same machine load."""
-    for fn in fns:
-        fn()
-    best = [math.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+from minigpt.timing import best_times  # each function's best of 3 rounds, taking turns
 
 
 def fwd_bwd(q, k, v, dout, backend):
@@ -272,10 +260,11 @@ if HAVE_CORE:
 
     qs, ks, vs, ds = (f32((8, 6, 256, 64)) for _ in range(4))
     t_np, t_cpp = best_times(lambda: kernels.attention_forward(qs, ks, vs, backend="numpy"),
-                             lambda: kernels.attention_forward(qs, ks, vs, backend="cpu"))
+                             lambda: kernels.attention_forward(qs, ks, vs, backend="cpu"), repeat=3)
     print(f"        forward:            NumPy {t_np * 1e3:6.1f} ms, C++ {t_cpp * 1e3:6.1f} ms, "
           f"C++/NumPy speed ratio {t_np / t_cpp:.2f}")
-    t_np, t_cpp = best_times(lambda: fwd_bwd(qs, ks, vs, ds, "numpy"), lambda: fwd_bwd(qs, ks, vs, ds, "cpu"))
+    t_np, t_cpp = best_times(lambda: fwd_bwd(qs, ks, vs, ds, "numpy"), lambda: fwd_bwd(qs, ks, vs, ds, "cpu"),
+                             repeat=3)
     print(f"        forward + backward: NumPy {t_np * 1e3:6.1f} ms, C++ {t_cpp * 1e3:6.1f} ms, "
           f"C++/NumPy speed ratio {t_np / t_cpp:.2f}")
     print("        you should see relative differences around 1e-7 to 1e-6 (float32 rounding), and the")

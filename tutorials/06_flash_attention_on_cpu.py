@@ -25,7 +25,6 @@
 
 # %%
 import math
-import time
 import tracemalloc
 
 import numpy as np
@@ -292,23 +291,13 @@ if HAVE_CORE:
 # printed side by side, and see `benchmarks/bench_attention.py` for the comparison with PyTorch.
 
 # %%
-def best_times(*fns, repeat=2):
-    """Best time of each function over `repeat` rounds, after a warm-up, the functions taking turns."""
-    for fn in fns:
-        fn()
-    best = [math.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+from minigpt.timing import best_times  # each function's best of 2 rounds, taking turns
 
 
 if HAVE_CORE:
     for B, NH, T, hs in ((8, 6, 256, 64), (1, 12, 1024, 64)):
         x32 = [rng.standard_normal((B, NH, T, hs)).astype(np.float32) for _ in range(4)]
-        t_np, t_cpp = best_times(lambda: fwd_bwd(*x32, "numpy"), lambda: fwd_bwd(*x32, "cpu"))
+        t_np, t_cpp = best_times(lambda: fwd_bwd(*x32, "numpy"), lambda: fwd_bwd(*x32, "cpu"), repeat=2)
         print(f"step 7: B={B} NH={NH} T={T}: NumPy {t_np * 1e3:7.1f} ms, C++ {t_cpp * 1e3:6.1f} ms, "
               f"C++ is {t_np / t_cpp:.1f}x faster")
     print("        you should see the C++ kernel several times faster than NumPy (8-11x and 10-17x measured on")
