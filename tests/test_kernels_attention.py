@@ -251,7 +251,8 @@ np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], q=q, k=k, 
 def run_with_threads(script, threads, tmp_path):
     """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved."""
     path = tmp_path / f"threads{threads}.npz"
-    package_root = os.path.dirname(os.path.dirname(kernels.__file__))  # so the child imports this minigpt
+    # the folder holding the minigpt package (kernels is minigpt/kernels/), so the child imports this minigpt
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(kernels.__file__)))
     pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
     # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core

@@ -376,9 +376,12 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 def path_gflops(path, with_numpy):
     """{'minigpt': GFLOP/s on SIZES with MINIGPT_SIMD=path, 'numpy': ...} on one thread, or None if this CPU
     lacks the path."""
-    env = dict(os.environ, MINIGPT_SIMD=path, **ONE_THREAD)
+    # The child must import the minigpt this tutorial imported: run it outside the repository (whose
+    # source tree has no compiled _core when minigpt is installed) with that package on its path.
+    package_parent = str(pathlib.Path(kernels.__file__).resolve().parents[2])
+    env = dict(os.environ, MINIGPT_SIMD=path, PYTHONPATH=package_parent, **ONE_THREAD)
     result = subprocess.run([sys.executable, "-c", PATH_SCRIPT, json.dumps(SIZES), "with-numpy" if with_numpy else ""],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=120)
     if "lacks" in result.stderr:
         return None
     assert result.returncode == 0, result.stderr
