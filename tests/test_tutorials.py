@@ -22,9 +22,10 @@ def test_tutorials_are_found():
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs(path):
-    # The subprocess imports the same minigpt as this test (installed or from a source tree).
-    env = dict(os.environ)
+def test_tutorial_runs(path, tmp_path):
+    # The subprocess imports the same minigpt as this test (installed or from a source tree), and
+    # its temporary folders (a tutorial's run folders, kept for the reader) go to pytest's tmp_path.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
     package_parent = str(pathlib.Path(minigpt.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -35,8 +35,8 @@ from collections import Counter
 import regex
 
 from minigpt.corpus import shakespeare_splits
-from minigpt.tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer, CharTokenizer, bytes_to_unicode, load_tokenizer
-from minigpt.tokenizer import find_gpt2_files
+from minigpt.tokenizer import (GPT2_SPLIT_PATTERN, BPETokenizer, CharTokenizer, bytes_to_unicode, find_gpt2_files,
+                               load_tokenizer)
 
 # %% [markdown]
 # ## Step 1 · Characters

@@ -31,9 +31,11 @@ from minigpt.config import GPTConfig
 from minigpt.generate import choose_token, filter_logits, generate
 from minigpt.model import GPT
 
-BACKEND = "cpu" if kernels._core is not None else "numpy"
-if BACKEND == "numpy":
-    print("minigpt._core is not built (pip install .): the model steps use the NumPy backend")
+try:
+    BACKEND = kernels.check_backend("cpu")  # the C++ kernels; raises, saying how to build them, if missing
+except RuntimeError as e:
+    BACKEND = "numpy"
+    print(f"skipping the C++ steps: minigpt._core is not built ({e}); the model steps use the NumPy backend")
 
 # %% [markdown]
 # ## Step 1 · A toy next-token distribution
