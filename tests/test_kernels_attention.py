@@ -11,16 +11,13 @@ weights; empty sizes; the same bits on 1 and 2 OpenMP threads; bad input, which 
 TypeError/ValueError and leave the process alive.
 """
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt import kernels
 from minigpt.gradcheck import numerical_gradient, rel_error
 
@@ -247,19 +244,6 @@ np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], q=q, k=k, 
          out=out, lse=lse, dq=dq, dk=dk, dv=dv)
 """
 
-
-def run_with_threads(script, threads, tmp_path):
-    """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved."""
-    path = tmp_path / f"threads{threads}.npz"
-    # the folder holding the minigpt package (kernels is minigpt/kernels/), so the child imports this minigpt
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(kernels.__file__)))
-    pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
-    # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
-    result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return dict(np.load(path))
 
 
 @requires_core

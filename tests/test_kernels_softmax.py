@@ -6,14 +6,11 @@ and on inputs large enough to overflow an unstabilised exp; empty rows; the same
 2 OpenMP threads; bad input, which must raise TypeError/ValueError and leave the process alive.
 """
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt import kernels
 from minigpt.gradcheck import numerical_gradient, rel_error
 
@@ -92,19 +89,6 @@ dx = kernels.softmax_backward(dy, y, backend="cpu")
 np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], x=x, dy=dy, y=y, dx=dx)
 """
 
-
-def run_with_threads(script, threads, tmp_path):
-    """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved."""
-    path = tmp_path / f"threads{threads}.npz"
-    # the folder holding the minigpt package (kernels is minigpt/kernels/), so the child imports this minigpt
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(kernels.__file__)))
-    pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
-    # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
-    result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return dict(np.load(path))
 
 
 @requires_core
