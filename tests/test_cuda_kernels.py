@@ -126,8 +126,11 @@ def test_layernorm_matches_numpy(rng, shape):
     dout = rng.standard_normal(shape)
     ref_grads = kernels.layernorm_backward(dout, x, ref[1], ref[2], w)
     got_grads = kernels.layernorm_backward(dev(dout), dev(x), got[1], got[2], dev(w), backend="cuda")
+    # With C = 1 every x-hat is 0 and the exact dx is 0: float32 rounding times rstd = 1/sqrt(eps) is all
+    # that is left, so errors are measured against the size gradients have, |dout| |w|, not against 0.
+    scale = np.linalg.norm(dout) * np.abs(w).max()
     for g, r in zip(got_grads, ref_grads):
-        assert g.shape == r.shape and rel(g, r) < GRAD
+        assert g.shape == r.shape and rel(g, r, floor=scale) < GRAD
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000, 100_003])
