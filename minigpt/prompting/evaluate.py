@@ -1,0 +1,141 @@
+"""Zero- and few-shot evaluation of a language model on a labelled task, with no training.
+
+For every evaluated example: draw k demonstrations (fewshot.py), fit the prompt into the context,
+score each candidate answer by its log-likelihood (scoring.py), and predict
+    classification, entailment, similarity   the class whose verbalizer word scores highest
+    multiple choice                          the choice that scores highest
+    regression (STS-B)                       the expected value sum_i p_i * value_i, where p is the
+                                             softmax of the number words' scores
+The three scoring rules come from the same forward passes, so all are reported; `scoring` picks the
+headline. The result is a dict in the shape of `minigpt finetune`'s metrics JSON (task, n_train,
+n_eval and each metric by name) plus what prompting adds: shots, how often k had to shrink or the
+prompt was cut, the chance level, the template.
+"""
+import numpy as np
+
+from minigpt.prompting.fewshot import demonstration, draw_demonstrations, fit_prompt
+from minigpt.prompting.scoring import SCORINGS, aggregate, score_candidates
+from minigpt.prompting.templates import label_words
+
+
+def is_regression_task(task):
+    return task.labels is None and task.shape != "multiple-choice"
+
+
+def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring="per_token",
+                  skip_unencodable=False, progress=False):
+    """Evaluate `model` on task.dev (the first max_eval examples) by prompting; return the metrics dict.
+
+    task: a minigpt.tasks.TaskData. template: a Template (checked against the task's shape here).
+    skip_unencodable: leave out examples the tokenizer cannot encode (a character-level tokenizer
+    knows only the characters of its training text) and count them, instead of stopping at the first.
+    """
+    from minigpt.tasks.metrics import compute
+
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    template.check(task.shape)
+    regression = is_regression_task(task)
+    words = None if task.shape == "multiple-choice" else label_words(template, task.labels, regression)
+    examples = task.dev if max_eval is None else task.dev[:max_eval]
+    if not examples:
+        raise ValueError(f"task {task.name} has no evaluation examples")
+    pool = demonstration_pool(task.train, template, words, tokenizer, skip_unencodable) if shots else []
+    draw_demonstrations(pool, shots, seed, 0)  # fails early, and clearly, if the pool is too small
+    rows, skipped = [], []
+    for i, example in enumerate(progress_bar(examples, progress, task.name)):
+        try:
+            rows.append(predict(model, tokenizer, template, example, draw_demonstrations(pool, shots, seed, i), words,
+                                regression))
+        except UnencodableText as e:
+            if not skip_unencodable:
+                raise ValueError(f"{e}; pass --skip-unencodable to leave such examples out") from None
+            skipped.append(str(e))
+    if not rows:
+        raise ValueError(f"none of the {len(examples)} examples could be encoded; the first: {skipped[0]}")
+    labels = [row["label"] for row in rows]
+    by_scoring = {rule: compute(task.metrics, [row["prediction"][rule] for row in rows], labels) for rule in SCORINGS}
+    result = {"task": task.name, "n_train": len(pool) if shots else 0, "n_eval": len(rows),
+              **by_scoring[scoring],
+              "shots": shots, "scoring": scoring, "seed": seed,
+              "k_mean": float(np.mean([row["k"] for row in rows])),
+              "k_shrunk": sum(row["k"] < shots for row in rows),
+              "prompt_truncated": sum(row["truncated"] > 0 for row in rows),
+              "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
+              "chance": chance_level(task, rows, compute, regression),
+              "by_scoring": by_scoring,
+              "template": {"prompt": template.prompt, "answer": template.answer,
+                           "verbalizer": list(words) if words else None, "separator": template.separator}}
+    return result
+
+
+class UnencodableText(ValueError):
+    """A text the tokenizer cannot encode, with the example it belongs to."""
+
+
+def encode_checked(tokenizer, text, example):
+    try:
+        return tokenizer.encode(text)
+    except ValueError as e:
+        raise UnencodableText(f"example {example.source or '?'}: {e}") from None
+
+
+def predict(model, tokenizer, template, example, demos, words, regression):
+    """Score every candidate answer of one example; the prediction under each scoring rule."""
+    encode = lambda text: encode_checked(tokenizer, text, example)
+    answers = example.choices if example.shape == "multiple-choice" else words
+    texts = [template.answer_text(a) for a in answers]
+    candidates = [encode(t) for t in texts]
+    for text, ids in zip(texts, candidates):
+        if not ids:
+            raise ValueError(f"the answer {text!r} encodes to no tokens; the answer template must add some text")
+    budget = model.config.block_size - (max(len(c) for c in candidates) - 1)
+    prompt = fit_prompt(encode, template, example, demos, words, budget)
+    logprobs = score_candidates(model, prompt.ids, candidates)
+    prediction = {}
+    for rule in SCORINGS:
+        scores = aggregate(logprobs, texts, rule)
+        if regression:
+            p = np.exp(scores - scores.max())
+            prediction[rule] = float((p / p.sum()) @ np.array([float(w) for w in words]))
+        else:
+            prediction[rule] = int(np.argmax(scores))
+    return {"label": example.label, "prediction": prediction, "k": prompt.k, "truncated": prompt.truncated,
+            "n_candidates": len(candidates)}
+
+
+def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
+    """The training examples to draw demonstrations from: all of them, or, with skip_unencodable, those
+    whose demonstration the tokenizer can encode (so a drawn demonstration never fails)."""
+    if not skip_unencodable:
+        return train
+    usable = []
+    for example in train:
+        try:
+            tokenizer.encode(demonstration(template, example, words) + template.separator)
+            usable.append(example)
+        except ValueError:
+            pass  # counted: n_train in the result is the size of the usable pool
+    return usable
+
+
+def chance_level(task, rows, compute, regression):
+    """What guessing scores on the evaluated examples: a uniform random guess (expected accuracy) and
+    always answering the most frequent class of the training split."""
+    if regression:
+        return {"note": "a constant guess has no correlation: 0"}
+    if task.shape == "multiple-choice":
+        return {"uniform_accuracy": float(np.mean([1 / row["n_candidates"] for row in rows]))}
+    labels = [row["label"] for row in rows]
+    train_labels = [e.label for e in task.train] or labels
+    majority = int(np.bincount(train_labels, minlength=len(task.labels)).argmax())
+    return {"uniform_accuracy": 1 / len(task.labels),
+            "majority_class": task.labels[majority],
+            "majority": compute(task.metrics, [majority] * len(labels), labels)}
+
+
+def progress_bar(items, progress, name):
+    if not progress:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=f"evaluating {name}", dynamic_ncols=True)
