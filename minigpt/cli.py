@@ -4,6 +4,7 @@
   minigpt generate    sample from a checkpoint
   minigpt data        fetch the default corpus, or encode a text into token files
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
+  minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back
   minigpt info        which backends are built, with their threads and SIMD path
 """
 import argparse
@@ -147,6 +148,21 @@ def cmd_params(args):
     print(statistics_table())
 
 
+def cmd_convert(args):
+    from minigpt.pretrained import checkpoint_to_hf, hf_to_checkpoint, is_hf_folder
+
+    try:
+        if is_hf_folder(args.source):
+            path = hf_to_checkpoint(args.source, args.out, dropout=args.dropout)
+            print(f"wrote the minigpt checkpoint {path}; sample from it with: minigpt generate --checkpoint {path}")
+        else:
+            path = checkpoint_to_hf(args.source, args.out)
+            print(f"wrote the Hugging Face folder {path}; in transformers: "
+                  f"AutoModelForCausalLM.from_pretrained({str(path)!r})")
+    except FileExistsError as e:  # an error message like the others, not a traceback
+        raise ValueError(str(e)) from None
+
+
 def cmd_info(args):
     print("backends: numpy (always)", end="")
     if kernels._core is None:
@@ -185,6 +201,17 @@ def build_parser():
     p = sub.add_parser("params", help="print the GPT-1/2/3 model statistics with exact parameter counts")
     p.add_argument("--preset", choices=list(PRESETS), help="print the count of one preset only")
     p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("convert", help="convert a Hugging Face GPT-2/GPT-1 folder to a minigpt checkpoint, or back",
+                       description="The direction follows the source: a Hugging Face folder (config.json + "
+                                   "model.safetensors, model_type gpt2 or openai-gpt) becomes OUT/ckpt-<step>/; "
+                                   "a minigpt checkpoint (or a run folder: its latest) becomes the folder OUT, "
+                                   "which transformers loads. Nothing is downloaded.")
+    p.add_argument("source", help="a Hugging Face model folder, or a minigpt checkpoint or run folder")
+    p.add_argument("out", help="the run folder for the new checkpoint, or the new Hugging Face folder")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="the dropout rate of the converted model, if the HF config's three rates differ")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("info", help="show which backends are built and how many threads they use")
     p.set_defaults(func=cmd_info)

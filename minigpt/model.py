@@ -102,6 +102,20 @@ class GPT:
     def num_params(self):
         return sum(p.size for p in self.params.values())
 
+    @classmethod
+    def from_pretrained(cls, path, dtype="float32", backend="numpy", dropout=None):
+        """A GPT from a local Hugging Face folder (config.json + model.safetensors) of model_type gpt2 or
+        openai-gpt; nothing is downloaded. Its tokenizer: minigpt.pretrained.tokenizer_from_pretrained(path)."""
+        from minigpt.pretrained import load_hf_model  # here, not at the top: minigpt.pretrained imports this file
+
+        return load_hf_model(path, dtype=dtype, backend=backend, dropout=dropout)
+
+    def save_pretrained(self, path, tokenizer=None):
+        """Write a folder that transformers loads with GPT2LMHeadModel (arch gpt2) or OpenAIGPTLMHeadModel (gpt1)."""
+        from minigpt.pretrained import save_pretrained
+
+        return save_pretrained(self, path, tokenizer)
+
     def forward(self, idx, targets=None, train=True):
         """idx: int (B, T) token ids; targets: int (B, T) next tokens, or None.
 

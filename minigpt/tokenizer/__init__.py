@@ -3,6 +3,8 @@ vocab_size, encode, decode, special_tokens, eot_token, add_special_tokens, to_di
 
   CharTokenizer  one id per character of the training text (char.py)
   BPETokenizer   byte-level BPE as in GPT-2: train your own, or load GPT-2's files (bpe.py, gpt2_files.py)
+  OpenAIGPTTokenizer  GPT-1's lowercased word-level BPE with '</w>' markers, from its vocab.json and
+                 merges.txt (openai_gpt_bpe.py)
 
     tok = BPETokenizer.train(text, vocab_size=4096)
     tok.save("tokenizer.json");  tok = load_tokenizer("tokenizer.json")
@@ -11,8 +13,9 @@ from minigpt.tokenizer.base import Tokenizer, read_tokenizer_json
 from minigpt.tokenizer.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
 from minigpt.tokenizer.char import CharTokenizer
 from minigpt.tokenizer.gpt2_files import bytes_to_unicode, find_gpt2_files
+from minigpt.tokenizer.openai_gpt_bpe import OpenAIGPTTokenizer
 
-TOKENIZER_TYPES = {"char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZER_TYPES = {"char": CharTokenizer, "bpe": BPETokenizer, "openai-gpt-bpe": OpenAIGPTTokenizer}
 
 
 def tokenizer_from_dict(d):
@@ -34,5 +37,5 @@ def load_tokenizer(path):
         raise ValueError(f"{path}: not a valid tokenizer file: {e}") from e
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "GPT2_SPLIT_PATTERN", "tokenizer_from_dict",
-           "load_tokenizer", "bytes_to_unicode", "find_gpt2_files"]
+__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "OpenAIGPTTokenizer", "GPT2_SPLIT_PATTERN",
+           "tokenizer_from_dict", "load_tokenizer", "bytes_to_unicode", "find_gpt2_files"]
