@@ -217,10 +217,16 @@ AVX2 void dropout_tile(float* keep, int64_t nk, uint64_t seed, uint64_t threshol
     loops::dropout_tile(keep, nk, seed, threshold, keep_scale, bh, T, i0, j0);
 }
 
+AVX2 void cached_row(float* out, const float* q, const float* K, const float* V, int64_t L, int64_t hs, float scale,
+                     float* p) {
+    loops::cached_row(out, q, K, V, L, hs, scale, p);
+}
+
 }  // namespace
 
 const TileOps& tile_ops_avx2() {
-    static const TileOps ops{"avx2", gemm, softmax_update, exp_tile, dscores, scale_rows, mul, transpose, dropout_tile};
+    static const TileOps ops{"avx2", gemm, softmax_update, exp_tile, dscores, scale_rows, mul, transpose, dropout_tile,
+                             cached_row};
     return ops;
 }
 

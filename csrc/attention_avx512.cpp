@@ -229,11 +229,17 @@ AVX512 void dropout_tile(float* keep, int64_t nk, uint64_t seed, uint64_t thresh
     loops::dropout_tile(keep, nk, seed, threshold, keep_scale, bh, T, i0, j0);
 }
 
+AVX512 void cached_row(float* out, const float* q, const float* K, const float* V, int64_t L, int64_t hs, float scale,
+                       float* p) {
+    loops::cached_row(out, q, K, V, L, hs, scale, p);
+}
+
 }  // namespace
 
 const TileOps& tile_ops_avx512() {
     static const TileOps ops{"avx512", gemm, softmax_update, exp_tile, dscores, scale_rows, mul, transpose,
-                             dropout_tile};
+                             dropout_tile,
+                             cached_row};
     return ops;
 }
 

@@ -5,9 +5,11 @@
 // so no copy compiled for one instruction set can be picked up by code compiled for another.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "attention_ops.h"
+#include "fastmath.h"
 
 #define ATTENTION_INLINE static inline __attribute__((always_inline))
 
@@ -66,6 +68,39 @@ ATTENTION_INLINE void dropout_tile(float* keep, int64_t nk, uint64_t seed, uint6
             keep_r[c] = (z >> 40) >= threshold ? keep_scale : 0.0f;
         }
     }
+}
+
+// One query over L cached keys, in three passes over short rows: the scores (a dot product per key,
+// hs long), their softmax, and the weighted sum of the value rows. A generation step has one query
+// per head and L = the positions so far, so the whole row of L weights fits in p; no online softmax
+// is needed. The max is subtracted before exp, so exp cannot overflow.
+ATTENTION_INLINE void cached_row(float* out, const float* q, const float* K, const float* V, int64_t L, int64_t hs,
+                                 float scale, float* p) {
+    float max_score = -INFINITY;
+    for (int64_t j = 0; j < L; j++) {
+        const float* k_j = K + j * hs;  // (hs,)
+        float s = 0.0f;
+        #pragma omp simd reduction(+ : s)
+        for (int64_t d = 0; d < hs; d++) { s += q[d] * k_j[d]; }
+        p[j] = s * scale;
+        max_score = p[j] > max_score ? p[j] : max_score;
+    }
+    float sum = 0.0f;
+    #pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < L; j++) {
+        p[j] = fast_exp(p[j] - max_score);
+        sum += p[j];
+    }
+    for (int64_t d = 0; d < hs; d++) { out[d] = 0.0f; }
+    for (int64_t j = 0; j < L; j++) {
+        const float w = p[j];
+        const float* v_j = V + j * hs;  // (hs,)
+        #pragma omp simd
+        for (int64_t d = 0; d < hs; d++) { out[d] += w * v_j[d]; }
+    }
+    const float inv_sum = 1.0f / sum;  // >= 1: the max key contributes exp(0)
+    #pragma omp simd
+    for (int64_t d = 0; d < hs; d++) { out[d] *= inv_sum; }
 }
 
 }  // namespace loops

@@ -107,6 +107,11 @@ struct TileOps {
     // weight (bh, i0 + c, j0 + r) survives, else 0.
     void (*dropout_tile)(float* keep, int64_t nk, uint64_t seed, uint64_t threshold, float keep_scale,
                          int64_t bh, int64_t T, int64_t i0, int64_t j0);
+
+    // One query of a generation step over L cached keys (attention_cached.cpp): out (hs,) =
+    // softmax(K q * scale) V, where K and V are (L, hs) rows of the KV cache; p (L,) is scratch.
+    void (*cached_row)(float* out, const float* q, const float* K, const float* V, int64_t L, int64_t hs,
+                       float scale, float* p);
 };
 
 const TileOps& tile_ops_portable();

@@ -81,11 +81,17 @@ void dropout_tile(float* keep, int64_t nk, uint64_t seed, uint64_t threshold, fl
     loops::dropout_tile(keep, nk, seed, threshold, keep_scale, bh, T, i0, j0);
 }
 
+void cached_row(float* out, const float* q, const float* K, const float* V, int64_t L, int64_t hs, float scale,
+                float* p) {
+    loops::cached_row(out, q, K, V, L, hs, scale, p);
+}
+
 }  // namespace
 
 const TileOps& tile_ops_portable() {
     static const TileOps ops{"portable", gemm, softmax_update, exp_tile, dscores, scale_rows, mul, transpose,
-                             dropout_tile};
+                             dropout_tile,
+                             cached_row};
     return ops;
 }
 

@@ -263,6 +263,40 @@ static py::tuple attention_backward_naive_py(const py::array& dout, const py::ar
                                   dropout_p, seed);
 }
 
+static py::array_t<float> attention_cached_forward_py(const py::array& qkv, py::array& k_cache, py::array& v_cache,
+                                                      int64_t pos) {
+    const std::string op = "attention_cached_forward";
+    check_float32_contiguous(op, "qkv", qkv);
+    check_float32_contiguous(op, "k_cache", k_cache);
+    check_float32_contiguous(op, "v_cache", v_cache);
+    check_ndim(op, "qkv", qkv, 3, "(B, Tn, 3C)");
+    check_ndim(op, "k_cache", k_cache, 4, "(B, NH, Tmax, hs)");
+    check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
+    const py::ssize_t B = qkv.shape(0), Tn = qkv.shape(1);
+    const py::ssize_t NH = k_cache.shape(1), Tmax = k_cache.shape(2), hs = k_cache.shape(3);
+    if (k_cache.shape(0) != B || qkv.shape(2) != 3 * NH * hs) {
+        throw py::value_error(op + ": qkv " + shape_str(qkv) + " must be (B, Tn, 3 * NH * hs) for caches " +
+                              shape_str(k_cache) + " of (B, NH, Tmax, hs), i.e. " + dims_str({k_cache.shape(0), Tn,
+                              3 * NH * hs}));
+    }
+    if (pos < 0 || pos + Tn > Tmax) {
+        throw py::value_error(op + ": positions pos .. pos+Tn-1 = " + std::to_string(pos) + " .. " +
+                              std::to_string(pos + Tn - 1) + " must lie inside the cache's " + std::to_string(Tmax) +
+                              " positions");
+    }
+    if (!k_cache.writeable() || !v_cache.writeable()) {
+        throw py::value_error(op + ": k_cache and v_cache must be writeable (the new keys and values go into them)");
+    }
+    py::array_t<float> y = new_array({B, Tn, NH * hs}, false);
+    float *y_ptr = y.mutable_data(), *k_ptr = static_cast<float*>(k_cache.mutable_data()),
+          *v_ptr = static_cast<float*>(v_cache.mutable_data());
+    if (Tn > 0) {
+        py::gil_scoped_release release;
+        attention_cached_forward(y_ptr, k_ptr, v_ptr, data(qkv), B, Tn, NH, hs, Tmax, pos);
+    }
+    return y;
+}
+
 // ----------------------------------------------------------------------------- layernorm, gelu
 
 // The row length C of x and the number of rows N: (..., C) -> (N, C).
@@ -431,6 +465,7 @@ static py::dict info() {
 #endif
     d["simd"] = matmul_simd_path();  // the matmul micro-kernel in use; MINIGPT_SIMD forces a lower one
     d["attention_simd"] = attention_simd();  // the attention tile kernels in use, chosen the same way
+    d["matmul_small_m"] = matmul_small_m();  // products with at most this many rows skip the packing
     return d;
 }
 
@@ -474,6 +509,12 @@ PYBIND11_MODULE(_core, m) {
           py::arg("v").noconvert(), py::arg("out").noconvert(), py::arg("lse").noconvert(),
           py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
 
+    m.def("attention_cached_forward", &attention_cached_forward_py, "Attention of Tn new positions over a KV "
+          "cache (generation). qkv: (B, Tn, 3C) from c_attn; k_cache, v_cache: (B, NH, Tmax, hs), written in place "
+          "at pos .. pos+Tn-1. Query t sees keys 0 .. pos+t. Returns y: (B, Tn, C), heads side by side.",
+          py::arg("qkv").noconvert(), py::arg("k_cache").noconvert(), py::arg("v_cache").noconvert(),
+          py::arg("pos"));
+
     m.def("layernorm_forward", &layernorm_forward_py, "LayerNorm over the last axis. x: (..., C), w, b: (C,). "
           "Returns (out (..., C), mean (...), rstd (...)).",
           py::arg("x").noconvert(), py::arg("w").noconvert(), py::arg("b").noconvert(), py::arg("eps") = 1e-5);
@@ -496,5 +537,5 @@ PYBIND11_MODULE(_core, m) {
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
           py::arg("bias1"), py::arg("bias2"));
 
-    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd'}.");
+    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m'}.");
 }

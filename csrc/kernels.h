@@ -25,6 +25,10 @@ void matmul_forward(float* out,         // (M, N)
                     const float* bias,  // (N,) or nullptr
                     int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b);
 
+// Products with at most this many rows of op(a) (M <= matmul_small_m()) take an unpacked path that
+// streams b once (matmul_rows.h): generation's one-token steps. info()["matmul_small_m"] reports it.
+int64_t matmul_small_m();
+
 // The SIMD path matmul_forward runs: "avx512", "avx2" or "portable", the best this CPU supports
 // unless the environment variable MINIGPT_SIMD names a lower one (read once, at the first call).
 // Throws std::invalid_argument if MINIGPT_SIMD names an unknown path or one the CPU lacks.
@@ -87,6 +91,15 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
 void attention_backward_naive(float* dq, float* dk, float* dv, const float* dout, const float* q,
                               const float* k, const float* v, const float* out, const float* lse,
                               int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed);
+
+// Attention of Tn new positions over a KV cache, for generation (attention_cached.cpp): writes their
+// keys and values into the cache at pos .. pos+Tn-1, then query t attends to keys 0 .. pos+t.
+// No dropout and no backward: this is inference only.
+void attention_cached_forward(float* y,            // (B, Tn, NH * hs), heads side by side
+                              float* k_cache,      // (B, NH, Tmax, hs), written at pos .. pos+Tn-1
+                              float* v_cache,      // (B, NH, Tmax, hs), written at pos .. pos+Tn-1
+                              const float* qkv,    // (B, Tn, 3 * NH * hs): q, k, v of the new positions
+                              int64_t B, int64_t Tn, int64_t NH, int64_t hs, int64_t Tmax, int64_t pos);
 
 // The SIMD path attention_forward / attention_backward take now: "avx512", "avx2" or "portable".
 // Throws std::invalid_argument if MINIGPT_SIMD names a path this CPU cannot run.

@@ -9,6 +9,9 @@
 //                         (Goto & van de Geijn 2008, https://doi.org/10.1145/1356052.1356053;
 //                         Van Zee & van de Geijn 2015, https://doi.org/10.1145/2764454).
 //
+// Products with only a few rows (M <= SMALL_M, e.g. one token in generation) skip all of this and
+// take the small-M path below (matmul_rows.h has why); the rest go through matmul_blocked:
+//
 // matmul_forward, loop by loop (block sizes of the AVX-512 path; every path has its own):
 //
 //   for jc in [0, N) step nc <= NC = 768
@@ -306,6 +309,61 @@ static void matmul_blocked(const Problem& pb) {
     }
 }
 
+// ----------------------------------------------------------------------------- the small-M path
+
+// Products with at most this many rows of op(a) take the small-M path (matmul_rows.h): no packing,
+// every float of b read once and used by all M rows. Generation feeds M = 1 (one new token) to every
+// layer and to the head. Measured with benchmarks/bench_matmul.py --small-m on the AVX-512 path, 2
+// threads, K = 768, N = 768 / 2304 / 3072 and the tied head: the row path is many times faster at
+// M = 1 (the packed path packs all of b for one row) and still ahead at M = 8, where the packed
+// path's 14-row tiles are mostly padding; from M = 16 the packed path wins.
+constexpr int64_t SMALL_M = 8;
+
+int64_t matmul_small_m() { return SMALL_M; }
+
+// Below this many multiply-adds a small-M product runs on one thread: waking the team costs more
+// than it saves (~16k: 64 KiB of b, a few microseconds of work).
+constexpr int64_t SMALL_M_PARALLEL_WORK = 1 << 14;
+
+static thread_local ScratchBuffer a_rows_buffer;  // op(a) as a contiguous (M, K), when trans_a
+
+static void matmul_rows(const Problem& pb) {
+    const float* a = pb.a;  // (M, K)
+    if (pb.trans_a) {  // a is (K, M): M * K floats (a few KiB), copied once so both loops read rows
+        float* at = a_rows_buffer.get(pb.M * pb.K);
+        for (int64_t k = 0; k < pb.K; k++) {
+            for (int64_t m = 0; m < pb.M; m++) { at[m * pb.K + k] = pb.a[k * pb.M + m]; }
+        }
+        a = at;
+    }
+    const MatmulRowsKernel kernel = pb.trans_b ? pb.p.rows_nt : pb.p.rows_nn;
+    // columns go to threads in contiguous ranges, cut at multiples of `unit` (matmul_kernels.h)
+    const int64_t unit = pb.trans_b ? 4 : 64, units = ceil_div(pb.N, unit);
+    const bool parallel = pb.M * pb.N * pb.K >= SMALL_M_PARALLEL_WORK && units > 1;
+
+    #pragma omp parallel if (parallel)
+    {
+        int team = 1, rank = 0;
+#ifdef MINIGPT_OPENMP
+        team = omp_get_num_threads();
+        rank = omp_get_thread_num();
+#endif
+        const int64_t n0 = std::min(pb.N, units * rank / team * unit);
+        const int64_t n1 = std::min(pb.N, units * (rank + 1) / team * unit);
+        if (n0 < n1) {
+            kernel(pb.out, a, pb.b, pb.M, pb.N, pb.K, n0, n1);
+            if (pb.bias != nullptr) {  // added last, as in the NumPy reference and the packed path
+                for (int64_t m = 0; m < pb.M; m++) {
+                    float* out_m = pb.out + m * pb.N;  // (N,)
+                    for (int64_t n = n0; n < n1; n++) { out_m[n] += pb.bias[n]; }
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- the entry point
+
 void matmul_forward(float* out, const float* a, const float* b, const float* bias,
                     int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
     const MatmulPath& path = matmul_path();
@@ -321,5 +379,10 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         }
         return;
     }
-    matmul_blocked(Problem{path, out, a, b, bias, M, N, K, trans_a, trans_b});
+    const Problem pb{path, out, a, b, bias, M, N, K, trans_a, trans_b};
+    if (M <= SMALL_M) {
+        matmul_rows(pb);
+    } else {
+        matmul_blocked(pb);
+    }
 }

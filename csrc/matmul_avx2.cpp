@@ -10,6 +10,7 @@
 // the A panel (6 x 384 floats = 9 KiB) stays in L1, the packed B block (384 x 768 floats =
 // 1.1 MiB) in L2.
 #include "matmul_kernels.h"
+#include "matmul_rows.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -61,10 +62,26 @@ __attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, con
     }
 }
 
+// The small-M loops (matmul_rows.h) in 8-float vectors. nt keeps 2 x 4 = 8 accumulators, plus 4 rows
+// of b and one of a, in the 16 ymm registers.
+typedef float Vec8 __attribute__((vector_size(32)));
+constexpr int RM = 2;
+
+__attribute__((target("avx2,fma"))) void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N,
+                                              int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec8>(out, a, b, M, N, K, n0, n1);
+}
+
+__attribute__((target("avx2,fma"))) void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N,
+                                              int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec8, RM>(out, a, b, M, N, K, n0, n1);
+}
+
 }  // namespace
 
 const MatmulPath& matmul_path_avx2() {
-    static const MatmulPath path = {"avx2", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>};
+    static const MatmulPath path = {"avx2", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>,
+                                   rows_nn, rows_nt};
     return path;
 }
 

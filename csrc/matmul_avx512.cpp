@@ -19,6 +19,7 @@
 //   - 768 (GPT-2 small's width) and 384 divide the N and K of a GPT's products (multiples of
 //     384 or 768), so their blocks come out whole.
 #include "matmul_kernels.h"
+#include "matmul_rows.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -77,10 +78,26 @@ __attribute__((target("avx512f,fma"))) void kernel(int64_t kc, const float* ap, 
     }
 }
 
+// The small-M loops (matmul_rows.h) in 16-float vectors. nt keeps 4 x 4 = 16 accumulators, plus 4 rows
+// of b and one of a, in the 32 zmm registers.
+typedef float Vec16 __attribute__((vector_size(64)));
+constexpr int RM = 4;
+
+__attribute__((target("avx512f,fma"))) void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N,
+                                              int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec16>(out, a, b, M, N, K, n0, n1);
+}
+
+__attribute__((target("avx512f,fma"))) void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N,
+                                              int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec16, RM>(out, a, b, M, N, K, n0, n1);
+}
+
 }  // namespace
 
 const MatmulPath& matmul_path_avx512() {
-    static const MatmulPath path = {"avx512", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>};
+    static const MatmulPath path = {"avx512", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>,
+                                   rows_nn, rows_nt};
     return path;
 }
 

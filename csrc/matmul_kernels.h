@@ -1,6 +1,7 @@
 // The contract between matmul.cpp (packing, cache blocking, threads) and the register-tiled
 // micro-kernels, one per instruction set: matmul_avx512.cpp, matmul_avx2.cpp, matmul_portable.cpp.
-// Internal to the matmul; nothing outside csrc/matmul*.cpp includes it.
+// Internal to the matmul; nothing outside csrc/matmul*.cpp includes it. The same files also carry
+// the loops of the small-M path (matmul_rows.h), which needs no packing and no micro-kernel.
 //
 // A micro-kernel computes one MR x NR tile of out from a packed panel of A (MR rows, kc columns)
 // and a packed panel of B (kc rows, NR columns), keeping the whole tile in registers for all kc
@@ -30,7 +31,14 @@
 using MatmulMicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                                    const float* bias, bool accumulate, int m, int n);
 
-// One SIMD path: its register tile, its cache blocks and its two kernels (one per A layout).
+// The small-M path (matmul_rows.h): out[:, n0:n1] = a @ op(b)[:, n0:n1] for a contiguous (M, K) a;
+// b is (K, N) for rows_nn, (N, K) for rows_nt. n0 and n1 must be multiples of 64 (or n1 = N) for
+// rows_nn, multiples of 4 (or n1 = N) for rows_nt.
+using MatmulRowsKernel = void (*)(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
+                                  int64_t n0, int64_t n1);
+
+// One SIMD path: its register tile, its cache blocks, its two kernels (one per A layout) and its
+// two small-M loops (one per B layout).
 struct MatmulPath {
     const char* name;  // "avx512", "avx2" or "portable", as info()["simd"] reports it
     int MR, NR;        // register tile: MR rows of A broadcast against NR columns of B
@@ -38,6 +46,8 @@ struct MatmulPath {
     int NC;            // most columns of B packed at once (a multiple of NR)
     MatmulMicroKernel kernel_a_rows;  // A panel in the A_ROWS layout
     MatmulMicroKernel kernel_a_cols;  // A panel in the A_COLS layout
+    MatmulRowsKernel rows_nn;         // small M, b (K, N)
+    MatmulRowsKernel rows_nt;         // small M, b (N, K)
 };
 
 // Each returns its path's description; the x86 ones exist only in x86-64 builds.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "matmul_kernels.h"
+#include "matmul_rows.h"
 
 namespace {
 
@@ -70,9 +71,22 @@ void kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
     }
 }
 
+// The small-M loops (matmul_rows.h) in 4-float vectors (SSE, NEON). nt keeps 2 x 4 = 8 accumulators,
+// plus 4 rows of b and one of a: 13 of SSE's 16 registers.
+typedef float Vec4 __attribute__((vector_size(16)));
+
+void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec4>(out, a, b, M, N, K, n0, n1);
+}
+
+void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec4, 2>(out, a, b, M, N, K, n0, n1);
+}
+
 }  // namespace
 
 const MatmulPath& matmul_path_portable() {
-    static const MatmulPath path = {"portable", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>};
+    static const MatmulPath path = {"portable", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>,
+                                   rows_nn, rows_nt};
     return path;
 }

@@ -9,6 +9,8 @@ does: the cache is rebuilt from that window, so cached and uncached sampling sta
 """
 import numpy as np
 
+from minigpt.kernels.backend import to_host
+
 
 def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
     """Log-probabilities (V,) after temperature, top-k and top-p (nucleus) filtering; -inf = excluded.
@@ -63,12 +65,12 @@ def generate(model, prompt, max_new_tokens, *, greedy=False, temperature=1.0, to
             logits, _ = model.forward(np.array([window]), train=False)
         elif cache is None or len(tokens) > block:  # first step, or the window slid: rebuild the cache
             cache = model.new_kv_cache(1)
-            logits = model.forward_cached(np.array([window]), cache, 0)
+            logits = model.forward_cached(np.array([window]), cache, 0, last_only=True)
             filled = len(window)
         else:
-            logits = model.forward_cached(np.array([window[filled:]]), cache, filled)
+            logits = model.forward_cached(np.array([window[filled:]]), cache, filled, last_only=True)
             filled = len(window)
-        token = choose_token(logits[0, -1], rng, greedy, temperature, top_k, top_p)
+        token = choose_token(to_host(logits[0, -1]), rng, greedy, temperature, top_k, top_p)  # (V,) from a GPU too
         tokens.append(token)
         yield token
         if token == stop_token:

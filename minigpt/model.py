@@ -16,11 +16,13 @@ float; logits are returned where they were computed (cupy.asnumpy brings them to
 Shapes: B batch, T time (sequence), C n_embd, V vocab_size.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from minigpt import kernels
 from minigpt.config import GPTConfig
+from minigpt.flat import FlatParameters
 from minigpt.layers import (MLP, CausalSelfAttention, Dropout, Embedding, LayerNorm, cross_entropy_backward,
                             cross_entropy_forward)
 
@@ -90,6 +92,10 @@ class GPT:
         self.ln_f = LayerNorm(cfg.n_embd, self.dtype, backend) if cfg.arch == "gpt2" else None
         self.dropout_rng = np.random.default_rng([seed, 1])  # its own stream: dropout never shifts the init
         self.params, self.grads = collect_parameters(self.sublayers())
+        self.flat = None  # on the GPU, all parameters in one buffer and all gradients in another (minigpt/flat.py)
+        if backend == "cuda":
+            self.flat = FlatParameters(self.sublayers())
+            self.params, self.grads = collect_parameters(self.sublayers())  # now the views
         self.cache = None
 
     def sublayers(self):
@@ -122,14 +128,8 @@ class GPT:
         returns logits (B, T, V) and the mean cross-entropy loss (None without targets).
         train=False turns dropout off (evaluation and sampling).
         """
-        idx = self._to_device(self._check_tokens(idx, "idx"))  # the batch in: checked on the host, copied once
-        B, T = idx.shape
-        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(T))  # (B, T, C)
-        x = self.drop.forward(x, self.dropout_rng, train)
-        for block in self.h:
-            x = block.forward(x, self.dropout_rng, train)
-        if self.ln_f is not None:
-            x = self.ln_f.forward(x)
+        x = self.forward_hidden(idx, train)  # (B, T, C)
+        B, T, _ = x.shape
         # Tied head: logits = x @ wte^T, without a transposed copy of the (V, C) table.
         x2 = self._xp().ascontiguousarray(x).reshape(B * T, -1)  # (B*T, C)
         logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
@@ -138,8 +138,8 @@ class GPT:
         if targets is None:
             return logits, None
         targets = self._check_tokens(targets, "targets", allow_ignore=True)
-        if targets.shape != idx.shape:
-            raise ValueError(f"targets shape {targets.shape} must equal idx shape {idx.shape}")
+        if targets.shape != (B, T):
+            raise ValueError(f"targets shape {targets.shape} must equal idx shape {(B, T)}")
         targets = self._to_device(targets)
         loss, self.cache["loss"] = cross_entropy_forward(logits, targets, backend=self.backend)
         return logits, float(loss)  # the loss out: one number back to the host
@@ -155,6 +155,23 @@ class GPT:
         wte = self.wte.params["weight"]
         self.wte.grads["weight"] += kernels.matmul(dlogits, x2, trans_a=True, backend=self.backend)  # head's share
         dx = kernels.matmul(dlogits, wte, backend=self.backend).reshape(B, T, -1)  # (B, T, C)
+        self.backward_hidden(dx)
+
+    def forward_hidden(self, idx, train=True):
+        """idx: int (B, T) token ids -> the final hidden state (B, T, C), before the output head:
+        after ln_f for gpt2, the last block's output for gpt1. Fine-tuning heads read it."""
+        idx = self._to_device(self._check_tokens(idx, "idx"))  # the batch in: checked on the host, copied once
+        B, T = idx.shape
+        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(T))  # (B, T, C)
+        x = self.drop.forward(x, self.dropout_rng, train)
+        for block in self.h:
+            x = block.forward(x, self.dropout_rng, train)
+        if self.ln_f is not None:
+            x = self.ln_f.forward(x)
+        return x
+
+    def backward_hidden(self, dx):
+        """dx: (B, T, C), the gradient of the last forward_hidden's output; adds into self.grads."""
         if self.ln_f is not None:
             dx = self.ln_f.backward(dx)
         for block in reversed(self.h):
@@ -163,6 +180,27 @@ class GPT:
         self.wpe.backward(dx.sum(axis=0))  # every sequence used the same positions 0..T-1
         self.wte.backward(dx)
 
+    def add_token_embeddings(self, n, seed=0):
+        """Grow the token embedding by n rows, ids V .. V+n-1, for new special tokens (GPT-1's start,
+        delimiter and extract); returns the new ids.
+
+        Existing rows keep their values bit for bit, so every pre-trained token means what it did; the
+        new rows are drawn like GPT-2's init, N(0, 0.02), from their own seeded stream. The tied output
+        head scores the new tokens too, and config.vocab_size grows by n. Make any optimizer after this:
+        wte is a new, larger array, and so is its gradient.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"add_token_embeddings: n must be a positive integer, got {n!r}")
+        V, C = self.wte.params["weight"].shape
+        new_rows = (np.random.default_rng([seed, 3]).standard_normal((n, C)) * 0.02).astype(self.dtype)  # (n, C)
+        xp = self._xp()
+        weight = xp.concatenate([self.wte.params["weight"], kernels.to_backend(new_rows, self.backend)])  # (V+n, C)
+        self.wte.params["weight"], self.wte.grads["weight"] = weight, xp.zeros_like(weight)
+        self.config = replace(self.config, vocab_size=V + n)
+        self.params, self.grads = collect_parameters(self.sublayers())
+        self.cache = None
+        return list(range(V, V + n))
+
     def new_kv_cache(self, batch_size):
         """Empty key/value buffers for every layer: [(k, v)], each (B, NH, block_size, hs)."""
         c = self.config
@@ -170,9 +208,14 @@ class GPT:
         xp = self._xp()
         return [(xp.zeros(shape, self.dtype), xp.zeros(shape, self.dtype)) for _ in range(c.n_layer)]
 
-    def forward_cached(self, idx, kv_cache, pos):
+    def forward_cached(self, idx, kv_cache, pos, last_only=False):
         """Logits (B, Tn, V) for tokens idx (B, Tn) at positions pos .. pos+Tn-1, given a KV cache
-        that holds positions 0 .. pos-1. For generation: each step feeds only the newest token."""
+        that holds positions 0 .. pos-1. For generation: each step feeds only the newest token.
+
+        last_only=True returns the logits of the last position only, (B, 1, V): all that sampling
+        needs. The head (C x V multiply-adds per position, V = 50257 for GPT-2) then runs once per
+        sequence instead of once per position of the prompt.
+        """
         idx = self._to_device(self._check_tokens(idx, "idx"))
         B, Tn = idx.shape
         if pos + Tn > self.config.block_size:
@@ -180,11 +223,13 @@ class GPT:
         x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(pos, pos + Tn))  # (B, Tn, C)
         for block, layer_cache in zip(self.h, kv_cache):
             x = block.forward_cached(x, layer_cache, pos)
+        if last_only:
+            x = self._xp().ascontiguousarray(x[:, -1:])  # (B, 1, C); LayerNorm is per row: it can follow the cut
         if self.ln_f is not None:
             x = self.ln_f.forward(x)
-        x2 = self._xp().ascontiguousarray(x).reshape(B * Tn, -1)
+        x2 = self._xp().ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], -1)  # (B*Tn or B, C)
         logits = kernels.matmul(x2, self.wte.params["weight"], trans_b=True, backend=self.backend)
-        return logits.reshape(B, Tn, -1)
+        return logits.reshape(x.shape[0], x.shape[1], -1)
 
     def _xp(self):
         """The array module of the parameters: NumPy, or CuPy with backend="cuda"."""
@@ -195,6 +240,9 @@ class GPT:
         return kernels.to_backend(np.ascontiguousarray(ids, dtype=np.int64), self.backend)
 
     def zero_grad(self):
+        if self.flat is not None and self.flat.holds(grads=self.grads):
+            self.flat.grads.fill(0)  # one launch for every gradient
+            return
         for g in self.grads.values():
             g.fill(0)
 

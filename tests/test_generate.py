@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minigpt
+from conftest import requires_core
 from minigpt.generate import filter_logits, generate
 
 
@@ -26,9 +27,35 @@ def test_cached_logits_equal_full_forward(arch):
     assert np.allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
 
 
+@requires_core
 @pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
-def test_greedy_and_seeded_sampling_identical_with_and_without_cache(arch):
-    model = random_model(arch)
+def test_cpu_cached_logits_equal_full_forward_and_numpy(arch):
+    # backend="cpu" runs the cached steps through the fused C++ attention_cached and the small-M matmul
+    model = random_model(arch, backend="cpu", dtype="float32")
+    reference = random_model(arch, backend="numpy", dtype="float64")
+    idx = np.array([[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]])
+    full, _ = model.forward(idx, train=False)
+    cache = model.new_kv_cache(2)
+    parts = [model.forward_cached(idx[:, :4], cache, 0), model.forward_cached(idx[:, 4:5], cache, 4),
+             model.forward_cached(idx[:, 5:], cache, 5)]
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(full, reference.forward(idx, train=False)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_last_only_gives_the_last_positions_logits(backend):
+    model = random_model("gpt2", backend=backend, dtype="float32")
+    idx = np.array([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]])
+    every = model.forward_cached(idx, model.new_kv_cache(2), 0)
+    last = model.forward_cached(idx, model.new_kv_cache(2), 0, last_only=True)
+    assert last.shape == (2, 1, 30)
+    np.testing.assert_allclose(last, every[:, -1:], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_greedy_and_seeded_sampling_identical_with_and_without_cache(arch, backend):
+    model = random_model(arch, backend=backend, dtype="float64" if backend == "numpy" else "float32")
     for kwargs in (dict(greedy=True), dict(temperature=0.9, top_k=5, top_p=0.9, seed=4)):
         cached = list(generate(model, [1, 2, 3], 30, **kwargs))  # 33 tokens: the 12-token window slides
         uncached = list(generate(model, [1, 2, 3], 30, use_cache=False, **kwargs))

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigpt
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt import kernels
 
 VARIANTS = [(False, False), (False, True), (True, False), (True, True)]  # (trans_a, trans_b)
@@ -101,8 +101,10 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # portable 4 x 8) and cache blocks (kc <= 384, or 256 on the portable path; nc <= 768, or 512),
 # so that edge tiles, several kc blocks (the accumulate and bias steps) and several nc blocks
 # (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
+# The small-M path (M <= 8 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
+# thread shares and vectors, K past whole groups of 4 rows and whole vectors.
 EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
-               (1, 513, 40), (130, 7, 1)]
+               (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385)]
 
 PATH_SCRIPT = """
 import json, sys
@@ -166,6 +168,46 @@ def test_core_rejects_unknown_simd_path(tmp_path):
     result = run_child(script, {"MINIGPT_SIMD": "sse9"}, tmp_path)
     assert result.returncode != 0
     assert "ValueError: MINIGPT_SIMD must be avx512, avx2 or portable" in result.stderr
+
+
+# ----------------------------------------------------------------------------- the small-M path
+
+SMALL_M_SCRIPT = """
+import sys
+import numpy as np
+from minigpt import kernels
+small = kernels.core_info()["matmul_small_m"]
+rng = np.random.default_rng(2)
+saved = {"small_m": small, "num_threads": kernels.core_info()["num_threads"]}
+for M in (1, small, small + 1):
+    for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1)):
+        for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
+            a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+            b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+            bias = rng.standard_normal(N).astype(np.float32)
+            name = f"{M}_{N}_{K}_{int(trans_a)}{int(trans_b)}"
+            saved.update({"a" + name: a, "b" + name: b, "bias" + name: bias,
+                          "out" + name: kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")})
+np.savez(sys.argv[1], **saved)
+"""
+
+
+@requires_core
+def test_core_small_m_boundary_on_1_and_2_threads(tmp_path):
+    # M = 1 and M = matmul_small_m take the unpacked small-M path, M = matmul_small_m + 1 the packed one
+    one, two = (run_with_threads(SMALL_M_SCRIPT, threads, tmp_path) for threads in (1, 2))
+    small = int(one["small_m"])
+    assert small == kernels.core_info()["matmul_small_m"] >= 1
+    if kernels.core_info()["openmp"]:
+        assert (int(one["num_threads"]), int(two["num_threads"])) == (1, 2)
+    names = [key[3:] for key in one if key.startswith("out")]
+    assert len(names) == 3 * 4 * 4
+    for name in names:
+        M, N, K, flags = name.split("_")
+        trans_a, trans_b = flags == "10" or flags == "11", flags in ("01", "11")
+        a, b, bias = one["a" + name], one["b" + name], one["bias" + name]
+        assert_close(one["out" + name], reference64(a, b, trans_a, trans_b, bias), int(K))
+        np.testing.assert_array_equal(two["out" + name], one["out" + name], err_msg=name)
 
 
 # ----------------------------------------------------------------------------- property test

@@ -9,6 +9,7 @@ arrays), each checked by its binding. Callers pick one with backend="numpy" | "c
   softmax_forward / _backward                over the last axis                     softmax.py
   attention_forward / _backward              causal attention, dropout, lse only    attention.py
   attention_with_cache                       generation over a KV cache             attention.py
+  attention_cached                           the same from qkv, extending the cache attention.py
   layernorm_forward / _backward              saves mean and rstd per row            layernorm.py
   gelu_forward / _backward                   tanh form                              gelu.py
   cross_entropy_forward / _backward          fused with softmax, per row            cross_entropy.py
@@ -16,7 +17,8 @@ arrays), each checked by its binding. Callers pick one with backend="numpy" | "c
   embedding_forward / _backward              row lookup, scatter-add                embedding.py
 """
 from minigpt.kernels.adamw import adamw_update
-from minigpt.kernels.attention import attention_backward, attention_forward, attention_with_cache, dropout_keep_mask
+from minigpt.kernels.attention import (attention_backward, attention_cached, attention_forward, attention_with_cache,
+                                      dropout_keep_mask)
 from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKENDS, _core, _cuda, array_module,
                                     check_backend, core_info, cuda_info, cuda_problem, to_backend)
 from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward

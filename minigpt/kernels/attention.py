@@ -105,3 +105,26 @@ def attention_with_cache(q, k, v, pos):
     att = xp.exp(scores - scores.max(axis=-1, keepdims=True))
     att /= att.sum(axis=-1, keepdims=True)
     return att @ v
+
+
+def attention_cached(qkv, k_cache, v_cache, pos, backend="numpy"):
+    """One generation step of attention, from c_attn's output to c_proj's input, over a KV cache.
+
+    qkv: (B, Tn, 3C), the fused q, k, v of positions pos .. pos+Tn-1 (as c_attn makes them);
+    k_cache, v_cache: (B, NH, Tmax, hs), holding positions 0 .. pos-1; the new keys and values are
+    written into them, in place, at pos .. pos+Tn-1. returns y: (B, Tn, C), heads side by side.
+    Below: split the heads, extend the cache, attention_with_cache, merge the heads. backend="cpu"
+    does all of it in one C++ call (in a one-token step the copies around the attention cost more
+    than the attention). The CUDA build has no kernel of its own for this: on CuPy arrays the code
+    below runs on the GPU.
+    """
+    if backend == "cpu":
+        return core(backend).attention_cached_forward(qkv, k_cache, v_cache, int(pos))
+    xp = array_module(qkv)
+    B, Tn, C3 = qkv.shape
+    NH, hs = k_cache.shape[1], k_cache.shape[3]
+    q, k, v = qkv.reshape(B, Tn, 3, NH, hs).transpose(2, 0, 3, 1, 4)  # each (B, NH, Tn, hs)
+    k_cache[:, :, pos:pos + Tn] = k
+    v_cache[:, :, pos:pos + Tn] = v
+    y = attention_with_cache(q, k_cache[:, :, :pos + Tn], v_cache[:, :, :pos + Tn], pos)  # (B, NH, Tn, hs)
+    return xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, Tn, C3 // 3)

@@ -83,10 +83,6 @@ class CausalSelfAttention:
         kv_cache: (k, v), each (B, NH, block_size, hs), filled up to pos; this call writes the
         new keys and values at pos .. pos+Tn-1 and attends over everything up to there.
         """
-        B, Tn, C = x.shape
-        q, k, v = split_heads(self.c_attn.forward(x), self.n_head)  # (B, NH, Tn, hs) each
         k_cache, v_cache = kv_cache
-        k_cache[:, :, pos:pos + Tn] = k
-        v_cache[:, :, pos:pos + Tn] = v
-        y = kernels.attention_with_cache(q, k_cache[:, :, :pos + Tn], v_cache[:, :, :pos + Tn], pos)
-        return self.c_proj.forward(merge_heads(y))
+        y = kernels.attention_cached(self.c_attn.forward(x), k_cache, v_cache, pos, backend=self.backend)  # (B, Tn, C)
+        return self.c_proj.forward(y)

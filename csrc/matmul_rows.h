@@ -1,0 +1,146 @@
+// The matmul's small-M path: products with only a few rows of op(a), such as the one new token of a
+// generation step (M = 1), done straight from the operands, with no packing.
+//
+// Why a second path: the packed path copies all of op(b) into panels before it multiplies, and its
+// micro-kernel computes MR rows at a time. With M = 1 that is a full read and write of the weights
+// (for GPT-2's tied head, 154 MB) to do one multiply-add per weight, and 13 of the kernel's 14 rows
+// are zero padding. Here every float of b is read from memory once, in the order it is stored, and
+// used by all M rows at once while it sits in registers. The work is one multiply-add per float of
+// b per row, so for M = 1 the speed is the memory bandwidth, which is as fast as it can be.
+//
+// Two shapes of loop, one per layout of b (op(a) arrives as a contiguous (M, K) array; matmul.cpp
+// makes a small copy when trans_a):
+//   nn  b is (K, N) (x @ w):    walk b four rows at a time, each row a contiguous stream, and add
+//                               a[m, k] * b[k, :] into out[m, :], which stays in L1 meanwhile;
+//   nt  b is (N, K) (x @ w^T):  each out[m, n] is the dot product of two contiguous rows, a[m, :]
+//                               and b[n, :]; four rows of b at a time, each used by RM rows of a.
+// Both compute each element of out in one fixed order (k ascending, lanes summed in one order),
+// whichever columns a thread is given, so the result does not depend on the thread count.
+//
+// Each matmul_<isa>.cpp includes this file and instantiates the loops inside its own target
+// attribute with its own vector type (GCC's vector extension: 16, 8 or 4 floats), so one text
+// compiles to AVX-512, AVX2 or baseline code. The helpers are always inlined and static, so no copy
+// compiled for one instruction set is used by another.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#define MATMUL_ROWS_INLINE static inline __attribute__((always_inline))
+
+namespace matmul_rows {
+
+// out (M, N) row stride N; only the columns [n0, n1) are written. n0 must be a multiple of the
+// vector width; so must n1 unless it is N (the last columns, past the last whole vector, are done
+// one float at a time).
+template <typename Vec>
+MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
+                           int64_t n0, int64_t n1) {
+    constexpr int64_t W = sizeof(Vec) / sizeof(float);
+    constexpr int64_t NB = 512;  // columns per block: out[:, block] is M x 2 KiB, in L1 for the M we see
+    for (int64_t j0 = n0; j0 < n1; j0 += NB) {
+        const int64_t j1 = std::min(j0 + NB, n1);
+        const int64_t jv = j0 + (j1 - j0) / W * W;  // [j0, jv) in whole vectors, [jv, j1) one by one
+        for (int64_t m = 0; m < M; m++) { std::fill(out + m * N + j0, out + m * N + j1, 0.0f); }
+        int64_t k = 0;
+        // four rows of b per pass over out: four streams for the prefetchers, a quarter of the
+        // loads and stores of out
+        for (; k + 4 <= K; k += 4) {
+            const float* b0 = b + k * N;  // (4, N): rows k .. k+3
+            for (int64_t j = j0; j < jv; j += W) {
+                Vec v0, v1, v2, v3;
+                std::memcpy(&v0, b0 + j, sizeof(Vec));
+                std::memcpy(&v1, b0 + N + j, sizeof(Vec));
+                std::memcpy(&v2, b0 + 2 * N + j, sizeof(Vec));
+                std::memcpy(&v3, b0 + 3 * N + j, sizeof(Vec));
+                for (int64_t m = 0; m < M; m++) {
+                    const float* a_m = a + m * K + k;  // (4,)
+                    Vec o;
+                    std::memcpy(&o, out + m * N + j, sizeof(Vec));
+                    o += a_m[0] * v0;
+                    o += a_m[1] * v1;
+                    o += a_m[2] * v2;
+                    o += a_m[3] * v3;
+                    std::memcpy(out + m * N + j, &o, sizeof(Vec));
+                }
+            }
+            for (int64_t j = jv; j < j1; j++) {
+                for (int64_t m = 0; m < M; m++) {
+                    const float* a_m = a + m * K + k;
+                    float o = out[m * N + j];
+                    o += a_m[0] * b0[j];
+                    o += a_m[1] * b0[N + j];
+                    o += a_m[2] * b0[2 * N + j];
+                    o += a_m[3] * b0[3 * N + j];
+                    out[m * N + j] = o;
+                }
+            }
+        }
+        for (; k < K; k++) {  // the last K % 4 rows of b
+            const float* b_k = b + k * N;  // (N,)
+            for (int64_t j = j0; j < jv; j += W) {
+                Vec v;
+                std::memcpy(&v, b_k + j, sizeof(Vec));
+                for (int64_t m = 0; m < M; m++) {
+                    Vec o;
+                    std::memcpy(&o, out + m * N + j, sizeof(Vec));
+                    o += a[m * K + k] * v;
+                    std::memcpy(out + m * N + j, &o, sizeof(Vec));
+                }
+            }
+            for (int64_t j = jv; j < j1; j++) {
+                for (int64_t m = 0; m < M; m++) { out[m * N + j] += a[m * K + k] * b_k[j]; }
+            }
+        }
+    }
+}
+
+// out[i, j] (row stride ldo) = dot(a[i, :], b[j, :]) for i < MR, j < NBR: MR x NBR accumulators
+// of W lanes, summed across the lanes at the end, then the K % W tail one float at a time.
+template <typename Vec, int MR, int NBR>
+MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, const float* b, int64_t K) {
+    constexpr int64_t W = sizeof(Vec) / sizeof(float);
+    Vec acc[MR][NBR];
+    for (int i = 0; i < MR; i++) {
+        for (int j = 0; j < NBR; j++) { acc[i][j] = Vec{}; }
+    }
+    const int64_t kv = K / W * W;
+    for (int64_t k = 0; k < kv; k += W) {
+        Vec bv[NBR];
+        for (int j = 0; j < NBR; j++) { std::memcpy(&bv[j], b + j * K + k, sizeof(Vec)); }
+        for (int i = 0; i < MR; i++) {
+            Vec av;
+            std::memcpy(&av, a + i * K + k, sizeof(Vec));
+            for (int j = 0; j < NBR; j++) { acc[i][j] += av * bv[j]; }
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        for (int j = 0; j < NBR; j++) {
+            float s = 0.0f;
+            for (int64_t l = 0; l < W; l++) { s += acc[i][j][l]; }
+            for (int64_t k = kv; k < K; k++) { s += a[i * K + k] * b[j * K + k]; }
+            out[i * ldo + j] = s;
+        }
+    }
+}
+
+// out (M, N) row stride N; only the columns [n0, n1) are written. b is (N, K).
+template <typename Vec, int RM>
+MATMUL_ROWS_INLINE void nt(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
+                           int64_t n0, int64_t n1) {
+    int64_t n = n0;
+    // four rows of b at a time: loaded once from memory, then used by every row of a from L1
+    for (; n + 4 <= n1; n += 4) {
+        int64_t m = 0;
+        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 4>(out + m * N + n, N, a + m * K, b + n * K, K); }
+        for (; m < M; m++) { dot_block<Vec, 1, 4>(out + m * N + n, N, a + m * K, b + n * K, K); }
+    }
+    for (; n < n1; n++) {
+        int64_t m = 0;
+        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 1>(out + m * N + n, N, a + m * K, b + n * K, K); }
+        for (; m < M; m++) { dot_block<Vec, 1, 1>(out + m * N + n, N, a + m * K, b + n * K, K); }
+    }
+}
+
+}  // namespace matmul_rows
