@@ -19,6 +19,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.data import atomic_write_bytes
+from minigpt.kernels.backend import to_host
 from minigpt.model import GPT
 from minigpt.safetensors import load_file, save_file
 
@@ -34,12 +35,13 @@ def save_checkpoint(out_dir, model, step, tokenizer=None, optimizer=None, extra=
     tmp = out_dir / f".tmp-ckpt-{step:07d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(model.params, tmp / "model.safetensors")
+    save_file({name: to_host(p) for name, p in model.params.items()}, tmp / "model.safetensors")  # GPU: copied
     info = {"format": FORMAT, "version": 1, "step": int(step), "config": model.config.to_dict(),
             "dtype": np.dtype(model.dtype).name, "tokenizer": tokenizer.to_dict() if tokenizer else None,
             **(extra or {})}
     if optimizer is not None:
-        moments = {f"m.{k}": v for k, v in optimizer.m.items()} | {f"v.{k}": v for k, v in optimizer.v.items()}
+        moments = ({f"m.{k}": to_host(v) for k, v in optimizer.m.items()} |
+                   {f"v.{k}": to_host(v) for k, v in optimizer.v.items()})
         save_file(moments, tmp / "optimizer.safetensors")
         info["optimizer"] = {"t": optimizer.t, "lr": optimizer.lr, "betas": list(optimizer.betas),
                              "eps": optimizer.eps, "weight_decay": optimizer.weight_decay}

@@ -42,7 +42,8 @@ PRETRAIN_HELP = {
     "grad_clip": "clip the global gradient norm to this (0: no clipping)",
     "eval_interval": "evaluate, log and save a checkpoint every this many steps",
     "eval_iters": "batches per loss estimate",
-    "backend": "numpy (the readable reference) or cpu (the C++ kernels)",
+    "backend": "numpy (the readable reference), cpu (the C++ kernels) or cuda (the CUDA kernels: an NVIDIA GPU, "
+               "CuPy and a build with -Ccmake.define.MINIGPT_CUDA=ON)",
     "seed": "random seed for the initialisation, the batches and dropout",
     "out": "output folder: checkpoints ckpt-<step>/, metrics.jsonl, loss.png, data/",
     "metrics_out": "also write the final metrics (train_loss, val_loss, iters, tokens_per_s, wall_s) to this JSON",
@@ -62,7 +63,7 @@ def add_pretrain_options(parser):
         if f.name == "arch":
             kwargs["choices"] = ["gpt1", "gpt2"]
         if f.name == "backend":
-            kwargs["choices"] = ["numpy", "cpu"]
+            kwargs["choices"] = ["numpy", "cpu", "cuda"]
         if f.name == "tokenizer":
             kwargs["choices"] = ["char", "bpe", "gpt2"]
         parser.add_argument(flag, **kwargs)
@@ -189,7 +190,7 @@ def build_parser():
     p.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with probability >= p")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--backend", choices=["numpy", "cpu"], default="cpu", help="kernels to run (default cpu)")
+    p.add_argument("--backend", choices=["numpy", "cpu", "cuda"], default="cpu", help="kernels to run (default cpu)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (no KV cache)")
     p.set_defaults(func=cmd_generate)
 

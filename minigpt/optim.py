@@ -21,8 +21,18 @@ class AdamW:
         self.params, self.grads = model.params, model.grads
         self.backend = getattr(model, "backend", "numpy")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.m = {name: np.zeros_like(p) for name, p in self.params.items()}  # first moment
-        self.v = {name: np.zeros_like(p) for name, p in self.params.items()}  # second moment
+        # A model whose parameters share one buffer (GPT on the GPU, minigpt/flat.py) gets moments shaped
+        # like that buffer too, so a step is two launches (with and without decay) instead of one per array.
+        self.flat = getattr(model, "flat", None)
+        if self.flat is not None and not (self.flat.holds(self.params, self.grads) and all(
+                self.decays(name) == (self.flat.slices[name][0] < self.flat.n_decay) for name in self.params)):
+            self.flat = None
+        if self.flat is not None:
+            self.flat_m, self.flat_v = np.zeros_like(self.flat.params), np.zeros_like(self.flat.params)
+            self.m, self.v = self.flat.views(self.flat_m), self.flat.views(self.flat_v)
+        else:
+            self.m = {name: np.zeros_like(p) for name, p in self.params.items()}  # first moment
+            self.v = {name: np.zeros_like(p) for name, p in self.params.items()}  # second moment
         self.t = 0
 
     def decays(self, name):
@@ -34,17 +44,30 @@ class AdamW:
         b1, b2 = self.betas
         self.t += 1
         bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        if self.flat is not None and self.flat.holds(self.params, self.grads):
+            f, n = self.flat, self.flat.n_decay
+            for part, weight_decay in ((slice(0, n), self.weight_decay), (slice(n, None), 0.0)):
+                kernels.adamw_update(f.params[part], self.flat_m[part], self.flat_v[part], f.grads[part], lr, b1, b2,
+                                     self.eps, weight_decay, bias1, bias2, backend=self.backend)
+            return
         for name, p in self.params.items():
             weight_decay = self.weight_decay if self.decays(name) else 0.0
             kernels.adamw_update(p, self.m[name], self.v[name], self.grads[name], lr, b1, b2, self.eps,
                                  weight_decay, bias1, bias2, backend=self.backend)
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads, max_norm, flat=None):
     """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before.
 
     Clipping the global norm (not each tensor) keeps the update's direction, as torch's clip_grad_norm_ does.
+    flat: the model's FlatParameters (model.flat), when its buffer holds these gradients: then the norm
+    and the scaling are one operation each over that buffer.
     """
+    if flat is not None and flat.holds(grads=grads):
+        total = math.sqrt(float(flat.grads.dot(flat.grads)))
+        if total > max_norm:
+            flat.grads *= max_norm / (total + 1e-6)
+        return total
     # each sum of squares is taken where its gradient lives; one number comes to the host, not one per tensor
     squares = (kernels.array_module(g).square(g, dtype=np.float64).sum() for g in grads.values())
     total = math.sqrt(float(sum(squares)))

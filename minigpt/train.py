@@ -174,7 +174,7 @@ class Run:
         if cfg.grad_accum > 1:
             for g in model.grads.values():
                 g /= cfg.grad_accum  # the mean over micro-batches, as one big batch would give
-        norm = clip_grad_norm(model.grads, cfg.grad_clip) if cfg.grad_clip > 0 else float("nan")
+        norm = clip_grad_norm(model.grads, cfg.grad_clip, flat=model.flat) if cfg.grad_clip > 0 else float("nan")
         self.opt.step(lr)
         self.step += 1
         return loss, lr, norm
@@ -190,6 +190,9 @@ def banner(run):
     if backend == "cpu":
         info = kernels.core_info()
         backend = f"cpu (C++ kernels, {info['num_threads']} threads, SIMD {info['simd']})"
+    elif backend == "cuda":
+        info = kernels.cuda_info()
+        backend = f"cuda (CUDA kernels on {info['device']}, compute capability {info['compute_capability']})"
     c = model.config
     print(f"minigpt: backend {backend}; model {c.arch} {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
           f"context {c.block_size}, vocab {c.vocab_size}: {model.num_params():,} parameters")
@@ -201,6 +204,7 @@ def train(cfg, resume=False, progress=True):
     """Run (or resume) pre-training; return the final metrics dict."""
     from tqdm import tqdm  # imported here so the library imports without it
 
+    kernels.check_backend(cfg.backend)  # a missing build or GPU is reported before any data is prepared
     if resume and not list_checkpoints(cfg.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
     run = Run(cfg, resume)

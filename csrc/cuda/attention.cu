@@ -236,6 +236,33 @@ __device__ __forceinline__ void add_pt_times(float (&o)[4][D / 16], const float*
     }
 }
 
+// row[dcol(tx, j)] += x[j] for this thread's columns inside hs, with atomicAdd: every key block adds its
+// share of dq. On Hopper, when D is a multiple of 64 the columns come in runs of 4 (see dcol) and one
+// float4 atomic adds a run: a quarter of the atomic operations. `vec` (hs % 4 == 0, aligned rows) puts
+// each run wholly inside hs or wholly past it.
+template <int D>
+__device__ __forceinline__ void add_row_part(float* row, const float (&x)[D / 16], int tx, int hs, bool vec) {
+#if __CUDA_ARCH__ >= 900
+    if constexpr (D % 64 == 0) {
+        if (vec) {
+#pragma unroll
+            for (int j = 0; j < D / 16; j += 4) {
+                const int col = dcol<D>(tx, j);
+                if (col < hs) {
+                    atomicAdd(reinterpret_cast<float4*>(row + col), make_float4(x[j], x[j + 1], x[j + 2], x[j + 3]));
+                }
+            }
+            return;
+        }
+    }
+#endif
+#pragma unroll
+    for (int j = 0; j < D / 16; j++) {
+        const int col = dcol<D>(tx, j);
+        if (col < hs) { atomicAdd(row + col, x[j]); }
+    }
+}
+
 // The max (or sum) of a row of the score tile: over the 16 lanes of a half warp.
 __device__ __forceinline__ float row_max(float v) {
     for (int offset = 8; offset > 0; offset /= 2) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset)); }
@@ -350,9 +377,12 @@ constexpr size_t backward_smem() {
 
 // grid (B * NH, key tiles); key tile 0 is seen by every query tile, so it has the most work and the
 // lowest block index.
-// dk, dv and a tile of dq live in registers (about 160-220 a thread): one block per SM.
+// dk, dv and a tile of dq live in registers. Up to D = 64 they fit in 128 a thread (a few values
+// spill to the L1 cache, a handful of loads per tile against thousands of multiply-adds), so two
+// blocks share an SM and one block's loads and barriers overlap the other's arithmetic; larger
+// heads need 200 or more registers a thread: one block per SM.
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
     attention_backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                               const float* v, const float* lse, const float* row_term, int64_t T, int hs, float scale,
                               Dropout drop, bool vec) {
@@ -418,11 +448,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int i = 0; i < 4; i++) {
             const int64_t r = q0 + ty * 4 + i;
             if (r >= T) { continue; }
-#pragma unroll
-            for (int j = 0; j < NC; j++) {
-                const int col = dcol<D>(tx, j);
-                if (col < hs) { atomicAdd(&dq[head + r * hs + col], dQ[i][j]); }
-            }
+            add_row_part<D>(dq + head + r * hs, dQ[i], tx, hs, vec);
         }
     }
 #pragma unroll
@@ -527,7 +553,7 @@ void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, co
                              const float* k, const float* v, const float* out, const float* lse, int64_t B, int64_t NH,
                              int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
     if (B * NH * T == 0 || hs == 0) { return; }
-    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout);
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) && aligned16(dq);
     const Launch L = make_launch(B, NH, T, hs, dropout_p, seed, vec, stream);
     const int64_t rows = B * NH * T;
     attention_row_term_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),

@@ -122,6 +122,28 @@ __device__ __forceinline__ void store_operand(float (*S)[BM + kPad], const float
     }
 }
 
+// Four consecutive outputs of a row, of which `valid` (at most 4) lie inside it: one float4 store when
+// aligned and whole, else one at a time; added with atomicAdd when K is split across blocks.
+__device__ __forceinline__ void store_four(float* dst, const float (&v)[4], int64_t valid, bool vec, bool split) {
+    if (split) {
+#if __CUDA_ARCH__ >= 900  // Hopper adds four floats in one atomic: a quarter of the atomic operations
+        if (vec && valid >= 4) {
+            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0], v[1], v[2], v[3]));
+            return;
+        }
+#endif
+        for (int e = 0; e < 4; e++) {
+            if (e < valid) { atomicAdd(dst + e, v[e]); }
+        }
+    } else if (vec && valid >= 4) {
+        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+        for (int e = 0; e < 4; e++) {
+            if (e < valid) { dst[e] = v[e]; }
+        }
+    }
+}
+
 // Thread (ty, tx) owns rows {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and the same pattern of columns
 // with tx: its float4 reads of a shared row then fall on distinct banks across a quarter warp.
 // blockIdx.z picks a slice of k when the launch splits K; the slices are then added with atomicAdd
@@ -188,18 +210,7 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
             float v[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) { v[e] = acc[i][g * 4 + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f); }
-            float* dst = out + m * N + n;
-            if (split) {
-                for (int e = 0; e < 4; e++) {
-                    if (n + e < N) { atomicAdd(dst + e, v[e]); }
-                }
-            } else if (vec_out && n + 3 < N) {
-                *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-            } else {
-                for (int e = 0; e < 4; e++) {
-                    if (n + e < N) { dst[e] = v[e]; }
-                }
-            }
+            store_four(out + m * N + n, v, N - n, vec_out, split);
         }
     }
 }
@@ -212,6 +223,58 @@ void check_grid_y(int64_t blocks_y, const char* op) {
         throw std::invalid_argument(std::string(op) + ": M is too large for one launch (" + std::to_string(blocks_y) +
                                     " row blocks, at most 65535)");
     }
+}
+
+// ----------------------------------------------------------------------------- split-K planning
+
+// Blocks of the tuned kernel the whole GPU runs at once: 2 per SM on an H100 (128 registers a thread
+// and 17 KiB of shared memory each), as the occupancy calculator says for this device; read once.
+int64_t resident_blocks() {
+    static int64_t per_device[64] = {0};
+    int device = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    if (device >= 64) { device = 63; }
+    if (per_device[device] == 0) {
+        int per_sm = 0;
+        cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, matmul_kernel<false, false>, kThreads, 0),
+                   "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+        per_device[device] = std::max(per_sm, 1) * static_cast<int64_t>(sm_count());
+    }
+    return per_device[device];
+}
+
+// The values of k in each of `splits` slices: a multiple of BK, so only the last slice has a ragged end.
+int64_t split_length(int64_t K, int64_t splits) { return ((K + splits - 1) / splits + BK - 1) / BK * BK; }
+
+constexpr int64_t kMinSplitK = 128;  // shorter slices spend more on their fixed costs than they save
+constexpr int64_t kBlockCost = 32;   // a block's fixed work in units of k: its first loads and its stores
+constexpr int64_t kSplitCost = 32;   // and the extra of a split block: its atomicAdd epilogue
+
+// The modelled time of a launch with K cut into `splits` slices, in units of one value of k. The GPU
+// runs the blocks in waves of `resident`, and a wave that is nearly empty takes as long as a full one.
+double split_time(int64_t tiles, int64_t K, int64_t splits, int64_t resident) {
+    const int64_t length = split_length(K, splits);
+    const int64_t slices = (K + length - 1) / length;  // rounding the length up can leave fewer slices
+    const int64_t waves = (tiles * slices + resident - 1) / resident;
+    return static_cast<double>(waves) * static_cast<double>(length + kBlockCost + (slices > 1 ? kSplitCost : 0));
+}
+
+// How many slices of K each output tile is cut into (blockIdx.z picks one). Weight gradients have few
+// output tiles and a long K: 27 tiles of 128 x 128 (a 384 x 1152 dW) leave 90% of an H100 idle unless K
+// is split. But a split must also fill the waves: 20 slices make 540 blocks, three waves on 264 slots
+// with the third 2% full, a third of the time spent for 2% of the work; 19 make 513, two full waves.
+// So every split count is costed with split_time and the fastest kept, preferring fewer slices (fewer
+// atomics) when within 3% of it; a split must beat no split by 10% to pay for zeroing the output.
+int64_t choose_splits(int64_t tiles, int64_t K, int64_t resident) {
+    const int64_t most = std::min<int64_t>(K / kMinSplitK, 256);
+    const double unsplit = split_time(tiles, K, 1, resident);
+    double best = unsplit;
+    for (int64_t s = 2; s <= most; s++) { best = std::min(best, split_time(tiles, K, s, resident)); }
+    for (int64_t s = 2; s <= most; s++) {
+        const double t = split_time(tiles, K, s, resident);
+        if (t <= 1.03 * best) { return t <= 0.9 * unsplit ? (K + split_length(K, s) - 1) / split_length(K, s) : 1; }
+    }
+    return 1;
 }
 
 // The four (trans_a, trans_b) instantiations of a kernel template, picked at run time.
@@ -248,16 +311,8 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
-    // Split K when the output tiles alone would leave most of the GPU idle (two resident blocks per
-    // SM, about two waves), keeping at least 256 values of k per slice.
-    const int64_t target_blocks = 4 * static_cast<int64_t>(sm_count());
-    int64_t splits = 1;
-    if (tiles_m * tiles_n < target_blocks && K >= 512) {
-        splits = std::min((target_blocks + tiles_m * tiles_n - 1) / (tiles_m * tiles_n), K / 256);
-        splits = std::max<int64_t>(std::min<int64_t>(splits, 65535), 1);
-    }
-    const int64_t k_per_split = std::max<int64_t>(((K + splits - 1) / splits + BK - 1) / BK * BK, BK);  // BK's multiple
-    splits = std::max<int64_t>((K + k_per_split - 1) / k_per_split, 1);
+    const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident_blocks());
+    const int64_t k_per_split = splits > 1 ? split_length(K, splits) : std::max<int64_t>(K, 1);
     if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
     // float4 loads need a row stride that is a multiple of 4 and a 16-byte aligned base
     const bool vec_a = (trans_a ? M : K) % 4 == 0 && aligned16(a);

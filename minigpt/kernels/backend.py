@@ -94,3 +94,8 @@ def to_backend(x, backend):
         import cupy
         return cupy.asarray(x)
     return x
+
+
+def to_host(x):
+    """x as a NumPy array: a copy from the GPU for a CuPy array, x itself otherwise (for files and sampling)."""
+    return x.get() if array_module(x) is not np else x
