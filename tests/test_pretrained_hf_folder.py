@@ -308,3 +308,15 @@ def test_weights_can_be_read_into_a_float64_model(tmp_path):
     load_weights_into(double, [folder / "model.safetensors"], hf_openai_gpt.from_hf_name, "test")
     for name, value in model.params.items():
         assert np.array_equal(double.params[name], value.astype(np.float64))
+
+
+def test_a_padded_vocabulary_keeps_its_extra_rows(tmp_path):
+    """Embeddings padded past the tokenizer (50304 rows for GPT-2's 50257 tokens, say) load and save as they
+    are: the config's vocab_size is the number of rows, the tokenizer keeps its own size."""
+    tok = BPETokenizer.train("abc abd abe " * 5, vocab_size=261)
+    model = random_model("gpt2", vocab_size=tok.vocab_size + 7)
+    folder = save_pretrained(model, tmp_path / "hf", tok)
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == 268
+    loaded, again, _ = load_pretrained(folder)
+    assert loaded.config.vocab_size == 268 and again.vocab_size == 261
+    assert np.array_equal(loaded.params["wte.weight"], model.params["wte.weight"])

@@ -10,6 +10,10 @@ What minigpt keeps that transformers has no place for goes into files transforme
   minigpt_extra.safetensors   tensors of the checkpoint that are not the language model (fine-tuning heads)
   minigpt_extra/              other files of the checkpoint folder, copied as they are
 so a minigpt checkpoint survives a trip through the HF format (minigpt convert, both ways).
+
+config.json's vocab_size is the number of embedding rows. It may exceed the tokenizer's vocabulary
+(rows padded to a round number): the rows load and save as they are, and a sampler can then pick
+an id the tokenizer has no text for (its decode says so).
 """
 import json
 import os
