@@ -75,16 +75,17 @@ def test_files_have_the_layout_transformers_reads(tmp_path, arch):
     assert "lm_head.weight" not in tensors  # tied to the token embedding, as transformers saves it
 
 
-def test_original_names_buffers_and_a_tied_head_copy_load(tmp_path):
-    """OpenAI's GPT-2 release: no "transformer." prefix, causal-mask buffers, and sometimes lm_head.weight."""
-    model, folder = saved(tmp_path, "gpt2")
+def test_original_names_buffers_and_a_tied_head_copy_load(tmp_path, arch):
+    """Older files: no "transformer." prefix, causal-mask buffers, and sometimes a copy of the tied lm_head."""
+    model, folder = saved(tmp_path, arch)
     tensors = {k.removeprefix("transformer."): v for k, v in load_file(folder / "model.safetensors").items()}
     tensors["h.0.attn.bias"] = np.tril(np.ones((1, 1, 9, 9), np.float32))
-    tensors["h.0.attn.masked_bias"] = np.array(-1e4, np.float32)
-    tensors["lm_head.weight"] = tensors["wte.weight"]
+    tensors["h.1.attn.masked_bias"] = np.array(-1e4, np.float32)
+    embed = "wte.weight" if arch == "gpt2" else "tokens_embed.weight"
+    tensors["lm_head.weight"] = tensors[embed]
     save_file(tensors, folder / "model.safetensors")
     assert np.array_equal(logits(GPT.from_pretrained(folder)), logits(model))
-    tensors["lm_head.weight"] = tensors["wte.weight"] + 1
+    tensors["lm_head.weight"] = tensors[embed] + 1
     save_file(tensors, folder / "model.safetensors")
     with pytest.raises(ValueError, match="lm_head.weight differs from the token embedding"):
         GPT.from_pretrained(folder)

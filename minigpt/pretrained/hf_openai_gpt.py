@@ -11,9 +11,11 @@ transformers 5.24's modeling_openai.py:
   - it masks future positions with -1e4 instead of -inf; after the softmax both are exactly 0 in
     float32 unless a score is below -1e4 + 88, which a trained model never produces.
 Names differ from GPT-2's only in the embeddings: tokens_embed (wte) and positions_embed (wpe).
-The weights are Conv1D, (in, out), as in minigpt: no transposes.
+The weights are Conv1D, (in, out), as in minigpt: no transposes. Files from older transformers
+versions also hold each layer's causal mask (h.N.attn.bias), a buffer, not a weight: skipped.
 """
 from minigpt.config import GPTConfig
+from minigpt.pretrained.hf_gpt2 import BUFFER
 from minigpt.pretrained.hf_config import check_layer_norm_epsilon, check_tied, require_int, resolve_dropout
 
 MODEL_TYPE = "openai-gpt"
@@ -54,9 +56,11 @@ def to_hf_name(name):
 
 
 def from_hf_name(hf_name):
-    """A tensor name in an openai-gpt file -> minigpt's name (the reader checks the model has it), or
-    "lm_head" for the output head (tied to tokens_embed: the reader checks it is equal)."""
+    """A tensor name in an openai-gpt file -> minigpt's name (the reader checks the model has it), "buffer"
+    for a mask to skip, or "lm_head" for the output head (tied to tokens_embed: the reader checks it is equal)."""
     name = hf_name[len(PREFIX):] if hf_name.startswith(PREFIX) else hf_name
     if name == "lm_head.weight":
         return "lm_head"
+    if BUFFER.match(name):
+        return "buffer"
     return RENAMES.get(name, name)
