@@ -3,7 +3,8 @@
 usage: python benchmarks/bench_cuda.py [--quick] [--json results.json]
 
 Three parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
-sides (our kernels never use TF32; PyTorch with TF32 on is shown beside, for reference):
+sides, then with TF32 on on both sides (our matmul's optional tensor-core path, kernels.set_cuda_tf32;
+PyTorch's allow_tf32) for matmul and training:
   matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses
   attention  causal forward + backward against torch's scaled_dot_product_attention
   training   tokens/s of a whole step (zero_grad, forward, loss, backward, clip, AdamW) for "small"
@@ -96,9 +97,15 @@ def bench_matmul(torch, cupy, sync, quick):
         set_tf32(torch, True)
         theirs_tf32 = seconds(lambda: torch.matmul(op_a, op_b), sync)
         set_tf32(torch, False)
+        kernels.set_cuda_tf32(True)
+        try:
+            ours_tf32 = seconds(lambda: kernels.matmul(a_c, b_c, ta, tb, backend="cuda"), sync)
+        finally:
+            kernels.set_cuda_tf32(False)
         rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
-                     "torch_gflops": flops / theirs / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
-                     "ratio": theirs / ours, "rel_err_vs_fp64": diff})
+                     "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "rel_err_vs_fp64": diff,
+                     "ours_tf32_gflops": flops / ours_tf32 / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
+                     "ratio_tf32": theirs_tf32 / ours_tf32})
     return rows
 
 
@@ -185,8 +192,16 @@ def tokens_per_second(step, B, T, sync, steps, warmup=3):
     return B * T * steps / (time.perf_counter() - t0)
 
 
-def train_ours(data, L, H, C, T, B, V, sync, steps):
+def train_ours(data, L, H, C, T, B, V, sync, steps, tf32=False):
     """tokens/s of minigpt with backend="cuda", and its first losses."""
+    kernels.set_cuda_tf32(tf32)
+    try:
+        return train_ours_steps(data, L, H, C, T, B, V, sync, steps)
+    finally:
+        kernels.set_cuda_tf32(False)
+
+
+def train_ours_steps(data, L, H, C, T, B, V, sync, steps):
     cfg = minigpt.GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0)
     model = minigpt.GPT(cfg, seed=0, backend="cuda")
     opt = minigpt.AdamW(model, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
@@ -197,7 +212,7 @@ def train_ours(data, L, H, C, T, B, V, sync, steps):
         model.zero_grad()
         losses.append(model.forward(d[:, :-1], d[:, 1:])[1])  # the batch in, the loss out
         model.backward()
-        minigpt.clip_grad_norm(model.grads, 1.0)
+        minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
         opt.step()
 
     return tokens_per_second(step, B, T, sync, steps), losses[:3]
@@ -231,12 +246,14 @@ def bench_training(torch, cupy, sync, quick):
         steps = 5 if quick else (20 if name == "small" else 8)
         data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
         ours_tps, ours_losses = train_ours(data, L, H, C, T, B, V, sync, steps)
+        ours_tf32_tps, _ = train_ours(data, L, H, C, T, B, V, sync, steps, tf32=True)
         cupy.get_default_memory_pool().free_all_blocks()  # the GPU's memory back for PyTorch's runs
         torch_tps, torch_losses = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=False)
         torch_tf32_tps, _ = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=True)
         torch.cuda.empty_cache()
         rows.append({"config": f"{name} B{B} T{T}", "ours_tokens_per_s": ours_tps, "torch_tokens_per_s": torch_tps,
-                     "torch_tf32_tokens_per_s": torch_tf32_tps, "ratio": ours_tps / torch_tps,
+                     "ratio": ours_tps / torch_tps, "ours_tf32_tokens_per_s": ours_tf32_tps,
+                     "torch_tf32_tokens_per_s": torch_tf32_tps, "ratio_tf32": ours_tf32_tps / torch_tf32_tps,
                      "ours_first_losses": ours_losses, "torch_first_losses": torch_losses})
     return rows
 
@@ -272,12 +289,13 @@ def main():
     results = {"gpu": kernels.cuda_info(), "torch": torch.__version__, "cupy": cupy.__version__,
                "torch_device": torch.cuda.get_device_name()}
     print(f"minigpt._cuda on {results['gpu']}; torch {torch.__version__}, cupy {cupy.__version__}")
-    parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "torch_tf32_gflops",
-                                       "rel_err_vs_fp64"]),
+    parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "rel_err_vs_fp64",
+                                       "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
                                              "ours_tflops", "out_rel_diff", "dq_rel_diff"]),
              "training": (bench_training, ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio",
-                                           "torch_tf32_tokens_per_s", "ours_first_losses", "torch_first_losses"])}
+                                           "ours_tf32_tokens_per_s", "torch_tf32_tokens_per_s", "ratio_tf32",
+                                           "ours_first_losses", "torch_first_losses"])}
     failed = []
     for name, (bench, _) in parts.items():
         t0 = time.perf_counter()
@@ -288,7 +306,8 @@ def main():
             results[name + "_error"] = traceback.format_exc()
             print(f"\n{name}: FAILED\n{results[name + '_error']}", file=sys.stderr)
         print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
-    print("\nfloat32, TF32 off on both sides; ratio = ours / torch in speed (> 1: ours is faster)")
+    print("\nratio: float32, TF32 off on both sides; ratio_tf32: TF32 on on both sides; ours / torch in speed "
+          "(> 1: ours is faster)")
     for name, (_, columns) in parts.items():
         if name in results:
             print_table(name, results[name], columns)

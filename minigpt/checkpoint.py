@@ -19,7 +19,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.data import atomic_write_bytes
-from minigpt.kernels.backend import to_host
+from minigpt.kernels.backend import array_module, to_host
 from minigpt.model import GPT
 from minigpt.safetensors import load_file, save_file
 
@@ -101,7 +101,8 @@ def load_weights(model, tensors, source="checkpoint"):
         if value.shape != model.params[name].shape:
             raise ValueError(f"{source}: {name} has shape {value.shape}, the model expects {model.params[name].shape}")
     for name, value in tensors.items():
-        model.params[name][...] = value
+        target = model.params[name]
+        target[...] = array_module(target).asarray(value)  # a copy to the GPU for backend="cuda"
 
 
 def load_model(path, backend="numpy", dtype=None):
@@ -116,6 +117,7 @@ def load_optimizer_state(optimizer, path, info):
     """Restore AdamW's moments and step count from a checkpoint written with an optimizer."""
     moments = load_file(Path(path) / "optimizer.safetensors")
     for name in optimizer.m:
-        optimizer.m[name][...] = moments[f"m.{name}"]
-        optimizer.v[name][...] = moments[f"v.{name}"]
+        xp = array_module(optimizer.m[name])
+        optimizer.m[name][...] = xp.asarray(moments[f"m.{name}"])
+        optimizer.v[name][...] = xp.asarray(moments[f"v.{name}"])
     optimizer.t = info["optimizer"]["t"]

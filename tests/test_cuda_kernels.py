@@ -83,6 +83,44 @@ def test_matmul_split_k_matches_numpy(rng, M, K, N, trans_a, trans_b):
     assert rel(out, ref) < FWD
 
 
+@pytest.fixture
+def tf32():
+    """TF32 tensor cores on for one test, off again after it (they are off by default)."""
+    assert not kernels.cuda_info()["tf32"], "TF32 must be off by default (is MINIGPT_TF32 set?)"
+    kernels.set_cuda_tf32(True)
+    yield
+    kernels.set_cuda_tf32(False)
+
+
+@pytest.mark.parametrize("M,K,N", MATMUL_SHAPES + [(100, 5000, 70), (384, 4096, 1152), (1000, 999, 1001)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, M, K, N, trans_a, trans_b):
+    # inputs rounded to 10 bits of mantissa (relative 2^-11), float32 sums: errors near 1e-4 .. 1e-3
+    a, b, bias, ref = matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=(M + K) % 2 == 0)
+    out = kernels.matmul(dev(a), dev(b), trans_a, trans_b, None if bias is None else dev(bias), backend="cuda")
+    assert out.shape == (M, N) and rel(out, ref) < 3e-3
+
+
+def test_matmul_tf32_is_a_switch(rng, tf32):
+    a, b, _, ref = matmul_case(rng, 256, 384, 512, False, False, with_bias=False)
+    assert rel(kernels.matmul(dev(a), dev(b), backend="cuda"), ref) > 2e-5  # the tensor cores did run
+    kernels.set_cuda_tf32(False)
+    assert rel(kernels.matmul(dev(a), dev(b), backend="cuda"), ref) < 2e-6  # float32 again
+
+
+def test_tf32_from_the_environment():
+    import subprocess
+    import sys
+    code = "from minigpt import kernels; kernels.check_backend('cuda'); print(kernels.cuda_info()['tf32'])"
+    for value, expected in (("1", "True"), ("0", "False")):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "MINIGPT_TF32": value})
+        assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MINIGPT_TF32": "yes"})
+    assert bad.returncode != 0 and "MINIGPT_TF32 must be 0 or 1" in bad.stderr
+
+
 def test_matmul_reads_unaligned_views(rng):
     # a contiguous view that starts 4 bytes into its buffer: no float4 loads may be used on it
     M, K, N = 67, 132, 36

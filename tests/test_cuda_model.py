@@ -144,3 +144,64 @@ def test_clip_grad_norm_on_the_gpu_matches_numpy():
 def test_cuda_backend_needs_float32():
     with pytest.raises(ValueError, match="float32"):
         minigpt.GPT(config(), dtype="float64", backend="cuda")
+
+
+def test_parameters_share_one_buffer_and_steps_use_it():
+    model = minigpt.GPT(config(), seed=0, backend="cuda")
+    opt = minigpt.AdamW(model, lr=1e-2)
+    assert model.flat is not None and opt.flat is model.flat
+    assert model.flat.holds(model.params, model.grads)
+    assert all(cupy.shares_memory(p, model.flat.params) for p in model.params.values())
+    idx, targets = batches(model.config, 1)[0]
+    model.zero_grad()
+    model.forward(idx, targets)
+    model.backward()
+    assert float(cupy.abs(model.flat.grads).sum()) > 0
+    norm = minigpt.clip_grad_norm(model.grads, 0.1, flat=model.flat)
+    ref = np.sqrt(sum(float((g.astype(cupy.float64) ** 2).sum()) for g in model.grads.values()))
+    assert norm > 0.1 and abs(norm - ref) < 1e-4 * ref  # the norm before clipping
+    assert abs(float(cupy.linalg.norm(model.flat.grads)) - 0.1) < 1e-5  # after
+    opt.step()
+    model.zero_grad()
+    assert float(cupy.abs(model.flat.grads).max()) == 0.0
+
+
+def test_tf32_training_step_is_close_to_float32():
+    cfg = config()
+    idx, targets = batches(cfg, 1)[0]
+    losses, grads = [], []
+    for on in (False, True):
+        kernels.set_cuda_tf32(on)
+        try:
+            model = minigpt.GPT(cfg, seed=1, backend="cuda")
+            model.zero_grad()
+            losses.append(model.forward(idx, targets)[1])
+            model.backward()
+            grads.append(cupy.asnumpy(model.flat.grads))
+        finally:
+            kernels.set_cuda_tf32(False)
+    assert abs(losses[1] - losses[0]) < 1e-3 * losses[0]
+    assert 0 < rel(grads[1], grads[0]) < 2e-2
+
+
+def test_pretrain_resume_and_generate_on_the_gpu(tmp_path, capsys):
+    from minigpt.checkpoint import load_model
+    from minigpt.cli import main
+    (tmp_path / "text.txt").write_text("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40)
+    args = ["pretrain", "--backend", "cuda", "--data", str(tmp_path / "text.txt"), "--n-layer", "1", "--n-head", "2",
+            "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--eval-iters", "2", "--warmup-iters", "2",
+            "--lr-decay-iters", "8", "--eval-interval", "4", "--out", str(tmp_path / "out"), "--no-progress",
+            "--sample-tokens", "10"]
+    assert main(args + ["--max-iters", "4"]) == 0
+    assert "backend cuda (CUDA kernels on" in capsys.readouterr().out
+    assert main(args + ["--max-iters", "8", "--resume"]) == 0  # moments and weights back onto the GPU
+    assert "resumed from" in capsys.readouterr().out
+    ckpt = tmp_path / "out" / "ckpt-0000008"
+    assert (ckpt / "model.safetensors").exists() and (ckpt / "optimizer.safetensors").exists()
+    gpu, _ = load_model(ckpt, backend="cuda")
+    host, _ = load_model(ckpt, backend="numpy")
+    idx = np.arange(12).reshape(1, 12) % 10
+    assert rel(gpu.forward(idx, train=False)[0], host.forward(idx, train=False)[0]) < 1e-5
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--max-new-tokens", "10",
+                 "--backend", "cuda", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("ROMEO:")

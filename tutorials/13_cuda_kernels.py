@@ -212,12 +212,20 @@ if HAVE_GPU:
     n = 4096
     x, y = (cupy.asarray(rng.standard_normal((n, n)), dtype=cupy.float32) for _ in range(2))
     versions["cuBLAS"] = cupy.matmul
-    rates = {name: 2 * n**3 / gpu_ms(lambda fn=fn: fn(x, y), 3 if name == "naive" else 10) / 1e9
-             for name, fn in versions.items()}
+    rates = {name: 2 * n**3 / (gpu_ms(lambda fn=fn: fn(x, y), 3 if name == "naive" else 10) * 1e-3) / 1e12
+             for name, fn in versions.items()}  # TFLOP/s
     for name, rate in rates.items():
-        print(f"step 6: matmul {name:6s} {n} x {n} x {n}: {rate / 1e3:6.2f} TFLOP/s "
-              f"({rate / rates['cuBLAS']:.2f} of cuBLAS)")
+        print(f"step 6: matmul {name:6s} {n} x {n} x {n}: {rate:6.2f} TFLOP/s ({rate / rates['cuBLAS']:.2f} of cuBLAS)")
     print("        you should see naive < tiled < tuned, the tuned kernel within reach of cuBLAS")
+    # The optional TF32 path: the same tiles, multiplied by the tensor cores at 10 bits of mantissa
+    kernels.set_cuda_tf32(True)
+    try:
+        tf32_rate = 2 * n**3 / (gpu_ms(lambda: kernels.matmul(x, y, backend="cuda")) * 1e-3) / 1e12
+        tf32_err = rel(kernels.matmul(a32, b32, backend="cuda"), a @ b)
+    finally:
+        kernels.set_cuda_tf32(False)
+    print(f"step 6: matmul tuned with TF32 tensor cores: {tf32_rate:6.2f} TFLOP/s, error {tf32_err:.1e}")
+    print("        you should see several times the float32 rate, and an error near 1e-4 instead of 1e-7")
 
 # %%
 if HAVE_GPU:

@@ -541,6 +541,10 @@ PYBIND11_MODULE(_cuda, m) {
                             "b: (K, N) or (N, K) with trans_b; bias: (N,) or None. Returns out: (M, N).";
     m.def("matmul", &matmul, matmul_doc, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("bias") = py::none());
+    m.def("set_tf32", [](bool on) { set_matmul_tf32_cuda(on); }, "Let matmul use TF32 tensor cores (faster, a "
+          "relative error near 1e-3) or not (the default: float32-exact). Needs compute capability 8.0 or newer.",
+          py::arg("on"));
+    m.def("tf32", &matmul_tf32_cuda, "Whether matmul uses TF32 tensor cores (see set_tf32).");
     m.def("matmul_tiled", &matmul_tiled, "matmul with 16 x 16 shared-memory tiles (teaching version): same "
           "arguments and result.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());

@@ -12,10 +12,15 @@
 //
 // In all three, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
+#include <mma.h>
+
 #include <algorithm>
+#include <type_traits>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
+
+using namespace nvcuda;
 
 int sm_count() {
     static int counts[64] = {0};  // per device id, read once
@@ -215,6 +220,148 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
     }
 }
 
+// ----------------------------------------------------------------------------- tf32 (tensor cores, optional)
+
+// The same 128 x 128 output tile, computed by the tensor cores in TF32: inputs rounded to 10 bits of
+// mantissa (about 3 decimal digits), products summed in float32. Eight times the float32 rate of the
+// CUDA cores on an H100, at a relative error near 1e-3 instead of 1e-6, so it is off unless asked for
+// (set_matmul_tf32_cuda). Written with the WMMA API: a warp multiplies 16 x 8 by 8 x 16 fragments.
+//
+// The 8 warps stand as 2 x 4; warp (wy, wx) owns rows wy*64 .. +63 and columns wx*32 .. +31 of the
+// tile: 4 x 2 accumulator fragments. Each k step of 32 is staged in shared memory as it lies in global
+// memory (row-major or transposed), so every global load is a float4 along the contiguous index and no
+// store transposes; WMMA reads either layout (row_major / col_major fragments). The accumulators, the
+// fragments and the next k step in flight take about 240 registers a thread: one block per SM.
+constexpr int TBK = 32;  // k step: 4 fragment steps of 8 between barriers
+
+// A ROWS x COLS tile (4096 values) of a row-major matrix x, rows r0.., columns c0.., as 4 float4 per
+// thread: zeros past row_end and col_end; one float4 load where `vec` (ld % 4 == 0, aligned) allows.
+template <int ROWS, int COLS>
+__device__ __forceinline__ void load_tile_regs(float4 (&r)[4], const float* x, int64_t ld, int64_t r0, int64_t c0,
+                                               int64_t row_end, int64_t col_end, bool vec, int tid) {
+    constexpr int PER_ROW = COLS / 4, STEP = kThreads / PER_ROW;
+    static_assert(ROWS == 4 * STEP, "the tile must be 4 float4 per thread");
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int64_t row = r0 + tid / PER_ROW + STEP * i, col = c0 + (tid % PER_ROW) * 4;
+        if (vec && row < row_end && col + 3 < col_end) {
+            r[i] = *reinterpret_cast<const float4*>(x + row * ld + col);
+        } else {
+            float v[4];
+            for (int e = 0; e < 4; e++) { v[e] = (row < row_end && col + e < col_end) ? x[row * ld + col + e] : 0.0f; }
+            r[i] = make_float4(v[0], v[1], v[2], v[3]);
+        }
+    }
+}
+
+template <int ROWS, int COLS>
+__device__ __forceinline__ void store_tile_regs(float (*S)[COLS + kPad], const float4 (&r)[4], int tid) {
+    constexpr int PER_ROW = COLS / 4, STEP = kThreads / PER_ROW;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        *reinterpret_cast<float4*>(&S[tid / PER_ROW + STEP * i][(tid % PER_ROW) * 4]) = r[i];
+    }
+}
+
+template <typename Fragment>
+__device__ __forceinline__ void round_to_tf32(Fragment& f) {
+#pragma unroll
+    for (int t = 0; t < f.num_elements; t++) { f.x[t] = wmma::__float_to_tf32(f.x[t]); }
+}
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads, 1) matmul_tf32_kernel(float* __restrict__ out, const float* __restrict__ a,
+                                                               const float* __restrict__ b,
+                                                               const float* __restrict__ bias, int64_t M, int64_t N,
+                                                               int64_t K, int64_t k_per_split, bool vec_a, bool vec_b,
+                                                               bool vec_out, bool split) {
+#if __CUDA_ARCH__ >= 800  // TF32 tensor cores arrived with Ampere; the launcher refuses older GPUs
+    // op(a)'s tile as a lies in memory: (m, k) rows when a is (M, K), (k, m) rows when a is (K, M); op(b) likewise
+    constexpr int A_ROWS = TA ? TBK : BM, A_COLS = TA ? BM : TBK;
+    constexpr int B_ROWS = TB ? BN : TBK, B_COLS = TB ? TBK : BN;
+    using LayoutA = std::conditional_t<TA, wmma::col_major, wmma::row_major>;
+    using LayoutB = std::conditional_t<TB, wmma::col_major, wmma::row_major>;
+    __shared__ __align__(32) float As[A_ROWS][A_COLS + kPad];  // rows of 36 or 132 floats: 16-byte multiples
+    __shared__ __align__(32) float Bs[B_ROWS][B_COLS + kPad];
+    __shared__ __align__(32) float staging[kThreads / 32][16 * 16];  // per warp: one result fragment on its way out
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wy = warp / 4, wx = warp % 4;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+    const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
+    const int64_t lda = TA ? M : K, ldb = TB ? K : N;
+
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) { wmma::fill_fragment(acc[i][j], 0.0f); }
+    }
+    // the rows and columns of a and b that this block's tiles start at, for a k step starting at k0
+    auto load = [&](float4 (&ra)[4], float4 (&rb)[4], int64_t k0) {
+        if (TA) { load_tile_regs<A_ROWS, A_COLS>(ra, a, lda, k0, m0, k_end, M, vec_a, tid); }
+        else { load_tile_regs<A_ROWS, A_COLS>(ra, a, lda, m0, k0, M, k_end, vec_a, tid); }
+        if (TB) { load_tile_regs<B_ROWS, B_COLS>(rb, b, ldb, n0, k0, N, k_end, vec_b, tid); }
+        else { load_tile_regs<B_ROWS, B_COLS>(rb, b, ldb, k0, n0, k_end, N, vec_b, tid); }
+    };
+    float4 ra[4], rb[4];  // the next k step, in flight from global memory while the tensor cores work
+    load(ra, rb, k_begin);
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += TBK) {
+        __syncthreads();  // every warp is done with the previous tiles
+        store_tile_regs<A_ROWS, A_COLS>(As, ra, tid);
+        store_tile_regs<B_ROWS, B_COLS>(Bs, rb, tid);
+        __syncthreads();
+        if (k0 + TBK < k_end) { load(ra, rb, k0 + TBK); }
+#pragma unroll
+        for (int kk = 0; kk < TBK; kk += 8) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LayoutA> fa[4];
+            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LayoutB> fb[2];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int m = wy * 64 + i * 16;
+                wmma::load_matrix_sync(fa[i], TA ? &As[kk][m] : &As[m][kk], A_COLS + kPad);
+                round_to_tf32(fa[i]);
+            }
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const int n = wx * 32 + j * 16;
+                wmma::load_matrix_sync(fb[j], TB ? &Bs[n][kk] : &Bs[kk][n], B_COLS + kPad);
+                round_to_tf32(fb[j]);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+#pragma unroll
+                for (int j = 0; j < 2; j++) { wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]); }
+            }
+        }
+    }
+
+    // A fragment's layout in registers is opaque: each goes through the warp's staging square, then
+    // lane l writes 8 values of row l / 2 (bias added by the first slice, atomicAdd when K is split).
+    const bool add_bias = bias != nullptr && blockIdx.z == 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            wmma::store_matrix_sync(staging[warp], acc[i][j], 16, wmma::mem_row_major);
+            __syncwarp();
+            const int64_t m = m0 + wy * 64 + i * 16 + lane / 2;
+            if (m < M) {
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int c = (lane % 2) * 8 + h * 4;
+                    const int64_t n = n0 + wx * 32 + j * 16 + c;
+                    float v[4];
+                    for (int e = 0; e < 4; e++) {
+                        v[e] = staging[warp][(lane / 2) * 16 + c + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f);
+                    }
+                    if (n < N) { store_four(out + m * N + n, v, N - n, vec_out, split); }
+                }
+            }
+            __syncwarp();  // the square is read before the next fragment overwrites it
+        }
+    }
+#endif
+}
+
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Grid y counts 128-row tiles (at most 65535 of them, the hardware's limit for y).
@@ -227,24 +374,26 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 
 // ----------------------------------------------------------------------------- split-K planning
 
-// Blocks of the tuned kernel the whole GPU runs at once: 2 per SM on an H100 (128 registers a thread
-// and 17 KiB of shared memory each), as the occupancy calculator says for this device; read once.
-int64_t resident_blocks() {
-    static int64_t per_device[64] = {0};
+// Blocks of a kernel the whole GPU runs at once, as the occupancy calculator says (read once per
+// device): 2 per SM for the float32 kernel on an H100 (128 registers a thread, 17 KiB of shared
+// memory each), 1 for the TF32 one.
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel, int64_t (&per_device)[64]) {
     int device = 0;
     cuda_check(cudaGetDevice(&device), "cudaGetDevice");
     if (device >= 64) { device = 63; }
     if (per_device[device] == 0) {
         int per_sm = 0;
-        cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, matmul_kernel<false, false>, kThreads, 0),
+        cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0),
                    "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
         per_device[device] = std::max(per_sm, 1) * static_cast<int64_t>(sm_count());
     }
     return per_device[device];
 }
 
-// The values of k in each of `splits` slices: a multiple of BK, so only the last slice has a ragged end.
-int64_t split_length(int64_t K, int64_t splits) { return ((K + splits - 1) / splits + BK - 1) / BK * BK; }
+// The values of k in each of `splits` slices: a multiple of the kernel's k step, so only the last
+// slice has a ragged end.
+int64_t split_length(int64_t K, int64_t splits, int64_t step) { return ((K + splits - 1) / splits + step - 1) / step * step; }
 
 constexpr int64_t kMinSplitK = 128;  // shorter slices spend more on their fixed costs than they save
 constexpr int64_t kBlockCost = 32;   // a block's fixed work in units of k: its first loads and its stores
@@ -252,8 +401,8 @@ constexpr int64_t kSplitCost = 32;   // and the extra of a split block: its atom
 
 // The modelled time of a launch with K cut into `splits` slices, in units of one value of k. The GPU
 // runs the blocks in waves of `resident`, and a wave that is nearly empty takes as long as a full one.
-double split_time(int64_t tiles, int64_t K, int64_t splits, int64_t resident) {
-    const int64_t length = split_length(K, splits);
+double split_time(int64_t tiles, int64_t K, int64_t splits, int64_t resident, int64_t step) {
+    const int64_t length = split_length(K, splits, step);
     const int64_t slices = (K + length - 1) / length;  // rounding the length up can leave fewer slices
     const int64_t waves = (tiles * slices + resident - 1) / resident;
     return static_cast<double>(waves) * static_cast<double>(length + kBlockCost + (slices > 1 ? kSplitCost : 0));
@@ -265,14 +414,17 @@ double split_time(int64_t tiles, int64_t K, int64_t splits, int64_t resident) {
 // with the third 2% full, a third of the time spent for 2% of the work; 19 make 513, two full waves.
 // So every split count is costed with split_time and the fastest kept, preferring fewer slices (fewer
 // atomics) when within 3% of it; a split must beat no split by 10% to pay for zeroing the output.
-int64_t choose_splits(int64_t tiles, int64_t K, int64_t resident) {
+int64_t choose_splits(int64_t tiles, int64_t K, int64_t resident, int64_t step) {
     const int64_t most = std::min<int64_t>(K / kMinSplitK, 256);
-    const double unsplit = split_time(tiles, K, 1, resident);
+    const double unsplit = split_time(tiles, K, 1, resident, step);
     double best = unsplit;
-    for (int64_t s = 2; s <= most; s++) { best = std::min(best, split_time(tiles, K, s, resident)); }
+    for (int64_t s = 2; s <= most; s++) { best = std::min(best, split_time(tiles, K, s, resident, step)); }
     for (int64_t s = 2; s <= most; s++) {
-        const double t = split_time(tiles, K, s, resident);
-        if (t <= 1.03 * best) { return t <= 0.9 * unsplit ? (K + split_length(K, s) - 1) / split_length(K, s) : 1; }
+        const double t = split_time(tiles, K, s, resident, step);
+        if (t <= 1.03 * best) {
+            const int64_t length = split_length(K, s, step);
+            return t <= 0.9 * unsplit ? (K + length - 1) / length : 1;
+        }
     }
     return 1;
 }
@@ -306,20 +458,54 @@ void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const
     check_launch("matmul_tiled_kernel");
 }
 
+namespace {
+
+bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-exact
+
+// Compute capability >= 8.0 (Ampere): TF32 tensor cores exist.
+bool device_has_tf32() {
+    int device = 0, major = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+    return major >= 8;
+}
+
+}  // namespace
+
+void set_matmul_tf32_cuda(bool on) {
+    if (on && !device_has_tf32()) {
+        throw std::invalid_argument("matmul: TF32 needs tensor cores of compute capability 8.0 (Ampere) or newer");
+    }
+    tf32_enabled = on;
+}
+
+bool matmul_tf32_cuda() { return tf32_enabled; }
+
 void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                          int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
-    const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident_blocks());
-    const int64_t k_per_split = splits > 1 ? split_length(K, splits) : std::max<int64_t>(K, 1);
+    static int64_t resident_fp32[64] = {0}, resident_tf32[64] = {0};
+    const bool tf32 = tf32_enabled;
+    const int64_t step = tf32 ? TBK : BK;
+    const int64_t resident = tf32 ? resident_blocks(matmul_tf32_kernel<false, false>, resident_tf32)
+                                  : resident_blocks(matmul_kernel<false, false>, resident_fp32);
+    const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
+    const int64_t k_per_split = splits > 1 ? split_length(K, splits, step) : std::max<int64_t>(K, 1);
     if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
     // float4 loads need a row stride that is a multiple of 4 and a 16-byte aligned base
     const bool vec_a = (trans_a ? M : K) % 4 == 0 && aligned16(a);
     const bool vec_b = (trans_b ? K : N) % 4 == 0 && aligned16(b);
     const bool vec_out = N % 4 == 0 && aligned16(out);
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
-    MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b,
-                           vec_out, splits > 1);
-    check_launch("matmul_kernel");
+    if (tf32) {
+        MINIGPT_DISPATCH_TRANS(matmul_tf32_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split,
+                               vec_a, vec_b, vec_out, splits > 1);
+        check_launch("matmul_tf32_kernel");
+    } else {
+        MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split, vec_a,
+                               vec_b, vec_out, splits > 1);
+        check_launch("matmul_kernel");
+    }
 }

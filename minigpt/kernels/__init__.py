@@ -20,7 +20,8 @@ from minigpt.kernels.adamw import adamw_update
 from minigpt.kernels.attention import (attention_backward, attention_cached, attention_forward, attention_with_cache,
                                       dropout_keep_mask)
 from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKENDS, _core, _cuda, array_module,
-                                    check_backend, core_info, cuda_info, cuda_problem, to_backend)
+                                    check_backend, core_info, cuda_info, cuda_problem, set_cuda_tf32, to_backend,
+                                    to_host)
 from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from minigpt.kernels.embedding import embedding_backward, embedding_forward
 from minigpt.kernels.gelu import gelu_backward, gelu_forward
