@@ -135,11 +135,17 @@ def cmd_generate(args):
 
 def cmd_data(args):
     from minigpt.corpus import shakespeare_dir
+    from minigpt.tasks.movie_reviews import fetch_movie_reviews
 
     if args.action == "fetch":
-        if args.name != "shakespeare":
-            raise ValueError(f"unknown dataset {args.name!r}; available: shakespeare")
-        print(f"the Shakespeare corpus is in {shakespeare_dir()}")
+        if args.name == "shakespeare":
+            print(f"the Shakespeare corpus is in {shakespeare_dir()}")
+        elif args.name == "movie-reviews":
+            folder = fetch_movie_reviews()
+            print(f"the movie-review sentences are in {folder} (SST-2 format: train.tsv, dev.tsv); "
+                  "fine-tune with --task movie-reviews")
+        else:
+            raise ValueError(f"unknown dataset {args.name!r}; available: shakespeare, movie-reviews")
 
 
 def cmd_params(args):
@@ -196,7 +202,8 @@ def build_parser():
 
     p = sub.add_parser("data", help="fetch the default corpus")
     p.add_argument("action", choices=["fetch"], help="fetch: download and verify a dataset into the cache")
-    p.add_argument("name", help="dataset name: shakespeare")
+    p.add_argument("name", help="dataset name: shakespeare (the pre-training corpus), movie-reviews (Pang & Lee "
+                                "polarity sentences from Debian's python3-pattern, written as an SST-2 folder)")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("params", help="print the GPT-1/2/3 model statistics with exact parameter counts")
