@@ -7,6 +7,8 @@ The other way round, a folder minigpt writes must load in transformers and give 
 
 Needs torch and transformers (`pip install .[parity]`); skipped without them.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from minigpt import GPT, GPTConfig
 from minigpt.generate import generate
 from minigpt.pretrained import hf_gpt2, hf_openai_gpt
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # transformers must never reach for the hub
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -9,6 +9,7 @@
 Needs transformers (`pip install .[parity]`); skipped without it. Nothing is downloaded.
 """
 import json
+import os
 import shutil
 
 import pytest
@@ -19,6 +20,7 @@ from minigpt import GPT, GPTConfig
 from minigpt.pretrained import save_pretrained, tokenizer_from_pretrained
 from minigpt.tokenizer import BPETokenizer, OpenAIGPTTokenizer, find_gpt2_files
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # transformers must never reach for the hub
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -28,6 +28,7 @@
 # %%
 import json
 import math
+import os
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -210,6 +211,7 @@ assert load < build + 0.05 * size
 # gradients, and greedy text, for both GPT-2 and GPT-1.)
 
 # %%
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: transformers has nothing to fetch
 try:
     import torch
     import transformers
