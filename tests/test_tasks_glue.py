@@ -136,7 +136,7 @@ def test_mrpc_quality_column_and_f1(tmp_path):
     assert task.train[0].texts[0].startswith("Amrozi accused his brother")
 
 
-def test_qqp_rows_split_by_a_newline_are_left_out_and_reported(tmp_path):
+def test_qqp_split_rows_and_empty_questions_are_left_out_and_reported(tmp_path):
     header = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
     write_tsv(tmp_path / "train.tsv", [header,
                                        ["133273", "213221", "213222", "How is the life of a math student?",
@@ -144,12 +144,13 @@ def test_qqp_rows_split_by_a_newline_are_left_out_and_reported(tmp_path):
                                        ["201841", "303951", "174364", "How do I read and find my YouTube comments?"],
                                        ["", "Was Muhammad a real historical figure?", "0"],
                                        ["3", "7", "8", "Why are so many Quora users posting questions?",
-                                        "Why do people ask Quora questions?", "1"]])
+                                        "Why do people ask Quora questions?", "1"],
+                                       ["105780", "174363", "174364", "How can I develop android app?", "", "0"]])
     write_tsv(tmp_path / "dev.tsv", [header, ["1", "1", "2", "Is it?", "Is it not?", "0"]])
-    with pytest.warns(UserWarning, match="left out 2 rows"):
+    with pytest.warns(UserWarning, match="left out 3 rows"):
         task = load_task("qqp", tmp_path)
     assert [e.label for e in task.train] == [0, 1]
-    assert "lines 3, 4" in task.description
+    assert "lines 3, 4, 6" in task.description
 
 
 def test_stsb_scores_are_float_labels(tmp_path):

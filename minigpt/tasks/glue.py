@@ -19,7 +19,8 @@ Known quirks, handled on purpose and reported in the TaskData description:
   lists 11 columns while some rows have 15; the gold label is always the last field.
 - SNLI: pairs whose annotators did not agree have gold label "-": left out (as is standard).
 - QQP: a few questions in train.tsv contain a newline, which splits their row into two short
-  rows; rows without exactly 6 fields are left out and counted.
+  rows, and the Quora release has a few empty questions; rows without exactly 6 fields or with an
+  empty question are left out and counted. (Anywhere else both are errors.)
 - Test files have no label column (GLUE keeps test labels private): reading one is an error that
   says so.
 """
@@ -45,7 +46,7 @@ class GlueFormat:
     header: bool = True
     gold_label_last: bool = False  # the label is the row's last field, whatever the header says
     skip_values: tuple = ()  # label values that mean "no label": such rows are left out
-    skip_ragged: bool = False  # rows with the wrong number of fields are left out (QQP's split rows)
+    skip_broken: bool = False  # rows with the wrong number of fields or an empty text are left out (QQP)
 
 
 FORMATS = {
@@ -66,7 +67,7 @@ FORMATS = {
     "mrpc": GlueFormat("MRPC", "similarity", ("#1 String", "#2 String"), "Quality", ("0", "1"),
                        ("not_equivalent", "equivalent"), ("f1", "accuracy")),
     "qqp": GlueFormat("QQP", "similarity", ("question1", "question2"), "is_duplicate", ("0", "1"),
-                      ("not_duplicate", "duplicate"), ("f1", "accuracy"), skip_ragged=True),
+                      ("not_duplicate", "duplicate"), ("f1", "accuracy"), skip_broken=True),
     "stsb": GlueFormat("STS-B", "similarity", ("sentence1", "sentence2"), "score", (), None,
                        ("pearson", "spearman")),
 }
@@ -105,15 +106,15 @@ def read_glue_file(name, fmt, path):
     if not rows:
         raise fail(path, "is empty")
     text_at, label_at, n_fields, rows = column_positions(fmt, path, rows)
-    examples, skipped_ragged, skipped_unlabelled = [], [], []
+    examples, skipped_broken, skipped_unlabelled = [], [], []
     for number, fields in rows:
         source = f"{path}:{number}"
         if fmt.gold_label_last:
             if len(fields) < max(text_at) + 2:
                 raise fail(source, f"has {len(fields)} tab-separated fields, expected at least {max(text_at) + 2}")
         elif len(fields) != n_fields:
-            if fmt.skip_ragged:
-                skipped_ragged.append(number)
+            if fmt.skip_broken:
+                skipped_broken.append(number)
                 continue
             raise fail(source, f"has {len(fields)} tab-separated fields, expected {n_fields}")
         value = fields[label_at].strip()
@@ -121,11 +122,15 @@ def read_glue_file(name, fmt, path):
             skipped_unlabelled.append(number)
             continue
         texts = tuple(fields[i].strip() for i in text_at)
+        if fmt.skip_broken and not all(texts):
+            skipped_broken.append(number)
+            continue
         examples.append(Example(fmt.shape, texts, parse_label(fmt, value, source), source))
     notes = []
-    if skipped_ragged:
-        notes.append(f"{path}: left out {len(skipped_ragged)} rows without {n_fields} fields "
-                     f"(lines {', '.join(map(str, skipped_ragged[:5]))}{', ...' if len(skipped_ragged) > 5 else ''})")
+    if skipped_broken:
+        lines = ", ".join(map(str, skipped_broken[:5])) + (", ..." if len(skipped_broken) > 5 else "")
+        notes.append(f"{path}: left out {len(skipped_broken)} rows without {n_fields} fields or with an empty "
+                     f"text (lines {lines})")
     if skipped_unlabelled:
         notes.append(f"{path}: left out {len(skipped_unlabelled)} rows with no gold label "
                      f"({'/'.join(repr(v) for v in fmt.skip_values)})")

@@ -17,7 +17,8 @@ How the splits are drawn, so that the dev score measures generalisation:
 - Passages are consecutive spoken lines (no speaker names, which would name the play, and no stage
   directions), cut at line boundaries, short enough that a whole example fits a 256-character
   context: 100-200 characters for genre, 60-120 for each passage of a pair, 60-150 for a premise
-  or context and 20-80 for a candidate line. Within a split a passage is used once.
+  or context and 20-80 for a candidate line. Within a split no passage or premise is drawn twice
+  (a follows premise appears in two examples by design, see below).
 - Classes are balanced exactly (a size divisible by the number of classes), and each split takes
   the same number of examples from each play of a kind (genre) or from each play (the others).
 - Wrong candidates are chosen so that only reading decides: a wrong "next line" is the right next
@@ -56,8 +57,7 @@ SAME_PLAY_GAP = 100  # the two passages of a same-play pair start at least this 
 @dataclass(frozen=True)
 class Passage:
     play: str
-    first_line: int  # line numbers in the play's file
-    last_line: int
+    first_line: int  # line number in the play's file
     text: str
     speech: int = -1  # index of the speech holding it (continuation tasks), -1 if it may span several
 
@@ -102,7 +102,7 @@ def genre_examples(plays, names, n, rng):
     for genre, n_genre in spread(n, GENRES, rng).items():
         of_genre = [p for p in names if GENRE_OF[p] == genre]
         for play, k in spread(n_genre, of_genre, rng).items():
-            for passage in sample(passages(play, plays[play], *GENRE_CHARS), k, rng, play):
+            for passage in sample_passages(passages(play, plays[play], *GENRE_CHARS), k, rng, play):
                 examples.append(Example("classification", (passage.text,), GENRES.index(genre), passage.source))
     rng.shuffle(examples)
     return examples
@@ -179,7 +179,7 @@ def passages(play, speeches, min_chars, max_chars):
             continue
         lines.append((number, line))
         if text_length(lines) >= min_chars:
-            found.append(Passage(play, lines[0][0], lines[-1][0], "\n".join(t for _, t in lines)))
+            found.append(Passage(play, lines[0][0], "\n".join(t for _, t in lines)))
             lines = []
     return found
 
@@ -216,8 +216,7 @@ def premise_windows(play, speeches):
                 start += 1
                 continue
             text = "\n".join(t for _, t in speech[start:end])
-            windows.append((Passage(play, speech[start][0], speech[end - 1][0], text, s),
-                            Passage(play, line_number, line_number, line, s)))
+            windows.append((Passage(play, speech[start][0], text, s), Passage(play, line_number, line, s)))
             start = end + 1
     return windows
 
@@ -269,7 +268,7 @@ def spread(total, keys, rng):
     return {key: base + (i in lucky) for i, key in enumerate(keys)}
 
 
-def sample(items, k, rng, play):
+def sample_passages(items, k, rng, play):
     if k > len(items):
         raise ValueError(f"{play} has only {len(items)} passages; {k} needed")
     return rng.sample(items, k)
