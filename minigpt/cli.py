@@ -2,6 +2,7 @@
 
   minigpt pretrain    pre-train a GPT (default: characters of Shakespeare's plays), then sample
   minigpt generate    sample from a checkpoint
+  minigpt evaluate    zero- or few-shot evaluation of a checkpoint on a labelled task
   minigpt data        fetch the default corpus, or encode a text into token files
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
   minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back
@@ -133,6 +134,103 @@ def cmd_generate(args):
     print_stream(tok, stream)
 
 
+def cmd_evaluate(args):
+    from minigpt.checkpoint import load_model, resolve_checkpoint
+    from minigpt.prompting import evaluate_task, resolve_template
+    from minigpt.tasks import TASK_NAMES, load_task
+    from minigpt.tokenizer import tokenizer_from_dict
+
+    if args.task not in TASK_NAMES:
+        raise ValueError(f"unknown task {args.task!r}; choose one of: {', '.join(TASK_NAMES)}")
+    if args.shots < 0:
+        raise ValueError(f"--shots must be >= 0, got {args.shots}")
+    if args.max_eval is not None and args.max_eval < 1:
+        raise ValueError(f"--max-eval must be >= 1, got {args.max_eval}")
+    template = resolve_template(args.task, prompt=unescape(args.template), answer=unescape(args.answer),
+                                verbalizer=args.verbalizer, separator=unescape(args.separator),
+                                path=args.template_file)
+    task = load_task(args.task, data=args.data, seed=args.seed)
+    path = resolve_checkpoint(args.checkpoint)
+    model, info = load_model(path, backend=args.backend)
+    if not info.get("tokenizer"):
+        raise ValueError(f"{path} has no tokenizer saved; cannot encode the prompts")
+    tok = tokenizer_from_dict(info["tokenizer"])
+    kind = "" if task.shape == args.task else f" ({task.shape})"
+    print(f"minigpt: {args.task}{kind}, {args.shots}-shot, scoring {args.scoring}; checkpoint {path} "
+          f"(step {info.get('step')}), context {model.config.block_size} tokens, backend {args.backend}")
+    result = evaluate_task(model, tok, task, template, shots=args.shots, seed=args.seed, max_eval=args.max_eval,
+                           scoring=args.scoring, skip_unencodable=args.skip_unencodable,
+                           progress=not args.no_progress)
+    result.update(checkpoint=str(path), step=info.get("step"))
+    print(f"the first prompt:\n{result['example_prompt']!r}\ncandidates: {result['example_candidates']}")
+    print(evaluation_summary(result, task.metrics))
+    if args.metrics_out:
+        from minigpt.data import atomic_write_bytes
+        atomic_write_bytes(args.metrics_out, json.dumps(result, indent=1).encode())
+        print(f"metrics: {args.metrics_out}")
+    else:
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("example_")}, indent=1))
+
+
+def unescape(text):
+    """A command-line template with \\n and \\t written as two characters, as shells pass them, made real."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def evaluation_summary(result, metrics):
+    """A few lines for people: the headline metric against chance, and what fitting the context cost."""
+    head = metrics[0]
+    lines = [f"{result['task']}: {head} {result[head]:.4f} on {result['n_eval']} examples ({result['shots']}-shot)"]
+    chance = result["chance"]
+    if "uniform_accuracy" in chance:
+        lines.append(f"chance: {chance['uniform_accuracy']:.4f} accuracy guessing uniformly" +
+                     (f", {head} {chance['majority'][head]:.4f} always answering {chance['majority_class']!r}"
+                      if "majority" in chance else ""))
+    if result["k_shrunk"]:
+        lines.append(f"k had to shrink for {result['k_shrunk']} of {result['n_eval']} examples to fit the context "
+                     f"(mean k {result['k_mean']:.2f} of {result['shots']})")
+    if result["prompt_truncated"]:
+        lines.append(f"{result['prompt_truncated']} prompts were cut from the left to fit the context")
+    if result["answers_cut"]:
+        lines.append(f"{result['answers_cut']} examples had answers longer than the context allows: they were "
+                     "compared on their beginnings")
+    if result["skipped"]:
+        lines.append(f"{result['skipped']} examples left out: the tokenizer cannot encode them "
+                     f"(the first: {result['first_skipped']})")
+    return "\n".join(lines)
+
+
+def cmd_finetune(args):
+    from minigpt.finetune.train import FineTuneConfig, finetune
+
+    settings = {f.name: getattr(args, f.name) for f in fields(FineTuneConfig) if getattr(args, f.name) is not None}
+    _, final = finetune(FineTuneConfig(**settings), progress=not args.no_progress)
+    head = {k: final[k] for k in ("task", "n_train", "n_eval", "mode", "init", "aux_lm", "transfer_layers")}
+    head.update({k: v for k, v in final.items() if k in ("accuracy", "f1", "matthews", "pearson", "spearman")})
+    head.update(dev_lm_loss=final["dev_lm_loss"], steps=final["steps"], step_s=final["step_s"],
+                wall_s=final["wall_s"], checkpoint=final["checkpoint"])
+    print(json.dumps(head, indent=1))
+    if args.metrics_out:
+        print(f"metrics: {args.metrics_out}")
+
+
+def add_finetune_options(parser):
+    from minigpt.finetune.train import HELP, FineTuneConfig
+
+    defaults = FineTuneConfig()
+    choices = {"mode": ["full", "frozen"], "init": ["pretrained", "random"], "backend": ["numpy", "cpu"]}
+    for f in fields(FineTuneConfig):
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", default=None, help=HELP[f.name])
+            continue
+        shown = f" (default: {default!r})" if f.name not in ("checkpoint", "task", "data", "metrics_out") else ""
+        parser.add_argument(flag, type=type(default), default=None, choices=choices.get(f.name),
+                            required=f.name in ("checkpoint", "task"), help=HELP[f.name] + shown)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
 def cmd_data(args):
     from minigpt.corpus import shakespeare_dir
     from minigpt.tasks.movie_reviews import fetch_movie_reviews
@@ -199,6 +297,43 @@ def build_parser():
     p.add_argument("--backend", choices=["numpy", "cpu", "cuda"], default="cpu", help="kernels to run (default cpu)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (no KV cache)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate", help="zero- or few-shot evaluation of a checkpoint on a labelled task",
+                       description="Score each answer of each example by its likelihood under the language model "
+                                   "(no training); write the metrics JSON of `minigpt finetune`.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
+    p.add_argument("--task", required=True, help="a task name, as for `minigpt finetune` (e.g. sst2, race, "
+                                                 "shakespeare-next-line, classification)")
+    p.add_argument("--data", help="the task's data: a file or folder (see `minigpt finetune --help`)")
+    p.add_argument("--shots", type=int, default=0, help="demonstrations from the training split per example "
+                                                        "(default 0: zero-shot)")
+    p.add_argument("--template", help="the prompt, with the example's fields in braces, e.g. "
+                                      "'Review: {text}\\nSentiment:' (\\n and \\t are newline and tab)")
+    p.add_argument("--answer", help="how an answer follows the prompt, with {answer} (default ' {answer}')")
+    p.add_argument("--verbalizer", help="the word of each class, in label order ('negative,positive') or by name "
+                                        "('entailment=yes,not_entailment=no')")
+    p.add_argument("--separator", help="text between demonstrations (default a blank line)")
+    p.add_argument("--template-file", help="a TOML file with prompt, answer, verbalizer, separator "
+                                           "(options above override it)")
+    p.add_argument("--scoring", choices=["total", "per_token", "per_char"], default="per_token",
+                   help="the headline rule for comparing answers: summed log-probability, or per token "
+                        "(GPT-3's, the default) or per character; all three are reported")
+    p.add_argument("--max-eval", type=int, default=None, help="evaluate the first N examples of the dev split")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the demonstrations and the task split")
+    p.add_argument("--metrics-out", help="write the metrics to this JSON file")
+    p.add_argument("--skip-unencodable", action="store_true",
+                   help="leave out (and count) examples the tokenizer cannot encode, instead of stopping")
+    p.add_argument("--backend", choices=["numpy", "cpu"], default="cpu", help="kernels to run (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint on a labelled task, GPT-1 style",
+                       description="GPT-1's discriminative fine-tuning (Radford et al. 2018): start, delimiter and "
+                                   "extract tokens, the task's input transformation, a linear head on the extract "
+                                   "token, L = L_task + λ·L_LM. Prints and writes the dev metrics; saves the "
+                                   "fine-tuned model in --out.")
+    add_finetune_options(p)
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("data", help="fetch the default corpus")
     p.add_argument("action", choices=["fetch"], help="fetch: download and verify a dataset into the cache")

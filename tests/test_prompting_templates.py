@@ -1,31 +1,44 @@
 """Prompt templates, verbalizers and few-shot prompts (minigpt.prompting.templates, .fewshot)."""
 import pytest
 
-from minigpt.prompting.fewshot import correct_answer, demonstration, draw_demonstrations, fit_prompt
+from minigpt.prompting.fewshot import correct_answer, demonstration, draw_demonstrations, fit_answers, fit_prompt
 from minigpt.prompting.templates import (DEFAULTS, Template, default_template, label_words, load_template_file,
                                          parse_verbalizer, resolve_template)
-from minigpt.tasks import Example
+from minigpt.tasks import TASK_NAMES, Example, is_regression
+from minigpt.tasks.glue import FORMATS as GLUE_FORMATS
+from minigpt.tasks.shakespeare import BUILDERS as SHAKESPEARE_TASKS
 from minigpt.tokenizer import CharTokenizer
 
-# the shape of every task name in the task-data interface (notes/task_interface.md)
-SHAPE_OF = {"sst2": "classification", "cola": "classification", "movie-reviews": "classification",
-            "classification": "classification", "shakespeare-genre": "classification",
-            "mnli": "entailment", "snli": "entailment", "qnli": "entailment", "rte": "entailment",
-            "entailment": "entailment", "shakespeare-follows": "entailment",
-            "mrpc": "similarity", "qqp": "similarity", "stsb": "similarity", "similarity": "similarity",
-            "shakespeare-same-play": "similarity",
-            "race": "multiple-choice", "storycloze": "multiple-choice", "multiple-choice": "multiple-choice",
-            "shakespeare-next-line": "multiple-choice"}
+
+
+def shape_and_labels(name):
+    """(shape, class names) of a task, read from the loaders' format tables (no data files needed)."""
+    if name in GLUE_FORMATS:
+        return GLUE_FORMATS[name].shape, GLUE_FORMATS[name].labels
+    if name == "movie-reviews":
+        return "classification", GLUE_FORMATS["sst2"].labels
+    if name in SHAKESPEARE_TASKS:
+        _, labels, shape = SHAKESPEARE_TASKS[name]
+        return shape, labels
+    if name in ("race", "storycloze"):
+        return "multiple-choice", None
+    return name, ("label a", "label_b")  # the generic JSONL shapes: whatever labels the files hold
 
 REVIEW = Example("classification", ("a fine film",), 1, "reviews:1")
 PAIR = Example("entailment", ("It rains.", "The street is wet."), 0, "pairs:1")
 STORY = Example("multiple-choice", ("He dropped the glass.", "It broke.", "It sang."), 0, "stories:1")
 
 
-def test_every_task_name_has_a_default_that_fits_its_shape():
-    assert set(DEFAULTS) == set(SHAPE_OF)
-    for name, shape in SHAPE_OF.items():
-        default_template(name).check(shape)
+def test_every_task_name_has_a_default_that_fits_its_shape_and_labels():
+    assert set(DEFAULTS) == set(TASK_NAMES)
+    for name in TASK_NAMES:
+        shape, labels = shape_and_labels(name)
+        template = default_template(name).check(shape)
+        if shape != "multiple-choice":
+            words = label_words(template, labels, regression=is_regression(name))
+            assert len(words) == (len(labels) if labels else 6) and all(w.strip() for w in words)
+    assert label_words(default_template("mnli"), GLUE_FORMATS["mnli"].labels) == ("True", "Neither", "False")
+    assert label_words(default_template("cola"), GLUE_FORMATS["cola"].labels) == ("no", "yes")
 
 
 def test_fill_and_answer_text():
@@ -180,3 +193,12 @@ def test_demonstration_text():
     assert demonstration(T, REVIEW, WORDS) == "R: a fine film\nS: pos"
     mc = Template("{context}", answer="\n{answer}")
     assert demonstration(mc, STORY, None) == "He dropped the glass.\nIt broke."
+
+
+def test_fit_answers_cuts_long_answers_at_their_end_to_leave_room_for_the_prompt():
+    short, long = [1, 2], list(range(20))
+    assert fit_answers([short, long], prompt_length=10, block_size=32) == ([short, long], False)  # 10 + 20 - 1 <= 32
+    cut, was_cut = fit_answers([short, long], prompt_length=30, block_size=32)  # keeps 16 prompt tokens: 17 fit
+    assert was_cut and cut == [short, long[:17]]
+    cut, _ = fit_answers([long], prompt_length=3, block_size=16)  # a short prompt keeps all of itself
+    assert cut == [long[:14]] and 3 + 14 - 1 == 16

@@ -8,18 +8,16 @@ score each candidate answer by its log-likelihood (scoring.py), and predict
                                              softmax of the number words' scores
 The three scoring rules come from the same forward passes, so all are reported; `scoring` picks the
 headline. The result is a dict in the shape of `minigpt finetune`'s metrics JSON (task, n_train,
-n_eval and each metric by name) plus what prompting adds: shots, how often k had to shrink or the
-prompt was cut, the chance level, the template.
+n_eval and each metric by name) plus what prompting adds: shots, how often k had to shrink, the
+prompt was cut or the answers were (fewshot.py), the chance level, the template.
 """
 import numpy as np
 
-from minigpt.prompting.fewshot import demonstration, draw_demonstrations, fit_prompt
+from minigpt.prompting.fewshot import demonstration, draw_demonstrations, fit_answers, fit_prompt
 from minigpt.prompting.scoring import SCORINGS, aggregate, score_candidates
 from minigpt.prompting.templates import label_words
-
-
-def is_regression_task(task):
-    return task.labels is None and task.shape != "multiple-choice"
+from minigpt.tasks import is_regression
+from minigpt.tasks.metrics import compute
 
 
 def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring="per_token",
@@ -30,12 +28,10 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     skip_unencodable: leave out examples the tokenizer cannot encode (a character-level tokenizer
     knows only the characters of its training text) and count them, instead of stopping at the first.
     """
-    from minigpt.tasks.metrics import compute
-
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
     template.check(task.shape)
-    regression = is_regression_task(task)
+    regression = is_regression(task)
     words = None if task.shape == "multiple-choice" else label_words(template, task.labels, regression)
     examples = task.dev if max_eval is None else task.dev[:max_eval]
     if not examples:
@@ -61,11 +57,13 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
               "k_mean": float(np.mean([row["k"] for row in rows])),
               "k_shrunk": sum(row["k"] < shots for row in rows),
               "prompt_truncated": sum(row["truncated"] > 0 for row in rows),
+              "answers_cut": sum(row["answers_cut"] for row in rows),
               "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
-              "chance": chance_level(task, rows, compute, regression),
+              "chance": chance_level(task, rows, regression),
               "by_scoring": by_scoring,
               "template": {"prompt": template.prompt, "answer": template.answer,
-                           "verbalizer": list(words) if words else None, "separator": template.separator}}
+                           "verbalizer": list(words) if words else None, "separator": template.separator},
+              "example_prompt": tokenizer.decode(rows[0]["prompt_ids"]), "example_candidates": rows[0]["texts"]}
     return result
 
 
@@ -89,7 +87,11 @@ def predict(model, tokenizer, template, example, demos, words, regression):
     for text, ids in zip(texts, candidates):
         if not ids:
             raise ValueError(f"the answer {text!r} encodes to no tokens; the answer template must add some text")
-    budget = model.config.block_size - (max(len(c) for c in candidates) - 1)
+    block = model.config.block_size
+    candidates, answers_cut = fit_answers(candidates, len(encode(template.fill(example))), block)
+    if answers_cut:  # compare what is scored: the beginnings (per_char divides by their length)
+        texts = [tokenizer.decode(c) for c in candidates]
+    budget = block - (max(len(c) for c in candidates) - 1)
     prompt = fit_prompt(encode, template, example, demos, words, budget)
     logprobs = score_candidates(model, prompt.ids, candidates)
     prediction = {}
@@ -101,7 +103,8 @@ def predict(model, tokenizer, template, example, demos, words, regression):
         else:
             prediction[rule] = int(np.argmax(scores))
     return {"label": example.label, "prediction": prediction, "k": prompt.k, "truncated": prompt.truncated,
-            "n_candidates": len(candidates)}
+            "answers_cut": answers_cut,
+            "n_candidates": len(candidates), "prompt_ids": prompt.ids, "texts": texts}
 
 
 def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
@@ -119,7 +122,7 @@ def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
     return usable
 
 
-def chance_level(task, rows, compute, regression):
+def chance_level(task, rows, regression):
     """What guessing scores on the evaluated examples: a uniform random guess (expected accuracy) and
     always answering the most frequent class of the training split."""
     if regression:

@@ -12,6 +12,9 @@ so the prompt may hold block_size - (L - 1) tokens. If it is longer:
   1. demonstrations are dropped, the last-drawn first, until it fits (k shrinks; the run reports it);
   2. if the example alone still does not fit, its prompt is cut from the left: the oldest tokens go,
      and the end, which the answer continues, is kept (reported as truncated).
+Answers longer than the context allows (a next line of 80 characters for a model that reads 64) are
+cut first, at their end, so that at least half the context, or the whole prompt if shorter, stays for
+the prompt: the candidates are then compared on their beginnings (reported as answers cut).
 """
 from dataclasses import dataclass
 
@@ -66,3 +69,13 @@ def fit_prompt(encode, template, example, demos, words, budget):
         if len(ids) <= budget:
             return Prompt(ids, k, 0)
     return Prompt(ids[-budget:], 0, len(ids) - budget)  # ids: the example alone, too long: keep its end
+
+
+def fit_answers(candidates, prompt_length, block_size):
+    """The candidates' token ids, each cut at its end if needed so that min(prompt_length, block_size // 2)
+    prompt tokens still fit beside the longest; and whether any was cut."""
+    keep = min(prompt_length, block_size // 2)  # prompt tokens the answers must leave room for
+    room = block_size - keep + 1  # the last answer token is predicted, never read
+    if max(len(c) for c in candidates) <= room:
+        return candidates, False
+    return [c[:room] for c in candidates], True

@@ -150,13 +150,13 @@ def load_template_file(path):
                     settings.get("separator", "\n\n"), where=f" (from {path})")
 
 
-GLUE_YES_NO = ("no", "yes")
-
 DEFAULTS = {
     # classification
-    "sst2": Template("Review: {text}\nSentiment:", verbalizer=("negative", "positive")),
-    "movie-reviews": Template("Review: {text}\nSentiment:", verbalizer=("negative", "positive")),
-    "cola": Template("{text}\nQuestion: Is this sentence grammatical?\nAnswer:", verbalizer=GLUE_YES_NO),
+    "sst2": Template("Review: {text}\nSentiment:", verbalizer={"negative": "negative", "positive": "positive"}),
+    "movie-reviews": Template("Review: {text}\nSentiment:",
+                              verbalizer={"negative": "negative", "positive": "positive"}),
+    "cola": Template("{text}\nQuestion: Is this sentence grammatical?\nAnswer:",
+                     verbalizer={"unacceptable": "no", "acceptable": "yes"}),
     "classification": Template("{text}\nLabel:"),
     # entailment; GPT-3 (appendix G) asks "True, False or Neither?"
     "mnli": Template("{premise}\nQuestion: {hypothesis} True, False or Neither?\nAnswer:",
@@ -170,9 +170,9 @@ DEFAULTS = {
     "entailment": Template("{premise}\nQuestion: {hypothesis}\nAnswer:"),
     # similarity
     "mrpc": Template("Sentence 1: {text_a}\nSentence 2: {text_b}\nQuestion: Do both sentences mean the same thing?"
-                     "\nAnswer:", verbalizer=GLUE_YES_NO),
+                     "\nAnswer:", verbalizer={"not_equivalent": "no", "equivalent": "yes"}),
     "qqp": Template("Question 1: {text_a}\nQuestion 2: {text_b}\nQuestion: Do both questions ask the same thing?"
-                    "\nAnswer:", verbalizer=GLUE_YES_NO),
+                    "\nAnswer:", verbalizer={"not_duplicate": "no", "duplicate": "yes"}),
     "stsb": Template("Sentence 1: {text_a}\nSentence 2: {text_b}\nQuestion: How similar are they, from 0 to 5?"
                      "\nAnswer:", verbalizer=("0", "1", "2", "3", "4", "5")),
     "similarity": Template("{text_a}\n{text_b}\nAnswer:"),
@@ -180,10 +180,12 @@ DEFAULTS = {
     "race": Template("{context}\nAnswer:"),
     "storycloze": Template("{context}"),
     "multiple-choice": Template("{context}\nAnswer:"),
-    # the built-in Shakespeare tasks: cues a model trained on plays has seen; label words are the class names
+    # the built-in Shakespeare tasks (genre: the class names comedy, history, tragedy are the words)
     "shakespeare-genre": Template("{text}\n\nThis passage is from a"),
-    "shakespeare-follows": Template("{premise}\n{hypothesis}\n\nDoes the second line follow the first? Answer:"),
-    "shakespeare-same-play": Template("{text_a}\n\n{text_b}\n\nAre both passages from the same play? Answer:"),
+    "shakespeare-follows": Template("{premise}\n{hypothesis}\n\nDoes the second line follow the first? Answer:",
+                                    verbalizer={"does not follow": "no", "follows": "yes"}),
+    "shakespeare-same-play": Template("{text_a}\n\n{text_b}\n\nAre both passages from the same play? Answer:",
+                                      verbalizer={"different": "no", "same": "yes"}),
     "shakespeare-next-line": Template("{context}", answer="\n{answer}"),
 }
 
