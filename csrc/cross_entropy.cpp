@@ -2,38 +2,130 @@
 //
 // The forward returns each row's loss and its log-sum-exp; the backward rebuilds softmax from
 // the logits and lse in the same pass that writes the gradient, so probabilities (as large as
-// the logits: B*T*V floats) are never stored.
+// the logits: B*T*V floats) are never stored. Each row is read W floats at a time (simd.h), the
+// last V % W one by one; rows are split over threads when there are enough of them.
 #include <cmath>
 
 #include "fastmath.h"
 #include "kernels.h"
+#include "simd.h"
 
-void cross_entropy_forward(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t N,
-                           int64_t V) {
-    #pragma omp parallel for if (N * V >= MIN_PARALLEL_WORK)
-    for (int64_t r = 0; r < N; r++) {
-        const float* z = logits + r * V;  // (V,)
+namespace {
+
+template <typename V>
+SIMD_INLINE void forward_rows(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t r0,
+                              int64_t r1, int64_t nV) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t nv = nV / W * W;
+    for (int64_t r = r0; r < r1; r++) {
+        const float* z = logits + r * nV;  // (V,)
         float maxval = -INFINITY;
-        for (int64_t v = 0; v < V; v++) { maxval = z[v] > maxval ? z[v] : maxval; }
-        float sum = 0.0f;
-        #pragma omp simd reduction(+ : sum)
-        for (int64_t v = 0; v < V; v++) { sum += fast_exp(z[v] - maxval); }
+        V m, e;
+        if (nv > 0) {
+            std::memcpy(&m, z, sizeof(V));
+            for (int64_t v = W; v < nv; v += W) {
+                std::memcpy(&e, z + v, sizeof(V));
+                m = e > m ? e : m;
+            }
+            maxval = max_lanes(m);
+        }
+        for (int64_t v = nv; v < nV; v++) { maxval = z[v] > maxval ? z[v] : maxval; }
+        V acc = V{};
+        for (int64_t v = 0; v < nv; v += W) {
+            std::memcpy(&e, z + v, sizeof(V));
+            e -= maxval;
+            exp_in_place(e);
+            acc += e;
+        }
+        float sum = sum_lanes(acc);
+        for (int64_t v = nv; v < nV; v++) { sum += fast_exp(z[v] - maxval); }
         lse[r] = maxval + std::log(sum);
         // a negative target marks a padded position: it counts for nothing
         losses[r] = targets[r] < 0 ? 0.0f : lse[r] - z[targets[r]];
     }
 }
 
-void cross_entropy_backward(float* dlogits, const float* logits, const float* lse, const int64_t* targets,
-                            float dloss, int64_t N, int64_t V) {
-    #pragma omp parallel for if (N * V >= MIN_PARALLEL_WORK)
-    for (int64_t r = 0; r < N; r++) {
+template <typename V>
+SIMD_INLINE void backward_rows(float* dlogits, const float* logits, const float* lse, const int64_t* targets,
+                               float dloss, int64_t r0, int64_t r1, int64_t nV) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t nv = nV / W * W;
+    for (int64_t r = r0; r < r1; r++) {
         if (targets[r] < 0) { continue; }  // padded: zero gradient (dlogits arrives zeroed)
-        const float* z = logits + r * V;  // (V,)
-        float* dz = dlogits + r * V;      // (V,)
+        const float* z = logits + r * nV;  // (V,)
+        float* dz = dlogits + r * nV;      // (V,)
         const float l = lse[r];
-        #pragma omp simd
-        for (int64_t v = 0; v < V; v++) { dz[v] += dloss * fast_exp(z[v] - l); }  // softmax * dloss
-        dz[targets[r]] -= dloss;                                                 // minus the one-hot
+        V e, d;
+        for (int64_t v = 0; v < nv; v += W) {  // dz += dloss * softmax
+            std::memcpy(&e, z + v, sizeof(V));
+            std::memcpy(&d, dz + v, sizeof(V));
+            e -= l;
+            exp_in_place(e);
+            d += dloss * e;
+            std::memcpy(dz + v, &d, sizeof(V));
+        }
+        for (int64_t v = nv; v < nV; v++) { dz[v] += dloss * fast_exp(z[v] - l); }
+        dz[targets[r]] -= dloss;  // minus the one-hot
+    }
+}
+
+SIMD_AVX512 void forward_avx512(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t r0,
+                                int64_t r1, int64_t nV) {
+    forward_rows<vec16>(losses, lse, logits, targets, r0, r1, nV);
+}
+SIMD_AVX2 void forward_avx2(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t r0,
+                            int64_t r1, int64_t nV) {
+    forward_rows<vec8>(losses, lse, logits, targets, r0, r1, nV);
+}
+void forward_portable(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t r0, int64_t r1,
+                      int64_t nV) {
+    forward_rows<vec4>(losses, lse, logits, targets, r0, r1, nV);
+}
+
+SIMD_AVX512 void backward_avx512(float* dlogits, const float* logits, const float* lse, const int64_t* targets,
+                                 float dloss, int64_t r0, int64_t r1, int64_t nV) {
+    backward_rows<vec16>(dlogits, logits, lse, targets, dloss, r0, r1, nV);
+}
+SIMD_AVX2 void backward_avx2(float* dlogits, const float* logits, const float* lse, const int64_t* targets,
+                             float dloss, int64_t r0, int64_t r1, int64_t nV) {
+    backward_rows<vec8>(dlogits, logits, lse, targets, dloss, r0, r1, nV);
+}
+void backward_portable(float* dlogits, const float* logits, const float* lse, const int64_t* targets, float dloss,
+                       int64_t r0, int64_t r1, int64_t nV) {
+    backward_rows<vec4>(dlogits, logits, lse, targets, dloss, r0, r1, nV);
+}
+
+}  // namespace
+
+// (V is the vocabulary size; inside this file nV, since V names the vector type of the templates.)
+void cross_entropy_forward(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t N,
+                           int64_t nV) {
+    const SimdPath path = simd_path();
+    #pragma omp parallel if (N > 1 && N * nV >= MIN_PARALLEL_WORK)
+    {
+        const Share s = thread_share(N, 1);
+        if (path == SimdPath::avx512) {
+            forward_avx512(losses, lse, logits, targets, s.begin, s.end, nV);
+        } else if (path == SimdPath::avx2) {
+            forward_avx2(losses, lse, logits, targets, s.begin, s.end, nV);
+        } else {
+            forward_portable(losses, lse, logits, targets, s.begin, s.end, nV);
+        }
+    }
+}
+
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse, const int64_t* targets,
+                            float dloss, int64_t N, int64_t nV) {
+    const SimdPath path = simd_path();
+    #pragma omp parallel if (N > 1 && N * nV >= MIN_PARALLEL_WORK)
+    {
+        const Share s = thread_share(N, 1);
+        if (path == SimdPath::avx512) {
+            backward_avx512(dlogits, logits, lse, targets, dloss, s.begin, s.end, nV);
+        } else if (path == SimdPath::avx2) {
+            backward_avx2(dlogits, logits, lse, targets, dloss, s.begin, s.end, nV);
+        } else {
+            backward_portable(dlogits, logits, lse, targets, dloss, s.begin, s.end, nV);
+        }
     }
 }

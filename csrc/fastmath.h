@@ -4,18 +4,39 @@
 // which the build does not use (it would change every other float result too). These are the
 // textbook Cephes-style versions: exp(x) = 2^n * e^r with n = round(x / ln 2) and
 // r = x - n ln 2 in [-ln2/2, ln2/2], e^r from a degree-6 polynomial, 2^n put straight into the
-// exponent bits. Relative error about 2e-7 (2 ulp) over the whole float range.
+// exponent bits. Relative error about 2e-7 (2 ulp) over the whole float range; exactly 0 below -87.3.
+// simd.h has the same function on vectors.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
+#ifdef MINIGPT_OPENMP
+#include <omp.h>
+#endif
+
 // Below this many elements an elementwise loop finishes before a thread team would wake up:
 // the memory-bound kernels run it on one thread (OpenMP's `if` clause).
 constexpr int64_t MIN_PARALLEL_WORK = 1 << 15;
 
+// The calling thread's share [begin, end) of n items, split evenly over the team in contiguous
+// pieces whose ends are multiples of `unit` (except n itself): 64 floats keep two threads off one
+// cache line and every share on whole vectors. Outside a parallel region: all of [0, n).
+struct Share { int64_t begin, end; };
+inline Share thread_share(int64_t n, int64_t unit) {
+    int64_t team = 1, rank = 0;
+#ifdef MINIGPT_OPENMP
+    team = omp_get_num_threads();
+    rank = omp_get_thread_num();
+#endif
+    const int64_t units = (n + unit - 1) / unit;
+    const int64_t begin = units * rank / team * unit, end = units * (rank + 1) / team * unit;
+    return {begin < n ? begin : n, end < n ? end : n};
+}
+
 static inline float fast_exp(float x) {
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // beyond these exp under/overflows float
+    const bool underflow = x < -87.3f;  // exp(x) < 1.2e-38: 0, as exp(-inf) (a masked entry) must be
+    x = underflow ? -87.3f : (x > 88.3f ? 88.3f : x);  // beyond these exp under/overflows float
     // round(x / ln2) by the 1.5 * 2^23 trick: adding it pushes the fraction bits out
     const float shifted = x * 1.44269504088896341f + 12582912.0f;
     const float n = shifted - 12582912.0f;
@@ -32,7 +53,7 @@ static inline float fast_exp(float x) {
     std::memcpy(&bits, &p, sizeof bits);
     bits += static_cast<int32_t>(n) << 23;  // multiply by 2^n
     std::memcpy(&p, &bits, sizeof bits);
-    return p;
+    return underflow ? 0.0f : p;
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): exact limits +-1 for large |u|, absolute error about 1e-7.

@@ -1,5 +1,7 @@
-// LayerNorm over the last axis, forward and backward, one row per iteration, rows spread over
-// OpenMP threads. Follows layernorm_forward / layernorm_backward in minigpt/kernels/layernorm.py.
+// LayerNorm over the last axis, forward and backward, one row at a time, rows split over OpenMP
+// threads when there are enough of them. Follows layernorm_forward / layernorm_backward in
+// minigpt/kernels/layernorm.py. Each row is a few passes over C floats that stay in L1 between
+// passes: W floats at a time (simd.h), the last C % W one by one.
 //
 // Like llm.c, the forward saves only mean and rstd per row (2 floats, not a copy of xhat): the
 // backward recomputes xhat = (x - mean) * rstd from x, which the caller keeps anyway.
@@ -8,60 +10,163 @@
 
 #include "fastmath.h"
 #include "kernels.h"
+#include "simd.h"
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps) {
-    #pragma omp parallel for if (N * C >= MIN_PARALLEL_WORK)
-    for (int64_t r = 0; r < N; r++) {
+namespace {
+
+template <typename V>
+SIMD_INLINE void forward_rows(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                              int64_t r0, int64_t r1, int64_t C, float eps) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t cv = C / W * W;
+    for (int64_t r = r0; r < r1; r++) {
         const float* x_r = x + r * C;  // (C,)
         float* out_r = out + r * C;    // (C,)
-        float sum = 0.0f;
-        #pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < C; c++) { sum += x_r[c]; }
+        V acc = V{}, v, wv, bv;
+        for (int64_t c = 0; c < cv; c += W) {
+            std::memcpy(&v, x_r + c, sizeof(V));
+            acc += v;
+        }
+        float sum = sum_lanes(acc);
+        for (int64_t c = cv; c < C; c++) { sum += x_r[c]; }
         const float m = sum / C;
         // the variance from the centred values (two passes): E[x^2] - m^2 would cancel badly
-        float sq = 0.0f;
-        #pragma omp simd reduction(+ : sq)
-        for (int64_t c = 0; c < C; c++) { sq += (x_r[c] - m) * (x_r[c] - m); }
+        acc = V{};
+        for (int64_t c = 0; c < cv; c += W) {
+            std::memcpy(&v, x_r + c, sizeof(V));
+            v -= m;
+            acc += v * v;
+        }
+        float sq = sum_lanes(acc);
+        for (int64_t c = cv; c < C; c++) { sq += (x_r[c] - m) * (x_r[c] - m); }
         const float s = 1.0f / std::sqrt(sq / C + eps);
-        #pragma omp simd
-        for (int64_t c = 0; c < C; c++) { out_r[c] = (x_r[c] - m) * s * w[c] + b[c]; }
+        for (int64_t c = 0; c < cv; c += W) {
+            std::memcpy(&v, x_r + c, sizeof(V));
+            std::memcpy(&wv, w + c, sizeof(V));
+            std::memcpy(&bv, b + c, sizeof(V));
+            v = (v - m) * s * wv + bv;
+            std::memcpy(out_r + c, &v, sizeof(V));
+        }
+        for (int64_t c = cv; c < C; c++) { out_r[c] = (x_r[c] - m) * s * w[c] + b[c]; }
         mean[r] = m;
         rstd[r] = s;
     }
 }
 
+// dx for rows [r0, r1), and their sums into dw_t and db_t (C,), the thread's own buffers.
+template <typename V>
+SIMD_INLINE void backward_rows(float* dx, float* dw_t, float* db_t, const float* dout, const float* x,
+                               const float* mean, const float* rstd, const float* w, int64_t r0, int64_t r1,
+                               int64_t C) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t cv = C / W * W;
+    for (int64_t r = r0; r < r1; r++) {
+        const float* dout_r = dout + r * C;  // (C,)
+        const float* x_r = x + r * C;        // (C,)
+        float* dx_r = dx + r * C;            // (C,)
+        const float m = mean[r], s = rstd[r];
+        // g = dout * w is the gradient reaching xhat; dx needs mean(g) and mean(g * xhat)
+        V g_acc = V{}, gx_acc = V{}, d, v, wv, t;
+        for (int64_t c = 0; c < cv; c += W) {
+            std::memcpy(&d, dout_r + c, sizeof(V));
+            std::memcpy(&v, x_r + c, sizeof(V));
+            std::memcpy(&wv, w + c, sizeof(V));
+            const V g = d * wv;
+            g_acc += g;
+            gx_acc += g * ((v - m) * s);
+        }
+        float g_mean = sum_lanes(g_acc), gx_mean = sum_lanes(gx_acc);
+        for (int64_t c = cv; c < C; c++) {
+            const float g = dout_r[c] * w[c];
+            g_mean += g;
+            gx_mean += g * ((x_r[c] - m) * s);
+        }
+        g_mean /= C;
+        gx_mean /= C;
+        for (int64_t c = 0; c < cv; c += W) {
+            std::memcpy(&d, dout_r + c, sizeof(V));
+            std::memcpy(&v, x_r + c, sizeof(V));
+            std::memcpy(&wv, w + c, sizeof(V));
+            const V xhat = (v - m) * s;
+            std::memcpy(&t, dx_r + c, sizeof(V));
+            t += s * (d * wv - g_mean - xhat * gx_mean);
+            std::memcpy(dx_r + c, &t, sizeof(V));
+            std::memcpy(&t, dw_t + c, sizeof(V));
+            t += d * xhat;
+            std::memcpy(dw_t + c, &t, sizeof(V));
+            std::memcpy(&t, db_t + c, sizeof(V));
+            t += d;
+            std::memcpy(db_t + c, &t, sizeof(V));
+        }
+        for (int64_t c = cv; c < C; c++) {
+            const float xhat = (x_r[c] - m) * s;
+            dx_r[c] += s * (dout_r[c] * w[c] - g_mean - xhat * gx_mean);
+            dw_t[c] += dout_r[c] * xhat;
+            db_t[c] += dout_r[c];
+        }
+    }
+}
+
+SIMD_AVX512 void forward_avx512(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                                int64_t r0, int64_t r1, int64_t C, float eps) {
+    forward_rows<vec16>(out, mean, rstd, x, w, b, r0, r1, C, eps);
+}
+SIMD_AVX2 void forward_avx2(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                            int64_t r0, int64_t r1, int64_t C, float eps) {
+    forward_rows<vec8>(out, mean, rstd, x, w, b, r0, r1, C, eps);
+}
+void forward_portable(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t r0,
+                      int64_t r1, int64_t C, float eps) {
+    forward_rows<vec4>(out, mean, rstd, x, w, b, r0, r1, C, eps);
+}
+
+SIMD_AVX512 void backward_avx512(float* dx, float* dw_t, float* db_t, const float* dout, const float* x,
+                                 const float* mean, const float* rstd, const float* w, int64_t r0, int64_t r1,
+                                 int64_t C) {
+    backward_rows<vec16>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+}
+SIMD_AVX2 void backward_avx2(float* dx, float* dw_t, float* db_t, const float* dout, const float* x, const float* mean,
+                             const float* rstd, const float* w, int64_t r0, int64_t r1, int64_t C) {
+    backward_rows<vec8>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+}
+void backward_portable(float* dx, float* dw_t, float* db_t, const float* dout, const float* x, const float* mean,
+                       const float* rstd, const float* w, int64_t r0, int64_t r1, int64_t C) {
+    backward_rows<vec4>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+}
+
+}  // namespace
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                       int64_t N, int64_t C, float eps) {
+    const SimdPath path = simd_path();
+    #pragma omp parallel if (N > 1 && N * C >= MIN_PARALLEL_WORK)
+    {
+        const Share s = thread_share(N, 1);
+        if (path == SimdPath::avx512) {
+            forward_avx512(out, mean, rstd, x, w, b, s.begin, s.end, C, eps);
+        } else if (path == SimdPath::avx2) {
+            forward_avx2(out, mean, rstd, x, w, b, s.begin, s.end, C, eps);
+        } else {
+            forward_portable(out, mean, rstd, x, w, b, s.begin, s.end, C, eps);
+        }
+    }
+}
+
 void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* mean,
                         const float* rstd, const float* w, int64_t N, int64_t C) {
+    const SimdPath path = simd_path();
     // dw and db sum over all rows: each thread sums its rows into a private buffer and the
     // buffers are added at the end, so no two threads ever write the same float.
-    #pragma omp parallel if (N * C >= MIN_PARALLEL_WORK)
+    #pragma omp parallel if (N > 1 && N * C >= MIN_PARALLEL_WORK)
     {
         std::vector<float> dw_t(C, 0.0f), db_t(C, 0.0f);
-        #pragma omp for
-        for (int64_t r = 0; r < N; r++) {
-            const float* dout_r = dout + r * C;  // (C,)
-            const float* x_r = x + r * C;        // (C,)
-            float* dx_r = dx + r * C;            // (C,)
-            const float m = mean[r], s = rstd[r];
-            // g = dout * w is the gradient reaching xhat; dx needs mean(g) and mean(g * xhat)
-            float g_mean = 0.0f, gx_mean = 0.0f;
-            #pragma omp simd reduction(+ : g_mean, gx_mean)
-            for (int64_t c = 0; c < C; c++) {
-                const float xhat = (x_r[c] - m) * s;
-                const float g = dout_r[c] * w[c];
-                g_mean += g;
-                gx_mean += g * xhat;
-            }
-            g_mean /= C;
-            gx_mean /= C;
-            #pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                const float xhat = (x_r[c] - m) * s;
-                dx_r[c] += s * (dout_r[c] * w[c] - g_mean - xhat * gx_mean);
-                dw_t[c] += dout_r[c] * xhat;
-                db_t[c] += dout_r[c];
-            }
+        const Share s = thread_share(N, 1);
+        if (path == SimdPath::avx512) {
+            backward_avx512(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
+        } else if (path == SimdPath::avx2) {
+            backward_avx2(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
+        } else {
+            backward_portable(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
         }
         #pragma omp critical
         for (int64_t c = 0; c < C; c++) {
