@@ -9,7 +9,8 @@ PyTorch's allow_tf32) for matmul and training:
   attention  causal forward + backward against torch's scaled_dot_product_attention
   training   tokens/s of a whole step (zero_grad, forward, loss, backward, clip, AdamW) for "small"
              (6L/6H/384, T=256, B=64, V=65) and GPT-2 124M (12L/12H/768, T=1024, B=8, V=50257)
-             against the same model in PyTorch (benchmarks/torch_reference.py)
+             against the same model in PyTorch (benchmarks/torch_reference.py); for ours also the
+             milliseconds of forward, backward and clip + AdamW, each timed alone
 Times come from the host clock around many calls, with the GPU synchronised before and after, after
 a warm-up; the median of three such batches. A part that fails prints its error and the script
 exits non-zero at the end, after the other parts have run. This is a measurement, not a test.
@@ -196,7 +197,7 @@ def train_ours(data, L, H, C, T, B, V, sync, steps, tf32=False):
     """tokens/s of minigpt with backend="cuda", and its first losses."""
     kernels.set_cuda_tf32(tf32)
     try:
-        return train_ours_steps(data, L, H, C, T, B, V, sync, steps)
+        return train_ours_steps(data, L, H, C, T, B, V, sync, steps)  # tokens/s, first losses, phases
     finally:
         kernels.set_cuda_tf32(False)
 
@@ -215,7 +216,32 @@ def train_ours_steps(data, L, H, C, T, B, V, sync, steps):
         minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
         opt.step()
 
-    return tokens_per_second(step, B, T, sync, steps), losses[:3]
+    tps = tokens_per_second(step, B, T, sync, steps)
+    return tps, losses[:3], step_phases(model, opt, data, sync)
+
+
+def step_phases(model, opt, data, sync, repeats=3):
+    """Milliseconds of each part of a step, each timed alone (the GPU synchronised around it, so the host's
+    launch overhead shows): forward with the loss, backward, and clipping with AdamW. The medians."""
+    times = {"fwd_ms": [], "bwd_ms": [], "opt_ms": []}
+    for i in range(repeats):
+        d = data[i % 4]
+        model.zero_grad()
+        sync()
+        t0 = time.perf_counter()
+        model.forward(d[:, :-1], d[:, 1:])
+        sync()
+        t1 = time.perf_counter()
+        model.backward()
+        sync()
+        t2 = time.perf_counter()
+        minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        for name, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            times[name].append(dt * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
@@ -245,8 +271,8 @@ def bench_training(torch, cupy, sync, quick):
     for name, (L, H, C, T, B, V) in TRAIN_CONFIGS.items():
         steps = 5 if quick else (20 if name == "small" else 8)
         data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
-        ours_tps, ours_losses = train_ours(data, L, H, C, T, B, V, sync, steps)
-        ours_tf32_tps, _ = train_ours(data, L, H, C, T, B, V, sync, steps, tf32=True)
+        ours_tps, ours_losses, phases = train_ours(data, L, H, C, T, B, V, sync, steps)
+        ours_tf32_tps, _, _ = train_ours(data, L, H, C, T, B, V, sync, steps, tf32=True)
         cupy.get_default_memory_pool().free_all_blocks()  # the GPU's memory back for PyTorch's runs
         torch_tps, torch_losses = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=False)
         torch_tf32_tps, _ = train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32=True)
@@ -254,7 +280,8 @@ def bench_training(torch, cupy, sync, quick):
         rows.append({"config": f"{name} B{B} T{T}", "ours_tokens_per_s": ours_tps, "torch_tokens_per_s": torch_tps,
                      "ratio": ours_tps / torch_tps, "ours_tf32_tokens_per_s": ours_tf32_tps,
                      "torch_tf32_tokens_per_s": torch_tf32_tps, "ratio_tf32": ours_tf32_tps / torch_tf32_tps,
-                     "ours_first_losses": ours_losses, "torch_first_losses": torch_losses})
+                     "ours_first_losses": ours_losses, "torch_first_losses": torch_losses,
+                     "ours_step_ms": B * T / ours_tps * 1e3, **{f"ours_{k}": v for k, v in phases.items()}})
     return rows
 
 
@@ -295,7 +322,8 @@ def main():
                                              "ours_tflops", "out_rel_diff", "dq_rel_diff"]),
              "training": (bench_training, ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio",
                                            "ours_tf32_tokens_per_s", "torch_tf32_tokens_per_s", "ratio_tf32",
-                                           "ours_first_losses", "torch_first_losses"])}
+                                           "ours_first_losses", "torch_first_losses", "ours_step_ms",
+                                           "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"])}
     failed = []
     for name, (bench, _) in parts.items():
         t0 = time.perf_counter()

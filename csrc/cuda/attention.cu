@@ -484,6 +484,11 @@ void allow_smem(Kernel kernel, size_t bytes, int64_t hs) {
     }
     cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
                "cudaFuncSetAttribute");
+    // An SM splits one pool between L1 cache and shared memory. Ask for the largest shared part, so that
+    // two blocks of 68-88 KiB (hs <= 64) fit on an SM at once rather than whatever split the driver picks.
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
+               "cudaFuncSetAttribute");
 }
 
 struct Launch {
