@@ -15,10 +15,11 @@ from plays held out of pre-training.
 The prompting columns run minigpt.prompting.evaluate_task in this process, with each task's default
 template (see minigpt/prompting/templates.py). The fine-tuned column runs `minigpt finetune
 --checkpoint ... --task ... --metrics-out ...` as a user would, with --finetune-args appended, and
-reads the headline metric from its metrics JSON. Both evaluate the first --max-eval dev examples
-(--max-eval is passed to finetune as well). Chance is a uniform random guess; "majority" always
-answers the commonest training class. k-shrink: with a short context (the default run's is 64
-characters) the demonstrations do not fit, and the table says how many were kept on average.
+reads the headline metric from its metrics JSON. Both evaluate the same --max-eval dev examples
+(a seeded random subset, drawn the same way by both; --max-eval and --seed are passed to finetune).
+Chance is a uniform random guess; "majority" always answers the commonest training class. k-shrink:
+with a short context (the default run's is 64 characters) the demonstrations do not fit, and the
+table says how many were kept on average.
 Small models sit near chance zero-shot; the table reports what it measures.
 """
 import argparse

@@ -318,7 +318,8 @@ def build_parser():
     p.add_argument("--scoring", choices=["total", "per_token", "per_char"], default="per_token",
                    help="the headline rule for comparing answers: summed log-probability, or per token "
                         "(GPT-3's, the default) or per character; all three are reported")
-    p.add_argument("--max-eval", type=int, default=None, help="evaluate the first N examples of the dev split")
+    p.add_argument("--max-eval", type=int, default=None, help="evaluate a seeded random subset of N dev examples "
+                                                              "(the same N as minigpt finetune --max-eval N)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the demonstrations and the task split")
     p.add_argument("--metrics-out", help="write the metrics to this JSON file")
     p.add_argument("--skip-unencodable", action="store_true",

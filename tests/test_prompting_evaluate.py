@@ -237,3 +237,12 @@ def test_zero_shot_curve_over_a_pretraining_run(tmp_path, capsys):
     lines = [json.loads(line) for line in (tmp_path / "curve.json").read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 2, 4] and all(r["n_eval"] == 2 and r["skipped"] == 0 for r in lines)
     assert "step      4  classification" in capsys.readouterr().out
+
+
+def test_eval_subset_is_seeded_and_nested():
+    from minigpt.prompting.evaluate import eval_subset
+    dev = list(range(40))
+    assert eval_subset(dev, None, 0) == eval_subset(dev, 0, 0) == eval_subset(dev, 40, 0) == dev
+    ten = eval_subset(dev, 10, 1)
+    assert len(set(ten)) == 10 and ten != dev[:10] and eval_subset(dev, 25, 1)[:10] == ten
+    assert eval_subset(dev, 10, 2) != ten

@@ -22,7 +22,7 @@ from minigpt.tasks.metrics import compute
 
 def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring="per_token",
                   skip_unencodable=False, progress=False):
-    """Evaluate `model` on task.dev (the first max_eval examples) by prompting; return the metrics dict.
+    """Evaluate `model` on task.dev (or max_eval of its examples, see eval_subset) by prompting; return the metrics.
 
     task: a minigpt.tasks.TaskData. template: a Template (checked against the task's shape here).
     skip_unencodable: leave out examples the tokenizer cannot encode (a character-level tokenizer
@@ -33,7 +33,7 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     template.check(task.shape)
     regression = is_regression(task)
     words = None if task.shape == "multiple-choice" else label_words(template, task.labels, regression)
-    examples = task.dev if max_eval is None else task.dev[:max_eval]
+    examples = eval_subset(task.dev, max_eval, seed)
     if not examples:
         raise ValueError(f"task {task.name} has no evaluation examples")
     pool = demonstration_pool(task.train, template, words, tokenizer, skip_unencodable) if shots else []
@@ -65,6 +65,15 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
                            "verbalizer": list(words) if words else None, "separator": template.separator},
               "example_prompt": tokenizer.decode(rows[0]["prompt_ids"]), "example_candidates": rows[0]["texts"]}
     return result
+
+
+def eval_subset(dev, n, seed):
+    """n dev examples drawn by a seeded permutation (all with n None or 0): the same draw as `minigpt finetune
+    --max-eval n --seed seed` (its stream 6), so that prompting and fine-tuning score the same examples."""
+    if not n or n >= len(dev):
+        return list(dev)
+    order = np.random.default_rng([seed, 6]).permutation(len(dev))
+    return [dev[i] for i in order[:n]]
 
 
 class UnencodableText(ValueError):
