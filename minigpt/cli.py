@@ -3,6 +3,7 @@
   minigpt pretrain    pre-train a GPT (default: characters of Shakespeare's plays), then sample
   minigpt generate    sample from a checkpoint
   minigpt evaluate    zero- or few-shot evaluation of a checkpoint on a labelled task
+  minigpt finetune    fine-tune a checkpoint on a labelled task (GPT-1: task tokens, a head, the auxiliary LM loss)
   minigpt data        fetch the default corpus, or encode a text into token files
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
   minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back

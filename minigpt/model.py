@@ -197,6 +197,8 @@ class GPT:
         weight = xp.concatenate([self.wte.params["weight"], kernels.to_backend(new_rows, self.backend)])  # (V+n, C)
         self.wte.params["weight"], self.wte.grads["weight"] = weight, xp.zeros_like(weight)
         self.config = replace(self.config, vocab_size=V + n)
+        if self.flat is not None:  # on the GPU: a new pair of buffers that hold the grown table too
+            self.flat = FlatParameters(self.sublayers())
         self.params, self.grads = collect_parameters(self.sublayers())
         self.cache = None
         return list(range(V, V + n))

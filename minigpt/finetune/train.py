@@ -1,0 +1,343 @@
+"""Supervised fine-tuning (Radford et al. 2018, sec. 3.2 and 4.1): a pre-trained GPT, a task, a head.
+
+The run, in order:
+    task      tasks.load_task: train and dev Examples, label names, metrics
+    model     the checkpoint's GPT (or, with init="random", the same shape freshly drawn: the baseline
+              without pre-training), dropout set for fine-tuning, the first transfer_layers blocks
+              kept, the start / delimiter / extract tokens added, a linear head on top
+    encode    every example through the input transformations, once (transforms.py)
+    train     epochs over the shuffled training set: AdamW, linear warmup over warmup (0.2%) of the
+              steps then linear decay to 0 (the paper's schedule), global gradient clipping
+    evaluate  after every epoch, the task's metrics on dev, with the dev task and LM losses
+    save      the fine-tuned model in out/ckpt-<step>/ (finetune/checkpoint.py), the metrics as JSON
+Ctrl-C finishes the current step, evaluates, saves and exits, like pre-training; a second Ctrl-C
+stops at once. There is no resume: a fine-tuning run takes minutes.
+
+The paper's settings for its 117M model: lr 6.25e-5, batch 32, 3 epochs, dropout 0.1, warmup 0.2%,
+λ = 0.5, weight decay 0.01. Our models are a hundred times smaller and take a larger learning rate.
+"""
+import json
+import math
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from minigpt import kernels
+from minigpt.checkpoint import load_weights, read_info
+from minigpt.config import GPTConfig
+from minigpt.finetune.batch import collate
+from minigpt.finetune.checkpoint import save_task_model
+from minigpt.finetune.modes import MODES, keep_first_layers, trainable_parameters
+from minigpt.finetune.task_model import TaskModel
+from minigpt.finetune.tokens import add_task_tokens
+from minigpt.finetune.transforms import UnencodableText, encode_example
+from minigpt.model import GPT
+from minigpt.optim import AdamW, clip_grad_norm
+from minigpt.safetensors import load_file
+from minigpt.tokenizer import tokenizer_from_dict
+from minigpt.train import StopRequest
+
+INITS = ("pretrained", "random")
+
+HELP = {
+    "checkpoint": "the pre-trained checkpoint folder, or a pre-training run's --out folder (its latest checkpoint)",
+    "task": "the task: sst2 cola mnli snli qnli rte mrpc qqp stsb race storycloze (with --data: the task's "
+            "folder or file), classification entailment similarity multiple-choice (with --data: a folder "
+            "holding train.jsonl and dev.jsonl), movie-reviews (after `minigpt data fetch movie-reviews`), or "
+            "a built-in task made from held-out Shakespeare plays, no data needed: shakespeare-genre "
+            "shakespeare-follows shakespeare-same-play shakespeare-next-line",
+    "data": "the task's data folder or file (real formats and JSONL tasks)",
+    "mode": "full: every weight trains (the paper); frozen: only the head and the start/delimiter/extract "
+            "embeddings train",
+    "aux_lm": "λ, the weight of the auxiliary language-modelling loss on the task's inputs (the paper: 0.5; "
+              "0 turns it off)",
+    "transfer_layers": "keep only the first N pre-trained blocks and draw the rest fresh (-1: keep all; "
+                       "the paper's figure 2)",
+    "init": "pretrained: start from the checkpoint's weights; random: the same shape and tokenizer with fresh "
+            "weights (the baseline without pre-training)",
+    "epochs": "passes over the training set",
+    "lr": "peak learning rate, reached after the warmup, then linear decay to 0",
+    "batch": "examples per step (a multiple-choice example is one sequence per candidate)",
+    "dropout": "dropout in the transformer and before the head",
+    "weight_decay": "AdamW decoupled weight decay (2-D weights only)",
+    "warmup": "fraction of the steps with linear warmup",
+    "grad_clip": "clip the global gradient norm of the trained weights to this (0: no clipping)",
+    "max_train": "train on a seeded random subset of N examples (0: all); nested across N for one seed",
+    "max_eval": "evaluate on a seeded random subset of N dev examples (0: all)",
+    "seed": "random seed: the head, the new embeddings, fresh weights, subsets, shuffling, dropout; also picks "
+            "the built-in tasks' sample",
+    "backend": "numpy (the readable reference) or cpu (the C++ kernels)",
+    "out": "output folder for the fine-tuned model (ckpt-<step>/: weights, head, tokenizer with its new tokens, "
+           "config)",
+    "metrics_out": "also write the final metrics (task, n_train, n_eval, each metric, settings) to this JSON file",
+    "skip_unencodable": "leave out (and count) examples the tokenizer cannot encode (e.g. a character the "
+                        "char tokenizer never saw) instead of stopping",
+}
+
+
+@dataclass
+class FineTuneConfig:
+    """Every setting of a fine-tuning run; `minigpt finetune --help` documents each one."""
+    checkpoint: str = ""
+    task: str = ""
+    data: str = ""
+    mode: str = "full"
+    aux_lm: float = 0.5
+    transfer_layers: int = -1  # -1: every layer
+    init: str = "pretrained"
+    epochs: int = 3
+    lr: float = 1e-4
+    batch: int = 16
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+    warmup: float = 0.002
+    grad_clip: float = 1.0
+    max_train: int = 0  # 0: all
+    max_eval: int = 0  # 0: all
+    seed: int = 0
+    backend: str = "cpu"
+    out: str = "out-finetune"
+    metrics_out: str = ""
+    skip_unencodable: bool = False
+
+    def check(self):
+        """Raise a ValueError naming the first setting that makes no sense."""
+        problems = [(not self.checkpoint, "--checkpoint is required: a pre-trained checkpoint or run folder"),
+                    (not self.task, "--task is required"),
+                    (self.mode not in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+                    (self.init not in INITS, f"--init must be one of {', '.join(INITS)}, got {self.init!r}"),
+                    (not self.aux_lm >= 0, f"--aux-lm (λ) must be >= 0, got {self.aux_lm}"),
+                    (self.epochs < 1, f"--epochs must be at least 1, got {self.epochs}"),
+                    (not self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                    (self.batch < 1, f"--batch must be at least 1, got {self.batch}"),
+                    (not 0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
+                    (not 0 <= self.warmup < 1, f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}"),
+                    (self.max_train < 0 or self.max_eval < 0, "--max-train and --max-eval must be >= 0"),
+                    (self.transfer_layers < -1, f"--transfer-layers must be >= 0, got {self.transfer_layers}"),
+                    (self.init == "random" and self.transfer_layers != -1,
+                     "--transfer-layers keeps pre-trained layers, so it needs --init pretrained"),
+                    (self.mode == "frozen" and self.init == "random",
+                     "--mode frozen with --init random would train a head on an untrained, frozen transformer; "
+                     "use --mode full for the random-init baseline")]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+        return self
+
+
+def linear_warmup_decay(step, max_lr, warmup_steps, total_steps):
+    """GPT-1's schedule: linear from 0 to max_lr over warmup_steps, then linear down to 0 at total_steps."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    return max_lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def load_pretrained_gpt(cfg):
+    """(gpt, tokenizer) from cfg.checkpoint: its weights (init="pretrained") or its shape only ("random")."""
+    path, info = read_info(cfg.checkpoint)
+    if info.get("finetune"):
+        raise ValueError(f"{path} is already fine-tuned (task {info['finetune']['task']}); start from a "
+                         "pre-trained checkpoint")
+    if not info.get("tokenizer"):
+        raise ValueError(f"{path} has no tokenizer saved, so task texts cannot be encoded")
+    config = replace(GPTConfig(**info["config"]), dropout=cfg.dropout)
+    gpt = GPT(config, seed=cfg.seed, dtype="float32", backend=cfg.backend)
+    if cfg.init == "pretrained":
+        load_weights(gpt, load_file(path / "model.safetensors"), source=str(path))
+        if cfg.transfer_layers != -1:
+            keep_first_layers(gpt, cfg.transfer_layers, seed=cfg.seed)
+    return gpt, tokenizer_from_dict(info["tokenizer"]), path
+
+
+def build_model(cfg, task):
+    """(TaskModel, tokenizer, tokens, checkpoint path) for the task."""
+    from minigpt.tasks import is_regression
+
+    gpt, tokenizer, path = load_pretrained_gpt(cfg)
+    tokens = add_task_tokens(gpt, tokenizer, seed=cfg.seed)
+    regression = is_regression(task)
+    n_out = 1 if regression or task.shape == "multiple-choice" else len(task.labels)
+    model = TaskModel(gpt, task.shape, n_out, regression, cfg.aux_lm, tokens.first_new_id, seed=cfg.seed)
+    return model, tokenizer, tokens, path
+
+
+def encode_split(examples, tokenizer, tokens, block_size, skip_unencodable=False):
+    """(encoded examples, how many had to be truncated, the sources of the examples left out)."""
+    encoded, skipped = [], []
+    for example in examples:
+        try:
+            encoded.append(encode_example(example, tokenizer, tokens, block_size))
+        except UnencodableText:
+            if not skip_unencodable:
+                raise
+            skipped.append(example.source)
+    return encoded, sum(e.truncated for e in encoded), skipped
+
+
+def subset(examples, n, seed, stream):
+    """n examples drawn without replacement by a seeded permutation (all of them when n is 0); the same
+    seed gives nested subsets: the first 100 of 300 are the 100."""
+    if n == 0 or n >= len(examples):
+        return list(examples)
+    order = np.random.default_rng([seed, stream]).permutation(len(examples))
+    return [examples[i] for i in order[:n]]
+
+
+def evaluate(model, encoded, metric_names, batch_size):
+    """Metrics on `encoded` (no dropout), with the mean dev task loss and LM loss per token."""
+    from minigpt.tasks import metrics
+
+    predictions, labels, task_loss, lm_sum, lm_count = [], [], 0.0, 0.0, 0
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded[start:start + batch_size], model.regression)
+        outputs, losses = model.forward(batch, train=False, with_lm=True)
+        predictions.append(model.predict(outputs))
+        labels.append(batch.labels)
+        task_loss += losses["task_loss"] * batch.n_examples
+        counted = int((batch.lm_targets >= 0).sum())
+        lm_sum, lm_count = lm_sum + losses["lm_loss"] * counted, lm_count + counted
+    result = metrics.compute(metric_names, np.concatenate(predictions), np.concatenate(labels))
+    result.update(dev_task_loss=task_loss / len(encoded), dev_lm_loss=lm_sum / max(lm_count, 1))
+    return result
+
+
+class FineTuneRun:
+    """One fine-tuning run: the task, the model, the encoded splits, the optimizer and random streams."""
+
+    def __init__(self, cfg):
+        from minigpt.tasks import load_task
+
+        self.cfg = cfg.check()
+        self.task = load_task(cfg.task, cfg.data or None, seed=cfg.seed)
+        if not self.task.train or not self.task.dev:
+            raise ValueError(f"task {cfg.task} needs both training and dev examples "
+                             f"(has {len(self.task.train)} and {len(self.task.dev)})")
+        self.model, self.tokenizer, self.tokens, self.checkpoint = build_model(cfg, self.task)
+        block_size = self.model.config.block_size
+        train = subset(self.task.train, cfg.max_train, cfg.seed, 5)
+        dev = subset(self.task.dev, cfg.max_eval, cfg.seed, 6)
+        skip = cfg.skip_unencodable
+        self.train_set, self.train_truncated, self.train_skipped = encode_split(train, self.tokenizer, self.tokens,
+                                                                                block_size, skip)
+        self.dev_set, self.dev_truncated, self.dev_skipped = encode_split(dev, self.tokenizer, self.tokens,
+                                                                          block_size, skip)
+        if not self.train_set or not self.dev_set:
+            raise ValueError(f"task {cfg.task}: no {'training' if not self.train_set else 'dev'} example left that "
+                             "the tokenizer can encode")
+        self.trainable = trainable_parameters(self.model, cfg.mode)
+        self.opt = AdamW(self.trainable, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.warmup_steps = max(1, math.ceil(cfg.warmup * self.total_steps)) if cfg.warmup > 0 else 0
+        self.shuffle_rng = np.random.default_rng([cfg.seed, 7])
+        self.step = 0
+
+    def epoch_batches(self):
+        """The training set in a fresh seeded order, cut into batches."""
+        order = self.shuffle_rng.permutation(len(self.train_set))
+        for start in range(0, len(order), self.cfg.batch):
+            yield collate([self.train_set[i] for i in order[start:start + self.cfg.batch]], self.model.regression)
+
+    def train_step(self, batch):
+        cfg, model = self.cfg, self.model
+        lr = linear_warmup_decay(self.step, cfg.lr, self.warmup_steps, self.total_steps)
+        model.zero_grad()
+        _, losses = model.forward(batch, train=True)
+        model.backward()
+        norm = clip_grad_norm(self.trainable.grads, cfg.grad_clip) if cfg.grad_clip > 0 else float("nan")
+        self.opt.step(lr)
+        self.step += 1
+        return losses, lr, norm
+
+    def evaluate(self):
+        return evaluate(self.model, self.dev_set, self.task.metrics, self.cfg.batch)
+
+    def settings(self):
+        c = self.cfg
+        return {"mode": c.mode, "aux_lm": c.aux_lm, "transfer_layers": c.transfer_layers, "init": c.init,
+                "seed": c.seed, "epochs": c.epochs, "lr": c.lr, "batch": c.batch, "dropout": c.dropout,
+                "weight_decay": c.weight_decay, "warmup": c.warmup, "grad_clip": c.grad_clip,
+                "backend": c.backend, "checkpoint": str(self.checkpoint), "max_train": c.max_train,
+                "max_eval": c.max_eval, "skip_unencodable": c.skip_unencodable}
+
+
+def banner(run):
+    c, model, cfg = run.model.config, run.model, run.cfg
+    backend = cfg.backend
+    if backend == "cpu":
+        info = kernels.core_info()
+        backend = f"cpu (C++ kernels, {info['num_threads']} threads, SIMD {info['simd']})"
+    trained = sum(p.size for p in run.trainable.params.values())
+    print(f"minigpt: backend {backend}; {cfg.init} {c.arch} {c.n_layer} layers, {c.n_embd} wide, context "
+          f"{c.block_size}, vocab {c.vocab_size} (with start/delimiter/extract): {model.num_params():,} parameters, "
+          f"{trained:,} trained ({cfg.mode})")
+    print(f"minigpt: task {run.task.name} ({run.task.shape}): {len(run.train_set):,} train, {len(run.dev_set):,} dev "
+          f"examples; {run.train_truncated} train and {run.dev_truncated} dev examples truncated to fit"
+          f"{skipped_note(run)}; "
+          f"{run.total_steps} steps of {cfg.batch} in {cfg.epochs} epochs; λ = {cfg.aux_lm}; out {cfg.out}")
+
+
+def skipped_note(run):
+    skipped = run.train_skipped + run.dev_skipped
+    if not skipped:
+        return ""
+    return (f"; {len(run.train_skipped)} train and {len(run.dev_skipped)} dev examples left out, the tokenizer "
+            f"cannot encode them (the first: {skipped[0]})")
+
+
+def finetune(cfg, progress=True):
+    """Run fine-tuning; return (run, final metrics dict). The dict is also written to cfg.metrics_out."""
+    from tqdm import tqdm  # imported here so the library imports without it
+
+    run = FineTuneRun(cfg)
+    banner(run)
+    history, record, step_times = [], {}, []
+    started = time.perf_counter()
+    bar = tqdm(total=run.total_steps, disable=not progress, dynamic_ncols=True)
+    with StopRequest() as stop:
+        for epoch in range(cfg.epochs):
+            for batch in run.epoch_batches():
+                t0 = time.perf_counter()
+                losses, lr, norm = run.train_step(batch)
+                step_times.append(time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{losses['loss']:.4f}", task=f"{losses['task_loss']:.4f}", lr=f"{lr:.2e}",
+                                refresh=False)
+                bar.update(1)
+                if stop.requested:
+                    break
+            record = {"epoch": epoch + 1, "step": run.step, "train_loss": losses["loss"], **run.evaluate()}
+            history.append(record)
+            bar.write("epoch {epoch}: ".format(**record) + ", ".join(
+                f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
+            if stop.requested:
+                break
+    bar.close()
+    final = final_metrics(run, record, history, step_times, time.perf_counter() - started, stop.requested)
+    final["checkpoint"] = str(save_task_model(cfg.out, run.model, run.step, run.tokenizer, run.task, run.settings(),
+                                              metrics=final))
+    if cfg.metrics_out:
+        Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+    return run, final
+
+
+def final_metrics(run, record, history, step_times, wall_s, interrupted):
+    """The run's summary: task, sizes, every metric by name, the settings, timings."""
+    metrics = {name: record[name] for name in run.task.metrics}
+    timed = step_times[1:] or step_times  # the first step pays one-time costs
+    return {"task": run.task.name, "n_train": len(run.train_set), "n_eval": len(run.dev_set), **metrics,
+            "dev_task_loss": record["dev_task_loss"], "dev_lm_loss": record["dev_lm_loss"],
+            "train_loss": record["train_loss"], **run.settings(), "steps": run.step,
+            "truncated_train": run.train_truncated, "truncated_eval": run.dev_truncated,
+            "skipped_train": len(run.train_skipped), "skipped_eval": len(run.dev_skipped),
+            "step_s": float(np.mean(timed)), "wall_s": wall_s, "interrupted": interrupted, "history": history}
+
+
+def config_from_dict(d):
+    known = {f.name for f in fields(FineTuneConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown fine-tuning settings: {', '.join(sorted(unknown))}")
+    return FineTuneConfig(**d)
+

@@ -1,0 +1,155 @@
+"""The fine-tuning loop and `minigpt finetune` end to end, on a tiny checkpoint made here and small
+hand-written tasks: the schedule, the metrics JSON, reloading the fine-tuned model, frozen and
+random-init runs, and clear errors for bad input."""
+import json
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt.checkpoint import save_checkpoint
+from minigpt.cli import main
+from minigpt.finetune import load_task_model
+from minigpt.finetune.train import FineTuneConfig, evaluate, finetune, linear_warmup_decay
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz .,'"
+
+
+def tiny_checkpoint(tmp_path, arch="gpt2"):
+    tokenizer = minigpt.CharTokenizer.train(ALPHABET)
+    config = minigpt.GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=16,
+                               arch=arch)
+    gpt = minigpt.GPT(config, seed=123)  # unlike the init of any seed the tests fine-tune with
+    return save_checkpoint(tmp_path / "pretrained", gpt, 10, tokenizer)
+
+
+def write_jsonl(folder, train, dev):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.jsonl", train), ("dev.jsonl", dev)):
+        (folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def sentiment_task(tmp_path, n_train=48, n_dev=16):
+    """A task a tiny model can learn: the label is whether 'good' or 'bad' is in the text."""
+    rng = np.random.default_rng(0)
+    words = ["the", "film", "was", "plot", "very", "quite", "a"]
+
+    def row():
+        label = str(rng.choice(["good", "bad"]))
+        text = " ".join(rng.choice(words, 3)) + f" {label} " + " ".join(rng.choice(words, 2))
+        return {"text": text, "label": "pos" if label == "good" else "neg"}
+    return write_jsonl(tmp_path / "sentiment", [row() for _ in range(n_train)], [row() for _ in range(n_dev)])
+
+
+def test_the_schedule_warms_up_then_decays_to_zero():
+    lrs = [linear_warmup_decay(step, 1.0, 4, 20) for step in range(21)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert lrs[4] == 1.0 and lrs[12] == 0.5 and lrs[20] == 0.0
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+
+
+def test_finetune_command_writes_metrics_and_a_model_that_reloads(tmp_path, capsys):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path)
+    metrics_path = tmp_path / "metrics.json"
+    assert main(["finetune", "--checkpoint", str(checkpoint.parent), "--task", "classification", "--data", str(task),
+                 "--epochs", "4", "--lr", "3e-3", "--batch", "8", "--backend", "numpy", "--out",
+                 str(tmp_path / "ft"), "--metrics-out", str(metrics_path), "--no-progress", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "task classification (classification): 48 train, 16 dev" in out and "epoch 4:" in out
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["task"] == "classification" and metrics["n_train"] == 48 and metrics["n_eval"] == 16
+    assert metrics["accuracy"] >= 0.75  # the word decides the label: even a tiny model learns it
+    for key, value in {"mode": "full", "aux_lm": 0.5, "transfer_layers": -1, "init": "pretrained", "seed": 1,
+                       "epochs": 4, "lr": 3e-3, "steps": 24}.items():
+        assert metrics[key] == value, key
+    assert len(metrics["history"]) == 4 and metrics["dev_lm_loss"] > 0
+    # the saved model, its head and its tokenizer with the task tokens give the same dev metrics
+    model, tokenizer, tokens, info = load_task_model(tmp_path / "ft")
+    assert info["finetune"]["labels"] == ["neg", "pos"] and tokenizer.vocab_size == model.config.vocab_size
+    from minigpt.finetune.train import encode_split
+    from minigpt.tasks import load_task
+    dev, _, _ = encode_split(load_task("classification", task).dev, tokenizer, tokens, model.config.block_size)
+    again = evaluate(model, dev, ("accuracy",), 5)
+    assert again["accuracy"] == metrics["accuracy"]
+    assert np.isclose(again["dev_lm_loss"], metrics["dev_lm_loss"], rtol=1e-4)
+    # a fine-tuned checkpoint is not a starting point
+    assert main(["finetune", "--checkpoint", str(tmp_path / "ft"), "--task", "classification", "--data", str(task),
+                 "--backend", "numpy", "--out", str(tmp_path / "ft2"), "--no-progress"]) == 1
+    assert "already fine-tuned" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape, rows", [
+    ("multiple-choice", lambda i: {"context": "the cat sat on the", "choices": ["mat", "ran", "sky", "a"][:2 + i % 3],
+                                   "label": i % 2}),
+    ("similarity", lambda i: {"text_a": "a good film", "text_b": ["quite good", "bad plot"][i % 2], "label": i % 2}),
+    ("entailment", lambda i: {"premise": "it was very good", "hypothesis": ["good", "bad"][i % 2], "label": i % 2}),
+])
+@pytest.mark.parametrize("mode, init, aux_lm", [("frozen", "pretrained", 0.5), ("full", "random", 0.0)])
+def test_every_shape_and_mode_runs_through_the_loop(tmp_path, shape, rows, mode, init, aux_lm):
+    checkpoint = tiny_checkpoint(tmp_path, arch="gpt1")
+    task = write_jsonl(tmp_path / shape, [rows(i) for i in range(6)], [rows(i) for i in range(3)])
+    cfg = FineTuneConfig(checkpoint=str(checkpoint), task=shape, data=str(task), mode=mode, init=init, aux_lm=aux_lm,
+                         epochs=1, batch=4, backend="numpy", out=str(tmp_path / "ft"))
+    run, final = finetune(cfg, progress=False)
+    assert final["n_train"] == 6 and final["n_eval"] == 3 and final["steps"] == 2 and 0 <= final["accuracy"] <= 1
+    pretrained, _ = minigpt.checkpoint.load_model(checkpoint)
+    first_layer_same = np.array_equal(run.model.params["h.0.mlp.c_fc.weight"], pretrained.params["h.0.mlp.c_fc.weight"])
+    assert first_layer_same == (mode == "frozen")  # frozen: untouched; random init: never the checkpoint's
+
+
+def test_transfer_layers_and_subsets(tmp_path):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path)
+    cfg = FineTuneConfig(checkpoint=str(checkpoint), task="classification", data=str(task), transfer_layers=1,
+                         epochs=1, lr=1e-9, batch=8, max_train=10, max_eval=5, backend="numpy", out=str(tmp_path / "o"))
+    run, final = finetune(cfg, progress=False)
+    assert final["n_train"] == 10 and final["n_eval"] == 5 and final["transfer_layers"] == 1
+    pretrained, _ = minigpt.checkpoint.load_model(checkpoint)
+    # lr 1e-9: the weights barely move, so kept layers stay close to the checkpoint and drawn ones do not
+    close = {name: np.allclose(run.model.params[name], pretrained.params[name], atol=1e-6)
+             for name in ("h.0.attn.c_attn.weight", "h.1.attn.c_attn.weight")}
+    assert close == {"h.0.attn.c_attn.weight": True, "h.1.attn.c_attn.weight": False}
+
+
+def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path)
+    rows = [{"text": "good film", "label": 1}, {"text": "bad FILM", "label": 0}, {"text": "bad", "label": 0}]
+    task = write_jsonl(tmp_path / "caps", rows, rows)
+    args = ["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+            "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress", "--epochs", "1"]
+    assert main(args) == 1
+    assert "train.jsonl:2: CharTokenizer.encode: character 'F'" in capsys.readouterr().err
+    assert main(args + ["--skip-unencodable", "--metrics-out", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["n_train"] == 2 and metrics["skipped_train"] == 1 and metrics["skipped_eval"] == 1
+    assert "left out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "sentiment"], "unknown task 'sentiment'"),
+    (["--aux-lm", "-0.5"], "--aux-lm"),
+    (["--mode", "frozen", "--init", "random"], "--mode full for the random-init baseline"),
+    (["--init", "random", "--transfer-layers", "1"], "needs --init pretrained"),
+    (["--transfer-layers", "3"], "transfer_layers must be an integer from 0 to the model's 2 layers"),
+    (["--epochs", "0"], "--epochs"),
+    (["--lr", "0"], "--lr"),
+])
+def test_bad_settings_are_clear_errors(tmp_path, capsys, extra, message):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
+    args = ["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+            "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(args + extra) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_missing_or_corrupt_checkpoints(tmp_path, capsys):
+    task = sentiment_task(tmp_path, 8, 4)
+    args = ["--task", "classification", "--data", str(task), "--backend", "numpy", "--no-progress"]
+    assert main(["finetune", "--checkpoint", str(tmp_path / "nothing"), *args]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+    checkpoint = tiny_checkpoint(tmp_path)
+    (checkpoint / "checkpoint.json").write_text("{not json")
+    assert main(["finetune", "--checkpoint", str(checkpoint), *args]) == 1
+    assert "corrupted" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --task is required
+        main(["finetune", "--checkpoint", str(checkpoint)])
