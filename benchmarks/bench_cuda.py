@@ -2,7 +2,7 @@
 
 usage: python benchmarks/bench_cuda.py [--quick] [--json results.json]
 
-Three parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
+Four parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
 sides, then with TF32 on on both sides (our matmul's optional tensor-core path, kernels.set_cuda_tf32;
 PyTorch's allow_tf32) for matmul and training:
   matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses
@@ -11,6 +11,7 @@ PyTorch's allow_tf32) for matmul and training:
              (6L/6H/384, T=256, B=64, V=65) and GPT-2 124M (12L/12H/768, T=1024, B=8, V=50257)
              against the same model in PyTorch (benchmarks/torch_reference.py); for ours also the
              milliseconds of forward, backward and clip + AdamW, each timed alone
+  profile    GPU milliseconds per "small" training step by kernel, ours and PyTorch's (torch.profiler)
 Times come from the host clock around many calls, with the GPU synchronised before and after, after
 a warm-up; the median of three such batches. A part that fails prints its error and the script
 exits non-zero at the end, after the other parts have run. This is a measurement, not a test.
@@ -202,7 +203,8 @@ def train_ours(data, L, H, C, T, B, V, sync, steps, tf32=False):
         kernels.set_cuda_tf32(False)
 
 
-def train_ours_steps(data, L, H, C, T, B, V, sync, steps):
+def ours_trainer(data, L, H, C, T, V):
+    """(model, optimizer, step(i), losses) of minigpt with backend="cuda"; step i trains on batch i % 4."""
     cfg = minigpt.GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0)
     model = minigpt.GPT(cfg, seed=0, backend="cuda")
     opt = minigpt.AdamW(model, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
@@ -216,6 +218,11 @@ def train_ours_steps(data, L, H, C, T, B, V, sync, steps):
         minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
         opt.step()
 
+    return model, opt, step, losses
+
+
+def train_ours_steps(data, L, H, C, T, B, V, sync, steps):
+    model, opt, step, losses = ours_trainer(data, L, H, C, T, V)
     tps = tokens_per_second(step, B, T, sync, steps)
     return tps, losses[:3], step_phases(model, opt, data, sync)
 
@@ -244,8 +251,8 @@ def step_phases(model, opt, data, sync, repeats=3):
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
-    """tokens/s of the same model and step in PyTorch eager, and its first losses."""
+def torch_trainer(torch, data, L, H, C, T, V):
+    """(step(i), losses) of the same model and step in PyTorch eager."""
     model = torch_model(torch, L, H, C, T, V)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
     tdata = torch.from_numpy(data).cuda()
@@ -260,6 +267,12 @@ def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
         opt.step()
         losses.append(loss.item())
 
+    return step, losses
+
+
+def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
+    """tokens/s of the same model and step in PyTorch eager, and its first losses."""
+    step, losses = torch_trainer(torch, data, L, H, C, T, V)
     set_tf32(torch, tf32)
     tps = tokens_per_second(step, B, T, sync, steps)
     set_tf32(torch, False)
@@ -283,6 +296,41 @@ def bench_training(torch, cupy, sync, quick):
                      "ours_first_losses": ours_losses, "torch_first_losses": torch_losses,
                      "ours_step_ms": B * T / ours_tps * 1e3, **{f"ours_{k}": v for k, v in phases.items()}})
     return rows
+
+
+def bench_profile(torch, cupy, sync, quick):
+    """GPU time per training step of "small" by kernel, ours and PyTorch's (float32), from PyTorch's
+    profiler: CUPTI records every kernel of the process, CuPy's and minigpt._cuda's included. Where the
+    milliseconds go, kernel by kernel; the top ones of each side and the totals."""
+    from torch.profiler import ProfilerActivity, profile
+    L, H, C, T, B, V = TRAIN_CONFIGS["small"]
+    data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
+    rows = []
+    for side in ("ours", "torch"):
+        step = ours_trainer(data, L, H, C, T, V)[2] if side == "ours" else torch_trainer(torch, data, L, H, C, T, V)[0]
+        for i in range(2):  # warm-up: allocations, kernel caches
+            step(i)
+        sync()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for i in range(2):
+                step(i)
+            sync()
+        events = [e for e in prof.key_averages() if device_us(e) > 0]
+        total = sum(device_us(e) for e in events) / 2e3  # ms per step
+        rows.append({"side": side, "kernel": "ALL KERNELS", "ms_per_step": total, "calls_per_step":
+                     sum(e.count for e in events) / 2, "share": 1.0})
+        for e in sorted(events, key=device_us, reverse=True)[:12]:
+            rows.append({"side": side, "kernel": e.key[:70], "ms_per_step": device_us(e) / 2e3,
+                         "calls_per_step": e.count / 2, "share": device_us(e) / 2e3 / total})
+        del step
+        cupy.get_default_memory_pool().free_all_blocks()
+        torch.cuda.empty_cache()
+    return rows
+
+
+def device_us(event):
+    """Microseconds of GPU time of a profiler entry (the attribute was renamed in PyTorch 2.4)."""
+    return getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0.0)
 
 
 # ----------------------------------------------------------------------------- report
@@ -323,7 +371,8 @@ def main():
              "training": (bench_training, ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio",
                                            "ours_tf32_tokens_per_s", "torch_tf32_tokens_per_s", "ratio_tf32",
                                            "ours_first_losses", "torch_first_losses", "ours_step_ms",
-                                           "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"])}
+                                           "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"]),
+             "profile": (bench_profile, ["side", "kernel", "ms_per_step", "calls_per_step", "share"])}
     failed = []
     for name, (bench, _) in parts.items():
         t0 = time.perf_counter()
