@@ -153,3 +153,45 @@ def test_missing_or_corrupt_checkpoints(tmp_path, capsys):
     assert "corrupted" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --task is required
         main(["finetune", "--checkpoint", str(checkpoint)])
+
+
+def test_ctrl_c_finishes_the_step_evaluates_and_saves(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from minigpt.finetune.train import FineTuneRun
+
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path)
+    real_step = FineTuneRun.train_step
+
+    def step_then_interrupt(run, batch):
+        result = real_step(run, batch)
+        if run.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 2
+        return result
+    monkeypatch.setattr(FineTuneRun, "train_step", step_then_interrupt)
+    cfg = FineTuneConfig(checkpoint=str(checkpoint), task="classification", data=str(task), epochs=3, batch=8,
+                         backend="numpy", out=str(tmp_path / "o"), metrics_out=str(tmp_path / "m.json"))
+    _, final = finetune(cfg, progress=False)
+    assert final["interrupted"] and final["steps"] == 2 and len(final["history"]) == 1
+    assert json.loads((tmp_path / "m.json").read_text())["steps"] == 2
+    assert (tmp_path / "o" / "ckpt-0000002" / "model.safetensors").exists()
+
+
+def test_graded_similarity_trains_a_regression_head(tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path)
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    pairs = [("a good film", "a good film", 5.0), ("a good film", "a bad plot", 1.0), ("the plot", "a plot", 3.2),
+             ("very good", "quite good", 4.0), ("bad", "good", 0.4), ("a film", "the film", 4.5)]
+    rows = [f"{i}\tg\tf\t2012\t{i}\ts\ts\t{a}\t{b}\t{score}\n" for i, (a, b, score) in enumerate(pairs)]
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text(header + "".join(rows))
+    cfg = FineTuneConfig(checkpoint=str(checkpoint), task="stsb", data=str(folder), epochs=2, batch=3, lr=1e-3,
+                         backend="numpy", out=str(tmp_path / "o"))
+    run, final = finetune(cfg, progress=False)
+    assert run.model.regression and run.model.head.n_out == 1
+    assert final["n_train"] == 6 and -1 <= final["pearson"] <= 1 and -1 <= final["spearman"] <= 1
+    model, _, _, info = load_task_model(tmp_path / "o")
+    assert model.regression and info["finetune"]["metrics"] == ["pearson", "spearman"]

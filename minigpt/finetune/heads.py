@@ -66,14 +66,17 @@ def choice_grid_backward(dgrid, cache):
 
 
 class TaskHead:
-    """The linear head and the steps around it, for one task shape; params 'weight' (C, n_out), 'bias'."""
+    """The linear head and the steps around it, for one task shape; params 'weight' (C, n_out) and, except
+    for multiple choice, 'bias' (n_out,)."""
 
     def __init__(self, shape, n_out, n_embd, dropout, rng, dtype=np.float32, backend="numpy"):
         if shape == "multiple-choice" and n_out != 1:
             raise ValueError(f"a multiple-choice head scores each candidate with one number, not {n_out}")
         self.shape, self.n_out = shape, n_out
         self.drop = Dropout(dropout)
-        self.linear = Linear(n_embd, n_out, rng, dtype, std=0.02, backend=backend)
+        # a bias added to every candidate's score cancels in the softmax over them: multiple choice has none
+        has_bias = shape != "multiple-choice"
+        self.linear = Linear(n_embd, n_out, rng, dtype, bias=has_bias, std=0.02, backend=backend)
         self.params, self.grads = self.linear.params, self.linear.grads
         self.cache = None
 

@@ -6,8 +6,8 @@ with the tied LM head for the auxiliary loss. backward() adds the two gradients 
 states, dh = dh_task + λ·dh_LM, and hands the sum to GPT.backward_hidden, in plain sight like
 GPT.backward. λ = 0 skips the LM head's work in training altogether.
 
-params / grads hold the GPT's arrays under their GPT-2 names plus head.weight and head.bias, so a
-checkpoint saves and loads a TaskModel like a GPT.
+params / grads hold the GPT's arrays under their GPT-2 names plus head.weight and head.bias (no bias
+for multiple choice), so a checkpoint saves and loads a TaskModel like a GPT.
 """
 import numpy as np
 
