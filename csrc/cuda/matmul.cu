@@ -8,9 +8,12 @@
 //   tuned  (matmul_forward_cuda) 128 x 128 output tiles with 8 x 8 outputs per thread held in
 //          registers: per step of k a thread reads 8 + 8 values from shared memory and does 64
 //          multiply-adds. Double-buffered so the next tile's global loads overlap this tile's math;
-//          float4 loads where the layout allows; split-K when the output has too few tiles.
+//          float4 loads where the layout allows; K split across blocks when the output tiles alone
+//          would fill the GPU's waves badly (choose_splits).
+//   tf32   the same tiles on the tensor cores in TF32, an option that is off by default
+//          (set_matmul_tf32_cuda): faster, but about 1e-3 relative error instead of 1e-6.
 //
-// In all three, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
+// In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
 #include <mma.h>
 
