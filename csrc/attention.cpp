@@ -30,6 +30,7 @@
 #include <string>
 
 #include "attention_ops.h"
+#include "fastmath.h"
 #include "kernels.h"
 
 namespace attention {
@@ -215,12 +216,16 @@ void backward_head(const TileOps& ops, const Problem& pr, float* dq, float* dk, 
 
 // ----------------------------------------------------------------------------- entry points
 
+// Below this much work (about twice the multiply-adds of the forward) one thread does it all: waking
+// a second costs more (fastmath.h has the measurement behind MIN_PARALLEL_WORK).
+constexpr int64_t kParallelWork = 8 * MIN_PARALLEL_WORK;
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t NH,
                        int64_t T, int64_t hs, double dropout_p, uint64_t seed) {
     const TileOps& ops = attention::select_tile_ops();  // may throw, so before the parallel region
     const Problem pr = make_problem(T, hs, dropout_p, seed);
     const int64_t BH = B * NH, n_tiles = ceil_div(T, kQueryTile);
-    #pragma omp parallel
+    #pragma omp parallel if (BH * T * T * hs >= kParallelWork)
     {
         ForwardScratch sc(hs);
         // One work item per (b, h, query tile). Tile i costs i + 1 key tiles, so hand them out
@@ -239,7 +244,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t hs, double dropout_p, uint64_t seed) {
     const TileOps& ops = attention::select_tile_ops();
     const Problem pr = make_problem(T, hs, dropout_p, seed);
-    #pragma omp parallel
+    #pragma omp parallel if (B * NH * T * T * hs >= kParallelWork)
     {
         BackwardScratch sc(T, hs);  // O(T * hs) per thread: Q^T and dout^T of one (b, h)
         // One (b, h) per work item: every head costs the same, and dq, dk, dv of a head are summed by

@@ -15,9 +15,12 @@
 #include <omp.h>
 #endif
 
-// Below this many elements an elementwise loop finishes before a thread team would wake up:
-// the memory-bound kernels run it on one thread (OpenMP's `if` clause).
-constexpr int64_t MIN_PARALLEL_WORK = 1 << 15;
+// Below this much work (elements of a memory-bound kernel, multiply-adds of a matrix-vector product)
+// a loop finishes on one thread before a second thread would be awake to help: 131k elements are
+// about 40 us of GELU. minigpt's threads sleep while they wait (OMP_WAIT_POLICY=passive, set in
+// minigpt/kernels/backend.py), so each parallel region pays a wake-up, measured at 10-30 us on these
+// shared 2-core machines; regions this small also meant more barriers for a busy neighbour to stall.
+constexpr int64_t MIN_PARALLEL_WORK = 1 << 17;
 
 // The calling thread's share [begin, end) of n items, split evenly over the team in contiguous
 // pieces whose ends are multiples of `unit` (except n itself): 64 floats keep two threads off one

@@ -57,6 +57,7 @@
 #include <omp.h>
 #endif
 
+#include "fastmath.h"
 #include "kernels.h"
 #include "matmul_kernels.h"
 
@@ -271,8 +272,9 @@ static void matmul_blocked(const Problem& pb) {
     float* buffers[2];
     buffers[0] = b_block_buffer.get(2 * nc_step * kc_step);  // each (nc / NR) panels of (kc, NR)
     buffers[1] = buffers[0] + nc_step * kc_step;
-    // fork threads only when there is enough work to repay it (~0.5 MFLOP)
-    const bool parallel = pb.M * pb.N * pb.K >= 64 * 64 * 64;
+    // fork threads only when there is enough work to repay the wake-up (2M multiply-adds: ~20 us
+    // at this path's speed on one core)
+    const bool parallel = pb.M * pb.N * pb.K >= 128 * 128 * 128;
 
     TeamBarrier barrier;
 
@@ -322,8 +324,8 @@ constexpr int64_t SMALL_M = 8;
 int64_t matmul_small_m() { return SMALL_M; }
 
 // Below this many multiply-adds a small-M product runs on one thread: waking the team costs more
-// than it saves (~16k: 64 KiB of b, a few microseconds of work).
-constexpr int64_t SMALL_M_PARALLEL_WORK = 1 << 14;
+// than it saves (MIN_PARALLEL_WORK of fastmath.h: 131k, 512 KiB of b at M = 1, ~20-40 us).
+constexpr int64_t SMALL_M_PARALLEL_WORK = MIN_PARALLEL_WORK;
 
 static thread_local ScratchBuffer a_rows_buffer;  // op(a) as a contiguous (M, K), when trans_a
 

@@ -15,12 +15,23 @@ import numpy as np
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
+# How idle OpenMP threads wait, read once by the OpenMP runtime when _core loads it. By default GNU
+# OpenMP spins (for milliseconds) in every barrier and between parallel regions; when another
+# process keeps a core busy, a spinning thread holds the very core that the thread it waits for
+# needs, and a training step ran 4-15x slower (README, "Threads"). "passive" sleeps instead. It is
+# set only while _core loads, and only if the user chose no policy, so other libraries keep theirs.
+_WAIT_POLICY_CHOSEN = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+if not _WAIT_POLICY_CHOSEN:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
 try:
     from minigpt import _core
     _CORE_IMPORT_ERROR = None
 except ImportError as e:  # the package can be read and used with backend="numpy" without a build
     _core = None
     _CORE_IMPORT_ERROR = e
+finally:
+    if not _WAIT_POLICY_CHOSEN:
+        del os.environ["OMP_WAIT_POLICY"]
 
 try:  # built only with -Ccmake.define.MINIGPT_CUDA=ON; importing it needs no GPU
     from minigpt import _cuda
@@ -83,7 +94,13 @@ def core(backend):
 
 def core_info():
     """Threads and build facts of the C++ extension, e.g. for the banner printed by every run."""
-    return core("cpu").info()
+    info = core("cpu").info()
+    if _WAIT_POLICY_CHOSEN:
+        info["omp_wait"] = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                                     if k in os.environ)
+    else:
+        info["omp_wait"] = "passive (minigpt's default)"
+    return info
 
 
 def cuda_info():
