@@ -21,7 +21,7 @@ default model after 1000 steps (one seed, 1000 training examples; tune it for ot
 import json
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -334,12 +334,4 @@ def final_metrics(run, record, history, step_times, wall_s, interrupted):
             "truncated_train": run.train_truncated, "truncated_eval": run.dev_truncated,
             "skipped_train": len(run.train_skipped), "skipped_eval": len(run.dev_skipped),
             "step_s": float(np.mean(timed)), "wall_s": wall_s, "interrupted": interrupted, "history": history}
-
-
-def config_from_dict(d):
-    known = {f.name for f in fields(FineTuneConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown fine-tuning settings: {', '.join(sorted(unknown))}")
-    return FineTuneConfig(**d)
 
