@@ -13,7 +13,6 @@ Dropout is off, as in the baselines. Issue 3's target: ratio >= 1.5 on both case
 """
 import argparse
 import math
-import os
 import statistics
 import time
 import tracemalloc
@@ -21,6 +20,7 @@ import tracemalloc
 import numpy as np
 
 from minigpt import kernels
+from report import print_header, row, write_rows
 
 CASES = [(8, 6, 256, 64), (1, 12, 1024, 64)]  # (B, NH, T, hs)
 
@@ -143,14 +143,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and PyTorch (default 2)")
     parser.add_argument("--rounds", type=int, default=15, help="timing rounds; medians are reported")
+    parser.add_argument("--quick", action="store_true", help="the first case only, 5 rounds")
+    parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     args = parser.parse_args()
     info = kernels.core_info()
     blas, torch_version = limit_threads(args.threads)
-    print(f"minigpt._core: {info['num_threads']} threads, attention SIMD path {info['attention_simd']}")
-    print(f"NumPy {np.__version__}, BLAS: {blas}")
+    print_header()
+    print(f"NumPy {np.__version__}, BLAS limited to: {blas}")
     print(f"PyTorch: {torch_version}")
-    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          "on a shared machine compare the ratios, not the times")
     if info["num_threads"] != args.threads:
         print(f"note: minigpt runs {info['num_threads']} threads, the baselines {args.threads}; "
               f"set OMP_NUM_THREADS={args.threads} for a like-for-like comparison")
@@ -158,7 +158,8 @@ def main():
               f"{'minigpt extra':>15}{'NumPy extra':>13}")
     print(header)
     print("-" * len(header))
-    for B, NH, T, hs in CASES:
+    rows = []
+    for B, NH, T, hs in (CASES[:1] if args.quick else CASES):
         rng = np.random.default_rng(0)
         q, k, v, dout = (rng.standard_normal((B, NH, T, hs), dtype=np.float32) for _ in range(4))
         att = NumpyAttention(T)
@@ -166,13 +167,16 @@ def main():
         torch_step = torch_step_factory(q, k, v, dout)
         if torch_step is not None:
             steps["torch"] = torch_step
-        ms = {name: 1e3 * s for name, s in timed_rounds(steps, args.rounds).items()}
+        ms = {name: 1e3 * s for name, s in timed_rounds(steps, 5 if args.quick else args.rounds).items()}
+        rows.append(row("attention", f"attention fwd+bwd B={B} H={NH} T={T} D={hs}", "ms", ms["minigpt"],
+                        ms["numpy"], ms.get("torch"), better="lower"))
         best = min(ms["numpy"], ms.get("torch", math.inf))
         sdpa = f"{ms['torch']:9.2f}" if "torch" in ms else f"{'-':>9}"
         print(f"{f'B={B} H={NH} T={T} D={hs}':<22}{ms['minigpt']:11.2f}{ms['numpy']:10.2f}{sdpa}"
               f"{best / ms['minigpt']:9.2f}x{mib(minigpt_extra_bytes(B, NH, T, hs, info['num_threads'])):>15}"
               f"{mib(numpy_extra_bytes(att, q, k, v, dout)):>13}")
     print("speed-up: the faster of NumPy and SDPA over minigpt, forward+backward, medians of the rounds")
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

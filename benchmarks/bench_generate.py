@@ -38,6 +38,7 @@ from minigpt import kernels
 from minigpt.config import GPTConfig
 from minigpt.generate import generate
 from minigpt.model import GPT
+from report import print_header, row, write_rows
 
 SHAPES = {
     "small": GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384),
@@ -339,7 +340,13 @@ def main():
                         help="seconds to wait, before each block of runs, for other processes to go quiet")
     parser.add_argument("--tries", type=int, default=3,
                         help="runs of a block at most, while other processes keep over 0.25 cores busy")
+    parser.add_argument("--quick", action="store_true",
+                        help='"small" only, 64 new tokens, one round, no uncached runs, no waiting for quiet')
+    parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     args = parser.parse_args()
+    if args.quick:
+        args.shapes, args.new, args.reps, args.uncached_backends, args.wait_quiet, args.tries = \
+            "small", 64, 1, "none", 0.0, 1
     args.backends = [b for b in args.backends.split(",") if b]
     args.uncached_backends = [b for b in args.uncached_backends.split(",") if b]
     for backend in args.backends:
@@ -353,15 +360,7 @@ def main():
             print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
         except ImportError:
             print("PyTorch is not installed (pip install torch): no baseline")
-    if "cpu" in args.backends:
-        print(f"minigpt._core: {kernels.core_info()}")
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{i['internal_api']} {i.get('architecture')} x{i['num_threads']}" for i in threadpool_info()
-                if i.get("user_api") == "blas"]
-        print(f"NumPy BLAS: {', '.join(blas)}")
-    except ImportError:
-        pass
+    print_header()
     print(f"greedy, batch 1, 1-token prompt, {args.new} new tokens; best of {args.reps} rounds (uncached: 1); "
           "PyTorch cached runs beside each backend, PyTorch uncached once per shape")
 
@@ -378,6 +377,13 @@ def main():
         u = f"{uncached:.1f}" if uncached else "-"
         print(f"{label:<16} {cached:>15.1f} {u:>17} {t_c:>15} {ratio:>6} {t_u:>17}")
     print("(tokens/s; ratio = minigpt cached / PyTorch cached, above 1 means minigpt is faster)")
+    by_shape = {}
+    for label, cached, uncached, t_cached, t_uncached in table:
+        by_shape.setdefault(label.split(" (")[0], {})[label.split("(")[1].rstrip(")")] = (cached, t_cached)
+    rows = [row("generate", f"generate {shape}, KV cache, batch 1, {args.new} tokens", "tok/s",
+                backends.get("cpu", (None,))[0], backends.get("numpy", (None,))[0],
+                next(iter(backends.values()))[1]) for shape, backends in by_shape.items()]
+    write_rows(args.json, rows)
 
     if args.profile:
         for backend in args.backends:

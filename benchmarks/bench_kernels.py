@@ -1,92 +1,156 @@
-"""Time minigpt's C++ kernels against the NumPy reference, side by side in one process; print ratios.
+"""The memory-bound kernels and the small-M matmul: minigpt's C++ against NumPy, side by side; GB/s and
+the fraction of the memory bandwidth measured in the same run.
 
-usage: python benchmarks/bench_kernels.py [--quick]
+usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py [--quick] [--json FILE]
 
-For NumPy's best OpenBLAS kernel on these machines, run it as
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py
-The BLAS kernel in use is printed (via threadpoolctl, when installed).
-Times are medians of repeated calls after a warm-up. This is a measurement, not a test.
+Memory-bound kernels (GELU, softmax, LayerNorm, cross-entropy, AdamW; forward and backward) on the
+shapes of a training step of the "small" and GPT-2 124M configs. Their speed limit is memory, so the
+figure that matters is bytes moved per second: each array the op must read or write, counted once
+(e.g. GELU forward reads x and writes out: 8 bytes an element; a backward that adds into dx reads
+and writes it). The bandwidth they are held against is a copy of the same number of bytes measured
+in the same run: NumPy's np.copyto on one thread and on two threads (two halves at once; it releases
+the GIL), whichever is faster. On this machine's large L3 a working set of a few MiB is served from
+cache, so each kernel is compared with a copy of its own size, not with a DRAM figure.
+
+The small-M rows are the matrix-vector products of generation (one token: M = 1) and a short prompt
+(M = 8), weights of GPT-2 124M: their limit is reading the weight once, so they get GB/s of weight
+too (the tied head's 154 MB comes from DRAM; the blocks' 7-9 MB may stay in L3 between calls).
+Each figure is the median of many calls, the contenders taking turns in rounds. This is a
+measurement, not a test.
 """
 import argparse
 import statistics
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minigpt import kernels
+from report import print_header, row, write_rows
 
 
-def median_seconds(fn, repeats=7, min_time=0.05):
-    fn()  # warm-up: page in buffers, spin up threads
-    inner, t0 = 1, time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-6)
-    inner = max(1, int(min_time / one))
-    samples = []
-    for _ in range(repeats):
+def side_by_side(fns, rounds=7, min_time=0.02):
+    """{name: median seconds per call}; the functions take turns, one block of calls each per round."""
+    inner = {}
+    for name, fn in fns.items():
+        fn()  # warm-up: page in buffers, start threads
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+        fn()
+        inner[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / inner[name])
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def blas_description():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl to see it)"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} x{i['num_threads']}"
-                     for i in blas)
+class Copier:
+    """Copies of n float32 (both directions counted): the bandwidth a kernel moving n * 4 bytes is held to."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def bandwidth(self, n_bytes):
+        n = max(64, n_bytes // 8)  # a copy moves 2 * 4 bytes per float: read and write
+        src, dst = np.ones(n, np.float32), np.empty(n, np.float32)
+        half = n // 2
+
+        def one():
+            np.copyto(dst, src)
+
+        def two():
+            jobs = [self.pool.submit(np.copyto, dst[:half], src[:half]),
+                    self.pool.submit(np.copyto, dst[half:], src[half:])]
+            for job in jobs:
+                job.result()
+        t = side_by_side({"one": one, "two": two})
+        return 8 * n / min(t.values())
 
 
-def matmul_cases(quick):
-    sizes = [(512, 512, 512), (2048, 384, 1536)] if quick else \
-        [(512, 512, 512), (1024, 1024, 1024), (2048, 384, 1536), (2048, 1536, 384), (2048, 768, 3072)]
+def memory_bound_cases(quick):
+    """(label, bytes moved, {backend: fn}) for each kernel at a training-step shape."""
     rng = np.random.default_rng(0)
-    for M, K, N in sizes:
-        for trans_a, trans_b in ((False, False), (False, True), (True, False)):
-            a = rng.standard_normal((K, M) if trans_a else (M, K), dtype=np.float32)
-            b = rng.standard_normal((N, K) if trans_b else (K, N), dtype=np.float32)
-            flops = 2.0 * M * N * K
-            label = f"matmul {M}x{K}x{N} {'T' if trans_a else 'N'}{'T' if trans_b else 'N'}"
-            yield label, flops, lambda be, a=a, b=b, ta=trans_a, tb=trans_b: kernels.matmul(a, b, ta, tb, backend=be)
+    configs = [("small", 2048, 384, 65)] if quick else [("small", 2048, 384, 65), ("gpt2", 1024, 768, 50257)]
+    for name, BT, C, V in configs:
+        x = rng.standard_normal((BT, C), dtype=np.float32)
+        w, b = np.ones(C, np.float32), np.zeros(C, np.float32)
+        _, mean, rstd = kernels.layernorm_forward(x, w, b)
+        h = rng.standard_normal((BT, 4 * C), dtype=np.float32)  # the MLP's hidden activations
+        dh = rng.standard_normal((BT, 4 * C), dtype=np.float32)
+        rows = BT if V < 1000 else 128  # GPT-2's logits at 1024 rows would be 206 MB
+        logits = rng.standard_normal((rows, V), dtype=np.float32)
+        targets = rng.integers(0, V, rows)
+        _, lse = kernels.cross_entropy_forward(logits, targets)
+        f = 4  # bytes per float
+        yield (f"gelu fwd {name} ({BT}x{4 * C})", 2 * f * h.size, lambda be: kernels.gelu_forward(h, backend=be))
+        yield (f"gelu bwd {name} ({BT}x{4 * C})", 4 * f * h.size,
+               lambda be: kernels.gelu_backward(dh, h, backend=be))
+        yield (f"layernorm fwd {name} ({BT}x{C})", 2 * f * x.size,
+               lambda be: kernels.layernorm_forward(x, w, b, backend=be))
+        yield (f"layernorm bwd {name} ({BT}x{C})", 4 * f * x.size,
+               lambda be: kernels.layernorm_backward(x, x, mean, rstd, w, backend=be))
+        yield (f"softmax fwd {name} ({BT}x{4 * C})", 2 * f * h.size, lambda be: kernels.softmax_forward(h, backend=be))
+        yield (f"softmax bwd {name} ({BT}x{4 * C})", 4 * f * h.size,
+               lambda be: kernels.softmax_backward(dh, h, backend=be))
+        yield (f"cross-entropy fwd {name} ({rows}x{V})", f * logits.size,
+               lambda be: kernels.cross_entropy_forward(logits, targets, backend=be))
+        yield (f"cross-entropy bwd {name} ({rows}x{V})", 3 * f * logits.size,
+               lambda be: kernels.cross_entropy_backward(logits, lse, targets, 1.0 / rows, backend=be))
+    n = 10_700_000  # the parameters of "small"; p, g, m, v: 171 MB in all
+    p, g = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    m, v = np.zeros(n, np.float32), np.ones(n, np.float32)
+    yield (f"adamw {n / 1e6:.0f}M parameters", 7 * 4 * n,
+           lambda be: kernels.adamw_update(p, m, v, g, 1e-4, 0.9, 0.95, 1e-8, 0.1, 0.5, 0.5, backend=be))
 
 
-def attention_cases(quick):
+def small_m_cases(quick):
+    """(label, bytes of weight, {backend: fn}) for generation's matrix-vector products."""
     rng = np.random.default_rng(0)
-    shapes = [(8, 6, 256, 64)] if quick else [(8, 6, 256, 64), (1, 12, 1024, 64)]
-    for B, NH, T, hs in shapes:
-        q, k, v, dout = (rng.standard_normal((B, NH, T, hs), dtype=np.float32) for _ in range(4))
-        flops = 4.0 * B * NH * T * T * hs / 2 * 3.5  # causal: half the T x T; backward ~2.5x the forward
-
-        def step(be, q=q, k=k, v=v, dout=dout):
-            out, lse = kernels.attention_forward(q, k, v, backend=be)
-            kernels.attention_backward(dout, q, k, v, out, lse, backend=be)
-        yield f"attention fwd+bwd B{B} H{NH} T{T} D{hs}", flops, step
-
-
-def softmax_cases(quick):
-    x = np.random.default_rng(0).standard_normal((8 * 6 * 256, 256), dtype=np.float32)
-    yield "softmax fwd 12288x256", 5.0 * x.size, lambda be: kernels.softmax_forward(x, backend=be)
+    shapes = [(768, 3072, False), (768, 50257, True)] if quick else \
+        [(768, 2304, False), (768, 3072, False), (3072, 768, False), (768, 50257, True)]
+    for M in (1, 8):
+        for K, N, tied in shapes:
+            wgt = rng.standard_normal((N, K) if tied else (K, N), dtype=np.float32)
+            x = rng.standard_normal((M, K), dtype=np.float32)
+            label = f"matmul M={M} ({M}x{K}) @ {'wte^T' if tied else ''}({K}x{N})"
+            yield label, wgt.nbytes, lambda be, x=x, w=wgt, t=tied: kernels.matmul(x, w, trans_b=t, backend=be)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes")
+    parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     args = parser.parse_args()
-    info = kernels.core_info()
-    print(f"minigpt._core: {info}")
-    print(f"NumPy BLAS: {blas_description()}")
-    print(f"{'case':<40} {'minigpt ms':>11} {'numpy ms':>10} {'GFLOP/s':>9} {'speedup':>8}")
-    for cases in (matmul_cases, attention_cases, softmax_cases):
-        for label, flops, fn in cases(args.quick):
-            t_cpu = median_seconds(lambda: fn("cpu"))
-            t_np = median_seconds(lambda: fn("numpy"))
-            print(f"{label:<40} {t_cpu * 1e3:>11.3f} {t_np * 1e3:>10.3f} {flops / t_cpu / 1e9:>9.1f} "
-                  f"{t_np / t_cpu:>7.2f}x")
+    print_header()
+    rows = []
+    with ThreadPoolExecutor(2) as pool:
+        copier = Copier(pool)
+        dram = copier.bandwidth(1 << 30)
+        print(f"memory bandwidth, copy of 1 GiB (DRAM): {dram / 1e9:.1f} GB/s")
+        print(f"\n{'case':<44} {'minigpt ms':>10} {'NumPy ms':>9} {'speed-up':>8} {'GB/s':>7} {'copy GB/s':>9} "
+              f"{'of copy':>7}")
+        for label, n_bytes, fn in memory_bound_cases(args.quick):
+            t = side_by_side({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")})
+            copy = copier.bandwidth(n_bytes)
+            ours = n_bytes / t["cpu"]
+            print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
+                  f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
+            rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
+        for label, n_bytes, fn in small_m_cases(args.quick):
+            t = side_by_side({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")})
+            copy = copier.bandwidth(n_bytes)
+            ours = n_bytes / t["cpu"]
+            print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
+                  f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
+            rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
+    print("\nGB/s: bytes the op must move (each array read or written once) per second; of copy: against a copy of "
+          "as many bytes in this run (matmul rows: the bytes of the weight)")
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from minigpt import kernels
+from report import print_header, row, write_rows
 
 # (M, K, N): out (M, N) = (M, K) @ (K, N). The first four are a GPT-2 small MLP at B*T = 2048 rows
 # with C = 384 and 768 (the c_fc and c_proj products); then squares.
@@ -40,16 +41,6 @@ SHAPES = [(2048, 384, 1536), (2048, 1536, 384), (2048, 768, 3072), (2048, 3072, 
 QUICK_SHAPES = [(2048, 384, 1536), (1024, 1024, 1024)]
 VARIANTS = {"NN": (False, False), "NT": (False, True), "TN": (True, False)}
 PEAK_SOURCE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench" / "peak_fma.c"
-
-
-def blas_description():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl to see it)"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(f"{i['internal_api']} {i.get('version')} kernel {i.get('architecture')}, "
-                     f"{i['num_threads']} threads" for i in blas)
 
 
 def measured_peak(threads):
@@ -98,14 +89,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="two shapes instead of seven")
     parser.add_argument("--peak", type=float, help="FP32 FMA peak in GFLOP/s (default: measure it with peak_fma.c)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent calling per shape and variant")
+    parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     args = parser.parse_args()
 
     info = kernels.core_info()
-    print(f"minigpt._core: SIMD path {info['simd']}, {info['num_threads']} OpenMP threads")
-    print(f"NumPy {np.__version__} BLAS: {blas_description()}")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            print(f"warning: {var}={os.environ[var]} is set; unset it for OpenBLAS's best kernel (see the docstring)")
+    print_header()
     if args.peak:
         peak, peak_note = args.peak, "given with --peak"
     else:
@@ -122,7 +110,7 @@ def main():
     print(f"{'shape (M x K) @ (K x N)':<26} {'variant':<8} {'minigpt':>8} {'NumPy':>8} {'ratio':>6} {'of peak':>8}")
 
     rng = np.random.default_rng(0)
-    ratios, fractions = [], []
+    ratios, fractions, rows = [], [], []
     for M, K, N in (QUICK_SHAPES if args.quick else SHAPES):
         for variant, (trans_a, trans_b) in VARIANTS.items():
             a = rng.standard_normal((K, M) if trans_a else (M, K), dtype=np.float32)
@@ -135,6 +123,8 @@ def main():
             ratios.append(ours / theirs)
             fraction = f"{ours / peak:8.0%}" if peak else f"{'n/a':>8}"
             fractions.append(ours / peak if peak else math.nan)
+            rows.append(row("matmul", f"matmul ({M}x{K}) @ ({K}x{N}) {variant}", "GFLOP/s", ours, theirs,
+                            of_peak=ours / peak if peak else None))
             print(f"({M}x{K}) @ ({K}x{N}){'':<{26 - len(f'({M}x{K}) @ ({K}x{N})')}} {variant:<8} {ours:>8.1f} "
                   f"{theirs:>8.1f} {ours / theirs:>6.2f} {fraction}", flush=True)
 
@@ -146,6 +136,7 @@ def main():
     if peak:
         print(f"fraction of peak: highest {max(fractions):.0%}, lowest {min(fractions):.0%}, "
               f"{sum(f >= 0.75 for f in fractions)} of {len(fractions)} at 75% or more")
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -104,14 +104,20 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--peak-gflops", type=float, default=0.0, help="measured FMA peak, for the fraction column")
+    parser.add_argument("--quick", action="store_true", help='"baby" and "small", 5 steps after 1 warm-up')
+    parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
-    from minigpt import kernels
-    print(f"minigpt._core: {kernels.core_info()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    if args.quick:
+        args.configs, args.steps, args.warmup = ["baby", "small"], 5, 1
+    from report import print_header, row, write_rows
+    print_header()
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    table = []
     print(f"{'config':<10} {'engine':<14} {'step ms':>9} {'tokens/s':>10} {'vs torch':>9} {'GFLOP/s':>8} "
           f"{'of peak':>8} {'peak RSS MiB':>13}")
     for config in args.configs:
@@ -125,11 +131,18 @@ def main():
                 continue
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
         torch_row = next((r for r in rows if r["engine"] == "torch"), None)
+        tps = {r["engine"]: r["tokens_per_s"] for r in rows}
+        ours = next((r for r in rows if r["engine"] == "minigpt-cpu"), None)
+        if ours:
+            table.append(row("train", f"train step {config} (fwd+bwd+AdamW)", "tok/s", ours["tokens_per_s"],
+                             tps.get("minigpt-numpy"), tps.get("torch"),
+                             of_peak=ours["gflops"] / args.peak_gflops if args.peak_gflops else None))
         for r in rows:
             ratio = f"{r['tokens_per_s'] / torch_row['tokens_per_s']:.2f}x" if torch_row else "-"
             peak = f"{r['gflops'] / args.peak_gflops:.0%}" if args.peak_gflops else "-"
             print(f"{config:<10} {r['engine']:<14} {r['step_ms']:>9.1f} {r['tokens_per_s']:>10,.0f} {ratio:>9} "
                   f"{r['gflops']:>8.1f} {peak:>8} {r['peak_rss_mib']:>13.0f}")
+    write_rows(args.json, table)
 
 
 if __name__ == "__main__":

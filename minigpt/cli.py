@@ -8,6 +8,7 @@
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
   minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back
   minigpt info        which backends are built, with their threads and SIMD path
+  minigpt bench       run the benchmarks (kernels, matmul, attention, training step, generation): one table
 """
 import argparse
 import json
@@ -277,6 +278,12 @@ def cmd_info(args):
     print(f"; cpu {kernels.core_info()}")
 
 
+def cmd_bench(args):
+    from minigpt.bench import run_benchmarks
+
+    run_benchmarks(args.only, args.quick, args.peak)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minigpt", description="A minimal, educational GPT engine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -360,6 +367,20 @@ def build_parser():
 
     p = sub.add_parser("info", help="show which backends are built and how many threads they use")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="run the benchmarks and print one table against NumPy and PyTorch",
+                       description="Runs the scripts of the repository's benchmarks/ folder (from a source "
+                                   "checkout), each in its own process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
+                                   "unset so that NumPy's OpenBLAS runs its best kernel, then prints all their "
+                                   "figures as one table. Threads follow OMP_NUM_THREADS. Takes several "
+                                   "minutes (--quick: a few); the PyTorch columns need torch, the BLAS "
+                                   "description threadpoolctl (pip install -e .[bench]).")
+    p.add_argument("--quick", action="store_true", help="fewer shapes and rounds")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these: kernels, matmul, attention, train, "
+                                                             "generate")
+    p.add_argument("--peak", type=float, help="the FP32 FMA peak in GFLOP/s for the 'of peak' column (default: "
+                                              "measured by the matmul benchmark where it can)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
