@@ -39,15 +39,17 @@ class TrainConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    block_size: int = 64
+    # The default run: nanoGPT's "baby" width and depth with a 256-character context (the fine-tuning
+    # and few-shot tasks need room for a passage, a delimiter and an answer), 1,500 steps of 16 x 256.
+    block_size: int = 256
     dropout: float = 0.0
-    batch_size: int = 12
+    batch_size: int = 16
     grad_accum: int = 1
-    max_iters: int = 2000
+    max_iters: int = 1500
     learning_rate: float = 1e-3
     min_lr: float = 1e-4
     warmup_iters: int = 100
-    lr_decay_iters: int = 2000
+    lr_decay_iters: int = 1500
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
