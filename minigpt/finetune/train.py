@@ -69,7 +69,9 @@ HELP = {
     "max_train": "train on a seeded random subset of N examples (0: all); nested across N for one seed",
     "max_eval": "evaluate on a seeded random subset of N dev examples (0: all)",
     "seed": "random seed: the head, the new embeddings, fresh weights, subsets, shuffling, dropout; also picks "
-            "the built-in tasks' sample",
+            "the built-in tasks' sample and the --max-eval dev subset unless --data-seed is set",
+    "data_seed": "seed of the built-in tasks' sample and of the --max-eval dev subset (-1: --seed); fix it to "
+                 "compare seeds on one dev set",
     "backend": "numpy (the readable reference) or cpu (the C++ kernels)",
     "out": "output folder for the fine-tuned model (ckpt-<step>/: weights, head, tokenizer with its new tokens, "
            "config)",
@@ -99,6 +101,7 @@ class FineTuneConfig:
     max_train: int = 0  # 0: all
     max_eval: int = 0  # 0: all
     seed: int = 0
+    data_seed: int = -1  # -1: seed
     backend: str = "cpu"
     out: str = "out-finetune"
     metrics_out: str = ""
@@ -118,6 +121,7 @@ class FineTuneConfig:
                     (not 0 <= self.warmup < 1, f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}"),
                     (self.max_train < 0 or self.max_eval < 0, "--max-train and --max-eval must be >= 0"),
                     (self.transfer_layers < -1, f"--transfer-layers must be >= 0, got {self.transfer_layers}"),
+                    (self.data_seed < -1, f"--data-seed must be >= 0 (or -1: --seed), got {self.data_seed}"),
                     (self.init == "random" and self.transfer_layers != -1,
                      "--transfer-layers keeps pre-trained layers, so it needs --init pretrained"),
                     (self.mode == "frozen" and self.init == "random",
@@ -212,14 +216,16 @@ class FineTuneRun:
         from minigpt.tasks import load_task
 
         self.cfg = cfg.check()
-        self.task = load_task(cfg.task, cfg.data or None, seed=cfg.seed)
+        # the data seed fixes the task sample and the dev subset, so runs of different seeds score one dev set
+        data_seed = cfg.seed if cfg.data_seed == -1 else cfg.data_seed
+        self.task = load_task(cfg.task, cfg.data or None, seed=data_seed)
         if not self.task.train or not self.task.dev:
             raise ValueError(f"task {cfg.task} needs both training and dev examples "
                              f"(has {len(self.task.train)} and {len(self.task.dev)})")
         self.model, self.tokenizer, self.tokens, self.checkpoint = build_model(cfg, self.task)
         block_size = self.model.config.block_size
         train = subset(self.task.train, cfg.max_train, cfg.seed, 5)
-        dev = subset(self.task.dev, cfg.max_eval, cfg.seed, 6)
+        dev = subset(self.task.dev, cfg.max_eval, data_seed, 6)
         skip = cfg.skip_unencodable
         self.train_set, self.train_truncated, self.train_skipped = encode_split(train, self.tokenizer, self.tokens,
                                                                                 block_size, skip)
@@ -259,7 +265,7 @@ class FineTuneRun:
     def settings(self):
         c = self.cfg
         return {"mode": c.mode, "aux_lm": c.aux_lm, "transfer_layers": c.transfer_layers, "init": c.init,
-                "seed": c.seed, "epochs": c.epochs, "lr": c.lr, "batch": c.batch, "dropout": c.dropout,
+                "seed": c.seed, "data_seed": c.data_seed, "epochs": c.epochs, "lr": c.lr, "batch": c.batch, "dropout": c.dropout,
                 "weight_decay": c.weight_decay, "warmup": c.warmup, "grad_clip": c.grad_clip,
                 "backend": c.backend, "checkpoint": str(self.checkpoint), "max_train": c.max_train,
                 "max_eval": c.max_eval, "skip_unencodable": c.skip_unencodable}
