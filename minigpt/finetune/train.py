@@ -265,7 +265,8 @@ class FineTuneRun:
     def settings(self):
         c = self.cfg
         return {"mode": c.mode, "aux_lm": c.aux_lm, "transfer_layers": c.transfer_layers, "init": c.init,
-                "seed": c.seed, "data_seed": c.data_seed, "epochs": c.epochs, "lr": c.lr, "batch": c.batch, "dropout": c.dropout,
+                "seed": c.seed, "data_seed": c.data_seed, "epochs": c.epochs, "lr": c.lr, "batch": c.batch,
+                "dropout": c.dropout,
                 "weight_decay": c.weight_decay, "warmup": c.warmup, "grad_clip": c.grad_clip,
                 "backend": c.backend, "checkpoint": str(self.checkpoint), "max_train": c.max_train,
                 "max_eval": c.max_eval, "skip_unencodable": c.skip_unencodable}
