@@ -8,11 +8,14 @@ The loop, in the order a step runs:
 Every eval_interval steps: the loss on train and validation batches, a checkpoint, a metrics
 line. Ctrl-C finishes the current step, saves a checkpoint and exits; a second Ctrl-C stops at
 once. A resumed run continues the same random streams, so its losses equal an uninterrupted run's.
+Under mpiexec the run is data-parallel (minigpt/distributed.py): after the backward pass the gradients
+are averaged across ranks, before clipping; only rank 0 prints and writes.
 """
 import json
+import os
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,8 @@ import numpy as np
 from minigpt import kernels
 from minigpt.checkpoint import list_checkpoints, load_optimizer_state, load_weights, read_info, save_checkpoint
 from minigpt.config import GPTConfig
-from minigpt.data import atomic_write_bytes, get_batch, open_token_file
+from minigpt.data import atomic_write_bytes, open_token_file
+from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
@@ -85,13 +89,14 @@ def flops_per_token(model):
     return 6 * n + 12 * c.n_layer * c.n_embd * c.block_size
 
 
-def estimate_loss(model, tokens, cfg, step):
+def estimate_loss(model, tokens, cfg, step, world=SingleProcess()):
     """Mean loss over eval_iters batches. The batches depend on the step alone, not on the
-    training stream, so evaluating never changes what training sees (and a resume matches)."""
+    training stream, so evaluating never changes what training sees (and a resume matches).
+    Over several ranks each takes its rows of every batch, as in training, and the means are averaged."""
     rng = np.random.default_rng([cfg.seed, 2, step])
-    losses = [model.forward(*get_batch(tokens, cfg.batch_size, cfg.block_size, rng), train=False)[1]
+    losses = [model.forward(*world.get_batch(tokens, cfg.batch_size, cfg.block_size, rng), train=False)[1]
               for _ in range(cfg.eval_iters)]
-    return float(np.mean(losses))
+    return world.mean(float(np.mean(losses)))
 
 
 class StopRequest:
@@ -117,24 +122,32 @@ class StopRequest:
 class Run:
     """A pre-training run: its settings, data, model, optimizer, random streams and metrics file."""
 
-    def __init__(self, cfg, resume=False):
-        self.out = Path(cfg.out)
+    def __init__(self, cfg, resume=False, world=SingleProcess()):
+        self.out, self.world = Path(cfg.out), world
         if resume:
             cfg = self.restore_settings(cfg)
         self.cfg = cfg
-        self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
+        with world.main_first():  # rank 0 fetches and encodes the corpus; the others then find its files
+            self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
         self.train_tokens, _ = open_token_file(train_path)
         self.val_tokens, _ = open_token_file(val_path)
         self.model = GPT(model_config(cfg, self.tokenizer.vocab_size), seed=cfg.seed, backend=cfg.backend)
         self.opt = AdamW(self.model, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
                          weight_decay=cfg.weight_decay)
-        self.data_rng = np.random.default_rng([cfg.seed, 1])
+        self.data_rng = np.random.default_rng([cfg.seed, 1])  # the same global batches on every rank
+        if world.size > 1:  # each rank's rows get their own dropout masks
+            self.model.dropout_rng = np.random.default_rng([cfg.seed, 1, world.rank])
         self.step = 0
         if resume:
             self.restore_state()
 
     def restore_settings(self, cfg):
-        _, info = read_info(self.out)
+        path, info = read_info(self.out)
+        saved_ranks = info.get("world_size", 1)
+        if saved_ranks != self.world.size:
+            raise ValueError(f"--resume: {path} was written by a run on {saved_ranks} rank(s), this run has "
+                             f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}), "
+                             "so every rank continues its own batches and dropout streams")
         saved = TrainConfig.from_dict(info["train_config"])
         saved.max_iters = max(saved.max_iters, cfg.max_iters)  # resuming may extend the run
         saved.backend, saved.metrics_out = cfg.backend, cfg.metrics_out or saved.metrics_out
@@ -146,8 +159,10 @@ class Run:
         load_optimizer_state(self.opt, path, info)
         self.step = info["step"]
         self.data_rng.bit_generator.state = info["rng"]["data"]
-        self.model.dropout_rng.bit_generator.state = info["rng"]["dropout"]
-        self.forget_metrics_after(self.step)
+        self.model.dropout_rng.bit_generator.state = info["rng"].get("dropout_ranks", [info["rng"]["dropout"]])[
+            self.world.rank]
+        if self.world.is_main:
+            self.forget_metrics_after(self.step)
         print(f"minigpt: resumed from {path} at step {self.step}")
 
     def forget_metrics_after(self, step):
@@ -159,9 +174,14 @@ class Run:
             atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def save(self, metrics):
-        extra = {"train_config": asdict(self.cfg), "metrics": metrics,
-                 "rng": {"data": self.data_rng.bit_generator.state,
-                         "dropout": self.model.dropout_rng.bit_generator.state}}
+        """Every rank calls this (each sends its dropout state); rank 0 writes the checkpoint."""
+        dropout_states = self.world.gather(self.model.dropout_rng.bit_generator.state)
+        if not self.world.is_main:
+            return None
+        extra = {"train_config": asdict(self.cfg), "metrics": metrics, "world_size": self.world.size,
+                 "rng": {"data": self.data_rng.bit_generator.state, "dropout": dropout_states[0]}}
+        if self.world.size > 1:
+            extra["rng"]["dropout_ranks"] = dropout_states
         return save_checkpoint(self.out, self.model, self.step, self.tokenizer, self.opt, extra)
 
     def train_step(self):
@@ -170,20 +190,24 @@ class Run:
         model.zero_grad()
         loss = 0.0
         for _ in range(cfg.grad_accum):
-            x, y = get_batch(self.train_tokens, cfg.batch_size, cfg.block_size, self.data_rng)
+            x, y = self.world.get_batch(self.train_tokens, cfg.batch_size, cfg.block_size, self.data_rng)
             loss += model.forward(x, y, train=True)[1] / cfg.grad_accum
             model.backward()
         if cfg.grad_accum > 1:
             for g in model.grads.values():
                 g /= cfg.grad_accum  # the mean over micro-batches, as one big batch would give
+        self.bytes_reduced = self.world.allreduce_mean_(model.grads)  # the mean over ranks (none on one process)
+        loss = self.world.mean(loss)
         norm = clip_grad_norm(model.grads, cfg.grad_clip, flat=model.flat) if cfg.grad_clip > 0 else float("nan")
         self.opt.step(lr)
         self.step += 1
         return loss, lr, norm
 
     def evaluate(self):
-        return {"step": self.step, "train_loss": estimate_loss(self.model, self.train_tokens, self.cfg, self.step),
-                "val_loss": estimate_loss(self.model, self.val_tokens, self.cfg, self.step)}
+        self.world.check_same_parameters(self.model.params, self.step)
+        return {"step": self.step,
+                "train_loss": estimate_loss(self.model, self.train_tokens, self.cfg, self.step, self.world),
+                "val_loss": estimate_loss(self.model, self.val_tokens, self.cfg, self.step, self.world)}
 
 
 def banner(run):
@@ -200,28 +224,42 @@ def banner(run):
           f"context {c.block_size}, vocab {c.vocab_size}: {model.num_params():,} parameters")
     print(f"minigpt: {len(run.train_tokens):,} training tokens, {len(run.val_tokens):,} validation tokens; "
           f"{cfg.max_iters} steps of {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens; out {run.out}")
+    if run.world.size > 1:
+        print(f"minigpt: data-parallel over {run.world.size} MPI ranks: each step is {run.world.size} x "
+              f"{cfg.batch_size * cfg.grad_accum} sequences, gradients all-reduced in buckets of "
+              f"{run.world.bucket_bytes / 2**20:g} MiB")
 
 
-def train(cfg, resume=False, progress=True):
-    """Run (or resume) pre-training; return the final metrics dict."""
+def train(cfg, resume=False, progress=True, world=None):
+    """Run (or resume) pre-training; return (run, final metrics dict). world: a distributed world (default:
+    MPI when launched by mpiexec with several ranks, else one process)."""
+    world = world or get_world(backend=cfg.backend)
+    with world.stop_all_on_error(cfg.out):
+        return train_ranks(cfg, resume, progress, world)
+
+
+def train_ranks(cfg, resume, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
     kernels.check_backend(cfg.backend)  # a missing build or GPU is reported before any data is prepared
     if resume and not list_checkpoints(cfg.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
-    run = Run(cfg, resume)
+    run = Run(cfg, resume, world)
     cfg = run.cfg
     banner(run)
     metrics_path = run.out / "metrics.jsonl"
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size * world.size
     record = {"step": run.step}
     started, timed_tokens, timed_seconds = time.perf_counter(), 0, 0.0
-    bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not progress, dynamic_ncols=True)
-    with StopRequest() as stop, open(metrics_path, "a") as log:
-        while run.step < cfg.max_iters and not stop.requested:
+    bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not (progress and world.is_main), dynamic_ncols=True)
+    log = open(metrics_path, "a") if world.is_main else open(os.devnull, "w")  # only rank 0 writes metrics
+    stopping = False
+    with StopRequest() as stop, log:
+        while run.step < cfg.max_iters and not stopping:
             t0 = time.perf_counter()
             loss, lr, norm = run.train_step()
             dt = time.perf_counter() - t0
+            stopping = world.any(stop.requested)  # every rank stops at the same step
             if run.step > 1:  # the first step pays one-time costs (page faults, thread start)
                 timed_tokens, timed_seconds = timed_tokens + tokens_per_step, timed_seconds + dt
             tokens_per_s = timed_tokens / timed_seconds if timed_seconds else tokens_per_step / dt
@@ -229,17 +267,23 @@ def train(cfg, resume=False, progress=True):
             bar.update(1)
             record = {"step": run.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_per_s": tokens_per_s,
                       "gflops": tokens_per_s * flops_per_token(run.model) / 1e9}
-            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stop.requested:
+            if world.size > 1:
+                record["allreduce_bytes"] = run.bytes_reduced
+            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stopping:
                 record.update(run.evaluate())
                 bar.write(f"step {run.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
                 run.save(record)
             log.write(json.dumps(record) + "\n")
             log.flush()
     bar.close()
+    found = list_checkpoints(run.out)
     final = {"train_loss": record.get("train_loss"), "val_loss": record.get("val_loss"), "iters": run.step,
              "tokens_per_s": timed_tokens / timed_seconds if timed_seconds else None,
-             "wall_s": time.perf_counter() - started, "interrupted": stop.requested,
-             "checkpoint": str(list_checkpoints(run.out)[-1][1]) if list_checkpoints(run.out) else None}
+             "wall_s": time.perf_counter() - started, "interrupted": stopping,
+             "checkpoint": str(found[-1][1]) if found else None, "ranks": world.size}
+    if not world.is_main:
+        run.cfg = replace(cfg, sample_tokens=0)  # only rank 0 samples at the end (cli.cmd_pretrain)
+        return run, final
     if cfg.metrics_out:
         Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
     plot_losses(metrics_path, run.out / "loss.png")
