@@ -78,6 +78,9 @@ class SingleProcess:
     def gather(self, obj):
         return [obj]
 
+    def broadcast(self, obj):
+        return obj
+
     def check_same_parameters(self, params, step):
         return parameter_checksum(params)
 
@@ -154,6 +157,10 @@ class MPIWorld(SingleProcess):
     def gather(self, obj):
         """Every rank's obj, in rank order, on rank 0 (None on the others)."""
         return self.comm.gather(obj, root=0)
+
+    def broadcast(self, obj):
+        """Rank 0's obj, on every rank."""
+        return self.comm.bcast(obj, root=0)
 
     def check_same_parameters(self, params, step):
         """Raise if any rank's parameters differ from rank 0's (the data-parallel invariant is broken)."""

@@ -202,3 +202,49 @@ def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path,
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed from run/ckpt-0000003 at step 3" in resumed.stdout
     assert [r["step"] for r in metrics(tmp_path / "run")] == list(range(1, 9))
+
+
+def fine_tuning_inputs(tmp_path, n_train=18, n_dev=6):
+    """A tiny pre-trained checkpoint and a JSONL classification task (18 examples: with 2 x 4 per step, the last
+    step's 2 examples all fall to rank 0 and rank 1 sits it out with weight 0)."""
+    tokenizer = minigpt.CharTokenizer.train("abcdefghijklmnopqrstuvwxyz ")
+    config = minigpt.GPTConfig(vocab_size=tokenizer.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=16)
+    from minigpt.checkpoint import save_checkpoint
+    checkpoint = save_checkpoint(tmp_path / "pretrained", minigpt.GPT(config, seed=5), 10, tokenizer)
+    rng = np.random.default_rng(0)
+    words = ["the", "film", "was", "plot", "very", "a"]
+
+    def row():
+        label = str(rng.choice(["good", "bad"]))
+        return {"text": " ".join(rng.choice(words, 3)) + f" {label}", "label": label}
+    task = tmp_path / "task"
+    task.mkdir()
+    for name, n in (("train.jsonl", n_train), ("dev.jsonl", n_dev)):
+        (task / name).write_text("".join(json.dumps(row()) + "\n" for _ in range(n)))
+    return checkpoint, task
+
+
+@requires_mpi
+def test_two_ranks_fine_tune_like_one_process_with_twice_the_batch(tmp_path):
+    checkpoint, task = fine_tuning_inputs(tmp_path)
+    common = ["-m", "minigpt", "finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data",
+              str(task), "--epochs", "2", "--lr", "3e-3", "--dropout", "0", "--aux-lm", "0", "--backend", "cpu",
+              "--no-progress"]
+    one = launch([*common, "--batch", "8", "--out", "one", "--metrics-out", "one.json"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = launch([*common, "--batch", "4", "--out", "two", "--metrics-out", "two.json"], tmp_path, ranks=2)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.stdout.count("epoch 2:") == 1
+    m1, m2 = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
+    assert m1["steps"] == m2["steps"] == 6 and m2["ranks"] == 2
+    for key in ("train_loss", "dev_task_loss", "accuracy"):
+        np.testing.assert_allclose([h[key] for h in m1["history"]], [h[key] for h in m2["history"]], rtol=2e-5,
+                                   err_msg=key)
+    saved = sorted(Path(m1["checkpoint"] if Path(m1["checkpoint"]).is_absolute() else tmp_path / m1["checkpoint"])
+                   .glob("*.safetensors"))
+    assert saved
+    for path in saved:
+        a, b = load_file(path), load_file(tmp_path / "two" / path.parent.name / path.name)
+        for name in a:  # atol: the key biases have a zero gradient in exact arithmetic (softmax ignores them),
+            # so AdamW's normalised step turns float32 rounding into moves of a few 1e-6
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=f"{path.name}: {name}")

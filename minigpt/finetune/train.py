@@ -12,6 +12,10 @@ The run, in order:
     save      the fine-tuned model in out/ckpt-<step>/ (finetune/checkpoint.py), the metrics as JSON
 Ctrl-C finishes the current step, evaluates, saves and exits, like pre-training; a second Ctrl-C
 stops at once. There is no resume: a fine-tuning run takes minutes.
+Under mpiexec the run is data-parallel (minigpt/distributed.py): every step's batch of N x batch examples
+is shared out by rows, the gradients are averaged weighted by each rank's example count (exact for the
+task loss; the auxiliary LM loss, a mean over each rank's tokens, is then weighted by examples, not
+tokens), and only rank 0 evaluates, prints and saves.
 
 The paper's settings for its 117M model: lr 6.25e-5, batch 32, 3 epochs, dropout 0.1, warmup 0.2%,
 λ = 0.5, weight decay 0.01. Our default models are a hundred times smaller and take a larger learning
@@ -29,6 +33,7 @@ import numpy as np
 from minigpt import kernels
 from minigpt.checkpoint import load_weights, read_info
 from minigpt.config import GPTConfig
+from minigpt.distributed import SingleProcess, get_world
 from minigpt.finetune.batch import collate
 from minigpt.finetune.checkpoint import save_task_model
 from minigpt.finetune.modes import MODES, keep_first_layers, trainable_parameters
@@ -212,10 +217,10 @@ def evaluate(model, encoded, metric_names, batch_size):
 class FineTuneRun:
     """One fine-tuning run: the task, the model, the encoded splits, the optimizer and random streams."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, world=SingleProcess()):
         from minigpt.tasks import load_task
 
-        self.cfg = cfg.check()
+        self.cfg, self.world = cfg.check(), world
         # the data seed fixes the task sample and the dev subset, so runs of different seeds score one dev set
         data_seed = cfg.seed if cfg.data_seed == -1 else cfg.data_seed
         self.task = load_task(cfg.task, cfg.data or None, seed=data_seed)
@@ -236,30 +241,49 @@ class FineTuneRun:
                              "the tokenizer can encode")
         self.trainable = trainable_parameters(self.model, cfg.mode)
         self.opt = AdamW(self.trainable, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay)
-        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / (cfg.batch * world.size))
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.warmup_steps = max(1, math.ceil(cfg.warmup * self.total_steps)) if cfg.warmup > 0 else 0
-        self.shuffle_rng = np.random.default_rng([cfg.seed, 7])
+        self.shuffle_rng = np.random.default_rng([cfg.seed, 7])  # the same order on every rank
+        if world.size > 1:  # each rank's examples get their own dropout masks
+            self.model.gpt.dropout_rng = np.random.default_rng([cfg.seed, 1, world.rank])
         self.step = 0
 
     def epoch_batches(self):
-        """The training set in a fresh seeded order, cut into batches."""
+        """The training set in a fresh seeded order, cut into batches of batch x ranks examples; this rank's
+        share of each (rows rank*batch ..), or None where the last, shorter batch leaves it nothing."""
         order = self.shuffle_rng.permutation(len(self.train_set))
-        for start in range(0, len(order), self.cfg.batch):
-            yield collate([self.train_set[i] for i in order[start:start + self.cfg.batch]], self.model.regression)
+        size, mine = self.cfg.batch * self.world.size, slice(self.world.rank * self.cfg.batch,
+                                                             (self.world.rank + 1) * self.cfg.batch)
+        for start in range(0, len(order), size):
+            rows = order[start:start + size][mine]
+            yield collate([self.train_set[i] for i in rows], self.model.regression) if len(rows) else None
 
     def train_step(self, batch):
         cfg, model = self.cfg, self.model
         lr = linear_warmup_decay(self.step, cfg.lr, self.warmup_steps, self.total_steps)
         model.zero_grad()
-        _, losses = model.forward(batch, train=True)
-        model.backward()
+        n = batch.n_examples if batch is not None else 0
+        if n:
+            _, losses = model.forward(batch, train=True)
+            model.backward()
+        else:
+            losses = {"loss": 0.0, "task_loss": 0.0, "lm_loss": 0.0 if cfg.aux_lm > 0 else None}
+        self.world.allreduce_mean_(self.trainable.grads, weight=n)  # the mean over the whole batch's examples
+        losses = {k: v if v is None else self.world.mean(v, weight=n) for k, v in losses.items()}
         norm = clip_grad_norm(self.trainable.grads, cfg.grad_clip) if cfg.grad_clip > 0 else float("nan")
         self.opt.step(lr)
         self.step += 1
         return losses, lr, norm
 
     def evaluate(self):
+        """The dev metrics, computed by rank 0 and sent to every rank."""
+        self.world.check_same_parameters(self.model.params, self.step)
+        if not self.world.is_main:
+            return self.world.broadcast(None)
+        return self.world.broadcast(self.evaluate_here())
+
+    def evaluate_here(self):
         return evaluate(self.model, self.dev_set, self.task.metrics, self.cfg.batch)
 
     def settings(self):
@@ -296,15 +320,23 @@ def skipped_note(run):
             f"cannot encode them (the first: {skipped[0]})")
 
 
-def finetune(cfg, progress=True):
-    """Run fine-tuning; return (run, final metrics dict). The dict is also written to cfg.metrics_out."""
+def finetune(cfg, progress=True, world=None):
+    """Run fine-tuning; return (run, final metrics dict). The dict is also written to cfg.metrics_out.
+    world: a distributed world (default: MPI when launched by mpiexec with several ranks, else one process)."""
+    world = world or get_world(backend=cfg.backend)
+    with world.stop_all_on_error(cfg.out):
+        return finetune_ranks(cfg, progress, world)
+
+
+def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
-    run = FineTuneRun(cfg)
+    run = FineTuneRun(cfg, world)
     banner(run)
     history, record, step_times = [], {}, []
     started = time.perf_counter()
-    bar = tqdm(total=run.total_steps, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=run.total_steps, disable=not (progress and world.is_main), dynamic_ncols=True)
+    stopping = False
     with StopRequest() as stop:
         for epoch in range(cfg.epochs):
             for batch in run.epoch_batches():
@@ -314,20 +346,24 @@ def finetune(cfg, progress=True):
                 bar.set_postfix(loss=f"{losses['loss']:.4f}", task=f"{losses['task_loss']:.4f}", lr=f"{lr:.2e}",
                                 refresh=False)
                 bar.update(1)
-                if stop.requested:
+                stopping = world.any(stop.requested)  # every rank stops at the same step
+                if stopping:
                     break
             record = {"epoch": epoch + 1, "step": run.step, "train_loss": losses["loss"], **run.evaluate()}
             history.append(record)
             bar.write("epoch {epoch}: ".format(**record) + ", ".join(
                 f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
-            if stop.requested:
+            if stopping:
                 break
     bar.close()
-    final = final_metrics(run, record, history, step_times, time.perf_counter() - started, stop.requested)
-    final["checkpoint"] = str(save_task_model(cfg.out, run.model, run.step, run.tokenizer, run.task, run.settings(),
-                                              metrics=final))
-    if cfg.metrics_out:
-        Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+    final = final_metrics(run, record, history, step_times, time.perf_counter() - started, stopping)
+    final["ranks"] = world.size
+    if world.is_main:
+        final["checkpoint"] = str(save_task_model(cfg.out, run.model, run.step, run.tokenizer, run.task,
+                                                  run.settings(), metrics=final))
+        if cfg.metrics_out:
+            Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+    final["checkpoint"] = world.broadcast(final.get("checkpoint"))
     return run, final
 
 
