@@ -26,6 +26,7 @@ import zlib
 
 import numpy as np
 
+from minigpt import kernels
 from minigpt.data import get_batch
 
 BUCKET_BYTES = 4 * 2**20  # 4 MiB per all-reduce: large enough to reach the link's bandwidth, small to hold
@@ -201,5 +202,5 @@ def parameter_checksum(params):
     crc = 0
     for name in sorted(params):
         crc = zlib.crc32(name.encode(), crc)
-        crc = zlib.crc32(np.ascontiguousarray(params[name]).view(np.uint8), crc)
+        crc = zlib.crc32(np.ascontiguousarray(kernels.to_host(params[name])).view(np.uint8), crc)  # GPU arrays too
     return crc

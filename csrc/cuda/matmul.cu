@@ -418,6 +418,8 @@ double split_time(int64_t tiles, int64_t K, int64_t splits, int64_t resident, in
 // So every split count is costed with split_time and the fastest kept, preferring fewer slices (fewer
 // atomics) when within 3% of it; a split must beat no split by 10% to pay for zeroing the output.
 int64_t choose_splits(int64_t tiles, int64_t K, int64_t resident, int64_t step) {
+    // Too short to split at all (this also keeps K = 0, a valid product of bias only, out of split_time).
+    if (K < 2 * kMinSplitK) { return 1; }
     const int64_t most = std::min<int64_t>(K / kMinSplitK, 256);
     const double unsplit = split_time(tiles, K, 1, resident, step);
     double best = unsplit;
