@@ -94,7 +94,8 @@ def attention_with_cache(q, k, v, pos):
     q: (B, NH, Tn, hs), the queries of positions pos .. pos+Tn-1;
     k, v: (B, NH, pos+Tn, hs), the keys and values of every position so far (the KV cache).
     Query i may see keys 0 .. pos+i. returns: (B, NH, Tn, hs).
-    This reference serves both backends: with Tn = 1 it is two small matrix-vector products per head.
+    The reference behind attention_cached (backend="cpu" has a fused C++ kernel for both): with
+    Tn = 1 it is two small matrix-vector products per head.
     """
     xp = array_module(q)
     Tn, L, hs = q.shape[2], k.shape[2], q.shape[3]
