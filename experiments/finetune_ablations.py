@@ -120,25 +120,30 @@ def load_results(out):
     return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.json")) if p.name != "summary.json"]
 
 
-def setting_of(result):
-    """The part(s) of the sweep a result belongs to, as (part, x-label, x) rows."""
+def setting_of(result, layer_sizes, aux_sizes):
+    """The part(s) of the sweep a result belongs to, as (part, setting, x) rows. Part a is part d's
+    pre-trained and random runs at one size, so they share rows. layer_sizes and aux_sizes: the (task,
+    labelled N) that parts c and b ran at, whose plain pre-trained run is their reference point."""
     rows = []
     default_aux, all_layers = result["aux_lm"] == 0.5, result["transfer_layers"] == -1
+    where = (result["task"], result["max_train"])
     if default_aux and all_layers:
-        rows.append(("d", result["init"], result["max_train"] or result["n_train"]))
-    if all_layers:
-        rows.append(("a/b", f"{result['init']}, λ={result['aux_lm']:g}", result["max_train"] or result["n_train"]))
-    if result["init"] == "pretrained" and default_aux:
-        rows.append(("c", "pretrained", result["transfer_layers"]))
+        rows.append(("a,d", result["init"], result["max_train"] or result["n_train"]))
+    if all_layers and where in aux_sizes:
+        rows.append(("b", f"{result['init']}, λ={result['aux_lm']:g}", result["max_train"] or result["n_train"]))
+    if result["init"] == "pretrained" and default_aux and where in layer_sizes:
+        rows.append(("c", f"pretrained, N={result['max_train'] or 'all'}", result["transfer_layers"]))
     return rows
 
 
 def summarize(results, n_layer=None):
     """One row per (task, part, setting, x): the mean, sample std and count of the headline metric over seeds."""
     groups = {}
+    layer_sizes = {(r["task"], r["max_train"]) for r in results if r["transfer_layers"] != -1}
+    aux_sizes = {(r["task"], r["max_train"]) for r in results if r["aux_lm"] != 0.5}
     for r in results:
         metric, value = headline(r)
-        for part, label, x in setting_of(r):
+        for part, label, x in setting_of(r, layer_sizes, aux_sizes):
             if part == "c" and x == -1:
                 x = n_layer if n_layer is not None else "all"
             key = (r["task"], part, label, x, metric)
@@ -157,7 +162,7 @@ def summarize(results, n_layer=None):
 def markdown_table(rows):
     lines = ["| task | part | setting | labelled N / layers | metric | mean ± std | seeds | dev LM loss | s/run |",
              "|---|---|---|---|---|---|---|---|---|"]
-    order = {"a/b": 0, "d": 1, "c": 2}
+    order = {"a,d": 0, "b": 1, "c": 2}
     for r in sorted(rows, key=lambda r: (r["task"], order[r["part"]], r["setting"], str(r["x"]).zfill(6))):
         lines.append(f"| {r['task']} | {r['part']} | {r['setting']} | {r['x']} | {r['metric']} | "
                      f"{r['mean']:.3f} ± {r['std']:.3f} | {r['n_seeds']} | {r['dev_lm_loss']:.3f} | "
@@ -185,7 +190,7 @@ def plot(rows, path):
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
     for (ax_d, ax_c), task in zip(axes, tasks):
         for ax, part, xlabel in ((ax_d, "d", "labelled training examples"), (ax_c, "c", "pre-trained blocks kept")):
-            mine = [r for r in rows if r["task"] == task and r["part"] == part]
+            mine = [r for r in rows if r["task"] == task and r["part"] == ("a,d" if part == "d" else part)]
             for label in sorted({r["setting"] for r in mine}):
                 line = sorted((r for r in mine if r["setting"] == label), key=lambda r: r["x"])
                 xs, ms, ss = [r["x"] for r in line], np.array([r["mean"] for r in line]), [r["std"] for r in line]
@@ -194,10 +199,13 @@ def plot(rows, path):
                 ax.axhline(mine[0]["chance"], color="grey", linestyle=":", label="chance")
             if part == "d" and mine:
                 ax.set_xscale("log")
+            if part == "c":
+                ax.set_xticks(range(int(max([r["x"] for r in mine], default=0)) + 1))
             ax.set_xlabel(xlabel)
             ax.set_ylabel(mine[0]["metric"] if mine else "")
             ax.set_title(f"{task}: part {part}")
-            ax.legend(fontsize=8)
+            if mine:
+                ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
