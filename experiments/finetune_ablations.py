@@ -98,7 +98,8 @@ def run_one(run_spec, args):
             "steps": run.step, **{m: scores[m] for m in run.task.metrics}, "dev_task_loss": scores["dev_task_loss"],
             "dev_lm_loss": scores["dev_lm_loss"], "train_loss": losses.get("loss", float("nan")),
             "chance": chance_level(run.task), "lr": cfg.lr, "batch": cfg.batch, "data_seed": args.data_seed,
-            "max_eval": args.max_eval, "checkpoint": str(run.checkpoint), "train_s": train_s,
+            "max_eval": args.max_eval, "checkpoint": str(run.checkpoint), "n_layer": run.model.config.n_layer,
+            "train_s": train_s,
             "wall_s": time.perf_counter() - started}
 
 
@@ -136,8 +137,22 @@ def setting_of(result, layer_sizes, aux_sizes):
     return rows
 
 
+def layers_of(results):
+    """The pre-trained model's number of blocks, as the results say, or from the checkpoint they name (None if
+    neither)."""
+    from minigpt.checkpoint import read_info
+    if "n_layer" in results[0]:
+        return results[0]["n_layer"]
+    try:
+        return read_info(results[0]["checkpoint"])[1]["config"]["n_layer"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def summarize(results, n_layer=None):
-    """One row per (task, part, setting, x): the mean, sample std and count of the headline metric over seeds."""
+    """One row per (task, part, setting, x): the mean, sample std and count of the headline metric over seeds.
+    Part c's all-blocks point is at x = n_layer (default: read from the results' checkpoint), else "all"."""
+    n_layer = layers_of(results) if n_layer is None and results else n_layer
     groups = {}
     layer_sizes = {(r["task"], r["max_train"]) for r in results if r["transfer_layers"] != -1}
     aux_sizes = {(r["task"], r["max_train"]) for r in results if r["aux_lm"] != 0.5}
@@ -192,7 +207,7 @@ def plot(rows, path):
         for ax, part, xlabel in ((ax_d, "d", "labelled training examples"), (ax_c, "c", "pre-trained blocks kept")):
             mine = [r for r in rows if r["task"] == task and r["part"] == ("a,d" if part == "d" else part)]
             for label in sorted({r["setting"] for r in mine}):
-                line = sorted((r for r in mine if r["setting"] == label), key=lambda r: r["x"])
+                line = sorted((r for r in mine if r["setting"] == label), key=lambda r: str(r["x"]).zfill(9))
                 xs, ms, ss = [r["x"] for r in line], np.array([r["mean"] for r in line]), [r["std"] for r in line]
                 ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=label)
             if mine and mine[0]["chance"] is not None:

@@ -220,7 +220,7 @@ if script.exists() and any(results_dir.glob("*__seed*.json")):
     spec = importlib.util.spec_from_file_location("finetune_ablations", script)
     ablations = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablations)
-    rows = ablations.summarize(ablations.load_results(results_dir), n_layer=4)
+    rows = ablations.summarize(ablations.load_results(results_dir))
     print("step 4: the ablations (mean ± sample std over seeds; part c's 4 layers is the full pre-trained run)\n")
     print(ablations.markdown_table(rows))
     png = ablations.plot(rows, run_dir / "ablations.png")
