@@ -206,6 +206,10 @@ def plot(rows, path):
     for (ax_d, ax_c), task in zip(axes, tasks):
         for ax, part, xlabel in ((ax_d, "d", "labelled training examples"), (ax_c, "c", "pre-trained blocks kept")):
             mine = [r for r in rows if r["task"] == task and r["part"] == ("a,d" if part == "d" else part)]
+            if not mine:
+                ax.set_title(f"{task}: part {part} not run")
+                ax.axis("off")
+                continue
             for label in sorted({r["setting"] for r in mine}):
                 line = sorted((r for r in mine if r["setting"] == label), key=lambda r: str(r["x"]).zfill(9))
                 xs, ms, ss = [r["x"] for r in line], np.array([r["mean"] for r in line]), [r["std"] for r in line]
