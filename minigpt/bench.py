@@ -10,7 +10,8 @@ FMA peak, when given).
 The scripts' environment drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which on these machines
 make OpenBLAS pick a slower sgemm kernel: the baseline runs at its best, and only there (tests and
 training keep the environment they were given). The scripts live in the repository's benchmarks/
-folder, next to the package; an installed wheel has no copy of them.
+folder: next to the package in a source checkout (pip install -e .), or in the current directory when
+minigpt was installed with `pip install .` and the command runs from the checkout's root.
 """
 import json
 import os
@@ -26,7 +27,16 @@ SCRIPTS = {  # name: (script, extra arguments)
     "train": ("bench_train_step.py", []),
     "generate": ("bench_generate.py", ["--uncached-backends", "none"]),
 }
-BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def find_benchmarks():
+    """The benchmarks/ folder: beside the package (editable install) or in the current directory."""
+    for folder in (pathlib.Path(__file__).resolve().parent.parent / "benchmarks", pathlib.Path.cwd() / "benchmarks"):
+        if (folder / "bench_matmul.py").is_file():
+            return folder
+    raise RuntimeError("minigpt bench runs the scripts in the repository's benchmarks/ folder, found neither beside "
+                       "the installed package nor in the current directory: run it from the root of a minigpt "
+                       "checkout")
 
 
 def benchmark_environment():
@@ -37,9 +47,10 @@ def benchmark_environment():
 def run_script(name, quick, peak):
     """Run one benchmark script (its own output goes to this terminal); return its rows."""
     script, extra = SCRIPTS[name]
+    benchmarks = find_benchmarks()
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "rows.json"
-        cmd = [sys.executable, str(BENCHMARKS / script), "--json", str(out), *extra]
+        cmd = [sys.executable, str(benchmarks / script), "--json", str(out), *extra]
         if quick:
             cmd.append("--quick")
         if peak and name == "matmul":
@@ -47,7 +58,7 @@ def run_script(name, quick, peak):
         if peak and name == "train":
             cmd += ["--peak-gflops", str(peak)]
         print(f"\n=== {' '.join(cmd[1:])}", flush=True)
-        result = subprocess.run(cmd, env=benchmark_environment(), cwd=BENCHMARKS)
+        result = subprocess.run(cmd, env=benchmark_environment(), cwd=benchmarks)
         if result.returncode != 0 or not out.exists():
             print(f"(benchmark {name} failed with exit code {result.returncode}; its rows are missing)")
             return []
@@ -82,13 +93,11 @@ def format_table(rows):
 
 def run_benchmarks(only=None, quick=False, peak=None):
     """Run the chosen benchmarks (default: all) and print the one table; returns the rows."""
-    if not BENCHMARKS.is_dir():
-        raise RuntimeError(f"minigpt bench runs the scripts in the repository's benchmarks/ folder, which is not at "
-                           f"{BENCHMARKS}: run it from a source checkout (pip install -e .)")
     names = only or list(SCRIPTS)
     unknown = [n for n in names if n not in SCRIPTS]
     if unknown:
         raise ValueError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
+    find_benchmarks()  # fail before any script runs
     rows = []
     for name in names:
         rows += run_script(name, quick, peak)
