@@ -1,6 +1,8 @@
 """Time minigpt's CUDA kernels against PyTorch eager on the same GPU, in one process; print ratios.
 
-usage: python benchmarks/bench_cuda.py [--quick] [--json results.json]
+usage: python benchmarks/bench_cuda.py [--quick] [--parts PART ...] [--configs CONFIG ...] [--json results.json]
+  e.g. only the training steps of both models, in well under a minute on an H100:
+       python benchmarks/bench_cuda.py --parts training
 
 Four parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
 sides, then with TF32 on on both sides (our matmul's optional tensor-core path, kernels.set_cuda_tf32;
@@ -17,6 +19,7 @@ a warm-up; the median of three such batches. A part that fails prints its error 
 exits non-zero at the end, after the other parts have run. This is a measurement, not a test.
 """
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -279,9 +282,10 @@ def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
     return tps, losses[:3]
 
 
-def bench_training(torch, cupy, sync, quick):
+def bench_training(torch, cupy, sync, quick, configs=tuple(TRAIN_CONFIGS)):
     rows = []
-    for name, (L, H, C, T, B, V) in TRAIN_CONFIGS.items():
+    for name in configs:
+        L, H, C, T, B, V = TRAIN_CONFIGS[name]
         steps = 5 if quick else (20 if name == "small" else 8)
         data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
         ours_tps, ours_losses, phases = train_ours(data, L, H, C, T, B, V, sync, steps)
@@ -335,6 +339,8 @@ def device_us(event):
 
 # ----------------------------------------------------------------------------- report
 
+PARTS = ("matmul", "attention", "training", "profile")
+
 def print_table(title, rows, columns):
     print(f"\n{title}")
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
@@ -354,6 +360,9 @@ def fmt(v):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes and steps")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--configs", nargs="+", choices=list(TRAIN_CONFIGS), default=list(TRAIN_CONFIGS),
+                        help="the models the training part runs")
     parser.add_argument("--json", default=os.path.join(os.environ["OUT"], "cuda_results.json") if os.environ.get("OUT")
                         else "", help="write all figures here (default: $OUT/cuda_results.json when OUT is set)")
     args = parser.parse_args()
@@ -368,11 +377,12 @@ def main():
                                        "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
                                              "ours_tflops", "out_rel_diff", "dq_rel_diff"]),
-             "training": (bench_training, ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio",
-                                           "ours_tf32_tokens_per_s", "torch_tf32_tokens_per_s", "ratio_tf32",
-                                           "ours_first_losses", "torch_first_losses", "ours_step_ms",
-                                           "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"]),
+             "training": (functools.partial(bench_training, configs=args.configs),
+                          ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio", "ours_tf32_tokens_per_s",
+                           "torch_tf32_tokens_per_s", "ratio_tf32", "ours_first_losses", "torch_first_losses",
+                           "ours_step_ms", "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"]),
              "profile": (bench_profile, ["side", "kernel", "ms_per_step", "calls_per_step", "share"])}
+    parts = {name: parts[name] for name in PARTS if name in args.parts}
     failed = []
     for name, (bench, _) in parts.items():
         t0 = time.perf_counter()

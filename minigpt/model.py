@@ -177,7 +177,9 @@ class GPT:
         for block in reversed(self.h):
             dx = block.backward(dx)
         dx = self.drop.backward(dx)
-        self.wpe.backward(dx.sum(axis=0))  # every sequence used the same positions 0..T-1
+        B, T, C = dx.shape  # every sequence used the same positions 0..T-1: wpe is a bias over the batch
+        dx = self._xp().ascontiguousarray(dx)
+        self.wpe.backward(kernels.bias_grad(dx.reshape(B, T * C), backend=self.backend).reshape(T, C))
         self.wte.backward(dx)
 
     def add_token_embeddings(self, n, seed=0):

@@ -138,6 +138,54 @@ def test_matmul_empty_and_zero_k(rng):
     np.testing.assert_allclose(host(out), np.tile(bias, (5, 1)), rtol=1e-6)
 
 
+# ----------------------------------------------------------------------------- bias gradient
+
+# N = 1, 7: a single chunk, which adds into db directly; 256 + 1, 1000, 16384: several chunks of 256 rows
+# and a ragged last one; C = 1, 33 (a strip of 32 and one more), 384, 3072; (64, 98304): wpe's gradient of
+# "small" (B, T * C); (300_001, 3): more than 1024 chunks of 256 rows, so each chunk grows.
+BIAS_GRAD_SHAPES = [(1, 1), (1, 384), (7, 33), (7, 1), (257, 1), (257, 33), (1000, 384), (4097, 1152),
+                    (16384, 3072), (64, 98304), (300_001, 3)]
+BIAS_GRADS = {"bias_grad": lambda *a: kernels.bias_grad(*a, backend="cuda"), "bias_grad_naive": _cuda.bias_grad_naive}
+
+
+@pytest.mark.parametrize("variant", list(BIAS_GRADS))
+@pytest.mark.parametrize("N,C", BIAS_GRAD_SHAPES)
+def test_bias_grad_matches_numpy(rng, variant, N, C):
+    # the naive version adds a column up in one chain of N float32 adds: its rounding grows with N
+    tolerance = FWD if variant == "bias_grad" else GRAD
+    dout = rng.standard_normal((N, C))
+    db = BIAS_GRADS[variant](dev(dout))
+    assert db.shape == (C,) and db.dtype == cupy.float32
+    assert rel(db, dout.sum(axis=0)) < tolerance
+    start = rng.standard_normal(C)  # with db given, the sums are added into it, in place
+    given = dev(start)
+    assert BIAS_GRADS[variant](dev(dout), given) is given
+    assert rel(given, start + dout.sum(axis=0)) < tolerance
+
+
+def test_bias_grad_is_deterministic_and_adds_into_a_flat_view(rng):
+    dout = dev(rng.standard_normal((16384, 384)) * 10)
+    assert cupy.array_equal(kernels.bias_grad(dout, backend="cuda"), kernels.bias_grad(dout, backend="cuda"))
+    flat = dev(np.zeros(1000))
+    view = flat[64:64 + 384]  # a layer's grads["bias"] in the flat gradient buffer
+    kernels.bias_grad(dout, view, backend="cuda")
+    assert rel(flat[64:448], host(dout).sum(axis=0)) < FWD
+    assert not cupy.any(flat[:64]) and not cupy.any(flat[448:])  # nothing outside the slice
+
+
+def test_bias_grad_empty_and_bad_input(rng):
+    assert np.array_equal(host(kernels.bias_grad(dev(np.ones((0, 5))), backend="cuda")), np.zeros(5))
+    assert kernels.bias_grad(dev(np.ones((4, 0))), backend="cuda").shape == (0,)
+    with pytest.raises(ValueError, match="2-D"):
+        kernels.bias_grad(dev(np.ones((2, 3, 4))), backend="cuda")
+    with pytest.raises(ValueError, match="db must have shape"):
+        kernels.bias_grad(dev(np.ones((2, 3))), dev(np.ones(4)), backend="cuda")
+    with pytest.raises(TypeError, match="C-contiguous"):
+        kernels.bias_grad(dev(np.ones((3, 2))).T, backend="cuda")
+    with pytest.raises(TypeError, match="float32"):
+        kernels.bias_grad(cupy.ones((2, 3)), backend="cuda")
+
+
 # ----------------------------------------------------------------------------- softmax
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 33), (4, 6, 257), (2, 1000), (5, 4099)])

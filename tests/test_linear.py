@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import requires_core
+from minigpt import kernels
 from minigpt.gradcheck import numerical_gradient, rel_error
 from minigpt.layers import Linear, linear_backward, linear_forward
 
@@ -53,6 +54,20 @@ def test_class_accumulates_grads(rng):
     layer.backward(dout)  # a second contribution adds, it does not overwrite
     assert np.allclose(layer.grads["weight"], 2 * x.T @ dout)
     assert np.allclose(layer.grads["bias"], 2 * dout.sum(0))
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_backward_adds_the_bias_gradient_into_a_given_db(rng, backend):
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 7, 4), (4, 33), (33,)))
+    dout = rng.standard_normal((2, 7, 33)).astype(np.float32)
+    _, cache = linear_forward(x, w, b, backend=backend)
+    db = np.ones(33, dtype=np.float32)
+    assert linear_backward(dout, cache, db=db)[2] is db  # in place: the layer passes its grads["bias"]
+    np.testing.assert_allclose(db, 1 + dout.sum(axis=(0, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kernels.bias_grad(dout.reshape(14, 33), backend=backend), dout.sum(axis=(0, 1)),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="2-D"):
+        kernels.bias_grad(dout, backend=backend)
 
 
 def test_float32_stays_float32(rng):

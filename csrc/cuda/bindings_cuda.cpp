@@ -188,6 +188,48 @@ static py::object matmul_naive(const py::object& a, const py::object& b, bool tr
     return run_matmul("matmul_naive", matmul_forward_naive_cuda, a, b, trans_a, trans_b, bias);
 }
 
+// ----------------------------------------------------------------------------- bias gradient
+
+// db += dout.sum(axis=0), into the given db (a layer's gradient, often a view of the flat buffer) or
+// into a fresh zeroed one; returns db.
+static py::object run_bias_grad(const std::string& op, bool naive, const py::object& dout_obj,
+                                const py::object& db_obj) {
+    const DeviceArray dout = device_array(op, "dout", dout_obj);
+    check_ndim(op, "dout", dout, 2, "(N, C)");
+    const int64_t N = dout.shape[0], C = dout.shape[1];
+    py::object db = db_obj;
+    float* db_ptr = nullptr;
+    if (db_obj.is_none()) {
+        std::tie(db, db_ptr) = new_array({C}, true);
+    } else {
+        const DeviceArray given = device_array(op, "db", db_obj);
+        check_vector(op, "db", given, C);
+        db_ptr = given.f32();
+    }
+    py::object partial;  // the fast kernel's scratch, one row per chunk of rows; none needed for one chunk
+    float* partial_ptr = nullptr;
+    const int64_t chunks = naive ? 0 : bias_grad_chunks(N);
+    if (chunks > 1) { std::tie(partial, partial_ptr) = new_array({chunks, C}, false); }
+    const cudaStream_t stream = current_stream();
+    {
+        py::gil_scoped_release release;
+        if (naive) {
+            bias_grad_naive_cuda(db_ptr, dout.f32(), N, C, stream);
+        } else {
+            bias_grad_cuda(db_ptr, partial_ptr, dout.f32(), N, C, stream);
+        }
+    }
+    return db;
+}
+
+static py::object bias_grad_py(const py::object& dout, const py::object& db) {
+    return run_bias_grad("bias_grad", false, dout, db);
+}
+
+static py::object bias_grad_naive_py(const py::object& dout, const py::object& db) {
+    return run_bias_grad("bias_grad_naive", true, dout, db);
+}
+
 // ----------------------------------------------------------------------------- softmax
 
 static py::object softmax_forward_py(const py::object& x_obj) {
@@ -551,6 +593,12 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("matmul_naive", &matmul_naive, "matmul with one thread per output (teaching version): same arguments and "
           "result.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());
+
+    m.def("bias_grad", &bias_grad_py, "db += dout.sum(axis=0), the gradient of a bias added to every row. dout: "
+          "(N, C); db: (C,), added into in place, or None for a new one. Returns db.", py::arg("dout"),
+          py::arg("db") = py::none());
+    m.def("bias_grad_naive", &bias_grad_naive_py, "bias_grad with one thread per column (teaching version): same "
+          "arguments and result.", py::arg("dout"), py::arg("db") = py::none());
 
     m.def("softmax_forward", &softmax_forward_py, "y = softmax(x) over the last axis. x: (..., N) -> y: (..., N).",
           py::arg("x"));

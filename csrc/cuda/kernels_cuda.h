@@ -38,6 +38,21 @@ void matmul_forward_naive_cuda(float* out, const float* a, const float* b, const
 void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
 
+// ----------------------------------------------------------------------------- bias gradient (bias_grad.cu)
+
+// db[c] += sum_r dout[r, c]: the gradient of a bias added to every row (Linear's bias, wpe). Blocks of
+// 32 columns x 256 rows sum into partial (one row per chunk of rows); a second pass adds the chunks
+// into db in a fixed order, so results do not vary between runs. With one chunk (N <= 256) the first
+// pass adds into db directly and partial is not touched (it may then be nullptr).
+void bias_grad_cuda(float* db,           // (C,)
+                    float* partial,      // (bias_grad_chunks(N), C): scratch
+                    const float* dout,   // (N, C)
+                    int64_t N, int64_t C, cudaStream_t stream);
+int64_t bias_grad_chunks(int64_t N);  // how many rows of scratch bias_grad_cuda needs for N rows
+
+// The teaching version, same result, no scratch: one thread per column down all N rows.
+void bias_grad_naive_cuda(float* db, const float* dout, int64_t N, int64_t C, cudaStream_t stream);
+
 // ----------------------------------------------------------------------------- softmax (softmax.cu)
 
 // y = softmax(x) over each row of length N; one warp per row, one online pass for max and sum.

@@ -6,6 +6,7 @@ C-contiguous NumPy arrays) and the CUDA version in minigpt._cuda (float32, C-con
 arrays), each checked by its binding. Callers pick one with backend="numpy" | "cpu" | "cuda".
 
   matmul                                     out = op(a) @ op(b) (+ bias)          matmul.py
+  bias_grad                                  db (+)= dout.sum(axis=0)              bias_grad.py
   softmax_forward / _backward                over the last axis                     softmax.py
   attention_forward / _backward              causal attention, dropout, lse only    attention.py
   attention_with_cache                       generation over a KV cache             attention.py
@@ -22,6 +23,7 @@ from minigpt.kernels.attention import (attention_backward, attention_cached, att
 from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKENDS, _core, _cuda, array_module,
                                     check_backend, core_info, cuda_info, cuda_problem, set_cuda_tf32, to_backend,
                                     to_host)
+from minigpt.kernels.bias_grad import bias_grad
 from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from minigpt.kernels.embedding import embedding_backward, embedding_forward
 from minigpt.kernels.gelu import gelu_backward, gelu_forward

@@ -21,15 +21,19 @@ def linear_forward(x, w, b, backend="numpy"):
     return out.reshape(*x.shape[:-1], C_out), cache
 
 
-def linear_backward(dout, cache):
-    """dout: (..., C_out) -> dx: (..., C_in), dw: (C_in, C_out), db: (C_out,) or None."""
+def linear_backward(dout, cache, db=None):
+    """dout: (..., C_out) -> dx: (..., C_in), dw: (C_in, C_out), db: (C_out,) or None.
+
+    With db given (a layer with a bias), the bias gradient is added into it in place and it is the db
+    returned: the layer passes its grads["bias"], which saves a temporary and a second add per call.
+    """
     x, w, has_bias, backend = cache
     C_in, C_out = w.shape
     dout2 = kernels.array_module(dout).ascontiguousarray(dout).reshape(-1, C_out)  # (N, C_out)
     x2 = x.reshape(-1, C_in)  # (N, C_in)
     dx = kernels.matmul(dout2, w, trans_b=True, backend=backend)  # (N, C_in)
     dw = kernels.matmul(x2, dout2, trans_a=True, backend=backend)  # (C_in, C_out)
-    db = dout2.sum(axis=0) if has_bias else None  # (C_out,)
+    db = kernels.bias_grad(dout2, db, backend=backend) if has_bias else None  # (C_out,), sum over the N rows
     return dx.reshape(x.shape), dw, db
 
 
@@ -51,8 +55,7 @@ class Linear:
         return out
 
     def backward(self, dout):
-        dx, dw, db = linear_backward(dout, self.cache)
-        self.grads["weight"] += dw  # backward adds: a shared weight collects every contribution
-        if db is not None:
-            self.grads["bias"] += db
+        # backward adds: a shared weight collects every contribution (the bias's is added in place)
+        dx, dw, _ = linear_backward(dout, self.cache, db=self.grads.get("bias"))
+        self.grads["weight"] += dw
         return dx
