@@ -44,7 +44,7 @@ def run_minigpt(config, backend, steps, warmup):
         model.zero_grad()
         _, loss = model.forward(d[:, :-1], d[:, 1:])
         model.backward()
-        minigpt.clip_grad_norm(model.grads, 1.0)
+        minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)  # as the trainer does
         opt.step()
         return loss
     return timed(step, steps, warmup)

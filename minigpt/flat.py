@@ -4,8 +4,10 @@ A GPT keeps its weights in about 150 arrays (12 per block), and the layers want 
 steps that treat every parameter alike do not: zeroing the gradients, their global norm, the AdamW
 update. On a GPU each array is a launch of its own (tens of microseconds of Python, binding and
 launch, while the GPU waits), so 150 arrays cost milliseconds a step; over one buffer each of these
-steps is one or two launches. llm.c keeps its parameters the same way. GPT(backend="cuda") does this;
-the other backends keep separate arrays (FlatParameters works on NumPy arrays too, which the tests use).
+steps is one or two launches. On the CPU the saving is smaller (a call into the C++ kernels costs
+microseconds, not tens) but still one call instead of 50-150 per step, and one big AdamW update
+splits evenly over the threads. llm.c keeps its parameters the same way. GPT(backend="cpu") and
+GPT(backend="cuda") do this; backend="numpy" keeps one plain array per parameter, for reading.
 
 The weights that take weight decay (the 2-D ones, as optim.AdamW decides) come first, so AdamW
 covers the buffer in two launches, one with decay and one without. Each slice starts at a multiple

@@ -92,8 +92,11 @@ class GPT:
         self.ln_f = LayerNorm(cfg.n_embd, self.dtype, backend) if cfg.arch == "gpt2" else None
         self.dropout_rng = np.random.default_rng([seed, 1])  # its own stream: dropout never shifts the init
         self.params, self.grads = collect_parameters(self.sublayers())
-        self.flat = None  # on the GPU, all parameters in one buffer and all gradients in another (minigpt/flat.py)
-        if backend == "cuda":
+        # With the fast kernels (C++ or CUDA), all parameters live in one buffer and all gradients in another
+        # (minigpt/flat.py): zeroing, clipping and AdamW become one or two calls instead of one per array. The
+        # NumPy backend keeps one plain array per parameter, the easiest form to read and step through.
+        self.flat = None
+        if backend in ("cpu", "cuda"):
             self.flat = FlatParameters(self.sublayers())
             self.params, self.grads = collect_parameters(self.sublayers())  # now the views
         self.cache = None
