@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from minigpt import kernels
 from minigpt.gradcheck import numerical_gradient, rel_error
 from minigpt.layers import Embedding, embedding_backward, embedding_forward
 
@@ -44,3 +45,16 @@ def test_class_float32(rng):
     out = e.forward(np.array([[1, 1]]))
     e.backward(np.ones_like(out))
     assert out.dtype == np.float32 and np.allclose(e.grads["weight"][1], 2.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 50), (1, 1), (0, 4), (7,)])
+def test_cpu_backward_groups_repeated_ids_like_add_at(shape):
+    # the cpu backend sorts the rows by id and adds each run; np.add.at (the numpy backend) is the reference
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 5, shape)  # few ids: many repeats
+    dout = rng.standard_normal(shape + (6,)).astype(np.float32)
+    dw_ref = np.ones((5, 6), np.float32)
+    dw_cpu = dw_ref.copy()
+    kernels.embedding_backward(dw_ref, dout, idx, backend="numpy")
+    kernels.embedding_backward(dw_cpu, dout, idx, backend="cpu")
+    np.testing.assert_allclose(dw_cpu, dw_ref, rtol=1e-6, atol=1e-6)
