@@ -30,15 +30,20 @@
 //   - L2: the packed B block is reused by every A panel (M / MR times), from L2 rather than memory;
 //   - packing copies each block into exactly the order the kernel reads it: contiguous, aligned,
 //     zero-padded to whole tiles. It is also where the transposes go: packing reads a and b in the
-//     order they are stored, whatever the flags (matmul_kernels.h has the layouts).
-// Blocks are split evenly: K = 512 gives two kc blocks of 256, not 384 + 128.
+//     order they are stored, whatever the flags, and writes the same panels (matmul_kernels.h has
+//     the layouts, matmul_pack.h the loops, with the one real transpose, of b for dout @ w^T,
+//     done in vector registers).
+// Blocks are split evenly: K = 512 gives two kc blocks of 256, not 384 + 128. An edge tile of at
+// most NR / 2 columns (the last one of N = 65) takes a half-width micro-kernel, which skips the
+// multiply-adds of the other half; every other edge tile takes the full kernel on zero padding.
 //
 // Threads: each (jc, pc) block is one list of tasks that the threads take as they free up
-// (OpenMP's dynamic schedule): first the panels of the *next* B block to pack, into a second
-// buffer, then the A panels to multiply by this one. So packing overlaps computing, the threads
-// meet once per block (at a barrier that yields the core while it waits), and a core slowed by
-// another process simply takes fewer tasks. Every tile of out is summed by one thread, over the
-// kc blocks in order, so the result does not depend on the thread count. The bias is added in
+// (OpenMP's dynamic schedule): the A panels to multiply by this block and, spread among them, the
+// panels of the *next* B block to pack, into a second buffer. So packing overlaps computing, the
+// threads meet once per block (at a barrier that yields the core while it waits), and a core
+// slowed by another process simply takes fewer tasks. Every tile of out is summed by one thread,
+// over the kc blocks in order, so the result does not depend on the thread count (nor on the
+// flags: the panels and the kernel's order of multiply-adds are the same). The bias is added in
 // the write-back of the last kc block: no second pass over out.
 //
 // The SIMD path (the micro-kernel and its block sizes) is chosen once, at the first call, from
@@ -140,50 +145,23 @@ struct Problem {
     bool trans_a, trans_b;
 };
 
-// One A panel: rows m0 .. m0+m (m <= MR) and columns k0 .. k0+kc of op(a), zero rows after m.
+// One A panel: rows m0 .. m0+m (m <= MR) and columns k0 .. k0+kc of op(a), zero rows after m. Packing
+// reads a in the order it is stored, whatever the flags (matmul_pack.h has the loops).
 static void pack_a_panel(float* ap, const Problem& pb, int64_t m0, int m, int64_t k0, int64_t kc) {
-    const int MR = pb.p.MR;
     if (!pb.trans_a) {
-        // a is (M, K): row i of the panel is a contiguous piece of row m0 + i of a (layout A_ROWS)
-        for (int i = 0; i < MR; i++) {
-            float* dst = ap + i * pb.p.KC;  // (kc,)
-            if (i < m) {
-                std::copy_n(pb.a + (m0 + i) * pb.K + k0, kc, dst);
-            } else {
-                std::fill_n(dst, kc, 0.0f);
-            }
-        }
+        pb.p.pack_a(ap, pb.a + m0 * pb.K + k0, pb.K, kc, m);  // a is (M, K): layout A_ROWS
     } else {
-        // a is (K, M): column k of the panel is a contiguous piece of row k0 + k of a (layout A_COLS).
-        // A few floats per row, so plain loops (a call to memcpy would cost more than the copy).
-        for (int64_t k = 0; k < kc; k++) {
-            const float* src = pb.a + (k0 + k) * pb.M + m0;  // (m,)
-            float* dst = ap + k * MR;                        // (MR,)
-            for (int i = 0; i < m; i++) { dst[i] = src[i]; }
-            for (int i = m; i < MR; i++) { dst[i] = 0.0f; }
-        }
+        pb.p.pack_a_transposed(ap, pb.a + k0 * pb.M + m0, pb.M, kc, m);  // a is (K, M): layout A_COLS
     }
 }
 
 // One B panel: rows k0 .. k0+kc and columns n0 .. n0+n (n <= NR) of op(b), zero columns after n.
+// Each element of b is packed once per call and then used by all M rows.
 static void pack_b_panel(float* bp, const Problem& pb, int64_t k0, int64_t n0, int n, int64_t kc) {
-    const int NR = pb.p.NR;
     if (!pb.trans_b) {
-        // b is (K, N): row k of the panel is a contiguous piece of row k0 + k of b
-        for (int64_t k = 0; k < kc; k++) {
-            const float* src = pb.b + (k0 + k) * pb.N + n0;  // (n,)
-            float* dst = bp + k * NR;                        // (NR,)
-            for (int j = 0; j < n; j++) { dst[j] = src[j]; }
-            for (int j = n; j < NR; j++) { dst[j] = 0.0f; }
-        }
+        pb.p.pack_b(bp, pb.b + k0 * pb.N + n0, pb.N, kc, n);  // b is (K, N)
     } else {
-        // b is (N, K): column j of the panel is row n0 + j of b, so this is the one transposing
-        // copy. Each element of b is packed once per call and then used by all M rows, so it costs
-        // little; reading rows of b contiguously and writing with stride NR keeps it simple.
-        for (int j = 0; j < NR; j++) {
-            const float* src = (j < n) ? pb.b + (n0 + j) * pb.K + k0 : nullptr;  // (kc,)
-            for (int64_t k = 0; k < kc; k++) { bp[k * NR + j] = src ? src[k] : 0.0f; }
-        }
+        pb.p.pack_b_transposed(bp, pb.b + n0 * pb.K + k0, pb.K, kc, n);  // b is (N, K): a transpose
     }
 }
 
@@ -252,13 +230,17 @@ static void pack_b_task(const Problem& pb, const BBlock& blk, int64_t jp) {
 // out[ip*MR : +MR, panels j0 .. j1 of the block] (+)= A panel ip @ those B panels.
 static void multiply_task(const Problem& pb, const BBlock& blk, float* ap, int64_t ip, int64_t j0, int64_t j1) {
     const MatmulPath& p = pb.p;
-    const MatmulMicroKernel kernel = pb.trans_a ? p.kernel_a_cols : p.kernel_a_rows;
     const bool last = blk.pc + blk.kc == pb.K;  // the bias goes in with the last kc block
     const int m = static_cast<int>(std::min<int64_t>(p.MR, pb.M - ip * p.MR));
     pack_a_panel(ap, pb, ip * p.MR, m, blk.pc, blk.kc);
     for (int64_t jp = j0; jp < j1; jp++) {
         const int64_t n0 = blk.jc + jp * p.NR;
         const int n = static_cast<int>(std::min<int64_t>(p.NR, pb.N - n0));
+        // a tile of at most NR / 2 columns (the last of N = 65 with NR = 32) takes the half-width
+        // kernel: the full one would spend half or more of its multiply-adds on the zero columns
+        const bool half = 2 * n <= p.NR;
+        const MatmulMicroKernel kernel = pb.trans_a ? (half ? p.kernel_a_cols_half : p.kernel_a_cols)
+                                                    : (half ? p.kernel_a_rows_half : p.kernel_a_rows);
         kernel(blk.kc, ap, blk.packed + jp * blk.kc * p.NR, pb.out + ip * p.MR * pb.N + n0, pb.N,
                (last && pb.bias != nullptr) ? pb.bias + n0 : nullptr, blk.pc > 0, m, n);
     }
@@ -277,14 +259,21 @@ static void matmul_blocked(const Problem& pb) {
     const bool parallel = pb.M * pb.N * pb.K >= 128 * 128 * 128;
 
     TeamBarrier barrier;
+    std::atomic<int64_t> first_packed{0};  // panels of the first B block packed so far
 
     #pragma omp parallel if (parallel)
     {
         float* ap = a_panel_buffer.get(p.MR * p.KC);
+        // The first B block, which nothing can start without. The other threads were asleep and
+        // may take 10-30 us to wake, so whoever is there takes its panels, and then waits only
+        // for those being packed, not (at a barrier) for a thread that has not woken up yet.
         const BBlock first = b_block_at(pb, 0, nc_step, kc_step, buffers);
-        #pragma omp for schedule(static) nowait
-        for (int64_t jp = 0; jp < first.panels; jp++) { pack_b_task(pb, first, jp); }
-        barrier.wait(team_size());
+        #pragma omp for schedule(dynamic) nowait
+        for (int64_t jp = 0; jp < first.panels; jp++) {
+            pack_b_task(pb, first, jp);
+            first_packed.fetch_add(1, std::memory_order_release);
+        }
+        while (first_packed.load(std::memory_order_acquire) < first.panels) { std::this_thread::yield(); }
 
         for (int64_t t = 0; t < blocks; t++) {
             const BBlock blk = b_block_at(pb, t, nc_step, kc_step, buffers);
@@ -293,14 +282,19 @@ static void matmul_blocked(const Problem& pb) {
             // With few A panels, also split the block's columns into groups so that every thread
             // has work; each (A panel, group) task packs its A panel itself, cheap when M is small.
             const int64_t groups = std::min(blk.panels, std::max<int64_t>(1, ceil_div(4 * team_size(), m_panels)));
-            // One task list per block: first the panels of the next B block to pack, then the
-            // (A panel, group) products with this one, taken by whichever thread is free.
+            // One task list per block: the (A panel, group) products with this one and, spread
+            // evenly among them, the panels of the next B block to pack, taken by whichever thread
+            // is free. Spread rather than all first: packing waits on memory and multiplying on the
+            // FMA units, so while one thread packs the other multiplies, and two threads that share
+            // a core (hyperthreads, as the two vCPUs of a small VM may be) overlap the two.
+            const int64_t tasks = pack_tasks + m_panels * groups;
             #pragma omp for schedule(dynamic) nowait
-            for (int64_t task = 0; task < pack_tasks + m_panels * groups; task++) {
-                if (task < pack_tasks) {
-                    pack_b_task(pb, next, task);
+            for (int64_t task = 0; task < tasks; task++) {
+                const int64_t packs_before = task * pack_tasks / tasks;  // pack tasks among tasks 0 .. task-1
+                if ((task + 1) * pack_tasks / tasks > packs_before) {
+                    pack_b_task(pb, next, packs_before);
                 } else {
-                    const int64_t ip = (task - pack_tasks) / groups, g = (task - pack_tasks) % groups;
+                    const int64_t ip = (task - packs_before) / groups, g = (task - packs_before) % groups;
                     multiply_task(pb, blk, ap, ip, g * blk.panels / groups, (g + 1) * blk.panels / groups);
                 }
             }

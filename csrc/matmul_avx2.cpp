@@ -10,6 +10,7 @@
 // the A panel (6 x 384 floats = 9 KiB) stays in L1, the packed B block (384 x 768 floats =
 // 1.1 MiB) in L2.
 #include "matmul_kernels.h"
+#include "matmul_pack.h"
 #include "matmul_rows.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -19,46 +20,43 @@ namespace {
 
 constexpr int MR = 6, NR = 16, KC = 384, NC = 768;
 
-template <int RS, int KS>
+// NV: vectors per row of the tile, 2 (all NR = 16 columns) or 1 (the first 8 only, for an edge tile
+// of at most 8 columns: half the multiply-adds).
+template <int RS, int KS, int NV>
 __attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, const float* bp, float* c,
                                                 int64_t ldc, const float* bias, bool accumulate, int m, int n) {
-    __m256 acc[MR][2];  // (MR, NR) as 2 vectors of 8 per row
+    __m256 acc[MR][NV];  // (MR, 8 * NV) as NV vectors of 8 per row
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
-        acc[i][0] = _mm256_setzero_ps();
-        acc[i][1] = _mm256_setzero_ps();
+        for (int v = 0; v < NV; v++) { acc[i][v] = _mm256_setzero_ps(); }
     }
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);  // row k of the B panel
+        __m256 b_k[NV];  // row k of the B panel
+        for (int v = 0; v < NV; v++) { b_k[v] = _mm256_load_ps(bp + 8 * v); }
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             const __m256 a_ik = _mm256_broadcast_ss(ap + i * RS);
-            acc[i][0] = _mm256_fmadd_ps(a_ik, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(a_ik, b1, acc[i][1]);
+            for (int v = 0; v < NV; v++) { acc[i][v] = _mm256_fmadd_ps(a_ik, b_k[v], acc[i][v]); }
         }
         ap += KS;
         bp += NR;
     }
-    // Write back the m x n corner through lane masks (lane j is on iff j < n), rows past m skipped.
+    // Write back the m x n corner through lane masks (lane j of vector v is on iff 8 v + j < n),
+    // rows past m skipped.
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
-    const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane);
+    __m256i mask[NV];
+    for (int v = 0; v < NV; v++) { mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * v), lane); }
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
         if (i >= m) { break; }
         float* c_i = c + i * ldc;  // (n,)
-        __m256 v0 = acc[i][0], v1 = acc[i][1];
-        if (accumulate) {
-            v0 = _mm256_add_ps(_mm256_maskload_ps(c_i, mask0), v0);
-            v1 = _mm256_add_ps(_mm256_maskload_ps(c_i + 8, mask1), v1);
+        for (int v = 0; v < NV; v++) {
+            __m256 out = acc[i][v];
+            if (accumulate) { out = _mm256_add_ps(_mm256_maskload_ps(c_i + 8 * v, mask[v]), out); }
+            if (bias != nullptr) { out = _mm256_add_ps(out, _mm256_maskload_ps(bias + 8 * v, mask[v])); }
+            _mm256_maskstore_ps(c_i + 8 * v, mask[v], out);
         }
-        if (bias != nullptr) {
-            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(bias, mask0));
-            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(bias + 8, mask1));
-        }
-        _mm256_maskstore_ps(c_i, mask0, v0);
-        _mm256_maskstore_ps(c_i + 8, mask1, v1);
     }
 }
 
@@ -77,11 +75,29 @@ __attribute__((target("avx2,fma"))) void rows_nt(float* out, const float* a, con
     matmul_rows::nt<Vec8, RM>(out, a, b, M, N, K, n0, n1);
 }
 
+// The packing loops (matmul_pack.h); the transposing one moves 8 x 8 blocks of Vec8 rows.
+__attribute__((target("avx2,fma"))) void pack_a(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+    matmul_pack::pack_a<MR, KC>(ap, src, ld, kc, m);
+}
+
+__attribute__((target("avx2,fma"))) void pack_a_transposed(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+    matmul_pack::pack_a_transposed<MR>(ap, src, ld, kc, m);
+}
+
+__attribute__((target("avx2,fma"))) void pack_b(float* bp, const float* src, int64_t ld, int64_t kc, int n) {
+    matmul_pack::pack_b<NR>(bp, src, ld, kc, n);
+}
+
+__attribute__((target("avx2,fma"))) void pack_b_transposed(float* bp, const float* src, int64_t ld, int64_t kc, int n) {
+    matmul_pack::pack_b_transposed<Vec8, NR>(bp, src, ld, kc, n);
+}
+
 }  // namespace
 
 const MatmulPath& matmul_path_avx2() {
-    static const MatmulPath path = {"avx2", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>,
-                                   rows_nn, rows_nt};
+    static const MatmulPath path = {"avx2", MR, NR, KC, NC,
+                                    kernel<KC, 1, 2>, kernel<1, MR, 2>, kernel<KC, 1, 1>, kernel<1, MR, 1>,
+                                    pack_a, pack_a_transposed, pack_b, pack_b_transposed, rows_nn, rows_nt};
     return path;
 }
 

@@ -1,14 +1,19 @@
 // The contract between matmul.cpp (packing, cache blocking, threads) and the register-tiled
 // micro-kernels, one per instruction set: matmul_avx512.cpp, matmul_avx2.cpp, matmul_portable.cpp.
 // Internal to the matmul; nothing outside csrc/matmul*.cpp includes it. The same files also carry
-// the loops of the small-M path (matmul_rows.h), which needs no packing and no micro-kernel.
+// the packing loops (matmul_pack.h) and the loops of the small-M path (matmul_rows.h), which needs
+// no packing and no micro-kernel.
 //
 // A micro-kernel computes one MR x NR tile of out from a packed panel of A (MR rows, kc columns)
 // and a packed panel of B (kc rows, NR columns), keeping the whole tile in registers for all kc
 // steps. Per step k it loads one row of the B panel (NR floats, NR / vector-width vectors),
 // broadcasts each of the MR values of column k of the A panel, and does MR x NR multiply-adds.
 //
-// Packed layouts (matmul.cpp writes them, the kernels read them):
+// Each path also has a half-width kernel, which computes only the first NR / 2 columns of the tile
+// (same steps, same order, so those columns come out the same): matmul.cpp gives it the edge tiles
+// of at most NR / 2 columns, whose other half would be zero padding.
+//
+// Packed layouts (matmul_pack.h writes them, the kernels read them):
 //   B panel: kc rows of NR floats, row k at bp + k * NR, 64-byte aligned; columns past the edge
 //            of B are zero.
 //   A panel: element (i, k) at ap + i * rs + k * ks, in one of two layouts, whichever makes
@@ -37,17 +42,29 @@ using MatmulMicroKernel = void (*)(int64_t kc, const float* ap, const float* bp,
 using MatmulRowsKernel = void (*)(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
                                   int64_t n0, int64_t n1);
 
-// One SIMD path: its register tile, its cache blocks, its two kernels (one per A layout) and its
-// two small-M loops (one per B layout).
+// Packs one panel (matmul_pack.h) of kc steps from src, the panel's first float in a or b, whose
+// rows are ld floats apart; edge (m or n) rows of A or columns of B lie inside the operand, the rest
+// of the panel is zero.
+using MatmulPack = void (*)(float* panel, const float* src, int64_t ld, int64_t kc, int edge);
+
+// One SIMD path: its register tile, its cache blocks, its kernels (one per A layout, in two widths),
+// its four packing loops (one per way a and b can be stored) and its two small-M loops (one per B
+// layout).
 struct MatmulPath {
     const char* name;  // "avx512", "avx2" or "portable", as info()["simd"] reports it
     int MR, NR;        // register tile: MR rows of A broadcast against NR columns of B
     int KC;            // most kc steps per block; also the row stride of an A_ROWS panel
     int NC;            // most columns of B packed at once (a multiple of NR)
-    MatmulMicroKernel kernel_a_rows;  // A panel in the A_ROWS layout
-    MatmulMicroKernel kernel_a_cols;  // A panel in the A_COLS layout
-    MatmulRowsKernel rows_nn;         // small M, b (K, N)
-    MatmulRowsKernel rows_nt;         // small M, b (N, K)
+    MatmulMicroKernel kernel_a_rows;       // A panel in the A_ROWS layout
+    MatmulMicroKernel kernel_a_cols;       // A panel in the A_COLS layout
+    MatmulMicroKernel kernel_a_rows_half;  // the same two for a tile of at most NR / 2 columns
+    MatmulMicroKernel kernel_a_cols_half;
+    MatmulPack pack_a;                     // A_ROWS panel from a (M, K)
+    MatmulPack pack_a_transposed;          // A_COLS panel from a (K, M)
+    MatmulPack pack_b;                     // B panel from b (K, N)
+    MatmulPack pack_b_transposed;          // B panel from b (N, K)
+    MatmulRowsKernel rows_nn;              // small M, b (K, N)
+    MatmulRowsKernel rows_nt;              // small M, b (N, K)
 };
 
 // Each returns its path's description; the x86 ones exist only in x86-64 builds.

@@ -9,24 +9,26 @@
 #include <cstring>
 
 #include "matmul_kernels.h"
+#include "matmul_pack.h"
 #include "matmul_rows.h"
 
 namespace {
 
 constexpr int MR = 6, NR = 8, KC = 256, NC = 512;
 
-// tile (MR x NR) = A panel @ B panel: kc steps, each adding one column of the A panel times one
-// row of the B panel (MR x NR multiply-adds).
+// tile[:, :COLS] = A panel @ B panel[:, :COLS]: kc steps, each adding one column of the A panel
+// times one row of the B panel (MR x COLS multiply-adds). COLS is NR, or NR / 2 for an edge tile of
+// at most NR / 2 columns (half the multiply-adds).
 #if defined(__GNUC__)
 // GCC and Clang's vector extension: 4 floats kept in one SIMD register and operated on lane by
 // lane (on a target without SIMD, 4 scalars). Written with plain float arrays, as in the #else
 // branch, the same loop gets vectorised along k instead, transposing the A panel on the fly,
 // about 4x slower.
 typedef float vec4 __attribute__((vector_size(16)));
-constexpr int NV = NR / 4;  // vectors per row of the tile
 
-template <int RS, int KS>
+template <int RS, int KS, int COLS>
 void multiply_panels(int64_t kc, const float* ap, const float* bp, float tile[MR][NR]) {
+    constexpr int NV = COLS / 4;  // vectors per row of the tile
     vec4 acc[MR][NV] = {};
     for (int64_t k = 0; k < kc; k++) {
         vec4 b_k[NV];  // row k of the B panel
@@ -40,15 +42,15 @@ void multiply_panels(int64_t kc, const float* ap, const float* bp, float tile[MR
         ap += KS;
         bp += NR;
     }
-    std::memcpy(tile, acc, sizeof(acc));  // vec4[MR][NV] is laid out as float[MR][NR]
+    for (int i = 0; i < MR; i++) { std::memcpy(tile[i], acc[i], sizeof(acc[i])); }
 }
 #else
-template <int RS, int KS>
+template <int RS, int KS, int COLS>
 void multiply_panels(int64_t kc, const float* ap, const float* bp, float tile[MR][NR]) {
     std::memset(tile, 0, sizeof(float) * MR * NR);
     for (int64_t k = 0; k < kc; k++) {
         for (int i = 0; i < MR; i++) {
-            for (int j = 0; j < NR; j++) { tile[i][j] += ap[i * RS] * bp[j]; }  // bp: row k of the B panel
+            for (int j = 0; j < COLS; j++) { tile[i][j] += ap[i * RS] * bp[j]; }  // bp: row k of the B panel
         }
         ap += KS;
         bp += NR;
@@ -56,12 +58,12 @@ void multiply_panels(int64_t kc, const float* ap, const float* bp, float tile[MR
 }
 #endif
 
-template <int RS, int KS>
+template <int RS, int KS, int COLS>
 void kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, const float* bias,
             bool accumulate, int m, int n) {
     float tile[MR][NR];
-    multiply_panels<RS, KS>(kc, ap, bp, tile);
-    // write back only the m x n corner that lies inside out; the bias is added last
+    multiply_panels<RS, KS, COLS>(kc, ap, bp, tile);
+    // write back only the m x n corner that lies inside out (n <= COLS); the bias is added last
     for (int i = 0; i < m; i++) {
         float* c_i = c + i * ldc;  // (n,)
         for (int j = 0; j < n; j++) {
@@ -83,10 +85,28 @@ void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N, i
     matmul_rows::nt<Vec4, 2>(out, a, b, M, N, K, n0, n1);
 }
 
+// The packing loops (matmul_pack.h); the transposing one moves 4 x 4 blocks of Vec4 rows.
+void pack_a(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+    matmul_pack::pack_a<MR, KC>(ap, src, ld, kc, m);
+}
+
+void pack_a_transposed(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+    matmul_pack::pack_a_transposed<MR>(ap, src, ld, kc, m);
+}
+
+void pack_b(float* bp, const float* src, int64_t ld, int64_t kc, int n) {
+    matmul_pack::pack_b<NR>(bp, src, ld, kc, n);
+}
+
+void pack_b_transposed(float* bp, const float* src, int64_t ld, int64_t kc, int n) {
+    matmul_pack::pack_b_transposed<Vec4, NR>(bp, src, ld, kc, n);
+}
+
 }  // namespace
 
 const MatmulPath& matmul_path_portable() {
-    static const MatmulPath path = {"portable", MR, NR, KC, NC, kernel<KC, 1>, kernel<1, MR>,
-                                   rows_nn, rows_nt};
+    static const MatmulPath path = {"portable", MR, NR, KC, NC,
+                                    kernel<KC, 1, NR>, kernel<1, MR, NR>, kernel<KC, 1, NR / 2>, kernel<1, MR, NR / 2>,
+                                    pack_a, pack_a_transposed, pack_b, pack_b_transposed, rows_nn, rows_nt};
     return path;
 }

@@ -4,9 +4,9 @@ Read top to bottom: the reference forward against an independent formula (float6
 float32 on shapes that divide no unroll or tile size, every transpose variant, with and without
 bias; empty sizes; every SIMD path (forced with MINIGPT_SIMD, in a fresh process) on shapes that
 straddle its register tile and cache blocks, on 1 and 2 OpenMP threads, which must agree bit for
-bit; a property test over shapes; and bad input, which must raise TypeError/ValueError and leave
-the process alive. matmul is linear, so its backward is matmul with other flags and needs no
-finite-difference check of its own.
+bit, as must the four transpose variants of one product; a property test over shapes; and bad
+input, which must raise TypeError/ValueError and leave the process alive. matmul is linear, so its
+backward is matmul with other flags and needs no finite-difference check of its own.
 """
 import json
 import os
@@ -98,13 +98,20 @@ def test_core_empty_sizes(M, N, K, trans_a, trans_b):
 SIMD_PATHS = ["avx512", "avx2", "portable"]
 
 # (M, N, K) on both sides of each path's register tile MR x NR (avx512 14 x 32, avx2 6 x 16,
-# portable 4 x 8) and cache blocks (kc <= 384, or 256 on the portable path; nc <= 768, or 512),
+# portable 6 x 8) and cache blocks (kc <= 384, or 256 on the portable path; nc <= 768, or 512),
 # so that edge tiles, several kc blocks (the accumulate and bias steps) and several nc blocks
 # (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
 # The small-M path (M <= 8 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
 # thread shares and vectors, K past whole groups of 4 rows and whole vectors.
+# Then one size of 65 among larger ones, as in the tied head of a 65-character vocabulary (logits
+# N = 65, their backward K = 65 and M = 65): the last tile is one column wide on every path, which
+# the half-width kernel takes. Last, N on both sides of NR / 2 (the widest tile the half-width kernel
+# takes: 16, 8, 4) with K = 37, which leaves a tail after the whole W x W blocks of the transposing
+# pack of b (W = 16, 8, 4) and, where NR / 2 < N < NR, a B panel whose second half is partly outside b.
 EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
-               (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385)]
+               (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385),
+               (70, 65, 130), (70, 130, 65), (65, 70, 130),
+               (20, 48, 37), (20, 49, 37), (20, 24, 37), (20, 12, 37)]
 
 PATH_SCRIPT = """
 import json, sys
@@ -160,6 +167,43 @@ def test_core_every_simd_path_on_1_and_2_threads(path, tmp_path):
             # each element is summed by one thread in one order, so the thread count changes nothing
             np.testing.assert_array_equal(runs[2]["out" + name], run["out" + name])
             np.testing.assert_array_equal(runs[2]["nobias" + name], run["nobias" + name])
+
+
+# op(a) and op(b) given as they are and as transposed copies: all four variants of one product.
+# Packing reads a and b in the order they are stored and writes the same panels whatever the flags,
+# and the micro-kernel does the same multiply-adds in the same order, so the four results must agree
+# bit for bit (M > 8: the small-M path sums trans_b products in another order).
+SAME_PRODUCT_SCRIPT = """
+import json, sys
+import numpy as np
+from minigpt import kernels
+rng = np.random.default_rng(3)
+saved = {"simd": kernels.core_info()["simd"]}
+for i, (M, N, K) in enumerate(json.loads(sys.argv[2])):
+    a = rng.standard_normal((M, K)).astype(np.float32)  # op(a)
+    b = rng.standard_normal((K, N)).astype(np.float32)  # op(b)
+    for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
+        stored_a = np.ascontiguousarray(a.T) if trans_a else a
+        stored_b = np.ascontiguousarray(b.T) if trans_b else b
+        saved[f"{i}_{int(trans_a)}{int(trans_b)}"] = kernels.matmul(stored_a, stored_b, trans_a, trans_b, backend="cpu")
+np.savez(sys.argv[1], **saved)
+"""
+
+
+@requires_core
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_core_transposes_change_only_how_operands_are_read(path, tmp_path):
+    shapes = [(M, N, K) for M, N, K in EDGE_SHAPES if M > kernels.core_info()["matmul_small_m"]]
+    npz = tmp_path / f"{path}.npz"
+    result = run_child(SAME_PRODUCT_SCRIPT, {"MINIGPT_SIMD": path}, tmp_path, str(npz), json.dumps(shapes))
+    if "lacks" in result.stderr:
+        pytest.skip(f"this CPU has no {path} path")
+    assert result.returncode == 0, result.stderr
+    run = dict(np.load(npz))
+    assert str(run["simd"]) == path
+    for i, shape in enumerate(shapes):
+        for flags in ("01", "10", "11"):
+            np.testing.assert_array_equal(run[f"{i}_{flags}"], run[f"{i}_00"], err_msg=f"{shape} trans {flags}")
 
 
 @requires_core
