@@ -79,28 +79,27 @@ MATMUL_PACK_INLINE void pack_a(float* ap, const float* src, int64_t ld, int64_t 
     }
 }
 
-// A_COLS from a (K, M): one run of MR floats per row of a
-template <int MR>
-MATMUL_PACK_INLINE void pack_a_transposed(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+// kc runs of R floats, run k from row k of the operand, the floats past `edge` zero: A_COLS from
+// a (K, M) (R = MR, a run per row of a) and the B panel from b (K, N) (R = NR, a run per row of b)
+template <int R>
+MATMUL_PACK_INLINE void pack_runs(float* panel, const float* src, int64_t ld, int64_t kc, int edge) {
     for (int64_t k = 0; k < kc; k++) {
-        if (m == MR) {
-            std::memcpy(ap + k * MR, src + k * ld, MR * sizeof(float));
+        if (edge == R) {
+            std::memcpy(panel + k * R, src + k * ld, R * sizeof(float));
         } else {
-            for (int i = 0; i < MR; i++) { ap[k * MR + i] = i < m ? src[k * ld + i] : 0.0f; }
+            for (int j = 0; j < R; j++) { panel[k * R + j] = j < edge ? src[k * ld + j] : 0.0f; }
         }
     }
 }
 
-// B panel from b (K, N): one run of NR floats per row of b
+template <int MR>
+MATMUL_PACK_INLINE void pack_a_transposed(float* ap, const float* src, int64_t ld, int64_t kc, int m) {
+    pack_runs<MR>(ap, src, ld, kc, m);
+}
+
 template <int NR>
 MATMUL_PACK_INLINE void pack_b(float* bp, const float* src, int64_t ld, int64_t kc, int n) {
-    for (int64_t k = 0; k < kc; k++) {
-        if (n == NR) {
-            std::memcpy(bp + k * NR, src + k * ld, NR * sizeof(float));
-        } else {
-            for (int j = 0; j < NR; j++) { bp[k * NR + j] = j < n ? src[k * ld + j] : 0.0f; }
-        }
-    }
+    pack_runs<NR>(bp, src, ld, kc, n);
 }
 
 // B panel (NR = 2W columns) from b (N, K): the panel's columns j0 .. j0+W are rows j0 .. j0+W of b,
