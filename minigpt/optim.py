@@ -21,8 +21,8 @@ class AdamW:
         self.params, self.grads = model.params, model.grads
         self.backend = getattr(model, "backend", "numpy")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        # A model whose parameters share one buffer (GPT on the cpu and cuda backends, minigpt/flat.py) gets moments shaped
-        # like that buffer too, so a step is two launches (with and without decay) instead of one per array.
+        # A model whose parameters share one buffer (GPT on the cpu and cuda backends, minigpt/flat.py) gets
+        # moments shaped like that buffer too, so a step is two calls (with and without decay), not one per array.
         self.flat = getattr(model, "flat", None)
         if self.flat is not None and not (self.flat.holds(self.params, self.grads) and all(
                 self.decays(name) == (self.flat.slices[name][0] < self.flat.n_decay) for name in self.params)):
