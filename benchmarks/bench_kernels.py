@@ -6,8 +6,8 @@ usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kern
 Memory-bound kernels (GELU, softmax, LayerNorm, cross-entropy, AdamW; forward and backward) on the
 shapes of a training step of the "small" and GPT-2 124M configs. Their speed limit is memory, so the
 figure that matters is bytes moved per second: each array the op must read or write, counted once
-(e.g. GELU forward reads x and writes out: 8 bytes an element; a backward that adds into dx reads
-and writes it). The bandwidth they are held against is a copy of the same number of bytes measured
+(e.g. GELU forward reads x and writes out: 8 bytes an element; its backward reads dout and x and
+writes dx: 12). The bandwidth they are held against is a copy of the same number of bytes measured
 in the same run: NumPy's np.copyto on one thread and on two threads (two halves at once; it releases
 the GIL), whichever is faster. On this machine's large L3 a working set of a few MiB is served from
 cache, so each kernel is compared with a copy of its own size, not with a DRAM figure.
@@ -87,18 +87,18 @@ def memory_bound_cases(quick):
         _, lse = kernels.cross_entropy_forward(logits, targets)
         f = 4  # bytes per float
         yield (f"gelu fwd {name} ({BT}x{4 * C})", 2 * f * h.size, lambda be: kernels.gelu_forward(h, backend=be))
-        yield (f"gelu bwd {name} ({BT}x{4 * C})", 4 * f * h.size,
+        yield (f"gelu bwd {name} ({BT}x{4 * C})", 3 * f * h.size,
                lambda be: kernels.gelu_backward(dh, h, backend=be))
         yield (f"layernorm fwd {name} ({BT}x{C})", 2 * f * x.size,
                lambda be: kernels.layernorm_forward(x, w, b, backend=be))
-        yield (f"layernorm bwd {name} ({BT}x{C})", 4 * f * x.size,
+        yield (f"layernorm bwd {name} ({BT}x{C})", 3 * f * x.size,
                lambda be: kernels.layernorm_backward(x, x, mean, rstd, w, backend=be))
         yield (f"softmax fwd {name} ({BT}x{4 * C})", 2 * f * h.size, lambda be: kernels.softmax_forward(h, backend=be))
-        yield (f"softmax bwd {name} ({BT}x{4 * C})", 4 * f * h.size,
+        yield (f"softmax bwd {name} ({BT}x{4 * C})", 3 * f * h.size,
                lambda be: kernels.softmax_backward(dh, h, backend=be))
         yield (f"cross-entropy fwd {name} ({rows}x{V})", f * logits.size,
                lambda be: kernels.cross_entropy_forward(logits, targets, backend=be))
-        yield (f"cross-entropy bwd {name} ({rows}x{V})", 3 * f * logits.size,
+        yield (f"cross-entropy bwd {name} ({rows}x{V})", 2 * f * logits.size,
                lambda be: kernels.cross_entropy_backward(logits, lse, targets, 1.0 / rows, backend=be))
     n = 10_700_000  # the parameters of "small"; p, g, m, v: 171 MB in all
     p, g = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)

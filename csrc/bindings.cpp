@@ -83,7 +83,7 @@ static void check_dropout_p(const std::string& op, double dropout_p) {
 
 static const float* data(const py::array& x) { return static_cast<const float*>(x.data()); }
 
-// Step 4: a fresh float32 array, zero-filled when the kernel adds into it (the backward kernels do).
+// Step 4: a fresh float32 array, zero-filled when the kernel adds into it (see kernels.h).
 static py::array_t<float> new_array(const std::vector<py::ssize_t>& shape, bool zeroed) {
     py::array_t<float> x(shape);
     if (zeroed) { std::fill_n(x.mutable_data(), x.size(), 0.0f); }
@@ -164,7 +164,7 @@ static py::array_t<float> softmax_backward_py(const py::array& dy, const py::arr
     if (y.ndim() < 1) { throw py::value_error(op + ": y must have at least 1 dimension, got a 0-D array"); }
     check_same_shape(op, "dy", dy, "y", y);
     const int64_t rows = leading_size(y), N = y.shape(y.ndim() - 1);
-    py::array_t<float> dx = new_array(shape_of(y), true);
+    py::array_t<float> dx = new_array(shape_of(y), false);
     float* dx_ptr = dx.mutable_data();
     {
         py::gil_scoped_release release;
@@ -342,7 +342,7 @@ static py::tuple layernorm_backward_py(const py::array& dout, const py::array& x
         throw py::value_error(op + ": mean and rstd must hold one value per row of x " + shape_str(x) + ", got " +
                               shape_str(mean) + " and " + shape_str(rstd));
     }
-    py::array_t<float> dx = new_array(shape_of(x), true), dw = new_array({C}, true), db = new_array({C}, true);
+    py::array_t<float> dx = new_array(shape_of(x), false), dw = new_array({C}, true), db = new_array({C}, true);
     float *dx_ptr = dx.mutable_data(), *dw_ptr = dw.mutable_data(), *db_ptr = db.mutable_data();
     {
         py::gil_scoped_release release;
@@ -367,7 +367,7 @@ static py::array_t<float> gelu_backward_py(const py::array& dout, const py::arra
     check_float32_contiguous(op, "dout", dout);
     check_float32_contiguous(op, "x", x);
     check_same_shape(op, "dout", dout, "x", x);
-    py::array_t<float> dx = new_array(shape_of(x), true);
+    py::array_t<float> dx = new_array(shape_of(x), false);
     float* dx_ptr = dx.mutable_data();
     {
         py::gil_scoped_release release;
@@ -422,7 +422,7 @@ static py::array_t<float> cross_entropy_backward_py(const py::array& logits, con
     const int64_t N = logits.shape(0), V = logits.shape(1);
     check_vector(op, "lse", lse, N);
     const int64_t* t = checked_targets(op, targets, N, V);
-    py::array_t<float> dlogits = new_array({N, V}, true);
+    py::array_t<float> dlogits = new_array({N, V}, false);
     float* dlogits_ptr = dlogits.mutable_data();
     {
         py::gil_scoped_release release;

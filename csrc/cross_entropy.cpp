@@ -51,20 +51,22 @@ SIMD_INLINE void backward_rows(float* dlogits, const float* logits, const float*
     constexpr int64_t W = Lanes<V>::W;
     const int64_t nv = nV / W * W;
     for (int64_t r = r0; r < r1; r++) {
-        if (targets[r] < 0) { continue; }  // padded: zero gradient (dlogits arrives zeroed)
         const float* z = logits + r * nV;  // (V,)
         float* dz = dlogits + r * nV;      // (V,)
+        if (targets[r] < 0) {  // a padded position: no gradient
+            std::memset(dz, 0, sizeof(float) * nV);
+            continue;
+        }
         const float l = lse[r];
-        V e, d;
-        for (int64_t v = 0; v < nv; v += W) {  // dz += dloss * softmax
+        V e;
+        for (int64_t v = 0; v < nv; v += W) {  // dz = dloss * softmax
             std::memcpy(&e, z + v, sizeof(V));
-            std::memcpy(&d, dz + v, sizeof(V));
             e -= l;
             exp_in_place(e);
-            d += dloss * e;
-            std::memcpy(dz + v, &d, sizeof(V));
+            e *= dloss;
+            std::memcpy(dz + v, &e, sizeof(V));
         }
-        for (int64_t v = nv; v < nV; v++) { dz[v] += dloss * fast_exp(z[v] - l); }
+        for (int64_t v = nv; v < nV; v++) { dz[v] = dloss * fast_exp(z[v] - l); }
         dz[targets[r]] -= dloss;  // minus the one-hot
     }
 }

@@ -1,11 +1,8 @@
-// exp and tanh written so that the compiler can vectorise them.
+// Helpers shared by the kernels: the split of work over threads, and exp on one float.
 //
-// std::exp and std::tanh are calls into libm that GCC will not vectorise without -ffast-math,
-// which the build does not use (it would change every other float result too). These are the
-// textbook Cephes-style versions: exp(x) = 2^n * e^r with n = round(x / ln 2) and
-// r = x - n ln 2 in [-ln2/2, ln2/2], e^r from a degree-6 polynomial, 2^n put straight into the
-// exponent bits. Relative error about 2e-7 (2 ulp) over the whole float range; exactly 0 below -87.3.
-// simd.h has the same function on vectors.
+// std::exp is a call into libm that GCC will not vectorise without -ffast-math, which the build
+// does not use (it would change every other float result too); simd.h has exp on vectors, and
+// fast_exp below is the same function on one float, for the tail of a row.
 #pragma once
 
 #include <cstdint>
@@ -37,27 +34,29 @@ inline Share thread_share(int64_t n, int64_t unit) {
     return {begin < n ? begin : n, end < n ? end : n};
 }
 
+// exp(x) on one float, for the tail of a row: the operations of exp_in_place in simd.h (only the
+// roundings may differ, where a vector path fuses a multiply and an add). 2^(x log2 e) = 2^n 2^f with
+// n = round(x log2 e) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial, 2^n put into the
+// exponent bits. Relative error about 1e-7; exactly 0 below -87.3, as exp(-inf) (a masked entry) must be.
 static inline float fast_exp(float x) {
-    const bool underflow = x < -87.3f;  // exp(x) < 1.2e-38: 0, as exp(-inf) (a masked entry) must be
-    x = underflow ? -87.3f : (x > 88.3f ? 88.3f : x);  // beyond these exp under/overflows float
-    // round(x / ln2) by the 1.5 * 2^23 trick: adding it pushes the fraction bits out
-    const float shifted = x * 1.44269504088896341f + 12582912.0f;
-    const float n = shifted - 12582912.0f;
-    // r = x - n ln2, with ln2 split in two so the product is exact to float precision
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits;
-    std::memcpy(&bits, &p, sizeof bits);
-    bits += static_cast<int32_t>(n) << 23;  // multiply by 2^n
-    std::memcpy(&p, &bits, sizeof bits);
+    const bool underflow = x < -87.3f;
+    x *= 1.44269504088896341f;
+    x = x > 127.0f ? 127.0f : x;  // exp(88.03): beyond, float overflows
+    x = underflow ? 0.0f : x;
+    // adding 1.5 * 2^23 rounds to an integer n and leaves n in the low mantissa bits
+    const float shifted = x + 12582912.0f;
+    const float f = x - (shifted - 12582912.0f);
+    float p = 1.5337577e-4f * f + 1.3399860e-3f;
+    p = p * f + 9.6185198e-3f;
+    p = p * f + 5.5503290e-2f;
+    p = p * f + 2.4022646e-1f;
+    p = p * f + 6.9314718e-1f;
+    p = p * f + 1.0f;
+    int32_t p_bits, n_bits;
+    std::memcpy(&p_bits, &p, sizeof p_bits);
+    std::memcpy(&n_bits, &shifted, sizeof n_bits);
+    // n << 23: the shift keeps only n's bits, now in the exponent field; adding multiplies p by 2^n
+    p_bits += static_cast<int32_t>(static_cast<uint32_t>(n_bits) << 23);
+    std::memcpy(&p, &p_bits, sizeof p);
     return underflow ? 0.0f : p;
 }
-
-// tanh(u) = 1 - 2 / (exp(2u) + 1): exact limits +-1 for large |u|, absolute error about 1e-7.
-static inline float fast_tanh(float u) { return 1.0f - 2.0f / (fast_exp(2.0f * u) + 1.0f); }

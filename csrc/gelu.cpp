@@ -1,9 +1,14 @@
 // GELU, tanh form, forward and backward, elementwise. Follows minigpt/kernels/gelu.py.
 //
-// One pass over memory, W floats at a time (simd.h): the tanh is 1 - 2 / (exp(2u) + 1) with the
-// vectorised exp, so the loop runs at the speed of memory rather than of libm. Threads split the
-// array only above MIN_PARALLEL_WORK elements (fastmath.h): below it the whole loop takes less time
-// than waking the team.
+// The tanh form 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is computed as the same
+// number written differently: 1 + tanh(u) = 2 / (1 + exp(-2u)), so gelu(x) = x / (1 + exp(-2u)).
+// That is x times a sigmoid: no tanh, one exp and one division, about 20 vector operations an
+// element instead of 30, and no 1 + tanh(u) to lose every digit where tanh(u) is near -1 (for
+// x < -3 the tanh form in float32 keeps only a few correct digits; this one keeps all of them).
+//
+// One pass over memory, W floats at a time (simd.h), so the loop runs near the speed of memory
+// rather than of libm. Threads split the array only above MIN_PARALLEL_WORK elements (fastmath.h):
+// below it the whole loop takes less time than waking the team.
 #include "fastmath.h"
 #include "kernels.h"
 #include "simd.h"
@@ -12,21 +17,36 @@ namespace {
 
 constexpr float SQRT_2_OVER_PI = 0.7978845608028654f;
 constexpr float GELU_C = 0.044715f;
+constexpr float LOG2_E = 1.4426950408889634f;
 
+// e = exp(-2u) = 2^(x (a + b x^2)), the constants folded into one multiply-add and a multiply. The
+// exponent is clamped to +-100, where 1 + 2^t is 1 or far beyond x: the result is already x or 0
+// to float precision, and 2^t stays in exp2_in_range's range.
 template <typename V>
-SIMD_INLINE void gelu_forward_vec(V& out, const V& v) {
-    V t = SQRT_2_OVER_PI * (v + GELU_C * v * v * v);
-    tanh_in_place(t);
-    out = 0.5f * v * (1.0f + t);
+SIMD_INLINE void exp_minus_2u(V& e, const V& x) {
+    constexpr float a = -2.0f * SQRT_2_OVER_PI * LOG2_E, b = a * GELU_C;
+    e = x * (a + b * (x * x));
+    e = e < -100.0f ? V{} - 100.0f : e;
+    e = e > 100.0f ? V{} + 100.0f : e;
+    exp2_in_range(e);
 }
 
-// dx += dout * gelu'(x), gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx
 template <typename V>
-SIMD_INLINE void gelu_backward_vec(V& dx, const V& dout, const V& v) {
-    V t = SQRT_2_OVER_PI * (v + GELU_C * v * v * v);
-    tanh_in_place(t);
-    const V du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * v * v);
-    dx += dout * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+SIMD_INLINE void gelu_forward_vec(V& out, const V& x) {
+    V e;
+    exp_minus_2u(e, x);
+    out = x / (1.0f + e);
+}
+
+// dx = dout * gelu'(x). With s = 1 / (1 + exp(-2u)), gelu = x s and s' = 2 s (1 - s) du/dx:
+// gelu'(x) = s + x s (1 - s) 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+template <typename V>
+SIMD_INLINE void gelu_backward_vec(V& dx, const V& dout, const V& x) {
+    constexpr float c = 2.0f * SQRT_2_OVER_PI, d = c * 3.0f * GELU_C;
+    V e;
+    exp_minus_2u(e, x);
+    const V s = 1.0f / (1.0f + e);
+    dx = dout * (s + x * s * (1.0f - s) * (c + d * (x * x)));
 }
 
 // Elements [i0, i1) of one thread; whole vectors, then the tail as one zero-padded vector.
@@ -55,14 +75,12 @@ SIMD_INLINE void gelu_backward_range(float* dx, const float* dout, const float* 
     for (; i + W <= i1; i += W) {
         std::memcpy(&g, dout + i, sizeof(V));
         std::memcpy(&v, x + i, sizeof(V));
-        std::memcpy(&d, dx + i, sizeof(V));
         gelu_backward_vec(d, g, v);
         std::memcpy(dx + i, &d, sizeof(V));
     }
     if (i < i1) {
         load_partial(g, dout + i, i1 - i);
         load_partial(v, x + i, i1 - i);
-        load_partial(d, dx + i, i1 - i);
         gelu_backward_vec(d, g, v);
         store_partial(dx + i, d, i1 - i);
     }

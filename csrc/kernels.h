@@ -1,9 +1,12 @@
 // The C++ kernels behind minigpt._core: plain functions on raw float32 buffers.
 //
 // Conventions (after llm.c's train_gpt2.c): outputs first, then inputs, then sizes; every pointer
-// carries its shape in a comment; all buffers are row-major and C-contiguous. Backward kernels ADD
-// into their gradient outputs (pass zeroed buffers for a plain gradient), as gradients of shared
-// tensors are sums. No pybind11 types here: bindings.cpp checks shapes and dtypes and calls these.
+// carries its shape in a comment; all buffers are row-major and C-contiguous. The elementwise and
+// row-wise backward kernels (softmax, LayerNorm's dx, GELU, cross-entropy) WRITE their gradient,
+// since every element gets exactly one value: no zero-filled buffer to write first and read back
+// (for GELU's backward that was 8 of 24 bytes an element). Those that sum over several places
+// (attention's dq/dk/dv over tiles, LayerNorm's dw/db over rows) ADD into zeroed buffers, as the
+// comment above each says. No pybind11 types here: bindings.cpp checks shapes and dtypes and calls these.
 // The NumPy reference of every op, which these follow line for line, is minigpt/kernels.py.
 //
 // Parallel loops are plain `#pragma omp` lines: OpenMP is optional (see CMakeLists.txt), and a
@@ -49,7 +52,7 @@ void softmax_forward(float* y,        // (rows, N)
                      const float* x,  // (rows, N)
                      int64_t rows, int64_t N);
 
-// dx += y * (dy - sum(dy * y)) over each row: only the forward's output y is needed.
+// dx = y * (dy - sum(dy * y)) over each row: only the forward's output y is needed.
 void softmax_backward(float* dx,        // (rows, N)
                       const float* dy,  // (rows, N)
                       const float* y,   // (rows, N)
@@ -116,7 +119,8 @@ void layernorm_forward(float* out,        // (N, C)
                        const float* b,    // (C,)
                        int64_t N, int64_t C, float eps);
 
-// Gradients of layernorm_forward, added into dx, dw, db; xhat is recomputed from x, mean, rstd.
+// Gradients of layernorm_forward: dx written, dw and db added into (they sum over rows); xhat is
+// recomputed from x, mean, rstd.
 void layernorm_backward(float* dx,          // (N, C)
                         float* dw,          // (C,)
                         float* db,          // (C,)
@@ -134,7 +138,7 @@ void gelu_forward(float* out,       // (n,)
                   const float* x,   // (n,)
                   int64_t n);
 
-// dx += dout * gelu'(x)
+// dx = dout * gelu'(x)
 void gelu_backward(float* dx,          // (n,)
                    const float* dout,  // (n,)
                    const float* x,     // (n,)
@@ -149,7 +153,7 @@ void cross_entropy_forward(float* losses,           // (N,)
                            const int64_t* targets,  // (N,)
                            int64_t N, int64_t V);
 
-// Gradient of dloss * sum(losses) w.r.t. the logits, added into dlogits; softmax rebuilt from lse.
+// Gradient of dloss * sum(losses) w.r.t. the logits, written to dlogits; softmax rebuilt from lse.
 void cross_entropy_backward(float* dlogits,          // (N, V)
                             const float* logits,     // (N, V)
                             const float* lse,        // (N,)

@@ -88,8 +88,7 @@ SIMD_INLINE void backward_rows(float* dx, float* dw_t, float* db_t, const float*
             std::memcpy(&v, x_r + c, sizeof(V));
             std::memcpy(&wv, w + c, sizeof(V));
             const V xhat = (v - m) * s;
-            std::memcpy(&t, dx_r + c, sizeof(V));
-            t += s * (d * wv - g_mean - xhat * gx_mean);
+            t = s * (d * wv - g_mean - xhat * gx_mean);
             std::memcpy(dx_r + c, &t, sizeof(V));
             std::memcpy(&t, dw_t + c, sizeof(V));
             t += d * xhat;
@@ -100,7 +99,7 @@ SIMD_INLINE void backward_rows(float* dx, float* dw_t, float* db_t, const float*
         }
         for (int64_t c = cv; c < C; c++) {
             const float xhat = (x_r[c] - m) * s;
-            dx_r[c] += s * (dout_r[c] * w[c] - g_mean - xhat * gx_mean);
+            dx_r[c] = s * (dout_r[c] * w[c] - g_mean - xhat * gx_mean);
             dw_t[c] += dout_r[c] * xhat;
             db_t[c] += dout_r[c];
         }

@@ -59,36 +59,41 @@ SIMD_INLINE void store_partial(float* x, const V& v, int64_t n) {
     std::memcpy(x, &v, sizeof(float) * n);
 }
 
-// x = exp(x), lane by lane: fast_exp of fastmath.h (same polynomial, same 2 ulp), on vectors, except
-// that below -87.3 (where exp is under 1.2e-38 and float runs out) the result is exactly 0, so that
-// exp(-inf), a masked entry, is 0 as it should be.
+// x = 2^x, lane by lane, for x in [-126, 127] (the callers clamp: outside it the exponent bits below
+// would overflow). x = n + f with n = round(x) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial
+// (fitted for relative error: about 1e-7, 1 ulp), 2^n put straight into the exponent bits.
+// Working in base 2 saves the range reduction's multiply by ln 2: a caller folds log2(e) into the
+// multiply it already does (exp(a x) = 2^(a log2(e) x)).
 template <typename V>
-SIMD_INLINE void exp_in_place(V& x) {
+SIMD_INLINE void exp2_in_range(V& x) {
     typedef typename Lanes<V>::I I;
-    const auto underflow = x < -87.3f;
-    x = underflow ? V{} - 87.3f : x;  // beyond these exp under/overflows float
-    x = x > 88.3f ? V{} + 88.3f : x;
-    const V n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
-    const V r = (x - n * 0.693359375f) + n * 2.12194440e-4f;              // x - n ln2, ln2 in two parts
-    V p = V{} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    // times 2^n, added straight into the exponent bits; (I) and (V) reinterpret the bits, as GCC
-    // defines a cast between vector types of one size
-    x = (V)((I)p + (__builtin_convertvector(n, I) << 23));
-    x = underflow ? V{} : x;
+    // Adding 1.5 * 2^23 pushes the fraction bits out of the mantissa: the sum is x rounded to an
+    // integer n, and n (two's complement) sits in its low mantissa bits.
+    const V shifted = x + 12582912.0f;
+    const V f = x - (shifted - 12582912.0f);
+    V p = 1.5337577e-4f * f + 1.3399860e-3f;
+    p = p * f + 9.6185198e-3f;
+    p = p * f + 5.5503290e-2f;
+    p = p * f + 2.4022646e-1f;
+    p = p * f + 6.9314718e-1f;
+    p = p * f + 1.0f;
+    // Shifting the bits of `shifted` left by 23 keeps only n, now in the exponent field: adding them
+    // multiplies p by 2^n. (I) and (V) reinterpret the bits, as GCC defines a cast between vector
+    // types of one size.
+    x = (V)((I)p + ((I)shifted << 23));
 }
 
-// x = tanh(x) = 1 - 2 / (exp(2x) + 1): exact limits +-1 for large |x|, absolute error about 1e-7.
+// x = exp(x), lane by lane, relative error about 1e-7, except that below -87.3 (where exp is under
+// 1.2e-38 and float runs out) the result is exactly 0, so that exp(-inf), a masked entry, is 0 as it
+// should be. fast_exp of fastmath.h is the same function on one float.
 template <typename V>
-SIMD_INLINE void tanh_in_place(V& x) {
-    V e = 2.0f * x;
-    exp_in_place(e);
-    x = 1.0f - 2.0f / (e + 1.0f);
+SIMD_INLINE void exp_in_place(V& x) {
+    const auto underflow = x < -87.3f;
+    x *= 1.44269504088896341f;                      // log2(e): exp(x) = 2^(x log2(e))
+    x = x > 127.0f ? V{} + 127.0f : x;              // exp(88.03): beyond, float overflows
+    x = underflow ? V{} : x;                        // any value in range; the lane is zeroed below
+    exp2_in_range(x);
+    x = underflow ? V{} : x;
 }
 
 // The sum of the lanes, in a fixed order (so results do not depend on anything but the data).

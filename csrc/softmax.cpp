@@ -75,11 +75,10 @@ SIMD_INLINE void softmax_backward_rows(float* dx, const float* dy, const float* 
         for (int64_t n = 0; n < nv; n += W) {
             std::memcpy(&a, dy_r + n, sizeof(V));
             std::memcpy(&b, y_r + n, sizeof(V));
-            std::memcpy(&d, dx_r + n, sizeof(V));
-            d += b * (a - dot);
+            d = b * (a - dot);
             std::memcpy(dx_r + n, &d, sizeof(V));
         }
-        for (int64_t n = nv; n < N; n++) { dx_r[n] += y_r[n] * (dy_r[n] - dot); }
+        for (int64_t n = nv; n < N; n++) { dx_r[n] = y_r[n] * (dy_r[n] - dot); }
     }
 }
 
