@@ -1,4 +1,4 @@
-"""GELU kernels: the C++ version (with its vectorised tanh) against the NumPy reference, errors."""
+"""GELU kernels: the C++ version (x times a sigmoid, with a vectorised exp) against the NumPy reference, errors."""
 import numpy as np
 import pytest
 
@@ -15,10 +15,23 @@ def test_matches_numpy(rng, n):
     dout = rng.standard_normal(n).astype(np.float32)
     x64, dout64 = x.astype(np.float64), dout.astype(np.float64)  # the truth, to float32 precision
     assert np.allclose(kernels.gelu_forward(x, backend="cpu"), kernels.gelu_forward(x64), rtol=1e-5, atol=1e-6)
-    # In the far negative tail gelu' is about 1e-6 and tanh rounds to -1 in float32: an absolute error
-    # of a few 1e-6 there, which NumPy's own float32 tanh shows as well.
+    # In the far negative tail gelu' is about 1e-6: an absolute error of a few 1e-6 there is float32's
+    # rounding of the terms, which NumPy's own float32 tanh form shows as well.
     assert np.allclose(kernels.gelu_backward(dout, x, backend="cpu"), kernels.gelu_backward(dout64, x64),
                        rtol=1e-5, atol=5e-6)
+
+
+def test_negative_tail_keeps_relative_precision():
+    # For x < -3, 1 + tanh(u) in float32 cancels almost every digit; x / (1 + exp(-2u)), the same
+    # number, does not: the kernel keeps float32's relative precision down to x = -9 (gelu(-9) is about
+    # -3e-28). The truth is that form in float64, since below x = -6 the tanh form cancels in float64 too.
+    x32 = np.linspace(-9.0, -3.0, 601).astype(np.float32)
+    x = x32.astype(np.float64)
+    u = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
+    s = 1 / (1 + np.exp(-2 * u))  # = 0.5 (1 + tanh(u))
+    dsdx = 2 * s * (1 - s) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x**2)
+    assert np.allclose(kernels.gelu_forward(x32, backend="cpu"), x * s, rtol=1e-5, atol=0)
+    assert np.allclose(kernels.gelu_backward(np.ones_like(x32), x32, backend="cpu"), s + x * dsdx, rtol=1e-5, atol=0)
 
 
 def test_any_shape_and_errors(rng):
