@@ -8,9 +8,11 @@ shapes of a training step of the "small" and GPT-2 124M configs. Their speed lim
 figure that matters is bytes moved per second: each array the op must read or write, counted once
 (e.g. GELU forward reads x and writes out: 8 bytes an element; its backward reads dout and x and
 writes dx: 12). The bandwidth they are held against is a copy of the same number of bytes measured
-in the same run: NumPy's np.copyto on one thread and on two threads (two halves at once; it releases
-the GIL), whichever is faster. On this machine's large L3 a working set of a few MiB is served from
-cache, so each kernel is compared with a copy of its own size, not with a DRAM figure.
+in the same rounds as the kernel (they take turns): NumPy's np.copyto on one thread and on two threads
+(two halves at once; it releases the GIL), whichever is faster; taking turns puts a slow spell of
+this shared machine on both sides of the ratio. On this machine's large L3 a working set of a few
+MiB is served from cache, so each kernel is compared with a copy of its own size, not with a DRAM
+figure.
 
 The small-M rows are the matrix-vector products of generation (one token: M = 1) and a short prompt
 (M = 8), weights of GPT-2 124M: their limit is reading the weight once, so they get GB/s of weight
@@ -54,7 +56,8 @@ class Copier:
     def __init__(self, pool):
         self.pool = pool
 
-    def bandwidth(self, n_bytes):
+    def copies(self, n_bytes):
+        """{name: fn}: a copy moving n_bytes on one thread and on two (two halves at once)."""
         n = max(64, n_bytes // 8)  # a copy moves 2 * 4 bytes per float: read and write
         src, dst = np.ones(n, np.float32), np.empty(n, np.float32)
         half = n // 2
@@ -67,8 +70,17 @@ class Copier:
                     self.pool.submit(np.copyto, dst[half:], src[half:])]
             for job in jobs:
                 job.result()
-        t = side_by_side({"one": one, "two": two})
-        return 8 * n / min(t.values())
+        return {"copy, 1 thread": one, "copy, 2 threads": two}
+
+    def bandwidth(self, n_bytes):
+        return 8 * max(64, n_bytes // 8) / min(side_by_side(self.copies(n_bytes)).values())
+
+    def timed_with_copy(self, fns, n_bytes):
+        """({name: seconds per call}, copy bandwidth): the functions and the copies take turns in the same
+        rounds, so that a slow spell of this shared machine falls on both sides of the ratio."""
+        copies = self.copies(n_bytes)
+        t = side_by_side({**fns, **copies})
+        return {name: t[name] for name in fns}, 8 * max(64, n_bytes // 8) / min(t[name] for name in copies)
 
 
 def memory_bound_cases(quick):
@@ -134,15 +146,13 @@ def main():
         print(f"\n{'case':<44} {'minigpt ms':>10} {'NumPy ms':>9} {'speed-up':>8} {'GB/s':>7} {'copy GB/s':>9} "
               f"{'of copy':>7}")
         for label, n_bytes, fn in memory_bound_cases(args.quick):
-            t = side_by_side({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")})
-            copy = copier.bandwidth(n_bytes)
+            t, copy = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")}, n_bytes)
             ours = n_bytes / t["cpu"]
             print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
                   f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
             rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
         for label, n_bytes, fn in small_m_cases(args.quick):
-            t = side_by_side({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")})
-            copy = copier.bandwidth(n_bytes)
+            t, copy = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")}, n_bytes)
             ours = n_bytes / t["cpu"]
             print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
                   f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)

@@ -19,22 +19,16 @@ SIMD_INLINE void forward_rows(float* losses, float* lse, const float* logits, co
     const int64_t nv = nV / W * W;
     for (int64_t r = r0; r < r1; r++) {
         const float* z = logits + r * nV;  // (V,)
-        float maxval = -INFINITY;
-        V m, e;
-        if (nv > 0) {
-            std::memcpy(&m, z, sizeof(V));
-            for (int64_t v = W; v < nv; v += W) {
-                std::memcpy(&e, z + v, sizeof(V));
-                m = e > m ? e : m;
-            }
-            maxval = max_lanes(m);
-        }
-        for (int64_t v = nv; v < nV; v++) { maxval = z[v] > maxval ? z[v] : maxval; }
+        const float maxval = max_of_row<V>(z, nV);
+        V e;
         V acc = V{};
+        const float max2 = maxval * LOG2_E;
+        // exp(z - max) = 2^(z log2(e) - max log2(e)): the rounding of max log2(e) scales every term
+        // alike, moving lse = max + log(sum) by about |max| * 4e-8, within its own rounding
         for (int64_t v = 0; v < nv; v += W) {
             std::memcpy(&e, z + v, sizeof(V));
-            e -= maxval;
-            exp_in_place(e);
+            e = e * LOG2_E - max2;
+            exp2_nonpositive(e);
             acc += e;
         }
         float sum = sum_lanes(acc);
@@ -59,10 +53,13 @@ SIMD_INLINE void backward_rows(float* dlogits, const float* logits, const float*
         }
         const float l = lse[r];
         V e;
-        for (int64_t v = 0; v < nv; v += W) {  // dz = dloss * softmax
+        // dz = dloss * softmax = dloss * 2^((z - lse) log2(e)). Not z log2(e) - lse log2(e), as the
+        // forward's sum does: the rounding of lse log2(e) would move a probability near 1 by about
+        // |lse| * 1e-7, as much as the whole gradient p - 1 of a confident prediction.
+        for (int64_t v = 0; v < nv; v += W) {
             std::memcpy(&e, z + v, sizeof(V));
-            e -= l;
-            exp_in_place(e);
+            e = (e - l) * LOG2_E;
+            exp2_nonpositive(e);
             e *= dloss;
             std::memcpy(dz + v, &e, sizeof(V));
         }

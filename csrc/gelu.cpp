@@ -17,7 +17,6 @@ namespace {
 
 constexpr float SQRT_2_OVER_PI = 0.7978845608028654f;
 constexpr float GELU_C = 0.044715f;
-constexpr float LOG2_E = 1.4426950408889634f;
 
 // e = exp(-2u) = 2^(x (a + b x^2)), the constants folded into one multiply-add and a multiply. The
 // exponent is clamped to +-100, where 1 + 2^t is 1 or far beyond x: the result is already x or 0

@@ -14,6 +14,7 @@
 // -Wpsabi warns about.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -26,6 +27,8 @@
 typedef float vec4 __attribute__((vector_size(16)));
 typedef float vec8 __attribute__((vector_size(32)));
 typedef float vec16 __attribute__((vector_size(64)));
+
+constexpr float LOG2_E = 1.4426950408889634f;
 
 // W: the lanes of V; I: the int32 vector of the same size (for exponent bit tricks).
 template <typename V>
@@ -83,30 +86,101 @@ SIMD_INLINE void exp2_in_range(V& x) {
     x = (V)((I)p + ((I)shifted << 23));
 }
 
-// x = exp(x), lane by lane, relative error about 1e-7, except that below -87.3 (where exp is under
-// 1.2e-38 and float runs out) the result is exactly 0, so that exp(-inf), a masked entry, is 0 as it
-// should be. fast_exp of fastmath.h is the same function on one float.
+// x = 2^x, lane by lane, for x <= 0, exactly 0 below -126 (where float runs out), so that exp(-inf),
+// a masked entry, is 0 as it should be. The row kernels' exp(z - max) is 2^(z log2(e) - max log2(e)):
+// one multiply-add, and never above 0. fast_exp of fastmath.h is the same on one float.
 template <typename V>
-SIMD_INLINE void exp_in_place(V& x) {
-    const auto underflow = x < -87.3f;
-    x *= 1.44269504088896341f;                      // log2(e): exp(x) = 2^(x log2(e))
-    x = x > 127.0f ? V{} + 127.0f : x;              // exp(88.03): beyond, float overflows
-    x = underflow ? V{} : x;                        // any value in range; the lane is zeroed below
+SIMD_INLINE void exp2_nonpositive(V& x) {
+    const auto underflow = x < -126.0f;
+    x = underflow ? V{} : x;  // any value in range; the lane is zeroed below
     exp2_in_range(x);
     x = underflow ? V{} : x;
 }
 
-// The sum of the lanes, in a fixed order (so results do not depend on anything but the data).
+// lo, hi = the two halves of v, as vectors of half the width.
+template <typename V> struct Half;
+template <> struct Half<vec16> { typedef vec8 T; };
+template <> struct Half<vec8> { typedef vec4 T; };
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)  // GCC 12+, Clang
+#define MINIGPT_SHUFFLEVECTOR 1
+#endif
+#endif
+
+template <typename V, typename H = typename Half<V>::T>
+SIMD_INLINE void split_halves(const V& v, H& lo, H& hi) {
+#ifdef MINIGPT_SHUFFLEVECTOR  // one shuffle instruction
+    if constexpr (Lanes<V>::W == 16) {
+        lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+        hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    } else {
+        lo = __builtin_shufflevector(v, v, 0, 1, 2, 3);
+        hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    }
+#else  // older GCC: through memory, the same values
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+#endif
+}
+
+// The sum of the lanes as a tree (halves added until one vector of 4 is left), a fixed order, so
+// results depend on nothing but the data. A tree, not a left-to-right loop, because a row kernel
+// waits for this sum: 4 dependent steps instead of 15 (for rows of 65 logits, a third of the time).
 template <typename V>
 SIMD_INLINE float sum_lanes(const V& v) {
-    float s = 0.0f;
-    for (int64_t l = 0; l < Lanes<V>::W; l++) { s += v[l]; }
-    return s;
+    if constexpr (Lanes<V>::W == 4) {
+        return (v[0] + v[2]) + (v[1] + v[3]);
+    } else {
+        typename Half<V>::T lo, hi;
+        split_halves(v, lo, hi);
+        return sum_lanes(lo + hi);
+    }
 }
 
 template <typename V>
 SIMD_INLINE float max_lanes(const V& v) {
-    float m = v[0];
-    for (int64_t l = 1; l < Lanes<V>::W; l++) { m = v[l] > m ? v[l] : m; }
-    return m;
+    if constexpr (Lanes<V>::W == 4) {
+        const float a = v[0] > v[2] ? v[0] : v[2], b = v[1] > v[3] ? v[1] : v[3];
+        return a > b ? a : b;
+    } else {
+        typename Half<V>::T lo, hi;
+        split_halves(v, lo, hi);
+        return max_lanes(lo > hi ? lo : hi);
+    }
+}
+
+// The largest of x[0 .. n): whole vectors into four running maxima, so that four compares are in
+// flight rather than one chain of n / W (a compare waits 4 cycles for the one before; for a row of
+// 50,257 logits the chain alone took longer than the exps after it), then the last n % W floats.
+template <typename V>
+SIMD_INLINE float max_of_row(const float* x, int64_t n) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t nv = n / W * W;
+    float result = -INFINITY;
+    if (nv > 0) {
+        V m0, m1, m2, m3, v;
+        std::memcpy(&m0, x, sizeof(V));
+        m1 = m2 = m3 = m0;
+        int64_t i = W;
+        for (; i + 4 * W <= nv; i += 4 * W) {
+            std::memcpy(&v, x + i, sizeof(V));
+            m0 = v > m0 ? v : m0;
+            std::memcpy(&v, x + i + W, sizeof(V));
+            m1 = v > m1 ? v : m1;
+            std::memcpy(&v, x + i + 2 * W, sizeof(V));
+            m2 = v > m2 ? v : m2;
+            std::memcpy(&v, x + i + 3 * W, sizeof(V));
+            m3 = v > m3 ? v : m3;
+        }
+        for (; i < nv; i += W) {
+            std::memcpy(&v, x + i, sizeof(V));
+            m0 = v > m0 ? v : m0;
+        }
+        m0 = m1 > m0 ? m1 : m0;
+        m2 = m3 > m2 ? m3 : m2;
+        result = max_lanes(m2 > m0 ? m2 : m0);
+    }
+    for (int64_t i = nv; i < n; i++) { result = x[i] > result ? x[i] : result; }
+    return result;
 }

@@ -19,22 +19,15 @@ SIMD_INLINE void softmax_forward_rows(float* y, const float* x, int64_t r0, int6
         float* y_r = y + r * N;        // (N,)
         // Subtracting the row max leaves softmax unchanged but makes every exponent <= 0, so
         // exp cannot overflow, and the max element gives exp(0) = 1, so the sum is >= 1.
-        float maxval = -INFINITY;
-        if (nv > 0) {
-            V m, v;
-            std::memcpy(&m, x_r, sizeof(V));
-            for (int64_t n = W; n < nv; n += W) {
-                std::memcpy(&v, x_r + n, sizeof(V));
-                m = v > m ? v : m;
-            }
-            maxval = max_lanes(m);
-        }
-        for (int64_t n = nv; n < N; n++) { maxval = x_r[n] > maxval ? x_r[n] : maxval; }
+        const float maxval = max_of_row<V>(x_r, N);
         V acc = V{}, e;
+        const float max2 = maxval * LOG2_E;
+        // exp(x - max) = 2^(x log2(e) - max log2(e)): the rounding of max log2(e) scales every term
+        // alike, and the normalisation below divides it out
         for (int64_t n = 0; n < nv; n += W) {
             std::memcpy(&e, x_r + n, sizeof(V));
-            e -= maxval;
-            exp_in_place(e);
+            e = e * LOG2_E - max2;
+            exp2_nonpositive(e);
             acc += e;
             std::memcpy(y_r + n, &e, sizeof(V));
         }
