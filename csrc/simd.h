@@ -62,8 +62,8 @@ SIMD_INLINE void store_partial(float* x, const V& v, int64_t n) {
     std::memcpy(x, &v, sizeof(float) * n);
 }
 
-// x = 2^x, lane by lane, for x in [-126, 127] (the callers clamp: outside it the exponent bits below
-// would overflow). x = n + f with n = round(x) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial
+// x = 2^x, lane by lane, for x in [-125, 127] (the callers clamp: outside it the exponent bits below
+// would overflow, or make a denormal of the wrong value). x = n + f with n = round(x) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial
 // (fitted for relative error: about 1e-7, 1 ulp), 2^n put straight into the exponent bits.
 // Working in base 2 saves the range reduction's multiply by ln 2: a caller folds log2(e) into the
 // multiply it already does (exp(a x) = 2^(a log2(e) x)).
@@ -86,13 +86,14 @@ SIMD_INLINE void exp2_in_range(V& x) {
     x = (V)((I)p + ((I)shifted << 23));
 }
 
-// x = 2^x, lane by lane, for x <= 0, exactly 0 below -126 (where float runs out), so that exp(-inf),
-// a masked entry, is 0 as it should be. The row kernels' exp(z - max) is 2^(z log2(e) - max log2(e)):
-// one multiply-add, and never above 0. fast_exp of fastmath.h is the same on one float.
+// x = 2^x, lane by lane, for x <= 0, exactly 0 below -125 (2.4e-38, where float runs out), so that
+// exp(-inf), a masked entry, is 0 as it should be. The row kernels' exp(z - max) is
+// 2^(z log2(e) - max log2(e)): one multiply-add, and never above 0. Lanes below -125 go through
+// exp2_in_range too and come out as junk (NaN for -inf), never trapping (float exceptions are
+// masked); the select replaces them. fast_exp of fastmath.h is the same on one float.
 template <typename V>
 SIMD_INLINE void exp2_nonpositive(V& x) {
-    const auto underflow = x < -126.0f;
-    x = underflow ? V{} : x;  // any value in range; the lane is zeroed below
+    const auto underflow = x < -125.0f;
     exp2_in_range(x);
     x = underflow ? V{} : x;
 }

@@ -68,6 +68,27 @@ def test_core_matches_reference(shape, scale):
 
 
 @requires_core
+@pytest.mark.parametrize("N", [1, 7, 16, 33, 65, 200])  # tails of every SIMD width, whole vectors, both
+def test_core_masked_and_underflowing_entries(N):
+    # -inf (a masked score) must give exactly 0, and so must scores more than ~87 below the row max,
+    # where exp underflows float32; the rest must still match the float64 reference.
+    rng = np.random.default_rng(N)
+    x = rng.uniform(-200.0, 0.0, (4, N)).astype(np.float32)
+    x[:, 0] = 0.0  # the row max
+    x[:, 1::3] = -np.inf
+    y = kernels.softmax_forward(x, backend="cpu")
+    truth = kernels.softmax_forward(x.astype(np.float64))
+    assert np.all(y[:, 1::3] == 0.0)
+    assert np.all(y[x < -90.0] == 0.0)
+    np.testing.assert_allclose(y, truth, rtol=1e-5, atol=1e-30)
+    targets = np.zeros(4, np.int64)
+    losses, lse = kernels.cross_entropy_forward(x, targets, backend="cpu")
+    np.testing.assert_allclose(lse, kernels.cross_entropy_forward(x.astype(np.float64), targets)[1], atol=1e-6)
+    dlogits = kernels.cross_entropy_backward(x, lse, targets, 1.0, backend="cpu")
+    assert np.all(dlogits[:, 1::3] == 0.0)
+
+
+@requires_core
 @pytest.mark.parametrize("shape", [(0, 5), (2, 0, 7), (0,)])
 def test_core_empty_rows(shape):
     x = np.zeros(shape, dtype=np.float32)
