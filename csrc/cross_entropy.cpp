@@ -34,8 +34,8 @@ SIMD_INLINE float sum_of_exp(const float* z, int64_t nV, float maxval) {
 
 // Rows go in blocks of kRowBlock, each step done for the whole block before the next. A row is a
 // chain of steps that wait for each other (its max, the exps, their sum, the log); with 65 logits
-// each step is short, and one row at a time left the core waiting on the chain: four independent
-// chains side by side took the time of about two.
+// each step is short, and one row at a time leaves the core waiting on the chain; four independent
+// chains side by side ran 1.1-1.2x faster here.
 constexpr int64_t kRowBlock = 4;
 
 template <typename V>

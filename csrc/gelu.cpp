@@ -2,9 +2,10 @@
 //
 // The tanh form 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is computed as the same
 // number written differently: 1 + tanh(u) = 2 / (1 + exp(-2u)), so gelu(x) = x / (1 + exp(-2u)).
-// That is x times a sigmoid: no tanh, one exp and one division, about 20 vector operations an
-// element instead of 30, and no 1 + tanh(u) to lose every digit where tanh(u) is near -1 (for
-// x < -3 the tanh form in float32 keeps only a few correct digits; this one keeps all of them).
+// That is x times a sigmoid: no tanh, one exp and one division, about 19 vector instructions for a
+// vector of x instead of 27, and no 1 + tanh(u) to lose every digit where tanh(u) is near -1 (for
+// x < -3 the tanh form in float32 keeps only a few correct digits, none below -5; this one keeps
+// them all).
 //
 // One pass over memory, W floats at a time (simd.h), so the loop runs near the speed of memory
 // rather than of libm. Threads split the array only above MIN_PARALLEL_WORK elements (fastmath.h):

