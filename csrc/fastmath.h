@@ -35,10 +35,10 @@ inline Share thread_share(int64_t n, int64_t unit) {
 }
 
 // exp(x) on one float, for the tail of a row: the polynomial and exponent trick of exp2_in_range in
-// simd.h (the roundings may differ, where a vector path fuses a multiply and an add). 2^(x log2 e) = 2^n 2^f with
-// n = round(x log2 e) and f in [-1/2, 1/2]; 2^f from a degree-6 polynomial, 2^n put into the
-// exponent bits. Relative error about 1e-7; exactly 0 below -86.6 (2^-125), as exp(-inf) (a masked
-// entry) must be.
+// simd.h (the roundings may differ, where a vector path fuses a multiply and an add).
+// exp(x) = 2^(x log2 e) = 2^n 2^f with n = round(x log2 e) and f in [-1/2, 1/2]; 2^f from a degree-6
+// polynomial, 2^n put into the exponent bits. Relative error about 1e-7; exactly 0 below -86.6
+// (2^-125), as exp(-inf) (a masked entry) must be.
 static inline float fast_exp(float x) {
     x *= 1.44269504088896341f;
     const bool underflow = x < -125.0f;
