@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd.h"
+
 #ifdef MINIGPT_OPENMP
 #include <omp.h>
 #endif
@@ -34,30 +36,11 @@ inline Share thread_share(int64_t n, int64_t unit) {
     return {begin < n ? begin : n, end < n ? end : n};
 }
 
-// exp(x) on one float, for the tail of a row: the polynomial and exponent trick of exp2_in_range in
-// simd.h (the roundings may differ, where a vector path fuses a multiply and an add).
-// exp(x) = 2^(x log2 e) = 2^n 2^f with n = round(x log2 e) and f in [-1/2, 1/2]; 2^f from a degree-6
-// polynomial, 2^n put into the exponent bits. Relative error about 1e-7; exactly 0 below -86.6
-// (2^-125), as exp(-inf) (a masked entry) must be.
+// exp(x) for x <= 0 on one float, for the tail of a row (its callers pass z - max or z - lse): one
+// lane of exp2_nonpositive in simd.h, so the tail and the whole vectors share one polynomial.
+// Relative error about 1e-7; exactly 0 below -86.6 (2^-125), as exp(-inf) (a masked entry) must be.
 static inline float fast_exp(float x) {
-    x *= 1.44269504088896341f;
-    const bool underflow = x < -125.0f;
-    x = x > 127.0f ? 127.0f : x;  // exp(88.03): beyond, float overflows
-    x = underflow ? 0.0f : x;
-    // adding 1.5 * 2^23 rounds to an integer n and leaves n in the low mantissa bits
-    const float shifted = x + 12582912.0f;
-    const float f = x - (shifted - 12582912.0f);
-    float p = 1.5337577e-4f * f + 1.3399860e-3f;
-    p = p * f + 9.6185198e-3f;
-    p = p * f + 5.5503290e-2f;
-    p = p * f + 2.4022646e-1f;
-    p = p * f + 6.9314718e-1f;
-    p = p * f + 1.0f;
-    int32_t p_bits, n_bits;
-    std::memcpy(&p_bits, &p, sizeof p_bits);
-    std::memcpy(&n_bits, &shifted, sizeof n_bits);
-    // n << 23: the shift keeps only n's bits, now in the exponent field; adding multiplies p by 2^n
-    p_bits += static_cast<int32_t>(static_cast<uint32_t>(n_bits) << 23);
-    std::memcpy(&p, &p_bits, sizeof p);
-    return underflow ? 0.0f : p;
+    vec4 v = {x * LOG2_E, 0.0f, 0.0f, 0.0f};
+    exp2_nonpositive(v);
+    return v[0];
 }
