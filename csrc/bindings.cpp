@@ -263,6 +263,61 @@ static py::tuple attention_backward_naive_py(const py::array& dout, const py::ar
                                   dropout_p, seed);
 }
 
+// qkv fixes (B, T, 3C) and, with n_head, hs = C / n_head.
+static void check_fused_qkv(const std::string& op, const py::array& qkv, int64_t n_head) {
+    check_ndim(op, "qkv", qkv, 3, "(B, T, 3C)");
+    if (n_head < 1 || qkv.shape(2) == 0 || qkv.shape(2) % (3 * n_head) != 0) {
+        throw py::value_error(op + ": the last axis of qkv " + shape_str(qkv) + " must be 3 * n_head * hs with hs >= 1, "
+                              "for n_head = " + std::to_string(n_head));
+    }
+}
+
+static py::tuple attention_forward_fused_py(const py::array& qkv, int64_t n_head, double dropout_p, uint64_t seed) {
+    const std::string op = "attention_forward_fused";
+    check_float32_contiguous(op, "qkv", qkv);
+    check_fused_qkv(op, qkv, n_head);
+    check_dropout_p(op, dropout_p);
+    const py::ssize_t B = qkv.shape(0), T = qkv.shape(1), C = qkv.shape(2) / 3;
+    py::array_t<float> y = new_array({B, T, C}, false);
+    py::array_t<float> lse = new_array({B, n_head, T}, false);
+    float *y_ptr = y.mutable_data(), *lse_ptr = lse.mutable_data();
+    {
+        py::gil_scoped_release release;
+        attention_forward_fused(y_ptr, lse_ptr, data(qkv), B, n_head, T, C / n_head, dropout_p, seed);
+    }
+    return py::make_tuple(y, lse);
+}
+
+static py::array_t<float> attention_backward_fused_py(const py::array& dy, const py::array& qkv, const py::array& y,
+                                                      const py::array& lse, int64_t n_head, double dropout_p,
+                                                      uint64_t seed) {
+    const std::string op = "attention_backward_fused";
+    check_float32_contiguous(op, "dy", dy);
+    check_float32_contiguous(op, "qkv", qkv);
+    check_float32_contiguous(op, "y", y);
+    check_float32_contiguous(op, "lse", lse);
+    check_fused_qkv(op, qkv, n_head);
+    const py::ssize_t B = qkv.shape(0), T = qkv.shape(1), C = qkv.shape(2) / 3;
+    if (!(y.ndim() == 3 && y.shape(0) == B && y.shape(1) == T && y.shape(2) == C)) {
+        throw py::value_error(op + ": y must have shape (B, T, C) = " + dims_str({B, T, C}) + " from qkv " +
+                              shape_str(qkv) + ", got " + shape_str(y));
+    }
+    check_same_shape(op, "dy", dy, "y", y);
+    if (!(lse.ndim() == 3 && lse.shape(0) == B && lse.shape(1) == n_head && lse.shape(2) == T)) {
+        throw py::value_error(op + ": lse must have shape (B, n_head, T) = " + dims_str({B, n_head, T}) + ", got " +
+                              shape_str(lse));
+    }
+    check_dropout_p(op, dropout_p);
+    py::array_t<float> dqkv = new_array({B, T, 3 * C}, true);
+    float* dqkv_ptr = dqkv.mutable_data();
+    {
+        py::gil_scoped_release release;
+        attention_backward_fused(dqkv_ptr, data(dy), data(qkv), data(y), data(lse), B, n_head, T, C / n_head,
+                                 dropout_p, seed);
+    }
+    return dqkv;
+}
+
 static py::array_t<float> attention_cached_forward_py(const py::array& qkv, py::array& k_cache, py::array& v_cache,
                                                       int64_t pos) {
     const std::string op = "attention_cached_forward";
@@ -508,6 +563,15 @@ PYBIND11_MODULE(_core, m) {
           py::arg("dout").noconvert(), py::arg("q").noconvert(), py::arg("k").noconvert(),
           py::arg("v").noconvert(), py::arg("out").noconvert(), py::arg("lse").noconvert(),
           py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+
+    m.def("attention_forward_fused", &attention_forward_fused_py, "attention_forward on the heads inside a fused "
+          "projection, read in place. qkv: (B, T, 3C), q, k, v side by side; C = n_head * hs. Returns (y (B, T, C) "
+          "with the heads side by side, lse (B, n_head, T)).",
+          py::arg("qkv").noconvert(), py::arg("n_head"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+    m.def("attention_backward_fused", &attention_backward_fused_py, "Gradients of attention_forward_fused. dy, y: "
+          "(B, T, C); qkv: (B, T, 3C); lse: (B, n_head, T). Returns dqkv (B, T, 3C).",
+          py::arg("dy").noconvert(), py::arg("qkv").noconvert(), py::arg("y").noconvert(),
+          py::arg("lse").noconvert(), py::arg("n_head"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
 
     m.def("attention_cached_forward", &attention_cached_forward_py, "Attention of Tn new positions over a KV "
           "cache (generation). qkv: (B, Tn, 3C) from c_attn; k_cache, v_cache: (B, NH, Tmax, hs), written in place "

@@ -87,6 +87,24 @@ void attention_backward(float* dq,          // (B, NH, T, hs)
                         int64_t B, int64_t NH, int64_t T, int64_t hs,
                         double dropout_p, uint64_t seed);
 
+// The same two ops on the heads where the model has them: inside the fused projection qkv (B, T, 3C),
+// q, k, v side by side in each row (C = NH * hs), and the output y (B, T, C) with the heads side by
+// side, ready for the output projection. The kernels read and write the heads in place (rows 3C and
+// C floats apart), so no head is copied out and back; the results are those of attention_forward /
+// attention_backward on the split heads, bit for bit. dqkv is added into, like dq, dk, dv.
+void attention_forward_fused(float* y,           // (B, T, C)
+                             float* lse,         // (B, NH, T)
+                             const float* qkv,   // (B, T, 3C)
+                             int64_t B, int64_t NH, int64_t T, int64_t hs,
+                             double dropout_p, uint64_t seed);
+void attention_backward_fused(float* dqkv,        // (B, T, 3C)
+                              const float* dy,    // (B, T, C)
+                              const float* qkv,   // (B, T, 3C)
+                              const float* y,     // (B, T, C)
+                              const float* lse,   // (B, NH, T)
+                              int64_t B, int64_t NH, int64_t T, int64_t hs,
+                              double dropout_p, uint64_t seed);
+
 // The same two ops one row of weights at a time (attention_naive.cpp): the version to read first,
 // and a second opinion in tests. Same arguments, same results up to float rounding.
 void attention_forward_naive(float* out, float* lse, const float* q, const float* k, const float* v,

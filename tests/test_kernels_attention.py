@@ -240,8 +240,11 @@ rng = np.random.default_rng(3)
 q, k, v, dout = (rng.standard_normal((2, 3, 130, 80)).astype(np.float32) for _ in range(4))
 out, lse = kernels.attention_forward(q, k, v, 0.1, 99, backend="cpu")
 dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, 0.1, 99, backend="cpu")
+qkv = rng.standard_normal((2, 130, 3 * 240)).astype(np.float32)  # the fused kernels: 3 heads of 80
+y, lse_fused = kernels.attention_forward_fused(qkv, 3, 0.1, 99)
+dqkv = kernels.attention_backward_fused(y, qkv, y, lse_fused, 3, 0.1, 99)
 np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], q=q, k=k, v=v, dout=dout,
-         out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+         out=out, lse=lse, dq=dq, dk=dk, dv=dv, y=y, lse_fused=lse_fused, dqkv=dqkv)
 """
 
 
@@ -255,7 +258,7 @@ def test_core_same_result_on_1_and_2_threads(tmp_path):
     reference = reference64(one["q"], one["k"], one["v"], one["dout"], 0.1, 99)
     assert_matches_reference([one[name] for name in names], reference)
     # each query tile (forward) and each (b, h) slice (backward) is summed by one thread in one order
-    for name in names:
+    for name in names + ("y", "lse_fused", "dqkv"):
         np.testing.assert_array_equal(two[name], one[name], err_msg=name)
 
 
@@ -316,3 +319,85 @@ def test_naive_kernels_reject_bad_input():
         kernels._core.attention_forward_naive(Q.astype(np.float64), Q, Q)
     with pytest.raises(ValueError, match=r"attention_backward_naive: lse must have shape \(B, NH, T\)"):
         kernels._core.attention_backward_naive(Q, Q, Q, Q, Q, LSE[..., :2].copy())
+
+
+# ----------------------------------------------------------------------------- fused: heads read in place from qkv
+
+def split_path(qkv, dy, n_head, dropout_p, seed):
+    """The unfused composition the fused kernels replace: split the heads, attend, merge them back."""
+    from minigpt.layers import merge_heads, split_heads
+    B, T, C3 = qkv.shape
+    hs = C3 // (3 * n_head)
+    q, k, v = split_heads(qkv, n_head)
+    out, lse = kernels.attention_forward(q, k, v, dropout_p, seed, backend="cpu")
+    dout = np.ascontiguousarray(dy.reshape(B, T, n_head, hs).transpose(0, 2, 1, 3))
+    dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, dropout_p, seed, backend="cpu")
+    dqkv = np.ascontiguousarray(np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4)).reshape(B, T, C3)
+    return merge_heads(out), lse, dqkv
+
+
+@requires_core
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_fused_equals_split_heads_bit_for_bit(shape, dropout_p):
+    # the same tile arithmetic on the same numbers, only the row strides differ: identical bits
+    B, NH, T, hs = shape
+    rng = np.random.default_rng(T * 100 + hs)
+    qkv = rng.standard_normal((B, T, 3 * NH * hs)).astype(np.float32)
+    dy = rng.standard_normal((B, T, NH * hs)).astype(np.float32)
+    y, lse = kernels.attention_forward_fused(qkv, NH, dropout_p, 77)
+    dqkv = kernels.attention_backward_fused(dy, qkv, y, lse, NH, dropout_p, 77)
+    for name, fused, split in zip(("y", "lse", "dqkv"), (y, lse, dqkv), split_path(qkv, dy, NH, dropout_p, 77)):
+        np.testing.assert_array_equal(fused, split, err_msg=name)
+
+
+@requires_core
+def test_fused_matches_the_float64_reference(simd):
+    # and so, on every SIMD path, the float64 reference on the split heads
+    B, NH, T, hs = 2, 2, 70, 32
+    rng = np.random.default_rng(5)
+    qkv = rng.standard_normal((B, T, 3 * NH * hs)).astype(np.float32)
+    dy = rng.standard_normal((B, T, NH * hs)).astype(np.float32)
+    y, lse = kernels.attention_forward_fused(qkv, NH, 0.2, 9)
+    dqkv = kernels.attention_backward_fused(dy, qkv, y, lse, NH, 0.2, 9)
+    q, k, v = (np.ascontiguousarray(qkv.reshape(B, T, 3, NH, hs)[:, :, i].transpose(0, 2, 1, 3)) for i in range(3))
+    dout = np.ascontiguousarray(dy.reshape(B, T, NH, hs).transpose(0, 2, 1, 3))
+    out64, lse64, dq64, dk64, dv64 = reference64(q, k, v, dout, 0.2, 9)
+    np.testing.assert_allclose(y, out64.transpose(0, 2, 1, 3).reshape(B, T, NH * hs), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(lse, lse64, rtol=1e-4, atol=2e-5)
+    dqkv64 = np.stack([dq64, dk64, dv64]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * NH * hs)
+    np.testing.assert_allclose(dqkv, dqkv64, rtol=1e-4, atol=2e-5)
+
+
+QKV = np.ones((1, 3, 12), dtype=np.float32)  # (B, T, 3C) with C = 4: n_head 1, 2 or 4
+Y = np.ones((1, 3, 4), dtype=np.float32)
+LSE2 = np.ones((1, 2, 3), dtype=np.float32)  # (B, n_head=2, T)
+
+BAD_FUSED = [  # (function, args), the error, words the message must contain
+    ("forward", (QKV.astype(np.float64), 2), TypeError, "qkv must be float32, got float64"),
+    ("forward", (np.ones((1, 3, 24), np.float32)[..., ::2], 2), TypeError, "qkv must be C-contiguous"),
+    ("forward", (QKV[0], 2), ValueError, r"qkv must be 3-D \(B, T, 3C\)"),
+    ("forward", (QKV, 3), ValueError, r"must be 3 \* n_head \* hs"),
+    ("forward", (QKV, 0), ValueError, r"must be 3 \* n_head \* hs"),
+    ("forward", (QKV[..., :0], 1), ValueError, "hs >= 1"),
+    ("backward", (Y, QKV, Y[..., :2].copy(), LSE2, 2), ValueError, r"y must have shape \(B, T, C\) = \(1, 3, 4\)"),
+    ("backward", (Y[:, :2].copy(), QKV, Y, LSE2, 2), ValueError, "dy must have the shape of y"),
+    ("backward", (Y, QKV, Y, LSE2[:, :1].copy(), 2), ValueError, r"lse must have shape \(B, n_head, T\)"),
+    ("backward", (Y.astype(np.float64), QKV, Y, LSE2, 2), TypeError, "dy must be float32"),
+]
+
+
+@requires_core
+@pytest.mark.parametrize("which, args, error, message", BAD_FUSED)
+def test_fused_rejects_bad_input(which, args, error, message):
+    fn = kernels.attention_forward_fused if which == "forward" else kernels.attention_backward_fused
+    with pytest.raises(error, match=message):
+        fn(*args)
+    y, lse = kernels.attention_forward_fused(QKV, 2)  # the process survives
+    assert y.shape == (1, 3, 4) and lse.shape == (1, 2, 3)
+
+
+def test_fused_is_refused_on_other_backends():
+    qkv = np.ones((1, 3, 12))
+    with pytest.raises(ValueError, match="split the heads"):
+        kernels.attention_forward_fused(qkv, 2, backend="numpy")

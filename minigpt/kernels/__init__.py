@@ -9,6 +9,7 @@ arrays), each checked by its binding. Callers pick one with backend="numpy" | "c
   bias_grad                                  db (+)= dout.sum(axis=0)              bias_grad.py
   softmax_forward / _backward                over the last axis                     softmax.py
   attention_forward / _backward              causal attention, dropout, lse only    attention.py
+  attention_forward_fused / _backward_fused  the same on the heads inside qkv (C++)  attention.py
   attention_with_cache                       generation over a KV cache             attention.py
   attention_cached                           the same from qkv, extending the cache attention.py
   layernorm_forward / _backward              saves mean and rstd per row            layernorm.py
@@ -18,7 +19,8 @@ arrays), each checked by its binding. Callers pick one with backend="numpy" | "c
   embedding_forward / _backward              row lookup, scatter-add                embedding.py
 """
 from minigpt.kernels.adamw import adamw_update
-from minigpt.kernels.attention import (attention_backward, attention_cached, attention_forward, attention_with_cache,
+from minigpt.kernels.attention import (FUSED_BACKENDS, attention_backward, attention_backward_fused, attention_cached,
+                                      attention_forward, attention_forward_fused, attention_with_cache,
                                       dropout_keep_mask)
 from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKENDS, _core, _cuda, array_module,
                                     check_backend, core_info, cuda_info, cuda_problem, set_cuda_tf32, to_backend,

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from minigpt.kernels.backend import array_module, core
+from minigpt.kernels.backend import array_module, check_backend, core
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -86,6 +86,31 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     dq = dscores @ k
     dk = dscores.swapaxes(-1, -2) @ q
     return dq.astype(q.dtype, copy=False), dk.astype(q.dtype, copy=False), dv.astype(q.dtype, copy=False)
+
+
+FUSED_BACKENDS = ("cpu",)  # the backends whose attention reads the heads in place from a fused qkv
+
+
+def attention_forward_fused(qkv, n_head, dropout_p=0.0, seed=0, backend="cpu"):
+    """attention_forward on the heads where the model has them, without copying them out.
+
+    qkv: (B, T, 3C), the fused projection (q, k, v side by side in each row, C = n_head * hs).
+    returns y: (B, T, C) with the heads side by side (what merge_heads gives), and lse: (B, n_head, T).
+    The C++ kernel reads each head's q, k, v in place (rows 3C floats apart) and writes its output in
+    place (rows C apart): the same numbers, bit for bit, as splitting the heads into (B, NH, T, hs)
+    copies, attention_forward and merging them back, minus the copies. Only backend="cpu" has it.
+    """
+    if check_backend(backend) not in FUSED_BACKENDS:
+        raise ValueError(f"attention_forward_fused runs on the backends {FUSED_BACKENDS}, not {backend!r}: split the "
+                         "heads and call attention_forward there")
+    return core(backend).attention_forward_fused(qkv, int(n_head), float(dropout_p), int(seed))
+
+
+def attention_backward_fused(dy, qkv, y, lse, n_head, dropout_p=0.0, seed=0, backend="cpu"):
+    """Gradients of attention_forward_fused: dy, y (B, T, C), qkv (B, T, 3C), lse (B, n_head, T) -> dqkv (B, T, 3C)."""
+    if check_backend(backend) not in FUSED_BACKENDS:
+        raise ValueError(f"attention_backward_fused runs on the backends {FUSED_BACKENDS}, not {backend!r}")
+    return core(backend).attention_backward_fused(dy, qkv, y, lse, int(n_head), float(dropout_p), int(seed))
 
 
 def attention_with_cache(q, k, v, pos):
