@@ -133,6 +133,7 @@ struct ScratchBuffer {
 };
 static thread_local ScratchBuffer b_block_buffer;  // the calling thread's, shared by its team
 static thread_local ScratchBuffer a_panel_buffer;  // each thread's own
+static thread_local ScratchBuffer out_t_buffer;    // out^T, for the swapped x^T @ dout (matmul_forward)
 
 // One call's operands, sizes and SIMD path, passed whole to the helpers below.
 struct Problem {
@@ -371,6 +372,28 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
                 std::copy_n(bias, N, out_m);
             } else {
                 std::fill_n(out_m, N, 0.0f);
+            }
+        }
+        return;
+    }
+    if (trans_a && !trans_b && bias == nullptr && SMALL_M < M && M % path.NR == 0 && 2 * M <= N) {
+        // x^T @ dout with a few times fewer rows than columns: the weight gradient of a layer that widens
+        // (M = C_in, N = C_out, K = B * T). Computed as its transpose dout^T @ x = (b^T a)^T, then
+        // transposed back. Every element of out is still one chain of multiply-adds over k in the same kc
+        // blocks (the products are the same pairs, and x y = y x exactly), so the bits are the same.
+        // What changes: the operand packed in blocks of kc x nc and reused from L2 by every A panel is
+        // then x, the narrower one (kc x 128 rather than kc x 512: 191 KB, not 764), and there are N / MR
+        // row panels to spread over the threads instead of M / MR. Measured against the unswapped order:
+        // 1.3x for (128 x 512, K = 4096 or 768), 1.1x for 128 x 384, 1.05x for 384 x 1536. Only where M is
+        // whole column panels (NR): M = 65 or 84 would become a ragged last panel, and ran 0.9x.
+        float* out_t = out_t_buffer.get(static_cast<size_t>(N * M));  // (N, M)
+        matmul_blocked({path, out_t, b, a, nullptr, N, M, K, true, false});
+        constexpr int64_t kTile = 32;  // the transpose in tiles, so both sides stay in cache lines
+        for (int64_t n0 = 0; n0 < N; n0 += kTile) {
+            for (int64_t m0 = 0; m0 < M; m0 += kTile) {
+                for (int64_t m = m0; m < std::min(M, m0 + kTile); m++) {
+                    for (int64_t n = n0; n < std::min(N, n0 + kTile); n++) { out[m * N + n] = out_t[n * M + m]; }
+                }
             }
         }
         return;
