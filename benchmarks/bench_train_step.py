@@ -5,7 +5,9 @@ usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
 
 A step is zero_grad + forward + cross-entropy + backward + clip + AdamW, on random tokens, for
 the nanoGPT-style model (pre-LN, GELU, tied embeddings, dropout 0). Each engine and config runs
-in its own process, so its peak RSS is its own; times are medians over steps after a warm-up.
+in its own process, so its peak RSS is its own; times are medians over steps after a warm-up. The
+engines take turns for --rounds processes each (default 3) and the median round counts; the range
+of the rounds is printed beside it.
 Prints tokens/s, the ratio to PyTorch, model FLOP/s (6N + 12 L C T per token) and peak RSS.
 """
 import argparse
@@ -97,14 +99,23 @@ def child(args):
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def median_run(runs):
+    """One engine's rounds as one row: the round with the median step time; peak RSS the largest of any."""
+    row = sorted(runs, key=lambda r: r["step_ms"])[len(runs) // 2]
+    return {**row, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+            "step_ms_range": (min(r["step_ms"] for r in runs), max(r["step_ms"] for r in runs))}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--engines", nargs="+", default=["minigpt-cpu", "minigpt-numpy", "torch"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="processes per engine, the engines taking turns; the median of their step times counts")
     parser.add_argument("--peak-gflops", type=float, default=0.0, help="measured FMA peak, for the fraction column")
-    parser.add_argument("--quick", action="store_true", help='"baby" and "small", 5 steps after 1 warm-up')
+    parser.add_argument("--quick", action="store_true", help='"baby" and "small", 5 steps after 1 warm-up, one round')
     parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
@@ -113,7 +124,7 @@ def main():
     if args.child:
         return child(args)
     if args.quick:
-        args.configs, args.steps, args.warmup = ["baby", "small"], 5, 1
+        args.configs, args.steps, args.warmup, args.rounds = ["baby", "small"], 5, 1, 1
     from report import print_header, row, write_rows
     print_header()
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
@@ -121,15 +132,20 @@ def main():
     print(f"{'config':<10} {'engine':<14} {'step ms':>9} {'tokens/s':>10} {'vs torch':>9} {'GFLOP/s':>8} "
           f"{'of peak':>8} {'peak RSS MiB':>13}")
     for config in args.configs:
-        rows = []
-        for engine in args.engines:
-            cmd = [sys.executable, __file__, "--child", "--engine", engine, "--config", config,
-                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
-            result = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
-            if result.returncode != 0:
-                print(f"{config:<10} {engine:<14} failed: {result.stderr.strip().splitlines()[-1:]}")
-                continue
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        # The engines take turns, one process each per round, so that a slow spell of this shared
+        # machine falls on all of them rather than on whichever ran then.
+        runs = {engine: [] for engine in args.engines}
+        for _ in range(max(1, args.rounds)):
+            for engine in args.engines:
+                cmd = [sys.executable, __file__, "--child", "--engine", engine, "--config", config,
+                       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                result = subprocess.run(cmd, capture_output=True, text=True,
+                                        cwd=os.path.dirname(os.path.abspath(__file__)))
+                if result.returncode != 0:
+                    print(f"{config:<10} {engine:<14} failed: {result.stderr.strip().splitlines()[-1:]}")
+                    continue
+                runs[engine].append(json.loads(result.stdout.strip().splitlines()[-1]))
+        rows = [median_run(r) for r in runs.values() if r]
         torch_row = next((r for r in rows if r["engine"] == "torch"), None)
         tps = {r["engine"]: r["tokens_per_s"] for r in rows}
         ours = next((r for r in rows if r["engine"] == "minigpt-cpu"), None)
@@ -140,8 +156,9 @@ def main():
         for r in rows:
             ratio = f"{r['tokens_per_s'] / torch_row['tokens_per_s']:.2f}x" if torch_row else "-"
             peak = f"{r['gflops'] / args.peak_gflops:.0%}" if args.peak_gflops else "-"
+            low, high = r["step_ms_range"]
             print(f"{config:<10} {r['engine']:<14} {r['step_ms']:>9.1f} {r['tokens_per_s']:>10,.0f} {ratio:>9} "
-                  f"{r['gflops']:>8.1f} {peak:>8} {r['peak_rss_mib']:>13.0f}")
+                  f"{r['gflops']:>8.1f} {peak:>8} {r['peak_rss_mib']:>13.0f}   (step {low:.1f}-{high:.1f} ms)")
     write_rows(args.json, table)
 
 
