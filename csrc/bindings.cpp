@@ -486,6 +486,29 @@ static py::array_t<float> cross_entropy_backward_py(const py::array& logits, con
     return dlogits;
 }
 
+// ----------------------------------------------------------------------------- bias gradient
+
+// db given: added into in place (a layer's gradient, often a view of the flat buffer); None: a new one.
+static py::array bias_grad_py(const py::array& dout, const py::object& db_obj) {
+    const std::string op = "bias_grad";
+    check_float32_contiguous(op, "dout", dout);
+    check_ndim(op, "dout", dout, 2, "(N, C)");
+    const py::ssize_t N = dout.shape(0), C = dout.shape(1);
+    py::array db = db_obj.is_none() ? py::array(new_array({C}, true)) : db_obj.cast<py::array>();
+    check_float32_contiguous(op, "db", db);
+    if (!(db.ndim() == 1 && db.shape(0) == C)) {
+        throw py::value_error(op + ": db must have shape (C,) = " + dims_str({C}) + " from dout " + shape_str(dout) +
+                              ", got " + shape_str(db));
+    }
+    if (!db.writeable()) { throw py::value_error(op + ": db must be writeable (the sums are added into it)"); }
+    float* db_ptr = static_cast<float*>(db.mutable_data());
+    {
+        py::gil_scoped_release release;
+        bias_grad(db_ptr, data(dout), N, C);
+    }
+    return db;
+}
+
 // ----------------------------------------------------------------------------- adamw
 
 static void adamw_update_py(py::array& p, py::array& m, py::array& v, const py::array& g, double lr, double beta1,
@@ -596,6 +619,9 @@ PYBIND11_MODULE(_core, m) {
           "rows. Returns dlogits (N, V).",
           py::arg("logits").noconvert(), py::arg("lse").noconvert(), py::arg("targets").noconvert(),
           py::arg("dloss"));
+    m.def("bias_grad", &bias_grad_py, "db[c] += sum over rows of dout[:, c]. dout: (N, C) float32; db: (C,) "
+          "float32, added into in place and returned, or None for a new one.",
+          py::arg("dout").noconvert(), py::arg("db") = py::none());
     m.def("adamw_update", &adamw_update_py, "One AdamW step of one parameter, in place (p, m, v).",
           py::arg("p").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("g").noconvert(),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),

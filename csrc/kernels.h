@@ -178,6 +178,14 @@ void cross_entropy_backward(float* dlogits,          // (N, V)
                             const int64_t* targets,  // (N,)
                             float dloss, int64_t N, int64_t V);
 
+// ----------------------------------------------------------------------------- bias gradient
+
+// db[c] += sum over rows of dout[r, c]: the gradient of a bias added to every row (Linear, wpe).
+// Added into db, which a layer passes as its gradient (a view of the flat gradient buffer).
+void bias_grad(float* db,           // (C,)
+               const float* dout,   // (N, C)
+               int64_t N, int64_t C);
+
 // ----------------------------------------------------------------------------- adamw
 
 // One AdamW step in place on p, m, v (n,), with gradient g (n,); bias1, bias2 = 1 - beta^t.

@@ -1,4 +1,5 @@
-"""The memory-bound kernels (GELU, softmax, LayerNorm, cross-entropy, AdamW) on every SIMD path and thread count.
+"""The memory-bound kernels (GELU, softmax, LayerNorm, cross-entropy, AdamW, bias gradient) on every SIMD path and
+thread count.
 
 Each kernel's loop is compiled three times (csrc/simd.h: 16, 8 and 4 floats a vector) and the process
 runs one of them, the one matmul_simd_path() names (MINIGPT_SIMD forces a lower one). So each path
@@ -42,7 +43,8 @@ for i, (rows, N) in enumerate(shapes):
                                                                                                backend="cpu")]),
                   f"loss{{i}}": losses, f"lse{{i}}": lse,
                   f"dce{{i}}": kernels.cross_entropy_backward(x, lse, t, 0.5, backend="cpu"),
-                  f"adamw{{i}}": np.concatenate([p, m, v], axis=None)}})
+                  f"adamw{{i}}": np.concatenate([p, m, v], axis=None),
+                  f"dbias{{i}}": kernels.bias_grad(d, backend="cpu")}})
 np.savez(sys.argv[1], **saved)
 """
 
@@ -60,7 +62,7 @@ def numpy_results(run, i):
             "dsoftmax": kernels.softmax_backward(d, y), "ln": out, "mean": mean, "rstd": rstd,
             "dln": np.concatenate([g.reshape(-1) for g in kernels.layernorm_backward(d, x, mean, rstd, w)]),
             "loss": losses, "lse": lse, "dce": kernels.cross_entropy_backward(x, lse, t, 0.5),
-            "adamw": np.concatenate([p, m, v], axis=None)}
+            "adamw": np.concatenate([p, m, v], axis=None), "dbias": kernels.bias_grad(d)}
 
 
 @requires_core
