@@ -13,7 +13,8 @@
 # 3. tiles: the whole forward, one (query tile, key tile) block at a time, skipping the blocks the
 #    causal mask empties;
 # 4. the backward from `lse`, tile by tile;
-# 5. the C++ kernel against NumPy: agreement, memory and time.
+# 5. the C++ kernel against NumPy: agreement, memory and time;
+# 6. the heads read where the model keeps them, inside the fused (B, T, 3C) projection: no copies.
 #
 # Why it pays on a CPU: a (T, T) float32 matrix per head is 4 MiB at T = 1024, 48 MiB over 12 heads,
 # far more than the 2 MiB L2 cache of a core, so every pass over it runs at memory speed. A 64 x 64
@@ -302,3 +303,39 @@ if HAVE_CORE:
               f"C++ is {t_np / t_cpp:.1f}x faster")
     print("        you should see the C++ kernel several times faster than NumPy (8-11x and 10-17x measured on")
     print("        a busy 2-core AVX-512 machine); the gap grows with T, as NumPy's T x T arrays outgrow the caches")
+
+# %% [markdown]
+# ## Step 8 · The heads where the model keeps them
+#
+# A model does not hold q, k, v as (B, NH, T, hs) arrays: `c_attn` gives one (B, T, 3C) array with q, k
+# and v side by side in each row, each of them NH heads of hs floats side by side. Tutorial 03's
+# `split_heads` copies them out into three (B, NH, T, hs) arrays, and `merge_heads` copies the output
+# back into (B, T, C) for `c_proj`; the backward copies again. The kernel never needed whole arrays,
+# only rows of hs floats a fixed stride apart: in (B, NH, T, hs) the rows of one head are hs floats
+# apart, inside qkv they are 3C apart, inside the (B, T, C) output C apart. So
+# `kernels.attention_forward_fused(qkv, NH)` reads each head in place and writes y in place. The tile
+# arithmetic is exactly the same, so the results are the same bits; only the copies are gone (a tenth
+# of a training step at the default model's width).
+
+# %%
+from minigpt.layers import merge_heads, split_heads
+
+if HAVE_CORE:
+    B, NH, T, hs = 16, 4, 256, 32  # the default `minigpt pretrain` model: C = 128
+    qkv = rng.standard_normal((B, T, 3 * NH * hs)).astype(np.float32)
+
+    def split_attend_merge():
+        out, lse = kernels.attention_forward(*split_heads(qkv, NH), backend="cpu")
+        return merge_heads(out), lse
+
+    def in_place():
+        return kernels.attention_forward_fused(qkv, NH)
+
+    (y_split, lse_split), (y_fused, lse_fused) = split_attend_merge(), in_place()
+    same = np.array_equal(y_split, y_fused) and np.array_equal(lse_split, lse_fused)
+    print(f"step 8: split-attend-merge and in-place give the same bits: {same}")
+    assert same
+    t_split, t_fused = best_times(split_attend_merge, in_place, repeat=3)
+    print(f"        forward at B={B} NH={NH} T={T} hs={hs}: split-attend-merge {t_split * 1e3:5.2f} ms, "
+          f"in place {t_fused * 1e3:5.2f} ms")
+    print("        you should see True, and the in-place call faster by about the three copies and the merge")
