@@ -19,35 +19,29 @@ template <typename V>
 SIMD_INLINE void column_sums(float* db, const float* dout, int64_t N, int64_t C, int64_t c0, int64_t c1) {
     constexpr int64_t W = Lanes<V>::W;
     int64_t c = c0;
-    V s0, s1, s2, s3, v;
+    V s[4], v;
     for (; c + 4 * W <= c1; c += 4 * W) {
-        s0 = s1 = s2 = s3 = V{};
+        s[0] = s[1] = s[2] = s[3] = V{};
         for (int64_t r = 0; r < N; r++) {
-            const float* row = dout + r * C + c;
-            std::memcpy(&v, row, sizeof(V));
-            s0 += v;
-            std::memcpy(&v, row + W, sizeof(V));
-            s1 += v;
-            std::memcpy(&v, row + 2 * W, sizeof(V));
-            s2 += v;
-            std::memcpy(&v, row + 3 * W, sizeof(V));
-            s3 += v;
+            for (int j = 0; j < 4; j++) {  // unrolled by the compiler: four independent sums
+                std::memcpy(&v, dout + r * C + c + j * W, sizeof(V));
+                s[j] += v;
+            }
         }
-        const V* sums[4] = {&s0, &s1, &s2, &s3};
         for (int j = 0; j < 4; j++) {
             std::memcpy(&v, db + c + j * W, sizeof(V));
-            v += *sums[j];
+            v += s[j];
             std::memcpy(db + c + j * W, &v, sizeof(V));
         }
     }
     for (; c + W <= c1; c += W) {
-        s0 = V{};
+        s[0] = V{};
         for (int64_t r = 0; r < N; r++) {
             std::memcpy(&v, dout + r * C + c, sizeof(V));
-            s0 += v;
+            s[0] += v;
         }
         std::memcpy(&v, db + c, sizeof(V));
-        v += s0;
+        v += s[0];
         std::memcpy(db + c, &v, sizeof(V));
     }
     for (; c < c1; c++) {

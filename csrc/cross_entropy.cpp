@@ -12,26 +12,6 @@
 
 namespace {
 
-// sum(exp(z - maxval)) over one row z (V,)
-template <typename V>
-SIMD_INLINE float sum_of_exp(const float* z, int64_t nV, float maxval) {
-    constexpr int64_t W = Lanes<V>::W;
-    const int64_t nv = nV / W * W;
-    V acc = V{}, e;
-    const float max2 = maxval * LOG2_E;
-    // exp(z - max) = 2^(z log2(e) - max log2(e)): the rounding of max log2(e) scales every term
-    // alike, moving lse = max + log(sum) by about |max| * 4e-8, within its own rounding
-    for (int64_t v = 0; v < nv; v += W) {
-        std::memcpy(&e, z + v, sizeof(V));
-        e = e * LOG2_E - max2;
-        exp2_nonpositive(e);
-        acc += e;
-    }
-    float sum = sum_lanes(acc);
-    for (int64_t v = nv; v < nV; v++) { sum += fast_exp(z[v] - maxval); }
-    return sum;
-}
-
 // Rows go in blocks of kRowBlock, each step done for the whole block before the next. A row is a
 // chain of steps that wait for each other (its max, the exps, their sum, the log); with 65 logits
 // each step is short, and one row at a time leaves the core waiting on the chain; four independent
@@ -45,7 +25,7 @@ SIMD_INLINE void forward_rows(float* losses, float* lse, const float* logits, co
         const int64_t b1 = b0 + kRowBlock < r1 ? b0 + kRowBlock : r1;
         float maxval[kRowBlock], sum[kRowBlock];
         for (int64_t r = b0; r < b1; r++) { maxval[r - b0] = max_of_row<V>(logits + r * nV, nV); }
-        for (int64_t r = b0; r < b1; r++) { sum[r - b0] = sum_of_exp<V>(logits + r * nV, nV, maxval[r - b0]); }
+        for (int64_t r = b0; r < b1; r++) { sum[r - b0] = sum_of_exp<V>(logits + r * nV, nV, maxval[r - b0], nullptr); }
         for (int64_t r = b0; r < b1; r++) {
             lse[r] = maxval[r - b0] + std::log(sum[r - b0]);
             // a negative target marks a padded position: it counts for nothing

@@ -44,3 +44,30 @@ static inline float fast_exp(float x) {
     exp2_nonpositive(v);
     return v[0];
 }
+
+// sum over i of exp(x[i] - maxval) for one row x (n,), maxval its max; the terms are also written to
+// out (n,) unless out is null (softmax keeps them, cross-entropy's forward needs only the sum).
+// exp(x - max) = 2^(x log2(e) - max log2(e)), one multiply-add: the rounding of max log2(e) scales
+// every term alike, which a softmax's normalisation divides out and which moves a log-sum-exp by
+// about |max| * 4e-8, within its own rounding.
+template <typename V>
+SIMD_INLINE float sum_of_exp(const float* x, int64_t n, float maxval, float* out) {
+    constexpr int64_t W = Lanes<V>::W;
+    const int64_t nv = n / W * W;
+    const float max2 = maxval * LOG2_E;
+    V acc = V{}, e;
+    for (int64_t i = 0; i < nv; i += W) {
+        std::memcpy(&e, x + i, sizeof(V));
+        e = e * LOG2_E - max2;
+        exp2_nonpositive(e);
+        acc += e;
+        if (out != nullptr) { std::memcpy(out + i, &e, sizeof(V)); }
+    }
+    float sum = sum_lanes(acc);
+    for (int64_t i = nv; i < n; i++) {
+        const float t = fast_exp(x[i] - maxval);
+        sum += t;
+        if (out != nullptr) { out[i] = t; }
+    }
+    return sum;
+}

@@ -1,7 +1,8 @@
 // matmul: out = op(a) @ op(b) (+ bias), op(x) = x or x^T, for the products a Linear layer needs:
 //   forward   x @ w + b      (no flags)
 //   backward  dout @ w^T     (trans_b)   and   x^T @ dout   (trans_a)
-// The flags change how a and b are read, never what is in memory: no transposed copies.
+// The flags change how a and b are read, never what is in memory: no transposed copies of them (one
+// case, x^T @ dout much wider than tall, computes out transposed and copies it back: see matmul_forward).
 //
 // Two versions with one signature:
 //   matmul_forward_naive  the textbook triple loop, to read first;
@@ -361,6 +362,18 @@ static void matmul_rows(const Problem& pb) {
 
 // ----------------------------------------------------------------------------- the entry point
 
+// out (cols, rows) = src (rows, cols)^T, in 32 x 32 tiles so that both sides stay in cache lines.
+static void transpose_into(float* out, const float* src, int64_t rows, int64_t cols) {
+    constexpr int64_t kTile = 32;
+    for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+        for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+            for (int64_t c = c0; c < std::min(cols, c0 + kTile); c++) {
+                for (int64_t r = r0; r < std::min(rows, r0 + kTile); r++) { out[c * rows + r] = src[r * cols + c]; }
+            }
+        }
+    }
+}
+
 void matmul_forward(float* out, const float* a, const float* b, const float* bias,
                     int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
     const MatmulPath& path = matmul_path();
@@ -388,14 +401,7 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         // whole column panels (NR): M = 65 or 84 would become a ragged last panel, and ran 0.9x.
         float* out_t = out_t_buffer.get(static_cast<size_t>(N * M));  // (N, M)
         matmul_blocked({path, out_t, b, a, nullptr, N, M, K, true, false});
-        constexpr int64_t kTile = 32;  // the transpose in tiles, so both sides stay in cache lines
-        for (int64_t n0 = 0; n0 < N; n0 += kTile) {
-            for (int64_t m0 = 0; m0 < M; m0 += kTile) {
-                for (int64_t m = m0; m < std::min(M, m0 + kTile); m++) {
-                    for (int64_t n = n0; n < std::min(N, n0 + kTile); n++) { out[m * N + n] = out_t[n * M + m]; }
-                }
-            }
-        }
+        transpose_into(out, out_t, N, M);
         return;
     }
     const Problem pb{path, out, a, b, bias, M, N, K, trans_a, trans_b};

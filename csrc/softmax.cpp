@@ -19,24 +19,8 @@ SIMD_INLINE void softmax_forward_rows(float* y, const float* x, int64_t r0, int6
         float* y_r = y + r * N;        // (N,)
         // Subtracting the row max leaves softmax unchanged but makes every exponent <= 0, so
         // exp cannot overflow, and the max element gives exp(0) = 1, so the sum is >= 1.
-        const float maxval = max_of_row<V>(x_r, N);
-        V acc = V{}, e;
-        const float max2 = maxval * LOG2_E;
-        // exp(x - max) = 2^(x log2(e) - max log2(e)): the rounding of max log2(e) scales every term
-        // alike, and the normalisation below divides it out
-        for (int64_t n = 0; n < nv; n += W) {
-            std::memcpy(&e, x_r + n, sizeof(V));
-            e = e * LOG2_E - max2;
-            exp2_nonpositive(e);
-            acc += e;
-            std::memcpy(y_r + n, &e, sizeof(V));
-        }
-        float sum = sum_lanes(acc);
-        for (int64_t n = nv; n < N; n++) {
-            y_r[n] = fast_exp(x_r[n] - maxval);
-            sum += y_r[n];
-        }
-        const float norm = 1.0f / sum;
+        const float norm = 1.0f / sum_of_exp<V>(x_r, N, max_of_row<V>(x_r, N), y_r);  // y = exp(x - max)
+        V e;
         for (int64_t n = 0; n < nv; n += W) {
             std::memcpy(&e, y_r + n, sizeof(V));
             e *= norm;
