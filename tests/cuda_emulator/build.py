@@ -1,0 +1,153 @@
+"""Compile minigpt._cuda for the CUDA emulator: the real csrc/cuda/ sources and bindings, with g++.
+
+Two rewrites make a .cu file plain C++ for include/cuda_runtime.h; nothing else in the source changes:
+  kernel<<<grid, block, smem, stream>>>(args);
+      -> ::emu::launch(kernel, grid, block, smem, stream, [&] { kernel(args); });
+  extern __shared__ __align__(16) float smem[];
+      -> float* smem = ::emu::dynamic_shared<float>();
+The module is cached by a hash of its sources, so a second run of the tests starts at once.
+"""
+import hashlib
+import pathlib
+import re
+import subprocess
+import sys
+import sysconfig
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CUDA_SRC = ROOT / "csrc" / "cuda"
+
+
+def _matching(text, start, open_ch, close_ch):
+    """Index just past the bracket that closes the one at text[start]."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == open_ch:
+            depth += 1
+        elif text[i] == close_ch:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    raise ValueError(f"unbalanced {open_ch!r} at offset {start}")
+
+
+def _split_top_level(text):
+    """Split on the commas outside any brackets."""
+    parts, depth, last = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[last:i].strip())
+            last = i + 1
+    parts.append(text[last:].strip())
+    return parts
+
+
+def _kernel_expression_start(text, end):
+    """Where the kernel name (with template arguments, e.g. `KERNEL<true, false>`) ending at `end` starts."""
+    i = end
+    if text[i - 1] == ">":  # template arguments: walk back to the matching <
+        depth = 0
+        while True:
+            i -= 1
+            if text[i] == ">":
+                depth += 1
+            elif text[i] == "<":
+                depth -= 1
+                if depth == 0:
+                    break
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_:"):
+        i -= 1
+    return i
+
+
+def rewrite_launches(text):
+    out, pos = [], 0
+    while True:
+        at = text.find("<<<", pos)
+        if at < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        start = _kernel_expression_start(text, at)
+        kernel = text[start:at]
+        close = text.index(">>>", at)
+        config = _split_top_level(text[at + 3:close])
+        if not 2 <= len(config) <= 4:
+            raise ValueError(f"launch of {kernel} has {len(config)} configuration values")
+        config += ["0", "nullptr"][len(config) - 2:]
+        paren = close + 3
+        while text[paren].isspace():
+            paren += 1
+        args_end = _matching(text, paren, "(", ")")
+        args = text[paren:args_end]
+        out.append(text[pos:start])
+        out.append(f"::emu::launch({kernel}, {config[0]}, {config[1]}, {config[2]}, {config[3]}, "
+                   f"[&] {{ {kernel}{args}; }})")
+        pos = args_end
+
+
+SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?(\w+)\s+(\w+)\s*\[\s*\]\s*;")
+
+
+def rewrite(text):
+    return SHARED.sub(r"\1* \2 = ::emu::dynamic_shared<\1>();", rewrite_launches(text))
+
+
+def sources():
+    return sorted(CUDA_SRC.glob("*.cu")) + [CUDA_SRC / "bindings_cuda.cpp"]
+
+
+def build(out_dir=None, verbose=False):
+    """Build (or reuse) the emulated extension; return the path of the module file."""
+    import pybind11
+
+    out_dir = pathlib.Path(out_dir or ROOT / "build" / "cuda_emulator")
+    inputs = sources() + sorted(CUDA_SRC.glob("*.h")) + sorted(CUDA_SRC.glob("*.cuh")) + \
+        sorted((HERE / "include").glob("*.h")) + [pathlib.Path(__file__)]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16]
+    target = out_dir / digest / ("_cuda" + sysconfig.get_config_var("EXT_SUFFIX"))
+    if target.exists():
+        return target
+    gen = out_dir / digest / "src"
+    gen.mkdir(parents=True, exist_ok=True)
+    objects, procs = [], []
+    for src in sources():
+        cpp = gen / (src.stem + ".cpp")
+        cpp.write_text(f'#line 1 "{src}"\n' + rewrite(src.read_text()))
+        obj = gen / (src.stem + ".o")
+        cmd = ["g++", "-std=c++17", "-O2", "-g0", "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
+               "-I", str(HERE / "include"), "-I", str(CUDA_SRC), "-I", pybind11.get_include(),
+               "-I", sysconfig.get_paths()["include"], '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
+        procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+        objects.append(str(obj))
+    failed = []
+    for src, proc in procs:
+        output = proc.communicate()[0]
+        if proc.returncode != 0:
+            failed.append(f"{src.name}:\n{output}")
+        elif verbose and output:
+            print(output)
+    if failed:
+        raise RuntimeError("the CUDA emulator build failed:\n" + "\n".join(failed))
+    tmp = target.with_suffix(".tmp")
+    subprocess.run(["g++", "-shared", "-o", str(tmp), *objects], check=True)
+    tmp.rename(target)  # whole or not at all: an interrupted build is not reused
+    return target
+
+
+def build_program(source, out_path):
+    """Compile one stand-alone .cu program (no Python, no pybind11) for the emulator; return its path."""
+    source, out_path = pathlib.Path(source), pathlib.Path(out_path)
+    cpp = out_path.with_suffix(".cpp")
+    cpp.write_text(f'#line 1 "{source}"\n' + rewrite(source.read_text()))
+    subprocess.run(["g++", "-std=c++17", "-O1", "-w", "-I", str(HERE / "include"), str(cpp), "-o", str(out_path)],
+                   check=True, capture_output=True, text=True)
+    return out_path
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1] if len(sys.argv) > 1 else None, verbose=True))

@@ -1,0 +1,501 @@
+// A CUDA runtime and device model on the CPU, for checking the kernels of csrc/cuda/ without a GPU.
+//
+// This file stands in for <cuda_runtime.h> when tests/cuda_emulator/build.py compiles the .cu files
+// with g++. It runs a launch the way the CUDA programming model describes it, not the way a GPU is
+// built: the blocks of the grid one after another, and the threads of a block as fibers (ucontext)
+// on one OS thread, each running the kernel until it reaches __syncthreads, a warp shuffle or
+// __syncwarp, where it waits until every live thread of its block (or warp) has arrived; one
+// block's threads run in the order of their index, each up to its next barrier, round after round. So the
+// indexing, the masking, the barriers and the shuffles of a kernel are checked; its speed, its memory
+// coalescing and its races under real concurrency are not (that needs a GPU).
+//
+// Checks that a GPU would not make: a barrier that some live threads never reach (divergent
+// __syncthreads) is reported as an error instead of hanging, and dynamic shared memory starts as NaN
+// so that a read of a value never written shows up in the result.
+#pragma once
+
+#include <math.h>
+#include <setjmp.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ----------------------------------------------------------------------------- language keywords
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// The blocks run one at a time, so a function-local static is one block's shared memory.
+#define __shared__ static
+#ifndef __CUDA_ARCH__
+#define __CUDA_ARCH__ 900  // the H100 the kernels are tuned for: its code paths are the ones checked
+#endif
+
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return {x, y}; }
+
+// ----------------------------------------------------------------------------- runtime API
+
+enum cudaError_t {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorLaunchFailure = 719,
+};
+typedef cudaError_t cudaError;
+typedef struct CUstream_st* cudaStream_t;
+
+enum cudaDeviceAttr {
+    cudaDevAttrMaxSharedMemoryPerBlock = 8,
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
+    cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+enum cudaFuncAttribute {
+    cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+    cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+};
+constexpr int cudaSharedmemCarveoutMaxShared = 100;
+
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    int major, minor, multiProcessorCount;
+};
+
+namespace emu {
+
+// The device it pretends to be: an H100's limits, so that launch checks see what they would there.
+constexpr int kMultiprocessors = 132;
+constexpr int kSharedPerBlock = 48 * 1024;       // without an opt-in
+constexpr int kSharedPerBlockOptin = 227 * 1024;  // with cudaFuncAttributeMaxDynamicSharedMemorySize
+constexpr int kMaxThreads = 1024;
+constexpr int kWarpSize = 32;
+
+inline cudaError_t pending_error = cudaSuccess;  // what cudaGetLastError returns next
+inline std::string pending_message;
+
+inline cudaError_t fail(cudaError_t err, const std::string& message) {
+    pending_error = err;
+    pending_message = message;
+    return err;
+}
+
+}  // namespace emu
+
+inline cudaError_t cudaGetLastError() {
+    const cudaError_t err = emu::pending_error;
+    emu::pending_error = cudaSuccess;
+    return err;
+}
+inline cudaError_t cudaPeekAtLastError() { return emu::pending_error; }
+inline const char* cudaGetErrorString(cudaError_t err) {
+    static std::string text;
+    switch (err) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: text = "invalid argument"; break;
+        case cudaErrorInvalidConfiguration: text = "invalid configuration argument"; break;
+        case cudaErrorLaunchFailure: text = "unspecified launch failure"; break;
+        default: text = "unknown error"; break;
+    }
+    if (!emu::pending_message.empty()) { text += " (emulator: " + emu::pending_message + ")"; }
+    return text.c_str();
+}
+inline cudaError_t cudaGetDevice(int* device) {
+    *device = 0;
+    return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+    switch (attr) {
+        case cudaDevAttrMaxSharedMemoryPerBlock: *value = emu::kSharedPerBlock; break;
+        case cudaDevAttrMultiProcessorCount: *value = emu::kMultiprocessors; break;
+        case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = emu::kSharedPerBlockOptin; break;
+        default: return emu::fail(cudaErrorInvalidValue, "unknown device attribute");
+    }
+    return cudaSuccess;
+}
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
+    std::memset(prop, 0, sizeof(*prop));
+    std::strcpy(prop->name, "minigpt CUDA emulator (CPU)");
+    prop->totalGlobalMem = size_t(80) << 30;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = emu::kMultiprocessors;
+    return cudaSuccess;
+}
+inline cudaError_t cudaRuntimeGetVersion(int* v) {
+    *v = 13000;
+    return cudaSuccess;
+}
+inline cudaError_t cudaDriverGetVersion(int* v) {
+    *v = 13000;
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+    std::memset(p, value, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, int = 0, cudaStream_t = nullptr) {
+    std::memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+namespace emu {
+
+// The dynamic shared memory a kernel has been allowed (cudaFuncAttributeMaxDynamicSharedMemorySize),
+// by the kernel's address.
+inline std::vector<std::pair<const void*, int>>& smem_allowances() {
+    static std::vector<std::pair<const void*, int>> table;
+    return table;
+}
+
+inline int smem_allowed(const void* kernel) {
+    for (const auto& [k, bytes] : smem_allowances()) {
+        if (k == kernel) { return bytes; }
+    }
+    return kSharedPerBlock;
+}
+
+}  // namespace emu
+
+template <typename Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel kernel, cudaFuncAttribute attr, int value) {
+    if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+        if (value > emu::kSharedPerBlockOptin) {
+            return emu::fail(cudaErrorInvalidValue, "more dynamic shared memory than the device has");
+        }
+        auto& table = emu::smem_allowances();
+        const void* key = reinterpret_cast<const void*>(kernel);
+        for (auto& entry : table) {
+            if (entry.first == key) {
+                entry.second = value;
+                return cudaSuccess;
+            }
+        }
+        table.emplace_back(key, value);
+    }
+    return cudaSuccess;
+}
+
+// Two blocks an SM, as the tuned kernels are written for; only split-K planning reads it.
+template <typename Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, size_t) {
+    *blocks = 2;
+    return cudaSuccess;
+}
+
+// ----------------------------------------------------------------------------- threads as fibers
+
+namespace emu {
+
+// The built-in variables of the thread running now (set by the scheduler before it resumes a fiber).
+inline uint3 thread_idx, block_idx;
+inline dim3 block_dim, grid_dim;
+
+struct Fiber {
+    ucontext_t context;  // its first entry (makecontext); later switches use _setjmp/_longjmp, no system call
+    jmp_buf resume;
+    uint3 idx;
+    bool started, done;
+    const uint64_t* waits_on;  // the generation counter of the barrier it waits at, or nullptr
+    uint64_t waits_while;      // ... which opens when the counter moves past this value
+};
+
+// One block's run: its fibers, and the arrival counts of its barriers. A barrier opens when every
+// live thread of the block (of the warp, for warp barriers) has arrived; `generation` counts the
+// openings, so a waiting thread knows its barrier has opened when the count moves.
+struct Block {
+    std::vector<Fiber> fibers;
+    int live = 0, arrived = 0;
+    uint64_t generation = 0;
+    std::vector<int> warp_live, warp_arrived;
+    std::vector<uint64_t> warp_generation;
+    std::vector<uint64_t> lane_values;  // what each thread offers to a shuffle, as bits
+    std::vector<std::vector<float>> warp_scratch;  // per warp, for collective operations (wmma)
+    int current = 0;
+    jmp_buf scheduler;
+};
+
+inline Block* block = nullptr;  // the block being run
+inline const std::function<void()>* body = nullptr;
+inline std::vector<std::unique_ptr<char[]>> stacks;
+constexpr size_t kStackBytes = 256 * 1024;
+
+inline int linear_thread() { return block->current; }
+
+// Park the running thread until `*counter` moves past `value`, and let the scheduler run the others.
+inline void wait_for(const uint64_t* counter, uint64_t value) {
+    Fiber& f = block->fibers[block->current];
+    f.waits_on = counter;
+    f.waits_while = value;
+    if (!_setjmp(f.resume)) { _longjmp(block->scheduler, 1); }
+    f.waits_on = nullptr;
+}
+
+inline void block_barrier() {
+    Block& b = *block;
+    const uint64_t gen = b.generation;
+    if (++b.arrived == b.live) {
+        b.arrived = 0;
+        b.generation++;
+        return;
+    }
+    wait_for(&b.generation, gen);
+}
+
+inline void warp_barrier() {
+    Block& b = *block;
+    const int w = linear_thread() / kWarpSize;
+    const uint64_t gen = b.warp_generation[w];
+    if (++b.warp_arrived[w] == b.warp_live[w]) {
+        b.warp_arrived[w] = 0;
+        b.warp_generation[w]++;
+        return;
+    }
+    wait_for(&b.warp_generation[w], gen);
+}
+
+// A thread that returns leaves its barriers: the ones it no longer counts for may now be complete.
+inline void thread_exit() {
+    Block& b = *block;
+    const int t = linear_thread(), w = t / kWarpSize;
+    b.fibers[t].done = true;
+    b.live--;
+    if (b.arrived > 0 && b.arrived == b.live) {
+        b.arrived = 0;
+        b.generation++;
+    }
+    b.warp_live[w]--;
+    if (b.warp_arrived[w] > 0 && b.warp_arrived[w] == b.warp_live[w]) {
+        b.warp_arrived[w] = 0;
+        b.warp_generation[w]++;
+    }
+}
+
+inline void fiber_main() {
+    (*body)();
+    thread_exit();
+    _longjmp(block->scheduler, 1);  // never returns: its stack is reused by the next block
+}
+
+// Value `v` of every lane in, lane `src_lane`'s value out; a lane past the block's end, or one that
+// has returned, gives the asking lane its own value back.
+template <typename T>
+T exchange(T v, int src_lane) {
+    static_assert(sizeof(T) <= sizeof(uint64_t), "shuffles move at most 8 bytes");
+    Block& b = *block;
+    const int t = linear_thread(), lane = t % kWarpSize, base = t - lane;
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof(T));
+    b.lane_values[t] = bits;
+    warp_barrier();
+    T out = v;
+    if (src_lane >= 0 && src_lane < kWarpSize && base + src_lane < static_cast<int>(b.fibers.size()) &&
+        !b.fibers[base + src_lane].done) {
+        std::memcpy(&out, &b.lane_values[base + src_lane], sizeof(T));
+    }
+    warp_barrier();  // nobody overwrites its offer before every lane has read
+    return out;
+}
+
+// A scratch area of at least `floats` values shared by the lanes of the running thread's warp.
+inline float* warp_scratch(size_t floats) {
+    std::vector<float>& s = block->warp_scratch[linear_thread() / kWarpSize];
+    if (s.size() < floats) { s.resize(floats); }
+    return s.data();
+}
+
+// Runs one block of a launch to completion; false if its threads deadlock on a barrier.
+inline bool run_block(const uint3& bidx, const dim3& bdim) {
+    const int n = static_cast<int>(bdim.x * bdim.y * bdim.z);
+    const int warps = (n + kWarpSize - 1) / kWarpSize;
+    Block b;
+    b.fibers.resize(n);
+    b.live = n;
+    b.warp_live.assign(warps, 0);
+    for (int t = 0; t < n; t++) { b.warp_live[t / kWarpSize]++; }
+    b.warp_arrived.assign(warps, 0);
+    b.warp_generation.assign(warps, 0);
+    b.lane_values.assign(n, 0);
+    b.warp_scratch.resize(warps);
+    while (static_cast<int>(stacks.size()) < n) { stacks.emplace_back(new char[kStackBytes]); }
+    block = &b;
+    block_idx = bidx;
+    for (int t = 0; t < n; t++) {
+        Fiber& f = b.fibers[t];
+        f.idx = {t % bdim.x, (t / bdim.x) % bdim.y, t / (bdim.x * bdim.y)};
+        f.started = f.done = false;
+        f.waits_on = nullptr;
+    }
+    int unfinished = n;
+    while (unfinished > 0) {
+        bool resumed = false;
+        for (int t = 0; t < n; t++) {
+            Fiber& f = b.fibers[t];
+            if (f.done || (f.waits_on != nullptr && *f.waits_on == f.waits_while)) { continue; }
+            resumed = true;
+            b.current = t;
+            thread_idx = f.idx;
+            if (!_setjmp(b.scheduler)) {
+                if (f.started) { _longjmp(f.resume, 1); }
+                f.started = true;
+                getcontext(&f.context);
+                f.context.uc_stack.ss_sp = stacks[t].get();
+                f.context.uc_stack.ss_size = kStackBytes;
+                f.context.uc_link = nullptr;
+                makecontext(&f.context, fiber_main, 0);
+                ucontext_t here;
+                swapcontext(&here, &f.context);  // not come back to: the fiber jumps to b.scheduler
+            }
+            if (f.done) { unfinished--; }
+        }
+        if (!resumed) {
+            block = nullptr;
+            return false;  // every thread left waits at a barrier that the others never reach
+        }
+    }
+    block = nullptr;
+    return true;
+}
+
+inline std::unique_ptr<float[]> dynamic_smem;  // this launch's extern __shared__ array
+inline size_t dynamic_smem_bytes = 0;
+
+// kernel<<<grid, block, smem, stream>>>(args) becomes launch(kernel, grid, block, smem, [&] { kernel(args); }).
+template <typename Kernel>
+void launch(Kernel kernel, dim3 grid, dim3 block_dims, size_t smem, cudaStream_t, const std::function<void()>& fn) {
+    const uint64_t threads = uint64_t(block_dims.x) * block_dims.y * block_dims.z;
+    if (threads == 0 || threads > kMaxThreads || block_dims.z > 64) {
+        fail(cudaErrorInvalidConfiguration, "block of " + std::to_string(threads) + " threads");
+        return;
+    }
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) {
+        fail(cudaErrorInvalidConfiguration, "grid " + std::to_string(grid.x) + " x " + std::to_string(grid.y) +
+                                                " x " + std::to_string(grid.z));
+        return;
+    }
+    if (smem > static_cast<size_t>(smem_allowed(reinterpret_cast<const void*>(kernel)))) {
+        fail(cudaErrorInvalidValue, "dynamic shared memory of " + std::to_string(smem) + " bytes not allowed");
+        return;
+    }
+    dynamic_smem_bytes = smem;
+    dynamic_smem.reset(new float[smem / sizeof(float) + 4]);
+    std::fill_n(dynamic_smem.get(), smem / sizeof(float) + 4, std::numeric_limits<float>::quiet_NaN());
+    block_dim = block_dims;
+    grid_dim = grid;
+    body = &fn;
+    for (unsigned z = 0; z < grid.z; z++) {
+        for (unsigned y = 0; y < grid.y; y++) {
+            for (unsigned x = 0; x < grid.x; x++) {
+                if (!run_block({x, y, z}, block_dims)) {
+                    fail(cudaErrorLaunchFailure, "threads wait at a barrier that the others never reach");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+template <typename T>
+T* dynamic_shared() {
+    return reinterpret_cast<T*>(dynamic_smem.get());
+}
+
+}  // namespace emu
+
+// ----------------------------------------------------------------------------- device built-ins
+
+#define threadIdx (::emu::thread_idx)
+#define blockIdx (::emu::block_idx)
+#define blockDim (::emu::block_dim)
+#define gridDim (::emu::grid_dim)
+#define warpSize 32
+
+inline void __syncthreads() { emu::block_barrier(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_barrier(); }
+
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
+    const int lane = emu::linear_thread() % 32;
+    const int src = lane ^ lane_mask;
+    return emu::exchange(v, (src / width == lane / width) ? src : lane);
+}
+template <typename T>
+T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
+    const int lane = emu::linear_thread() % 32;
+    return emu::exchange(v, lane / width * width + src_lane % width);
+}
+template <typename T>
+T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+    const int lane = emu::linear_thread() % 32;
+    const int src = lane + static_cast<int>(delta);
+    return emu::exchange(v, (src / width == lane / width) ? src : lane);
+}
+
+// One OS thread runs every fiber, and a fiber only yields at a barrier, so a read-modify-write is atomic.
+inline float atomicAdd(float* p, float v) {
+    const float old = *p;
+    *p = old + v;
+    return old;
+}
+inline int atomicAdd(int* p, int v) {
+    const int old = *p;
+    *p = old + v;
+    return old;
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+    const unsigned old = *p;
+    *p = old + v;
+    return old;
+}
+inline float4 atomicAdd(float4* p, float4 v) {
+    const float4 old = *p;
+    *p = make_float4(old.x + v.x, old.y + v.y, old.z + v.z, old.w + v.w);
+    return old;
+}
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
+
+// CUDA's device-side min and max of two numbers (any arithmetic types, compared in their common type).
+template <typename A, typename B>
+inline std::common_type_t<A, B> min(A a, B b) {
+    return a < b ? a : b;
+}
+template <typename A, typename B>
+inline std::common_type_t<A, B> max(A a, B b) {
+    return a < b ? b : a;
+}

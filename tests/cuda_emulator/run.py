@@ -1,0 +1,42 @@
+"""Run the CUDA tests on the CUDA emulator: backend="cuda" without a GPU, slowly, on the CPU.
+
+    python tests/cuda_emulator/run.py                      # tests/test_cuda_kernels.py and test_cuda_model.py
+    python tests/cuda_emulator/run.py tests/test_cuda_kernels.py -k attention -x
+
+It builds the real csrc/cuda/ sources and bindings with g++ against include/cuda_runtime.h (build.py),
+then runs pytest with this folder first on PYTHONPATH: sitecustomize.py loads the build as
+minigpt._cuda in every Python process, and `import cupy` finds the NumPy-backed stand-in (cupy/).
+What passes here has the right indexing, masking, barriers and shuffles; speed and true concurrency
+are what it cannot check, which only a GPU does (benchmarks/cuda_check.sh).
+"""
+import os
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DEFAULT_TESTS = ["tests/test_cuda_kernels.py", "tests/test_cuda_model.py", "-q"]
+
+
+def emulator_environment():
+    """The environment under which a Python process runs backend="cuda" on the emulator (builds it first)."""
+    sys.path.insert(0, str(HERE))
+    from build import build
+    path = build()
+    pythonpath = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "MINIGPT_CUDA_EMULATOR": str(path), "PYTHONPATH": os.pathsep.join(pythonpath),
+            "MINIGPT_REQUIRE_CUDA": "1"}  # a CUDA test module that cannot run is an error, not a skip
+
+
+def main(argv):
+    env = emulator_environment()
+    print(f"minigpt._cuda emulated on the CPU: {env['MINIGPT_CUDA_EMULATOR']}", flush=True)
+    # pytest as the `pytest` command runs it: the source tree in the current folder must not shadow
+    # the installed minigpt (with its compiled _core), as `python -m pytest` would let it
+    launcher = "import sys; sys.path.remove(''); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    return subprocess.call([sys.executable, "-c", launcher, *(argv or DEFAULT_TESTS)], env=env, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

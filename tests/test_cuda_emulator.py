@@ -1,0 +1,62 @@
+"""The CUDA emulator (tests/cuda_emulator/): CUDA kernels checked on a CPU, for machines without a GPU.
+
+Its own semantics first (selftest.cu: barriers, exited threads, shuffles, atomics, WMMA, launch limits,
+a divergent barrier reported), and the rewrite that turns a .cu file into C++. Then the whole CUDA test
+suite, tests/test_cuda_kernels.py and tests/test_cuda_model.py, on the real csrc/cuda/ sources built
+for the emulator: a few minutes on two cores, so it runs in CI (CI set) or with
+MINIGPT_TEST_CUDA_EMULATOR=1, like tests/test_cuda_build.py.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EMULATOR = Path(__file__).resolve().parent / "cuda_emulator"
+sys.path.insert(0, str(EMULATOR))
+import build  # noqa: E402  (tests/cuda_emulator/build.py)
+
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+
+
+def test_launch_rewrite_keeps_kernel_config_and_arguments():
+    src = ("    kernel<D><<<grid, kThreads, smem, L.stream>>>(out, f(a, b),\n        c);\n"
+           "    KERNEL<true, false><<<GRID, BLOCK>>>(__VA_ARGS__);\n")
+    assert build.rewrite(src) == (
+        "    ::emu::launch(kernel<D>, grid, kThreads, smem, L.stream, [&] { kernel<D>(out, f(a, b),\n        c); });\n"
+        "    ::emu::launch(KERNEL<true, false>, GRID, BLOCK, 0, nullptr, [&] { KERNEL<true, false>(__VA_ARGS__); });\n")
+
+
+def test_dynamic_shared_memory_rewrite():
+    assert build.rewrite("    extern __shared__ __align__(16) float smem[];") == \
+        "    float* smem = ::emu::dynamic_shared<float>();"
+
+
+def test_launch_rewrite_rejects_a_malformed_launch():
+    with pytest.raises(ValueError, match="configuration values"):
+        build.rewrite("k<<<grid>>>(x);")
+
+
+@needs_gxx
+def test_emulator_semantics(tmp_path):
+    program = build.build_program(EMULATOR / "selftest.cu", tmp_path / "selftest")
+    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines) == 10 and all(line.endswith(" ok") for line in lines), done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"),
+                    reason="takes minutes: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")
+@needs_gxx
+def test_cuda_test_suite_passes_on_the_emulator():
+    pytest.importorskip("pybind11")
+    tests = [str(EMULATOR.parent / "test_cuda_kernels.py"), str(EMULATOR.parent / "test_cuda_model.py")]
+    done = subprocess.run([sys.executable, str(EMULATOR / "run.py"), *tests, "-q", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, timeout=1800)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
