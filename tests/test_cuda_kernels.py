@@ -322,6 +322,53 @@ def test_attention_long_sequence_gpt2_shape(rng):
         assert rel(g, r) < GRAD
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "B{}H{}T{}hs{}".format(*s))
+def test_attention_on_the_fused_qkv_is_the_split_attention(rng, dropout, shape):
+    # The heads read in place from (B, T, 3C) and y written (B, T, C) give the bits of split-attend-merge:
+    # the same arithmetic at other addresses. dq is summed with atomics, in an order the GPU may vary, so
+    # it is compared to the float64 reference; the rest must be equal bit for bit.
+    B, NH, T, hs = shape
+    seed = int(rng.integers(2**63))
+    qkv, dy = rng.standard_normal((B, T, 3 * NH * hs)), rng.standard_normal((B, T, NH * hs))
+    heads = np.ascontiguousarray(qkv.reshape(B, T, 3, NH, hs).transpose(2, 0, 3, 1, 4))  # (3, B, NH, T, hs)
+    dy_heads = np.ascontiguousarray(dy.reshape(B, T, NH, hs).transpose(0, 2, 1, 3))
+    y, lse = kernels.attention_forward_fused(dev(qkv), NH, dropout, seed, backend="cuda")
+    out, lse_split = kernels.attention_forward(*(dev(h) for h in heads), dropout, seed, backend="cuda")
+    assert y.shape == (B, T, NH * hs) and lse.shape == (B, NH, T)
+    assert np.array_equal(host(y), host(out).transpose(0, 2, 1, 3).reshape(B, T, NH * hs))
+    assert np.array_equal(host(lse), host(lse_split))
+    dqkv = kernels.attention_backward_fused(dev(dy), dev(qkv), y, lse, NH, dropout, seed, backend="cuda")
+    grads = kernels.attention_backward(dev(dy_heads), *(dev(h) for h in heads), out, lse_split, dropout, seed,
+                                       backend="cuda")
+    assert dqkv.shape == qkv.shape
+    dq, dk, dv = host(dqkv).reshape(B, T, 3, NH, hs).transpose(2, 0, 3, 1, 4)
+    assert np.array_equal(dk, host(grads[1])) and np.array_equal(dv, host(grads[2]))
+    out_ref, lse_ref = kernels.attention_forward(*heads, dropout, seed)
+    dq_ref = kernels.attention_backward(dy_heads, *heads, out_ref, lse_ref, dropout, seed)[0]
+    assert rel(dev(dq), dq_ref, floor=1e-3 * np.sqrt(dq_ref.size)) < GRAD
+
+
+def test_bad_fused_attention_input_raises(rng):
+    qkv = dev(rng.standard_normal((2, 5, 24)))
+    with pytest.raises(ValueError, match="3 \\* n_head \\* hs"):
+        kernels.attention_forward_fused(qkv, 5, backend="cuda")
+    with pytest.raises(ValueError, match="head size hs = 129"):
+        kernels.attention_forward_fused(dev(np.ones((1, 2, 3 * 129))), 1, backend="cuda")
+    with pytest.raises(ValueError, match="\\(B, T, 3C\\)"):
+        kernels.attention_forward_fused(qkv[0], 2, backend="cuda")
+    with pytest.raises(TypeError, match="must be a CuPy array"):
+        kernels.attention_forward_fused(cupy.asnumpy(qkv), 2, backend="cuda")
+    y, lse = kernels.attention_forward_fused(qkv, 2, backend="cuda")
+    with pytest.raises(ValueError, match="y must have shape"):
+        kernels.attention_backward_fused(y[:, :4].copy(), qkv, y[:, :4].copy(), lse, 2, backend="cuda")
+    with pytest.raises(ValueError, match="lse must have shape"):
+        kernels.attention_backward_fused(y, qkv, y, lse[:, :1].copy(), 2, backend="cuda")
+    with pytest.raises(ValueError, match="dropout_p must be in"):
+        kernels.attention_backward_fused(y, qkv, y, lse, 2, -0.5, backend="cuda")
+    assert np.isfinite(host(kernels.attention_backward_fused(y, qkv, y, lse, 2, backend="cuda"))).all()
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def test_bad_arrays_raise_clear_errors_and_the_process_survives(rng):

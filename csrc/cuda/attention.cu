@@ -22,6 +22,11 @@
 // reads of neighbouring rows in different banks. The head size is rounded up to D in {16, 32, 64,
 // 80, 96, 128} at compile time (zero padding); larger heads are refused by the binding.
 //
+// The heads are read where they are (HeadLayout): separate (B, NH, T, hs) arrays, or straight out of
+// the fused (B, T, 3C) projection with the output written as (B, T, C), heads side by side, so that the
+// model never copies its heads out and back (attention_forward_fused_cuda). Only the addresses of the
+// rows differ, not the arithmetic: both give the same bits.
+//
 // The dropout mask is the counter-based hash of common.cuh, identical to the NumPy and C++ ones.
 #include <cmath>
 #include <string>
@@ -35,6 +40,18 @@ constexpr int kTile = 64;      // queries per forward block, keys per backward b
 constexpr int kThreads = 256;  // 16 x 16
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+
+// Where the T rows of head bh lie: row t starts at at(bh) + t * row floats from the array's start.
+//   separate heads (B, NH, T, hs):           row = hs,  batch = NH * T * hs, head = T * hs
+//   inside the fused projection (B, T, 3C):  row = 3C,  batch = T * 3C,      head = hs  (q, k, v at +0, +C, +2C)
+//   an output with the heads side by side:   row = C,   batch = T * C,       head = hs
+struct HeadLayout {
+    int64_t row, batch, head, NH;
+    __host__ __device__ int64_t at(int64_t bh) const { return bh / NH * batch + bh % NH * head; }
+};
+
+HeadLayout heads_apart(int64_t NH, int64_t T, int64_t hs) { return {hs, NH * T * hs, T * hs, NH}; }
+HeadLayout heads_side_by_side(int64_t NH, int64_t T, int64_t hs, int64_t row) { return {row, T * row, hs, NH}; }
 
 // ----------------------------------------------------------------------------- naive
 
@@ -129,23 +146,25 @@ __device__ __forceinline__ void read_row(float (&r)[D / 16], const float* row, i
     }
 }
 
-// Rows row0 .. row0+63 of one head's (T, hs) matrix into a shared (64, D) tile with row stride D + 4;
-// zeros past T and past hs, so padded rows and columns add nothing to any dot product.
+// Rows row0 .. row0+63 of one head's (T, hs) matrix, whose rows start ld floats apart, into a shared
+// (64, D) tile with row stride D + 4; zeros past T and past hs, so padded rows and columns add nothing
+// to any dot product.
 template <int D>
-__device__ __forceinline__ void load_tile(float* s, const float* g, int64_t row0, int64_t T, int hs, bool vec) {
+__device__ __forceinline__ void load_tile(float* s, const float* g, int64_t ld, int64_t row0, int64_t T, int hs,
+                                          bool vec) {
     constexpr int LD = D + 4;
-    if (vec) {  // hs % 4 == 0 and 16-byte aligned: whole float4s, each either inside hs or past it
+    if (vec) {  // hs, ld % 4 == 0 and 16-byte aligned: whole float4s, each either inside hs or past it
         constexpr int per_row = D / 4;
         for (int e = threadIdx.x; e < kTile * per_row; e += kThreads) {
             const int r = e / per_row, d = (e % per_row) * 4;
             float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (row0 + r < T && d < hs) { t = *reinterpret_cast<const float4*>(g + (row0 + r) * hs + d); }
+            if (row0 + r < T && d < hs) { t = *reinterpret_cast<const float4*>(g + (row0 + r) * ld + d); }
             *reinterpret_cast<float4*>(s + r * LD + d) = t;
         }
     } else {
         for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
             const int r = e / D, d = e % D;
-            s[r * LD + d] = (row0 + r < T && d < hs) ? g[(row0 + r) * hs + d] : 0.0f;
+            s[r * LD + d] = (row0 + r < T && d < hs) ? g[(row0 + r) * ld + d] : 0.0f;
         }
     }
 }
@@ -285,8 +304,8 @@ constexpr size_t forward_smem() {
 // which lets the compiler keep the larger output patch without spilling.
 template <int D>
 __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
-    attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v, int64_t T, int hs,
-                             float scale_log2, Dropout drop, bool vec) {
+    attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v, HeadLayout in,
+                             HeadLayout out_at, int64_t T, int hs, float scale_log2, Dropout drop, bool vec) {
     constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
     extern __shared__ __align__(16) float smem[];
     float* Qs = smem;              // (64, D): this block's queries
@@ -296,9 +315,9 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t bh = blockIdx.x;
     const int q_tile = gridDim.y - 1 - blockIdx.y;
-    const int64_t q0 = static_cast<int64_t>(q_tile) * kTile, head = bh * T * hs;
+    const int64_t q0 = static_cast<int64_t>(q_tile) * kTile, head = in.at(bh), ld = in.row;
 
-    load_tile<D>(Qs, q + head, q0, T, hs, vec);
+    load_tile<D>(Qs, q + head, ld, q0, T, hs, vec);
     float o[4][NC] = {}, m[4], l[4];  // m: running max (log2 units), l: this thread's part of the running sum
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -308,8 +327,8 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
     for (int kt = 0; kt <= q_tile; kt++) {  // causal: only key tiles up to the diagonal
         const int64_t k0 = static_cast<int64_t>(kt) * kTile;
         __syncthreads();  // the previous tiles are no longer read
-        load_tile<D>(Ks, k + head, k0, T, hs, vec);
-        load_tile<D>(Vs, v + head, k0, T, hs, vec);
+        load_tile<D>(Ks, k + head, ld, k0, T, hs, vec);
+        load_tile<D>(Vs, v + head, ld, k0, T, hs, vec);
         __syncthreads();
         float s[4][4];
         tile_dot<D>(s, Qs, Ks, ty, tx);
@@ -347,10 +366,11 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
         const int64_t r = q0 + ty * 4 + i;
         if (r >= T) { continue; }
         const float inv = 1.0f / li;
+        float* out_row = out + out_at.at(bh) + r * out_at.row;
 #pragma unroll
         for (int j = 0; j < NC; j++) {
             const int col = dcol<D>(tx, j);
-            if (col < hs) { out[(head + r * hs) + col] = o[i][j] * inv; }
+            if (col < hs) { out_row[col] = o[i][j] * inv; }
         }
         if (tx == 0) { lse[bh * T + r] = (m[i] + log2f(li)) * kLn2; }  // back to natural-log units
     }
@@ -358,14 +378,16 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
 
 // ----------------------------------------------------------------------------- flash backward
 
-// rowsum(dout * out) per query row: the softmax backward's row term (it equals rowsum(dP * P)).
-__global__ void attention_row_term_kernel(float* row_term, const float* dout, const float* out, int64_t rows,
-                                          int64_t hs) {
+// rowsum(dout * out) per query row: the softmax backward's row term (it equals rowsum(dP * P)). Row
+// bh * T + t of row_term is row t of head bh of dout and out, which are laid out as `at` says.
+__global__ void attention_row_term_kernel(float* row_term, const float* dout, const float* out, HeadLayout at,
+                                          int64_t T, int64_t rows, int64_t hs) {
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
     const int lane = threadIdx.x % kWarp;
     if (row >= rows) { return; }
+    const int64_t start = at.at(row / T) + row % T * at.row;
     float sum = 0.0f;
-    for (int64_t d = lane; d < hs; d += kWarp) { sum += dout[row * hs + d] * out[row * hs + d]; }
+    for (int64_t d = lane; d < hs; d += kWarp) { sum += dout[start + d] * out[start + d]; }
     sum = warp_sum(sum);
     if (lane == 0) { row_term[row] = sum; }
 }
@@ -384,8 +406,8 @@ constexpr size_t backward_smem() {
 template <int D>
 __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
     attention_backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                              const float* v, const float* lse, const float* row_term, int64_t T, int hs, float scale,
-                              Dropout drop, bool vec) {
+                              const float* v, const float* lse, const float* row_term, HeadLayout in,
+                              HeadLayout out_at, int64_t T, int hs, float scale, Dropout drop, bool vec) {
     constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
     extern __shared__ __align__(16) float smem[];
     float* Ks = smem;                // (64, D): this block's keys
@@ -396,20 +418,21 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
     float* lse_s = Ps + kTile * LDP; // (64,): lse of the query tile, in log2 units
     float* rt_s = lse_s + kTile;     // (64,): its row terms
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-    const int64_t bh = blockIdx.x, head = bh * T * hs;
+    const int64_t bh = blockIdx.x, head = in.at(bh), ld = in.row;  // q, k, v and dq, dk, dv
+    const int64_t head_out = out_at.at(bh), ld_out = out_at.row;     // dout
     const int kv_tile = blockIdx.y;
     const int64_t k0 = static_cast<int64_t>(kv_tile) * kTile;
     const int n_tiles = static_cast<int>((T + kTile - 1) / kTile);
     const float scale_log2 = scale * kLog2e;
 
-    load_tile<D>(Ks, k + head, k0, T, hs, vec);
-    load_tile<D>(Vs, v + head, k0, T, hs, vec);
+    load_tile<D>(Ks, k + head, ld, k0, T, hs, vec);
+    load_tile<D>(Vs, v + head, ld, k0, T, hs, vec);
     float dK[4][NC] = {}, dV[4][NC] = {};  // rows ty*4 .. +3 of this block's keys
     for (int qt = kv_tile; qt < n_tiles; qt++) {  // causal: only query tiles at or after the keys
         const int64_t q0 = static_cast<int64_t>(qt) * kTile;
         __syncthreads();  // the previous query tile is no longer read
-        load_tile<D>(Qs, q + head, q0, T, hs, vec);
-        load_tile<D>(dOs, dout + head, q0, T, hs, vec);
+        load_tile<D>(Qs, q + head, ld, q0, T, hs, vec);
+        load_tile<D>(dOs, dout + head_out, ld_out, q0, T, hs, vec);
         if (tid < kTile) {
             const bool in = q0 + tid < T;
             lse_s[tid] = in ? lse[bh * T + q0 + tid] * kLog2e : 0.0f;
@@ -448,7 +471,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
         for (int i = 0; i < 4; i++) {
             const int64_t r = q0 + ty * 4 + i;
             if (r >= T) { continue; }
-            add_row_part<D>(dq + head + r * hs, dQ[i], tx, hs, vec);
+            add_row_part<D>(dq + head + r * ld, dQ[i], tx, hs, vec);
         }
     }
 #pragma unroll
@@ -459,8 +482,8 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
         for (int j = 0; j < NC; j++) {
             const int col = dcol<D>(tx, j);
             if (col < hs) {
-                dk[head + r * hs + col] += dK[i][j];
-                dv[head + r * hs + col] += dV[i][j];
+                dk[head + r * ld + col] += dK[i][j];
+                dv[head + r * ld + col] += dV[i][j];
             }
         }
     }
@@ -493,6 +516,7 @@ void allow_smem(Kernel kernel, size_t bytes, int64_t hs) {
 
 struct Launch {
     int64_t BH, T, hs;
+    HeadLayout in, out;  // q, k, v (and dq, dk, dv); out (and dout)
     float scale;
     Dropout drop;
     bool vec;
@@ -504,8 +528,9 @@ void forward_launch(float* out, float* lse, const float* q, const float* k, cons
     constexpr size_t smem = forward_smem<D>();
     allow_smem(attention_forward_kernel<D>, smem, L.hs);
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
-    attention_forward_kernel<D><<<grid, kThreads, smem, L.stream>>>(out, lse, q, k, v, L.T, static_cast<int>(L.hs),
-                                                                    L.scale * kLog2e, L.drop, L.vec);
+    attention_forward_kernel<D><<<grid, kThreads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T,
+                                                                    static_cast<int>(L.hs), L.scale * kLog2e, L.drop,
+                                                                    L.vec);
     check_launch("attention_forward_kernel");
 }
 
@@ -515,8 +540,9 @@ void backward_launch(float* dq, float* dk, float* dv, const float* dout, const f
     constexpr size_t smem = backward_smem<D>();
     allow_smem(attention_backward_kernel<D>, smem, L.hs);
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
-    attention_backward_kernel<D><<<grid, kThreads, smem, L.stream>>>(dq, dk, dv, dout, q, k, v, lse, row_term, L.T,
-                                                                     static_cast<int>(L.hs), L.scale, L.drop, L.vec);
+    attention_backward_kernel<D><<<grid, kThreads, smem, L.stream>>>(dq, dk, dv, dout, q, k, v, lse, row_term, L.in,
+                                                                     L.out, L.T, static_cast<int>(L.hs), L.scale,
+                                                                     L.drop, L.vec);
     check_launch("attention_backward_kernel");
 }
 
@@ -529,22 +555,16 @@ int head_width(int64_t hs) {
                                 std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
 }
 
-Launch make_launch(int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, bool vec,
-                   cudaStream_t stream) {
+Launch make_launch(int64_t B, int64_t NH, int64_t T, int64_t hs, HeadLayout in, HeadLayout out, double dropout_p,
+                   uint64_t seed, bool vec, cudaStream_t stream) {
     if ((T + kTile - 1) / kTile > 65535) { throw std::invalid_argument("attention: T is too long for one launch"); }
     if (B * NH > 2147483647) { throw std::invalid_argument("attention: B * NH is too large for one launch"); }
-    return {B * NH, T, hs, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs))), make_dropout(dropout_p, seed),
-            vec, stream};
+    return {B * NH, T, hs, in, out, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs))),
+            make_dropout(dropout_p, seed), vec, stream};
 }
 
-}  // namespace
-
-void attention_forward_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
-                            int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
-    if (B * NH * T == 0 || hs == 0) { return; }
-    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-    const Launch L = make_launch(B, NH, T, hs, dropout_p, seed, vec, stream);
-    switch (head_width(hs)) {
+void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
+    switch (head_width(L.hs)) {
         case 16: forward_launch<16>(out, lse, q, k, v, L); break;
         case 32: forward_launch<32>(out, lse, q, k, v, L); break;
         case 64: forward_launch<64>(out, lse, q, k, v, L); break;
@@ -554,17 +574,13 @@ void attention_forward_cuda(float* out, float* lse, const float* q, const float*
     }
 }
 
-void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q,
-                             const float* k, const float* v, const float* out, const float* lse, int64_t B, int64_t NH,
-                             int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
-    if (B * NH * T == 0 || hs == 0) { return; }
-    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) && aligned16(dq);
-    const Launch L = make_launch(B, NH, T, hs, dropout_p, seed, vec, stream);
-    const int64_t rows = B * NH * T;
+void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q, const float* k,
+              const float* v, const float* out, const float* lse, const Launch& L) {
+    const int64_t rows = L.BH * L.T;
     attention_row_term_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
-                                kRowsPerBlock * kWarp, 0, stream>>>(scratch, dout, out, rows, hs);
+                                kRowsPerBlock * kWarp, 0, L.stream>>>(scratch, dout, out, L.out, L.T, rows, L.hs);
     check_launch("attention_row_term_kernel");
-    switch (head_width(hs)) {
+    switch (head_width(L.hs)) {
         case 16: backward_launch<16>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
         case 32: backward_launch<32>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
         case 64: backward_launch<64>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
@@ -572,6 +588,49 @@ void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, co
         case 96: backward_launch<96>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
         default: backward_launch<128>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
     }
+}
+
+}  // namespace
+
+void attention_forward_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                            int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+    const HeadLayout apart = heads_apart(NH, T, hs);
+    forward(out, lse, q, k, v, make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
+}
+
+void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q,
+                             const float* k, const float* v, const float* out, const float* lse, int64_t B, int64_t NH,
+                             int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) && aligned16(dq);
+    const HeadLayout apart = heads_apart(NH, T, hs);
+    backward(dq, dk, dv, scratch, dout, q, k, v, out, lse,
+             make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
+}
+
+// q, k, v are the three C-wide thirds of each qkv row; with hs % 4 == 0, C and 3C are multiples of 4 too,
+// so every row of every head starts 16-byte aligned when qkv does.
+void attention_forward_fused_cuda(float* y, float* lse, const float* qkv, int64_t B, int64_t NH, int64_t T,
+                                  int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const int64_t C = NH * hs;
+    const bool vec = hs % 4 == 0 && aligned16(qkv) && aligned16(y);
+    const Launch L = make_launch(B, NH, T, hs, heads_side_by_side(NH, T, hs, 3 * C), heads_side_by_side(NH, T, hs, C),
+                                 dropout_p, seed, vec, stream);
+    forward(y, lse, qkv, qkv + C, qkv + 2 * C, L);
+}
+
+void attention_backward_fused_cuda(float* dqkv, float* scratch, const float* dy, const float* qkv, const float* y,
+                                   const float* lse, int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p,
+                                   uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const int64_t C = NH * hs;
+    const bool vec = hs % 4 == 0 && aligned16(qkv) && aligned16(dy) && aligned16(dqkv);
+    const Launch L = make_launch(B, NH, T, hs, heads_side_by_side(NH, T, hs, 3 * C), heads_side_by_side(NH, T, hs, C),
+                                 dropout_p, seed, vec, stream);
+    backward(dqkv, dqkv + C, dqkv + 2 * C, scratch, dy, qkv, qkv + C, qkv + 2 * C, y, lse, L);
 }
 
 void attention_forward_naive_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,

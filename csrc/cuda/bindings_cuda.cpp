@@ -329,6 +329,67 @@ static py::tuple attention_backward_common(const std::string& op, bool naive, co
     return py::make_tuple(dq, dk, dv);
 }
 
+// qkv: a float32 (B, T, 3C) CuPy array whose last axis splits into 3 * n_head heads of hs <= 128.
+static DeviceArray checked_fused_qkv(const std::string& op, const py::object& qkv_obj, int64_t n_head) {
+    const DeviceArray qkv = device_array(op, "qkv", qkv_obj);
+    check_ndim(op, "qkv", qkv, 3, "(B, T, 3C)");
+    if (n_head < 1 || qkv.shape[2] == 0 || qkv.shape[2] % (3 * n_head) != 0) {
+        throw py::value_error(op + ": the last axis of qkv " + dims_str(qkv.shape) + " must be 3 * n_head * hs with " +
+                              "hs >= 1, for n_head = " + std::to_string(n_head));
+    }
+    const int64_t hs = qkv.shape[2] / (3 * n_head);
+    if (hs > kAttentionMaxHeadSize) {
+        throw py::value_error(op + ": head size hs = " + std::to_string(hs) + " is larger than " +
+                              std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
+    }
+    return qkv;
+}
+
+static py::tuple attention_forward_fused_py(const py::object& qkv_obj, int64_t n_head, double dropout_p,
+                                            uint64_t seed) {
+    const std::string op = "attention_forward_fused";
+    const DeviceArray qkv = checked_fused_qkv(op, qkv_obj, n_head);
+    check_dropout_p(op, dropout_p);
+    const int64_t B = qkv.shape[0], T = qkv.shape[1], C = qkv.shape[2] / 3;
+    auto [y, y_ptr] = new_array({B, T, C}, false);
+    auto [lse, lse_ptr] = new_array({B, n_head, T}, false);
+    const cudaStream_t stream = current_stream();
+    {
+        py::gil_scoped_release release;
+        attention_forward_fused_cuda(y_ptr, lse_ptr, qkv.f32(), B, n_head, T, C / n_head, dropout_p, seed, stream);
+    }
+    return py::make_tuple(y, lse);
+}
+
+static py::object attention_backward_fused_py(const py::object& dy_obj, const py::object& qkv_obj,
+                                              const py::object& y_obj, const py::object& lse_obj, int64_t n_head,
+                                              double dropout_p, uint64_t seed) {
+    const std::string op = "attention_backward_fused";
+    const DeviceArray qkv = checked_fused_qkv(op, qkv_obj, n_head);
+    const DeviceArray dy = device_array(op, "dy", dy_obj), y = device_array(op, "y", y_obj);
+    const DeviceArray lse = device_array(op, "lse", lse_obj);
+    const int64_t B = qkv.shape[0], T = qkv.shape[1], C = qkv.shape[2] / 3;
+    if (y.shape != std::vector<int64_t>{B, T, C}) {
+        throw py::value_error(op + ": y must have shape (B, T, C) = " + dims_str({B, T, C}) + " from qkv " +
+                              dims_str(qkv.shape) + ", got " + dims_str(y.shape));
+    }
+    check_same_shape(op, "dy", dy, "y", y);
+    if (lse.shape != std::vector<int64_t>{B, n_head, T}) {
+        throw py::value_error(op + ": lse must have shape (B, n_head, T) = " + dims_str({B, n_head, T}) + ", got " +
+                              dims_str(lse.shape));
+    }
+    check_dropout_p(op, dropout_p);
+    auto [dqkv, dqkv_ptr] = new_array(qkv.shape, true);
+    auto [scratch, scratch_ptr] = new_array({B, n_head, T}, false);
+    const cudaStream_t stream = current_stream();
+    {
+        py::gil_scoped_release release;
+        attention_backward_fused_cuda(dqkv_ptr, scratch_ptr, dy.f32(), qkv.f32(), y.f32(), lse.f32(), B, n_head, T,
+                                      C / n_head, dropout_p, seed, stream);
+    }
+    return dqkv;
+}
+
 static py::tuple attention_forward_py(const py::object& q, const py::object& k, const py::object& v, double dropout_p,
                                       uint64_t seed) {
     return run_attention_forward("attention_forward", attention_forward_cuda, q, k, v, dropout_p, seed);
@@ -612,6 +673,14 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("attention_backward", &attention_backward_py, "Gradients of attention_forward. dout, q, k, v, out: "
           "(B, NH, T, hs); lse: (B, NH, T). Returns (dq, dk, dv).", py::arg("dout"), py::arg("q"), py::arg("k"),
           py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+    m.def("attention_forward_fused", &attention_forward_fused_py, "attention_forward on the heads inside a fused "
+          "projection, read in place. qkv: (B, T, 3C), q, k, v side by side; C = n_head * hs. Returns (y (B, T, C) "
+          "with the heads side by side, lse (B, n_head, T)).",
+          py::arg("qkv"), py::arg("n_head"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
+    m.def("attention_backward_fused", &attention_backward_fused_py, "Gradients of attention_forward_fused. dy, y: "
+          "(B, T, C); qkv: (B, T, 3C); lse: (B, n_head, T). Returns dqkv (B, T, 3C).",
+          py::arg("dy"), py::arg("qkv"), py::arg("y"), py::arg("lse"), py::arg("n_head"), py::arg("dropout_p") = 0.0,
+          py::arg("seed") = 0);
     m.def("attention_forward_naive", &attention_forward_naive_py, "attention_forward with one thread per query row "
           "(teaching version): same arguments and results.", py::arg("q"), py::arg("k"), py::arg("v"),
           py::arg("dropout_p") = 0.0, py::arg("seed") = 0);

@@ -96,6 +96,24 @@ void attention_backward_cuda(float* dq,          // (B, NH, T, hs)
                              int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed,
                              cudaStream_t stream);
 
+// The same two on the heads inside the fused projection, read in place: qkv (B, T, 3C) holds q, k, v
+// side by side in each row (C = NH * hs), y (B, T, C) gets the heads side by side, and dqkv (B, T, 3C)
+// the gradients in qkv's layout, added into. No copies split or merge the heads; the bits are those of
+// attention_forward_cuda / attention_backward_cuda on the split heads.
+void attention_forward_fused_cuda(float* y,          // (B, T, C)
+                                  float* lse,        // (B, NH, T)
+                                  const float* qkv,  // (B, T, 3C)
+                                  int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed,
+                                  cudaStream_t stream);
+void attention_backward_fused_cuda(float* dqkv,       // (B, T, 3C)
+                                   float* scratch,    // (B, NH, T): rowsum(dy * y), computed here
+                                   const float* dy,   // (B, T, C)
+                                   const float* qkv,  // (B, T, 3C)
+                                   const float* y,    // (B, T, C)
+                                   const float* lse,  // (B, NH, T)
+                                   int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed,
+                                   cudaStream_t stream);
+
 // The teaching versions: one thread per query row, straight from the formulas. Same arguments and
 // results (out is written, dq/dk/dv are added into), any head size, no scratch.
 void attention_forward_naive_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,

@@ -88,7 +88,7 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     return dq.astype(q.dtype, copy=False), dk.astype(q.dtype, copy=False), dv.astype(q.dtype, copy=False)
 
 
-FUSED_BACKENDS = ("cpu",)  # the backends whose attention reads the heads in place from a fused qkv
+FUSED_BACKENDS = ("cpu", "cuda")  # the backends whose attention reads the heads in place from a fused qkv
 
 
 def attention_forward_fused(qkv, n_head, dropout_p=0.0, seed=0, backend="cpu"):
@@ -96,9 +96,10 @@ def attention_forward_fused(qkv, n_head, dropout_p=0.0, seed=0, backend="cpu"):
 
     qkv: (B, T, 3C), the fused projection (q, k, v side by side in each row, C = n_head * hs).
     returns y: (B, T, C) with the heads side by side (what merge_heads gives), and lse: (B, n_head, T).
-    The C++ kernel reads each head's q, k, v in place (rows 3C floats apart) and writes its output in
-    place (rows C apart): the same numbers, bit for bit, as splitting the heads into (B, NH, T, hs)
-    copies, attention_forward and merging them back, minus the copies. Only backend="cpu" has it.
+    The C++ and CUDA kernels read each head's q, k, v in place (rows 3C floats apart) and write its
+    output in place (rows C apart): the same numbers, bit for bit, as splitting the heads into
+    (B, NH, T, hs) copies, attention_forward and merging them back, minus the copies. The NumPy
+    reference has no such version (backend="numpy" splits the heads).
     """
     if check_backend(backend) not in FUSED_BACKENDS:
         raise ValueError(f"attention_forward_fused runs on the backends {FUSED_BACKENDS}, not {backend!r}: split the "

@@ -5,9 +5,9 @@
     y = dropout(softmax(q k^T / sqrt(hs) + mask)) v   mask: -inf above the diagonal (no peeking ahead)
     out = dropout(merge_heads(y) @ w_proj + b_proj)   (B, T, C)
 
-The middle step is `kernels.attention_forward`: the NumPy reference or the fused C++ kernel. On the
-C++ backend the split and the merge are not copies at all: `kernels.attention_forward_fused` reads
-each head's q, k, v where they sit in qkv and writes y with the heads side by side.
+The middle step is `kernels.attention_forward`: the NumPy reference, or the fused C++ or CUDA kernel.
+On those two backends the split and the merge are not copies at all: `kernels.attention_forward_fused`
+reads each head's q, k, v where they sit in qkv and writes y with the heads side by side.
 Attention dropout uses a counter-based mask drawn from one seed per call (see
 kernels.dropout_keep_mask), so the weights never need to be stored for the backward.
 """
@@ -36,9 +36,9 @@ def merge_heads(y):
 def self_attention_forward(qkv, n_head, dropout_p=0.0, seed=0, backend="numpy"):
     """qkv: (B, T, 3C) -> y: (B, T, C), cache. The part of attention between the two projections."""
     if backend in kernels.FUSED_BACKENDS:
-        # The C++ kernel reads the heads' q, k, v in place out of qkv and writes y with the heads side
-        # by side: the same numbers as the split-attend-merge below, without its copies (a tenth of a
-        # training step at the default width). The cache keeps qkv and y, which c_proj keeps anyway.
+        # The C++ and CUDA kernels read the heads' q, k, v in place out of qkv and write y with the heads
+        # side by side: the same numbers as the split-attend-merge below, without its copies (a tenth of
+        # a CPU training step at the default width). The cache keeps qkv and y, which c_proj keeps anyway.
         y, lse = kernels.attention_forward_fused(qkv, n_head, dropout_p, seed, backend=backend)
         return y, ("fused", qkv, y, lse, n_head, dropout_p, seed, backend)
     q, k, v = split_heads(qkv, n_head)
