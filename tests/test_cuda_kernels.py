@@ -195,6 +195,7 @@ def test_softmax_matches_numpy(rng, shape):
     y_ref = kernels.softmax_forward(x)
     y = kernels.softmax_forward(dev(x), backend="cuda")
     assert rel(y, y_ref) < FWD
+    assert rel(_cuda.softmax_forward_naive(dev(x)), y_ref) < FWD  # the teaching version
     dy = rng.standard_normal(shape)
     assert rel(kernels.softmax_backward(dev(dy), y, backend="cuda"), kernels.softmax_backward(dy, y_ref)) < GRAD
 
@@ -208,6 +209,8 @@ def test_layernorm_matches_numpy(rng, shape):
     ref = kernels.layernorm_forward(x, w, b)
     got = kernels.layernorm_forward(dev(x), dev(w), dev(b), backend="cuda")
     for g, r in zip(got, ref):
+        assert g.shape == r.shape and rel(g, r) < FWD
+    for g, r in zip(_cuda.layernorm_forward_naive(dev(x), dev(w), dev(b)), ref):  # the teaching version
         assert g.shape == r.shape and rel(g, r) < FWD
     dout = rng.standard_normal(shape)
     ref_grads = kernels.layernorm_backward(dout, x, ref[1], ref[2], w)
@@ -236,6 +239,8 @@ def test_cross_entropy_matches_numpy(rng, N, V):
     losses, lse = kernels.cross_entropy_forward(z, t)
     got = kernels.cross_entropy_forward(dev(z), cupy.asarray(t), backend="cuda")
     assert rel(got[0], losses) < FWD and rel(got[1], lse) < FWD
+    naive = _cuda.cross_entropy_forward_naive(dev(z), cupy.asarray(t))  # the teaching version
+    assert rel(naive[0], losses) < FWD and rel(naive[1], lse) < FWD
     dz = kernels.cross_entropy_backward(dev(z), got[1], cupy.asarray(t), 0.25, backend="cuda")
     assert rel(dz, kernels.cross_entropy_backward(z, lse, t, 0.25)) < FWD
     assert np.all(host(dz)[t < 0] == 0)
@@ -385,6 +390,8 @@ def test_bad_arrays_raise_clear_errors_and_the_process_survives(rng):
         kernels.matmul(A, A.T.copy(), bias=dev(np.ones(3)), backend="cuda")
     with pytest.raises(ValueError, match="shape of x"):
         kernels.gelu_backward(dev(np.ones(5)), dev(np.ones(4)), backend="cuda")
+    with pytest.raises(TypeError, match="softmax_forward_naive: x must be a CuPy array"):
+        _cuda.softmax_forward_naive(np.ones((4, 3), np.float32))
     with pytest.raises(ValueError, match="one value per row"):
         kernels.layernorm_backward(A, A, dev(np.ones(3)), dev(np.ones(4)), dev(np.ones(3)), backend="cuda")
     np.testing.assert_allclose(host(kernels.matmul(A, A.T.copy(), backend="cuda")), np.full((4, 4), 3.0))

@@ -21,6 +21,11 @@
 # are skipped without them. Run it from the repository root:
 #
 #     python tutorials/13_cuda_kernels.py
+#
+# Without a GPU you can still run these kernels, slowly: `python tests/cuda_emulator/run.py` builds
+# them for a CPU model of the same rules (blocks one after another, a block's threads as fibers that
+# wait for each other at every `__syncthreads()` and warp shuffle) and runs the CUDA tests on it.
+# Read `tests/cuda_emulator/include/cuda_runtime.h` to see what a launch promises and what it does not.
 
 # %%
 import math

@@ -232,17 +232,24 @@ static py::object bias_grad_naive_py(const py::object& dout, const py::object& d
 
 // ----------------------------------------------------------------------------- softmax
 
-static py::object softmax_forward_py(const py::object& x_obj) {
-    const std::string op = "softmax_forward";
+// softmax_forward and its teaching version share their checks; only the kernel differs.
+static py::object run_softmax_forward(const std::string& op, decltype(&softmax_forward_cuda) kernel,
+                                      const py::object& x_obj) {
     const DeviceArray x = device_array(op, "x", x_obj);
     auto [rows, N] = rows_and_width(op, "x", x);
     auto [y, y_ptr] = new_array(x.shape, false);
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;
-        softmax_forward_cuda(y_ptr, x.f32(), rows, N, stream);
+        kernel(y_ptr, x.f32(), rows, N, stream);
     }
     return y;
+}
+static py::object softmax_forward_py(const py::object& x) {
+    return run_softmax_forward("softmax_forward", softmax_forward_cuda, x);
+}
+static py::object softmax_forward_naive_py(const py::object& x) {
+    return run_softmax_forward("softmax_forward_naive", softmax_forward_naive_cuda, x);
 }
 
 static py::object softmax_backward_py(const py::object& dy_obj, const py::object& y_obj) {
@@ -414,9 +421,9 @@ static py::tuple attention_backward_naive_py(const py::object& dout, const py::o
 
 // ----------------------------------------------------------------------------- layernorm, gelu
 
-static py::tuple layernorm_forward_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
-                                      double eps) {
-    const std::string op = "layernorm_forward";
+static py::tuple run_layernorm_forward(const std::string& op, decltype(&layernorm_forward_cuda) kernel,
+                                       const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                                       double eps) {
     const DeviceArray x = device_array(op, "x", x_obj), w = device_array(op, "w", w_obj);
     const DeviceArray b = device_array(op, "b", b_obj);
     auto [N, C] = rows_and_width(op, "x", x);
@@ -429,10 +436,16 @@ static py::tuple layernorm_forward_py(const py::object& x_obj, const py::object&
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;
-        layernorm_forward_cuda(out_ptr, mean_ptr, rstd_ptr, x.f32(), w.f32(), b.f32(), N, C, static_cast<float>(eps),
-                               stream);
+        kernel(out_ptr, mean_ptr, rstd_ptr, x.f32(), w.f32(), b.f32(), N, C, static_cast<float>(eps), stream);
     }
     return py::make_tuple(out, mean, rstd);
+}
+static py::tuple layernorm_forward_py(const py::object& x, const py::object& w, const py::object& b, double eps) {
+    return run_layernorm_forward("layernorm_forward", layernorm_forward_cuda, x, w, b, eps);
+}
+static py::tuple layernorm_forward_naive_py(const py::object& x, const py::object& w, const py::object& b,
+                                            double eps) {
+    return run_layernorm_forward("layernorm_forward_naive", layernorm_forward_naive_cuda, x, w, b, eps);
 }
 
 static py::tuple layernorm_backward_py(const py::object& dout_obj, const py::object& x_obj, const py::object& mean_obj,
@@ -504,8 +517,8 @@ static DeviceArray checked_targets(const std::string& op, const py::object& targ
     return t;
 }
 
-static py::tuple cross_entropy_forward_py(const py::object& logits_obj, const py::object& targets_obj) {
-    const std::string op = "cross_entropy_forward";
+static py::tuple run_cross_entropy_forward(const std::string& op, decltype(&cross_entropy_forward_cuda) kernel,
+                                           const py::object& logits_obj, const py::object& targets_obj) {
     const DeviceArray logits = device_array(op, "logits", logits_obj);
     check_ndim(op, "logits", logits, 2, "(N, V)");
     const int64_t N = logits.shape[0], V = logits.shape[1];
@@ -515,9 +528,15 @@ static py::tuple cross_entropy_forward_py(const py::object& logits_obj, const py
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;
-        cross_entropy_forward_cuda(losses_ptr, lse_ptr, logits.f32(), t.i64(), N, V, stream);
+        kernel(losses_ptr, lse_ptr, logits.f32(), t.i64(), N, V, stream);
     }
     return py::make_tuple(losses, lse);
+}
+static py::tuple cross_entropy_forward_py(const py::object& logits, const py::object& targets) {
+    return run_cross_entropy_forward("cross_entropy_forward", cross_entropy_forward_cuda, logits, targets);
+}
+static py::tuple cross_entropy_forward_naive_py(const py::object& logits, const py::object& targets) {
+    return run_cross_entropy_forward("cross_entropy_forward_naive", cross_entropy_forward_naive_cuda, logits, targets);
 }
 
 static py::object cross_entropy_backward_py(const py::object& logits_obj, const py::object& lse_obj,
@@ -663,6 +682,8 @@ PYBIND11_MODULE(_cuda, m) {
 
     m.def("softmax_forward", &softmax_forward_py, "y = softmax(x) over the last axis. x: (..., N) -> y: (..., N).",
           py::arg("x"));
+    m.def("softmax_forward_naive", &softmax_forward_naive_py, "softmax_forward with one thread per row (teaching "
+          "version): same arguments and result.", py::arg("x"));
     m.def("softmax_backward", &softmax_backward_py, "dx = y * (dy - sum(dy * y)) over the last axis.", py::arg("dy"),
           py::arg("y"));
 
@@ -691,6 +712,9 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("layernorm_forward", &layernorm_forward_py, "LayerNorm over the last axis. x: (..., C), w, b: (C,). "
           "Returns (out (..., C), mean (...), rstd (...)).", py::arg("x"), py::arg("w"), py::arg("b"),
           py::arg("eps") = 1e-5);
+    m.def("layernorm_forward_naive", &layernorm_forward_naive_py, "layernorm_forward with one thread per row "
+          "(teaching version): same arguments and results.", py::arg("x"), py::arg("w"), py::arg("b"),
+          py::arg("eps") = 1e-5);
     m.def("layernorm_backward", &layernorm_backward_py, "Gradients of layernorm_forward from the saved mean and rstd. "
           "Returns (dx, dw, db).", py::arg("dout"), py::arg("x"), py::arg("mean"), py::arg("rstd"), py::arg("w"));
     m.def("gelu_forward", &gelu_forward_py, "GELU (tanh form), elementwise.", py::arg("x"));
@@ -698,6 +722,8 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("cross_entropy_forward", &cross_entropy_forward_py, "Per-row softmax cross-entropy. logits: (N, V) float32, "
           "targets: (N,) int64 (negative = ignored). Returns (losses (N,), lse (N,)).", py::arg("logits"),
           py::arg("targets"));
+    m.def("cross_entropy_forward_naive", &cross_entropy_forward_naive_py, "cross_entropy_forward with one thread per "
+          "row (teaching version): same arguments and results.", py::arg("logits"), py::arg("targets"));
     m.def("cross_entropy_backward", &cross_entropy_backward_py, "dlogits = dloss * (softmax - onehot) on counted rows. "
           "Returns dlogits (N, V).", py::arg("logits"), py::arg("lse"), py::arg("targets"), py::arg("dloss"));
     m.def("adamw_update", &adamw_update_py, "One AdamW step of one parameter, in place (p, m, v).", py::arg("p"),

@@ -4,11 +4,27 @@
 // One warp per row. The forward finds each row's log-sum-exp in one online pass (a running max and
 // a running sum rescaled when the max moves) and returns it with the loss; the backward rebuilds the
 // softmax from the logits and that lse as it writes the gradient, so the probabilities (as large as
-// the logits, B*T*V floats) are never stored.
+// the logits, B*T*V floats) are never stored. The teaching version of the forward gives each row to
+// one thread: two passes, the max and then the sum (see softmax.cu on its cost).
 #include "common.cuh"
 #include "kernels_cuda.h"
 
 namespace {
+
+__global__ void cross_entropy_forward_naive_kernel(float* losses, float* lse, const float* logits,
+                                                   const int64_t* targets, int64_t N, int64_t V) {
+    const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (row >= N) { return; }
+    const float* z = logits + row * V;  // (V,)
+    float m = -INFINITY;
+    for (int64_t i = 0; i < V; i++) { m = fmaxf(m, z[i]); }
+    float s = 0.0f;
+    for (int64_t i = 0; i < V; i++) { s += expf(z[i] - m); }
+    const float l = m + logf(s);
+    const int64_t t = targets[row];
+    lse[row] = l;
+    losses[row] = t < 0 ? 0.0f : (t < V ? l - z[t] : NAN);  // as the warp version below
+}
 
 __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const float* logits, const int64_t* targets,
                                              int64_t N, int64_t V) {
@@ -50,6 +66,14 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
 unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 }  // namespace
+
+void cross_entropy_forward_naive_cuda(float* losses, float* lse, const float* logits, const int64_t* targets,
+                                      int64_t N, int64_t V, cudaStream_t stream) {
+    if (N == 0) { return; }
+    cross_entropy_forward_naive_kernel<<<grid_for(N, 128, INT32_MAX), 128, 0, stream>>>(losses, lse, logits, targets,
+                                                                                         N, V);
+    check_launch("cross_entropy_forward_naive_kernel");
+}
 
 void cross_entropy_forward_cuda(float* losses, float* lse, const float* logits, const int64_t* targets, int64_t N,
                                 int64_t V, cudaStream_t stream) {

@@ -60,6 +60,9 @@ void softmax_forward_cuda(float* y,        // (rows, N)
                           const float* x,  // (rows, N)
                           int64_t rows, int64_t N, cudaStream_t stream);
 
+// The teaching version: one thread per row, three passes (max, sum, write).
+void softmax_forward_naive_cuda(float* y, const float* x, int64_t rows, int64_t N, cudaStream_t stream);
+
 // dx += y * (dy - sum(dy * y)) over each row.
 void softmax_backward_cuda(float* dx,        // (rows, N)
                            const float* dy,  // (rows, N)
@@ -134,6 +137,10 @@ void layernorm_forward_cuda(float* out,      // (N, C)
                             const float* b,  // (C,)
                             int64_t N, int64_t C, float eps, cudaStream_t stream);
 
+// The teaching version: one thread per row.
+void layernorm_forward_naive_cuda(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                                  int64_t N, int64_t C, float eps, cudaStream_t stream);
+
 // Gradients of layernorm_forward_cuda, added into dx, dw, db; xhat is recomputed from x, mean, rstd.
 void layernorm_backward_cuda(float* dx,          // (N, C)
                              float* dw,          // (C,)
@@ -158,6 +165,10 @@ void cross_entropy_forward_cuda(float* losses,           // (N,)
                                 const float* logits,     // (N, V)
                                 const int64_t* targets,  // (N,)
                                 int64_t N, int64_t V, cudaStream_t stream);
+
+// The teaching version: one thread per row, a pass for the max and one for the sum.
+void cross_entropy_forward_naive_cuda(float* losses, float* lse, const float* logits, const int64_t* targets,
+                                      int64_t N, int64_t V, cudaStream_t stream);
 
 // dlogits += dloss * (softmax(logits) - onehot(target)) on counted rows, from the saved lse.
 void cross_entropy_backward_cuda(float* dlogits,          // (N, V)

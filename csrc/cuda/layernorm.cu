@@ -4,11 +4,29 @@
 //
 // The forward and the dx part of the backward give each row to one warp. dw and db are sums over
 // rows, so they get their own kernel that runs down columns instead: each thread owns a column and a
-// chunk of rows, and adds its partial sums into dw, db with one atomicAdd each.
+// chunk of rows, and adds its partial sums into dw, db with one atomicAdd each. The teaching version
+// of the forward gives each row to one thread, as the formula reads (see softmax.cu on its cost).
 #include "common.cuh"
 #include "kernels_cuda.h"
 
 namespace {
+
+__global__ void layernorm_forward_naive_kernel(float* out, float* mean, float* rstd, const float* x, const float* w,
+                                               const float* b, int64_t N, int64_t C, float eps) {
+    const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (row >= N) { return; }
+    const float* xr = x + row * C;  // (C,)
+    float* outr = out + row * C;    // (C,)
+    float sum = 0.0f;
+    for (int64_t i = 0; i < C; i++) { sum += xr[i]; }
+    const float mu = sum / C;
+    float sq = 0.0f;
+    for (int64_t i = 0; i < C; i++) { sq += (xr[i] - mu) * (xr[i] - mu); }
+    const float rs = 1.0f / sqrtf(sq / C + eps);
+    for (int64_t i = 0; i < C; i++) { outr[i] = (xr[i] - mu) * rs * w[i] + b[i]; }
+    mean[row] = mu;
+    rstd[row] = rs;
+}
 
 __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* x, const float* w,
                                          const float* b, int64_t N, int64_t C, float eps) {
@@ -76,6 +94,14 @@ __global__ void layernorm_backward_dwdb_kernel(float* dw, float* db, const float
 }
 
 }  // namespace
+
+void layernorm_forward_naive_cuda(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                                  int64_t N, int64_t C, float eps, cudaStream_t stream) {
+    if (N == 0 || C == 0) { return; }
+    layernorm_forward_naive_kernel<<<grid_for(N, 128, INT32_MAX), 128, 0, stream>>>(out, mean, rstd, x, w, b, N, C,
+                                                                                     eps);
+    check_launch("layernorm_forward_naive_kernel");
+}
 
 void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
                             int64_t N, int64_t C, float eps, cudaStream_t stream) {
