@@ -8,7 +8,9 @@ Four parts, each against the PyTorch call that does the same work, in float32 wi
 sides, then with TF32 on on both sides (our matmul's optional tensor-core path, kernels.set_cuda_tf32;
 PyTorch's allow_tf32) for matmul and training:
   matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses
-  attention  causal forward + backward against torch's scaled_dot_product_attention
+  attention  causal forward + backward against torch's scaled_dot_product_attention; then as the model
+             calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
+             in place, ours splitting and merging copies, and torch's SDPA on views of its qkv
   training   tokens/s of a whole step (zero_grad, forward, loss, backward, clip, AdamW) for "small"
              (6L/6H/384, T=256, B=64, V=65) and GPT-2 124M (12L/12H/768, T=1024, B=8, V=50257)
              against the same model in PyTorch (benchmarks/torch_reference.py); for ours also the
@@ -153,12 +155,39 @@ def bench_attention(torch, cupy, sync, quick):
         torch_step()
         ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
         flops = 4.0 * B * H * T * T * D / 2  # forward: two products over the causal half
+        layer_ms = layer_attention_ms(torch, cupy, sync, rng, B, H, T, D)
         rows.append({"shape": f"B{B} H{H} T{T} D{D}", "ours_fwd_ms": t_fwd * 1e3, "ours_ms": t_ours * 1e3,
                      "torch_fwd_ms": t_torch_fwd * 1e3, "torch_ms": t_torch * 1e3, "ratio": t_torch / t_ours,
                      "ours_tflops": 3.5 * flops / t_ours / 1e12,  # backward ~ 2.5x the forward
                      "out_rel_diff": rel_diff(cupy.asnumpy(out), ref.detach().cpu().numpy()),
-                     "dq_rel_diff": rel_diff(cupy.asnumpy(dq), qt.grad.cpu().numpy())})
+                     "dq_rel_diff": rel_diff(cupy.asnumpy(dq), qt.grad.cpu().numpy()), **layer_ms})
     return rows
+
+
+def layer_attention_ms(torch, cupy, sync, rng, B, H, T, D):
+    """Forward + backward from qkv (B, T, 3C) to dqkv, as the layers call it: ours with the heads read in
+    place, ours with split/merge copies, and PyTorch's SDPA on views of qkv (as nanoGPT writes it)."""
+    import torch.nn.functional as F
+    from minigpt.layers.attention import self_attention_backward, self_attention_forward
+    C = H * D
+    qkv, dy = rng.standard_normal((B, T, 3 * C), dtype=np.float32), rng.standard_normal((B, T, C), dtype=np.float32)
+    qkv_c, dy_c = cupy.asarray(qkv), cupy.asarray(dy)
+    qkv_t, dy_t = torch.from_numpy(qkv).cuda().requires_grad_(), torch.from_numpy(dy).cuda()
+
+    def ours(in_place):
+        y, cache = self_attention_forward(qkv_c, H, backend="cuda", in_place=in_place)
+        return self_attention_backward(dy_c, cache)
+
+    def theirs():
+        qkv_t.grad = None
+        q, k, v = (x.view(B, T, H, D).transpose(1, 2) for x in qkv_t.split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(B, T, C)
+        y.backward(dy_t)
+
+    set_tf32(torch, False)
+    return {"layer_in_place_ms": seconds(lambda: ours(True), sync) * 1e3,
+            "layer_split_ms": seconds(lambda: ours(False), sync) * 1e3,
+            "torch_layer_ms": seconds(theirs, sync) * 1e3}
 
 
 # ----------------------------------------------------------------------------- training
@@ -376,7 +405,8 @@ def main():
     parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "rel_err_vs_fp64",
                                        "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
-                                             "ours_tflops", "out_rel_diff", "dq_rel_diff"]),
+                                             "ours_tflops", "out_rel_diff", "dq_rel_diff", "layer_in_place_ms",
+                                             "layer_split_ms", "torch_layer_ms"]),
              "training": (functools.partial(bench_training, configs=args.configs),
                           ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio", "ours_tf32_tokens_per_s",
                            "torch_tf32_tokens_per_s", "ratio_tf32", "ours_first_losses", "torch_first_losses",

@@ -89,6 +89,21 @@ def test_cpu_backend_matches_numpy(dropout):
     assert np.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-4)
 
 
+@requires_core
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_heads_in_place_or_split_give_the_same_bits(rng, dropout):
+    qkv = rng.standard_normal((2, 37, 3 * 48)).astype(np.float32)
+    dy = rng.standard_normal((2, 37, 48)).astype(np.float32)
+    results = []
+    for in_place in (True, False):
+        y, cache = self_attention_forward(qkv, 3, dropout, seed=5, backend="cpu", in_place=in_place)
+        assert cache[0] == ("fused" if in_place else "split")
+        results.append((y, self_attention_backward(dy, cache)))
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+    with pytest.raises(ValueError, match="split the heads"):  # the NumPy reference has no in-place kernel
+        self_attention_forward(qkv, 3, backend="numpy", in_place=True)
+
+
 def test_heads_must_divide_width(rng):
     with pytest.raises(ValueError, match="divisible"):
         CausalSelfAttention(10, 3, 0.0, rng)

@@ -33,9 +33,15 @@ def merge_heads(y):
     return kernels.array_module(y).ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, T, NH * hs)
 
 
-def self_attention_forward(qkv, n_head, dropout_p=0.0, seed=0, backend="numpy"):
-    """qkv: (B, T, 3C) -> y: (B, T, C), cache. The part of attention between the two projections."""
-    if backend in kernels.FUSED_BACKENDS:
+def self_attention_forward(qkv, n_head, dropout_p=0.0, seed=0, backend="numpy", in_place=None):
+    """qkv: (B, T, 3C) -> y: (B, T, C), cache. The part of attention between the two projections.
+
+    in_place: read the heads where they are in qkv; by default wherever the backend has that kernel.
+    False splits them into copies and merges the output back, as backend="numpy" must (for comparison).
+    """
+    if in_place is None:
+        in_place = backend in kernels.FUSED_BACKENDS
+    if in_place:
         # The C++ and CUDA kernels read the heads' q, k, v in place out of qkv and write y with the heads
         # side by side: the same numbers as the split-attend-merge below, without its copies (a tenth of
         # a CPU training step at the default width). The cache keeps qkv and y, which c_proj keeps anyway.
