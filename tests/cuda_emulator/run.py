@@ -1,6 +1,6 @@
 """Run the CUDA tests on the CUDA emulator: backend="cuda" without a GPU, slowly, on the CPU.
 
-    python tests/cuda_emulator/run.py                      # tests/test_cuda_kernels.py and test_cuda_model.py
+    python tests/cuda_emulator/run.py -q                   # tests/test_cuda_kernels.py and test_cuda_model.py
     python tests/cuda_emulator/run.py tests/test_cuda_kernels.py -k attention -x
 
 It builds the real csrc/cuda/ sources and bindings with g++ against include/cuda_runtime.h (build.py),
@@ -16,7 +16,12 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-DEFAULT_TESTS = ["tests/test_cuda_kernels.py", "tests/test_cuda_model.py", "-q"]
+DEFAULT_TESTS = [str(ROOT / "tests" / "test_cuda_kernels.py"), str(ROOT / "tests" / "test_cuda_model.py")]
+
+
+def names_tests(arg):
+    """Whether a pytest argument picks tests (a file, folder or node id) rather than being an option."""
+    return not arg.startswith("-") and (arg.endswith(".py") or "::" in arg or os.path.isdir(arg))
 
 
 def emulator_environment():
@@ -35,7 +40,8 @@ def main(argv):
     # pytest as the `pytest` command runs it: the source tree in the current folder must not shadow
     # the installed minigpt (with its compiled _core), as `python -m pytest` would let it
     launcher = "import sys; sys.path.remove(''); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
-    return subprocess.call([sys.executable, "-c", launcher, *(argv or DEFAULT_TESTS)], env=env, cwd=ROOT)
+    tests = [] if any(names_tests(arg) for arg in argv) else DEFAULT_TESTS
+    return subprocess.call([sys.executable, "-c", launcher, *tests, *argv], env=env)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ __global__ void divergent_kernel(float* out) {
 
 __global__ void atomic_kernel(float* out) { atomicAdd(out, 1.0f); }
 
+// A missing __syncthreads: each thread reads its left neighbour's value without waiting for it. By
+// index order every neighbour would have written first; in a shuffled order some have not.
+__global__ void missing_barrier_kernel(float* out) {
+    extern __shared__ __align__(16) float smem[];
+    smem[threadIdx.x] = 1.0f;
+    out[threadIdx.x] = smem[threadIdx.x == 0 ? 0 : threadIdx.x - 1];
+}
+
 // Dynamic shared memory is NaN until written, so a read of an unwritten value shows.
 __global__ void dynamic_smem_kernel(float* out) {
     extern __shared__ __align__(16) float smem[];
@@ -110,6 +118,13 @@ int main() {
         divergent_kernel<<<1, 64>>>(out.data());
         const cudaError_t err = cudaGetLastError();
         report("divergent_barrier_is_an_error", err == cudaErrorLaunchFailure, cudaGetErrorString(err));
+    }
+    {
+        std::vector<float> out(256, 0.0f);
+        missing_barrier_kernel<<<1, 256, 256 * sizeof(float)>>>(out.data());
+        int unwritten = 0;
+        for (float v : out) { unwritten += std::isnan(v) ? 1 : 0; }
+        report("missing_barrier_shows", cudaGetLastError() == cudaSuccess && unwritten > 0);
     }
     {
         std::vector<float> out(1, 0.0f);

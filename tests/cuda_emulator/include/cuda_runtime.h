@@ -4,8 +4,8 @@
 // with g++. It runs a launch the way the CUDA programming model describes it, not the way a GPU is
 // built: the blocks of the grid one after another, and the threads of a block as fibers (ucontext)
 // on one OS thread, each running the kernel until it reaches __syncthreads, a warp shuffle or
-// __syncwarp, where it waits until every live thread of its block (or warp) has arrived; one
-// block's threads run in the order of their index, each up to its next barrier, round after round. So the
+// __syncwarp, where it waits until every live thread of its block (or warp) has arrived: round after
+// round, each thread runs up to its next barrier, in an order drawn anew each round (shuffled_order). So the
 // indexing, the masking, the barriers and the shuffles of a kernel are checked; its speed, its memory
 // coalescing and its races under real concurrency are not (that needs a GPU).
 //
@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -336,6 +337,31 @@ inline float* warp_scratch(size_t floats) {
     return s.data();
 }
 
+// The order in which each round resumes a block's threads. A GPU promises none: threads of a block
+// meet only at barriers, and even the lanes of a warp may run apart (independent thread scheduling,
+// Volta and later). So by default every round draws a new order (a fixed pseudo-random sequence: runs
+// repeat exactly). A read of shared memory that lacks its __syncthreads then sees the value from before
+// the write in some rounds, as it could on a GPU, where the order of thread index would hide it when the
+// writer has the lower index. MINIGPT_CUDA_EMULATOR_ORDER=index resumes them by index instead.
+inline bool shuffled_order() {
+    static const bool shuffled = [] {
+        const char* order = std::getenv("MINIGPT_CUDA_EMULATOR_ORDER");
+        return !(order != nullptr && std::string(order) == "index");
+    }();
+    return shuffled;
+}
+
+inline uint64_t order_state = 0x853c49e6748fea9bULL;
+
+inline void next_order(std::vector<int>& order) {
+    for (size_t i = order.size(); i > 1; i--) {  // Fisher-Yates, with splitmix64 draws
+        uint64_t z = (order_state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        std::swap(order[i - 1], order[(z ^ (z >> 31)) % i]);
+    }
+}
+
 // Runs one block of a launch to completion; false if its threads deadlock on a barrier.
 inline bool run_block(const uint3& bidx, const dim3& bdim) {
     const int n = static_cast<int>(bdim.x * bdim.y * bdim.z);
@@ -358,10 +384,13 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
         f.started = f.done = false;
         f.waits_on = nullptr;
     }
+    std::vector<int> order(n);
+    for (int t = 0; t < n; t++) { order[t] = t; }
     int unfinished = n;
     while (unfinished > 0) {
         bool resumed = false;
-        for (int t = 0; t < n; t++) {
+        if (shuffled_order()) { next_order(order); }
+        for (const int t : order) {
             Fiber& f = b.fibers[t];
             if (f.done || (f.waits_on != nullptr && *f.waits_on == f.waits_while)) { continue; }
             resumed = true;
