@@ -119,7 +119,7 @@ def build(out_dir=None, verbose=False):
         cpp = gen / (src.stem + ".cpp")
         cpp.write_text(f'#line 1 "{src}"\n' + rewrite(src.read_text()))
         obj = gen / (src.stem + ".o")
-        cmd = ["g++", "-std=c++17", "-O2", "-g0", "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
+        cmd = ["g++", "-std=c++17", "-O3", "-march=native", "-g0", "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
                "-I", str(HERE / "include"), "-I", str(CUDA_SRC), "-I", pybind11.get_include(),
                "-I", sysconfig.get_paths()["include"], '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
         procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))

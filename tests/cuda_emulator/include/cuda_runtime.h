@@ -225,8 +225,7 @@ inline uint3 thread_idx, block_idx;
 inline dim3 block_dim, grid_dim;
 
 struct Fiber {
-    ucontext_t context;  // its first entry (makecontext); later switches use _setjmp/_longjmp, no system call
-    jmp_buf resume;
+    jmp_buf resume;  // where it waits; the switches are _setjmp/_longjmp, with no system call
     uint3 idx;
     bool started, done;
     const uint64_t* waits_on;  // the generation counter of the barrier it waits at, or nullptr
@@ -248,7 +247,7 @@ struct Block {
     jmp_buf scheduler;
 };
 
-inline Block* block = nullptr;  // the block being run
+inline Block* block = nullptr;  // the block being run (one at a time: its storage is reused)
 inline const std::function<void()>* body = nullptr;
 inline std::vector<std::unique_ptr<char[]>> stacks;
 constexpr size_t kStackBytes = 256 * 1024;
@@ -310,6 +309,24 @@ inline void fiber_main() {
     _longjmp(block->scheduler, 1);  // never returns: its stack is reused by the next block
 }
 
+// Enter fiber_main on the stack that ends at `top` (16-byte aligned). On x86-64 that is two
+// instructions; elsewhere makecontext/swapcontext, which also save the signal mask (a system call).
+[[noreturn]] inline void start_fiber(char* top) {
+#if defined(__x86_64__)
+    asm volatile("mov %0, %%rsp\n\tcall *%1" : : "r"(top), "r"(&fiber_main) : "memory");
+    __builtin_unreachable();
+#else
+    static ucontext_t fresh, here;
+    getcontext(&fresh);
+    fresh.uc_stack.ss_sp = top - kStackBytes;
+    fresh.uc_stack.ss_size = kStackBytes;
+    fresh.uc_link = nullptr;
+    makecontext(&fresh, fiber_main, 0);
+    swapcontext(&here, &fresh);  // not come back to: the fiber jumps to the scheduler's jmp_buf
+    __builtin_unreachable();
+#endif
+}
+
 // Value `v` of every lane in, lane `src_lane`'s value out; a lane past the block's end, or one that
 // has returned, gives the asking lane its own value back.
 template <typename T>
@@ -366,9 +383,11 @@ inline void next_order(std::vector<int>& order) {
 inline bool run_block(const uint3& bidx, const dim3& bdim) {
     const int n = static_cast<int>(bdim.x * bdim.y * bdim.z);
     const int warps = (n + kWarpSize - 1) / kWarpSize;
-    Block b;
+    static Block b;
     b.fibers.resize(n);
     b.live = n;
+    b.arrived = 0;
+    b.generation = 0;
     b.warp_live.assign(warps, 0);
     for (int t = 0; t < n; t++) { b.warp_live[t / kWarpSize]++; }
     b.warp_arrived.assign(warps, 0);
@@ -384,7 +403,8 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
         f.started = f.done = false;
         f.waits_on = nullptr;
     }
-    std::vector<int> order(n);
+    static std::vector<int> order;
+    order.resize(n);
     for (int t = 0; t < n; t++) { order[t] = t; }
     int unfinished = n;
     while (unfinished > 0) {
@@ -399,13 +419,7 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
             if (!_setjmp(b.scheduler)) {
                 if (f.started) { _longjmp(f.resume, 1); }
                 f.started = true;
-                getcontext(&f.context);
-                f.context.uc_stack.ss_sp = stacks[t].get();
-                f.context.uc_stack.ss_size = kStackBytes;
-                f.context.uc_link = nullptr;
-                makecontext(&f.context, fiber_main, 0);
-                ucontext_t here;
-                swapcontext(&here, &f.context);  // not come back to: the fiber jumps to b.scheduler
+                start_fiber(stacks[t].get() + kStackBytes);
             }
             if (f.done) { unfinished--; }
         }
