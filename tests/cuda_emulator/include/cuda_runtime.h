@@ -2,12 +2,12 @@
 //
 // This file stands in for <cuda_runtime.h> when tests/cuda_emulator/build.py compiles the .cu files
 // with g++. It runs a launch the way the CUDA programming model describes it, not the way a GPU is
-// built: the blocks of the grid one after another, and the threads of a block as fibers (ucontext)
-// on one OS thread, each running the kernel until it reaches __syncthreads, a warp shuffle or
-// __syncwarp, where it waits until every live thread of its block (or warp) has arrived: round after
-// round, each thread runs up to its next barrier, in an order drawn anew each round (shuffled_order). So the
-// indexing, the masking, the barriers and the shuffles of a kernel are checked; its speed, its memory
-// coalescing and its races under real concurrency are not (that needs a GPU).
+// built: the blocks of the grid one after another, and the threads of a block as fibers (each with
+// its own stack, on one OS thread). A thread runs the kernel until it reaches __syncthreads, a warp
+// shuffle or __syncwarp, where it waits until every live thread of its block (or warp) has arrived.
+// Round after round, each thread runs up to its next barrier, in an order drawn anew each round
+// (shuffled_order). So the indexing, the masking, the barriers and the shuffles of a kernel are
+// checked; its speed, its memory coalescing and races between blocks are not (that needs a GPU).
 //
 // Checks that a GPU would not make: a barrier that some live threads never reach (divergent
 // __syncthreads) is reported as an error instead of hanging, and dynamic shared memory starts as NaN
