@@ -48,6 +48,16 @@ def test_emulator_semantics(tmp_path):
     assert len(lines) == 11 and all(line.endswith(" ok") for line in lines), done.stdout
 
 
+@needs_gxx
+def test_memcheck_build_stops_an_out_of_bounds_read(tmp_path):
+    program = build.build_program(EMULATOR / "selftest.cu", tmp_path / "selftest", memcheck=True)
+    done = subprocess.run([str(program), "--out-of-bounds"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    assert done.returncode != 0 and "ran to the end" not in done.stdout
+    assert "heap-buffer-overflow" in done.stderr and "out_of_bounds_kernel" in done.stderr, done.stderr[-3000:]
+    assert "False positive" not in done.stderr  # the fibers' stack switches are announced to AddressSanitizer
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"),
                     reason="takes minutes: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")

@@ -6,6 +6,9 @@ Two rewrites make a .cu file plain C++ for include/cuda_runtime.h; nothing else 
   extern __shared__ __align__(16) float smem[];
       -> float* smem = ::emu::dynamic_shared<float>();
 The module is cached by a hash of its sources, so a second run of the tests starts at once.
+With memcheck=True it is built with AddressSanitizer instead of optimised: every kernel read or write
+past the end of an array (the arrays are NumPy's, each in its own heap block) stops the run with a
+report naming the kernel's line, as compute-sanitizer's memcheck does on a GPU.
 """
 import hashlib
 import pathlib
@@ -101,14 +104,25 @@ def sources():
     return sorted(CUDA_SRC.glob("*.cu")) + [CUDA_SRC / "bindings_cuda.cpp"]
 
 
-def build(out_dir=None, verbose=False):
+def asan_preload():
+    """LD_PRELOAD for a Python that loads a memcheck build: the AddressSanitizer runtime first, then the C++
+    library, whose exceptions (the bindings' errors) the runtime intercepts and must find at start-up."""
+    def library(name):
+        return subprocess.run(["g++", f"-print-file-name={name}"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    return f"{library('libasan.so')} {library('libstdc++.so')}"
+
+
+def build(out_dir=None, verbose=False, memcheck=False):
     """Build (or reuse) the emulated extension; return the path of the module file."""
     import pybind11
 
     out_dir = pathlib.Path(out_dir or ROOT / "build" / "cuda_emulator")
     inputs = sources() + sorted(CUDA_SRC.glob("*.h")) + sorted(CUDA_SRC.glob("*.cuh")) + \
         sorted((HERE / "include").glob("*.h")) + [pathlib.Path(__file__)]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16] + ("-memcheck" * memcheck)
+    flags = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"] if memcheck else \
+        ["-O3", "-march=native", "-g0"]
     target = out_dir / digest / ("_cuda" + sysconfig.get_config_var("EXT_SUFFIX"))
     if target.exists():
         return target
@@ -119,7 +133,7 @@ def build(out_dir=None, verbose=False):
         cpp = gen / (src.stem + ".cpp")
         cpp.write_text(f'#line 1 "{src}"\n' + rewrite(src.read_text()))
         obj = gen / (src.stem + ".o")
-        cmd = ["g++", "-std=c++17", "-O3", "-march=native", "-g0", "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
+        cmd = ["g++", "-std=c++17", *flags, "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
                "-I", str(HERE / "include"), "-I", str(CUDA_SRC), "-I", pybind11.get_include(),
                "-I", sysconfig.get_paths()["include"], '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
         procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
@@ -134,17 +148,18 @@ def build(out_dir=None, verbose=False):
     if failed:
         raise RuntimeError("the CUDA emulator build failed:\n" + "\n".join(failed))
     tmp = target.with_suffix(".tmp")
-    subprocess.run(["g++", "-shared", "-o", str(tmp), *objects], check=True)
+    subprocess.run(["g++", "-shared", *flags, "-o", str(tmp), *objects], check=True)
     tmp.rename(target)  # whole or not at all: an interrupted build is not reused
     return target
 
 
-def build_program(source, out_path):
+def build_program(source, out_path, memcheck=False):
     """Compile one stand-alone .cu program (no Python, no pybind11) for the emulator; return its path."""
     source, out_path = pathlib.Path(source), pathlib.Path(out_path)
     cpp = out_path.with_suffix(".cpp")
     cpp.write_text(f'#line 1 "{source}"\n' + rewrite(source.read_text()))
-    subprocess.run(["g++", "-std=c++17", "-O1", "-w", "-I", str(HERE / "include"), str(cpp), "-o", str(out_path)],
+    flags = ["-O1", "-g", "-fsanitize=address"] if memcheck else ["-O1"]
+    subprocess.run(["g++", "-std=c++17", *flags, "-w", "-I", str(HERE / "include"), str(cpp), "-o", str(out_path)],
                    check=True, capture_output=True, text=True)
     return out_path
 

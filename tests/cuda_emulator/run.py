@@ -2,6 +2,7 @@
 
     python tests/cuda_emulator/run.py -q                   # tests/test_cuda_kernels.py and test_cuda_model.py
     python tests/cuda_emulator/run.py tests/test_cuda_kernels.py -k attention -x
+    python tests/cuda_emulator/run.py --memcheck -q        # built with AddressSanitizer: out-of-bounds accesses
 
 It builds the real csrc/cuda/ sources and bindings with g++ against include/cuda_runtime.h (build.py),
 then runs pytest with this folder first on PYTHONPATH: sitecustomize.py loads the build as
@@ -24,23 +25,31 @@ def names_tests(arg):
     return not arg.startswith("-") and (arg.endswith(".py") or "::" in arg or os.path.isdir(arg))
 
 
-def emulator_environment():
+def emulator_environment(memcheck=False):
     """The environment under which a Python process runs backend="cuda" on the emulator (builds it first)."""
     sys.path.insert(0, str(HERE))
-    from build import build
-    path = build()
+    from build import asan_preload, build
+    path = build(memcheck=memcheck)
     pythonpath = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return {**os.environ, "MINIGPT_CUDA_EMULATOR": str(path), "PYTHONPATH": os.pathsep.join(pythonpath),
-            "MINIGPT_REQUIRE_CUDA": "1"}  # a CUDA test module that cannot run is an error, not a skip
+    env = {**os.environ, "MINIGPT_CUDA_EMULATOR": str(path), "PYTHONPATH": os.pathsep.join(pythonpath),
+           "MINIGPT_REQUIRE_CUDA": "1"}  # a CUDA test module that cannot run is an error, not a skip
+    if memcheck:  # Python itself is not built with AddressSanitizer: its runtime must be loaded first
+        env.update(LD_PRELOAD=asan_preload(), ASAN_OPTIONS="detect_leaks=0")
+    return env
 
 
 def main(argv):
-    env = emulator_environment()
+    memcheck = "--memcheck" in argv
+    argv = [arg for arg in argv if arg != "--memcheck"]
+    env = emulator_environment(memcheck)
     print(f"minigpt._cuda emulated on the CPU: {env['MINIGPT_CUDA_EMULATOR']}", flush=True)
     # pytest as the `pytest` command runs it: the source tree in the current folder must not shadow
     # the installed minigpt (with its compiled _core), as `python -m pytest` would let it
     launcher = "import sys; sys.path.remove(''); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
     tests = [] if any(names_tests(arg) for arg in argv) else DEFAULT_TESTS
+    if memcheck and not any(arg.startswith(("--capture", "-s")) for arg in argv):
+        # AddressSanitizer stops the process at once: its report must not wait in pytest's captured output
+        argv = ["--capture=sys", *argv]
     return subprocess.call([sys.executable, "-c", launcher, *tests, *argv], env=env)
 
 

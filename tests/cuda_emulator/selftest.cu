@@ -1,11 +1,13 @@
 // Checks of the CUDA emulator itself (tests/test_cuda_emulator.py builds and runs this with build.py's
 // rewrite): the behaviours of the CUDA model the kernels of csrc/cuda/ rely on, each with a kernel
-// whose answer is known. Prints one "name ok" or "name FAILED ..." line per check.
+// whose answer is known. Prints one "name ok" or "name FAILED ..." line per check. With the argument
+// --out-of-bounds it instead runs a kernel that reads past its array, which a memcheck build must stop.
 #include <cuda_runtime.h>
 #include <mma.h>
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 static int failures = 0;
@@ -82,7 +84,19 @@ __global__ void wmma_kernel(float* c, const float* a, const float* b) {
     wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
 }
 
-int main() {
+// Reads one float past the end of x: the bug compute-sanitizer's memcheck (and the emulator's) finds.
+__global__ void out_of_bounds_kernel(float* out, const float* x, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { out[i] = x[i + 1]; }
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "--out-of-bounds") {
+        std::vector<float> x(100, 1.0f), out(100);
+        out_of_bounds_kernel<<<1, 128>>>(out.data(), x.data(), 100);
+        std::printf("out_of_bounds_kernel ran to the end\n");
+        return 0;
+    }
     {
         std::vector<float> x(3 * 256), out(3);
         for (size_t i = 0; i < x.size(); i++) { x[i] = static_cast<float>(i % 7); }

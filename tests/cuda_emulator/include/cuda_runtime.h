@@ -254,12 +254,47 @@ constexpr size_t kStackBytes = 256 * 1024;
 
 inline int linear_thread() { return block->current; }
 
+// AddressSanitizer (build.py's memcheck build) must be told of every switch of stacks, or it takes a
+// fiber's frames for the scheduler's. Without it these are empty.
+#if defined(__SANITIZE_ADDRESS__)
+}  // namespace emu
+#include <sanitizer/common_interface_defs.h>
+namespace emu {
+inline const void* scheduler_stack = nullptr;  // where the scheduler's stack lies, learnt on the first switch
+inline size_t scheduler_stack_size = 0;
+inline void* scheduler_fake_stack = nullptr;  // AddressSanitizer's own bookkeeping of each stack
+inline std::vector<void*> fiber_fake_stacks;
+inline void leave_for_fiber(int t) {
+    __sanitizer_start_switch_fiber(&scheduler_fake_stack, stacks[t].get(), kStackBytes);
+}
+inline void arrived_in_scheduler() { __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr); }
+inline void leave_for_scheduler(bool ending) {
+    fiber_fake_stacks.resize(std::max(fiber_fake_stacks.size(), stacks.size()));
+    __sanitizer_start_switch_fiber(ending ? nullptr : &fiber_fake_stacks[linear_thread()], scheduler_stack,
+                                   scheduler_stack_size);
+}
+inline void arrived_in_fiber(bool first) {
+    fiber_fake_stacks.resize(std::max(fiber_fake_stacks.size(), stacks.size()));
+    __sanitizer_finish_switch_fiber(first ? nullptr : fiber_fake_stacks[linear_thread()], &scheduler_stack,
+                                    &scheduler_stack_size);
+}
+#else
+inline void leave_for_fiber(int) {}
+inline void arrived_in_scheduler() {}
+inline void leave_for_scheduler(bool) {}
+inline void arrived_in_fiber(bool) {}
+#endif
+
 // Park the running thread until `*counter` moves past `value`, and let the scheduler run the others.
 inline void wait_for(const uint64_t* counter, uint64_t value) {
     Fiber& f = block->fibers[block->current];
     f.waits_on = counter;
     f.waits_while = value;
-    if (!_setjmp(f.resume)) { _longjmp(block->scheduler, 1); }
+    if (!_setjmp(f.resume)) {
+        leave_for_scheduler(false);
+        _longjmp(block->scheduler, 1);
+    }
+    arrived_in_fiber(false);
     f.waits_on = nullptr;
 }
 
@@ -304,8 +339,10 @@ inline void thread_exit() {
 }
 
 inline void fiber_main() {
+    arrived_in_fiber(true);
     (*body)();
     thread_exit();
+    leave_for_scheduler(true);
     _longjmp(block->scheduler, 1);  // never returns: its stack is reused by the next block
 }
 
@@ -417,10 +454,12 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
             b.current = t;
             thread_idx = f.idx;
             if (!_setjmp(b.scheduler)) {
+                leave_for_fiber(t);
                 if (f.started) { _longjmp(f.resume, 1); }
                 f.started = true;
                 start_fiber(stacks[t].get() + kStackBytes);
             }
+            arrived_in_scheduler();
             if (f.done) { unfinished--; }
         }
         if (!resumed) {
