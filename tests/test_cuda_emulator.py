@@ -6,6 +6,7 @@ file into C++. Then the whole CUDA test suite, tests/test_cuda_kernels.py and te
 the real csrc/cuda/ sources built for the emulator: a few minutes on two cores, so it runs in CI (CI
 set) or with MINIGPT_TEST_CUDA_EMULATOR=1, like tests/test_cuda_build.py.
 """
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,8 +16,18 @@ from pathlib import Path
 import pytest
 
 EMULATOR = Path(__file__).resolve().parent / "cuda_emulator"
-sys.path.insert(0, str(EMULATOR))
-import build  # noqa: E402  (tests/cuda_emulator/build.py)
+
+
+def load_build_module():
+    """tests/cuda_emulator/build.py, loaded by path: putting its folder on sys.path would let `import cupy`
+    in later tests find the emulator's NumPy stand-in instead of the real CuPy."""
+    spec = importlib.util.spec_from_file_location("cuda_emulator_build", EMULATOR / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = load_build_module()
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
