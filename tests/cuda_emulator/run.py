@@ -45,7 +45,8 @@ def main(argv):
     print(f"minigpt._cuda emulated on the CPU: {env['MINIGPT_CUDA_EMULATOR']}", flush=True)
     # pytest as the `pytest` command runs it: the source tree in the current folder must not shadow
     # the installed minigpt (with its compiled _core), as `python -m pytest` would let it
-    launcher = "import sys; sys.path.remove(''); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    launcher = ("import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import pytest; "
+                "sys.exit(pytest.main(sys.argv[1:]))")
     tests = [] if any(names_tests(arg) for arg in argv) else DEFAULT_TESTS
     if memcheck and not any(arg.startswith(("--capture", "-s")) for arg in argv):
         # AddressSanitizer stops the process at once: its report must not wait in pytest's captured output
