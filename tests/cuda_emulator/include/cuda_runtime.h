@@ -546,18 +546,10 @@ T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
 }
 
 // One OS thread runs every fiber, and a fiber only yields at a barrier, so a read-modify-write is atomic.
-inline float atomicAdd(float* p, float v) {
-    const float old = *p;
-    *p = old + v;
-    return old;
-}
-inline int atomicAdd(int* p, int v) {
-    const int old = *p;
-    *p = old + v;
-    return old;
-}
-inline unsigned atomicAdd(unsigned* p, unsigned v) {
-    const unsigned old = *p;
+// (v's type is not deduced, so atomicAdd(float_ptr, 1) converts 1 as CUDA's overloads would.)
+template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+T atomicAdd(T* p, typename std::common_type<T>::type v) {
+    const T old = *p;
     *p = old + v;
     return old;
 }
