@@ -268,6 +268,14 @@ static py::object softmax_backward_py(const py::object& dy_obj, const py::object
 
 // ----------------------------------------------------------------------------- attention
 
+// The flash kernels' shared-memory tiles are sized at compile time, up to kAttentionMaxHeadSize.
+static void check_head_size(const std::string& op, int64_t hs) {
+    if (hs > kAttentionMaxHeadSize) {
+        throw py::value_error(op + ": head size hs = " + std::to_string(hs) + " is larger than " +
+                              std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
+    }
+}
+
 // q, k, v (and dout, out): float32, C-contiguous, all (B, NH, T, hs) with hs within the kernels' reach.
 static std::vector<DeviceArray> checked_heads(const std::string& op, const std::vector<std::string>& names,
                                               const std::vector<const py::object*>& objs) {
@@ -275,10 +283,7 @@ static std::vector<DeviceArray> checked_heads(const std::string& op, const std::
     for (size_t i = 0; i < objs.size(); i++) { arrays.push_back(device_array(op, names[i], *objs[i])); }
     check_ndim(op, names[0], arrays[0], 4, "(B, NH, T, hs)");
     for (size_t i = 1; i < arrays.size(); i++) { check_same_shape(op, names[i], arrays[i], names[0], arrays[0]); }
-    if (arrays[0].shape[3] > kAttentionMaxHeadSize) {
-        throw py::value_error(op + ": head size hs = " + std::to_string(arrays[0].shape[3]) + " is larger than " +
-                              std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
-    }
+    check_head_size(op, arrays[0].shape[3]);
     return arrays;
 }
 
@@ -344,11 +349,7 @@ static DeviceArray checked_fused_qkv(const std::string& op, const py::object& qk
         throw py::value_error(op + ": the last axis of qkv " + dims_str(qkv.shape) + " must be 3 * n_head * hs with " +
                               "hs >= 1, for n_head = " + std::to_string(n_head));
     }
-    const int64_t hs = qkv.shape[2] / (3 * n_head);
-    if (hs > kAttentionMaxHeadSize) {
-        throw py::value_error(op + ": head size hs = " + std::to_string(hs) + " is larger than " +
-                              std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");
-    }
+    check_head_size(op, qkv.shape[2] / (3 * n_head));
     return qkv;
 }
 

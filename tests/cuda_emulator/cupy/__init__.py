@@ -9,6 +9,7 @@ follow, so that a mistake that would fail on a GPU fails here too:
 Only what minigpt, its tests and tutorials use is here; anything else is taken from NumPy and its
 array results wrapped as device arrays.
 """
+import time
 import types
 
 import numpy as _np
@@ -24,16 +25,9 @@ class _Pointer:
 class _Device:
     def __init__(self, device_id=0):
         self.id = device_id
-        self.compute_capability = "90"
 
     def synchronize(self):
         pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _unwrap(x, check_mixing=False):
@@ -94,8 +88,6 @@ def asarray(x, dtype=None, order=None):
     return _np.array(x, dtype=dtype, order=order or "K", copy=True).view(ndarray)
 
 
-array = asarray
-
 
 def asnumpy(x, stream=None, order="C"):
     return x.get(order=order) if isinstance(x, ndarray) else _np.asarray(x, order=order)
@@ -106,10 +98,6 @@ def empty(shape, dtype=float, order="C"):
     if x.dtype.kind == "f":
         x.fill(_np.nan)  # the GPU's fresh memory holds whatever was there: make an unwritten value visible
     return x.view(ndarray)
-
-
-def empty_like(a, dtype=None):
-    return empty(a.shape, dtype=dtype or a.dtype)
 
 
 def _wrapped(func):
@@ -130,7 +118,6 @@ def _module_proxy(module):
     return proxy
 
 
-random = _module_proxy(_np.random)
 linalg = _module_proxy(_np.linalg)
 
 
@@ -146,9 +133,6 @@ class _MemoryPool:
     def free_all_blocks(self):
         pass
 
-    def used_bytes(self):
-        return 0
-
 
 def get_default_memory_pool():
     return _MemoryPool()
@@ -159,13 +143,13 @@ class _Stream:
 
 
 class _Event:
+    """Host time: the emulator runs each launch to completion before the call returns."""
+
     def __init__(self, *args, **kwargs):
-        import time
-        self._time = time.perf_counter
         self.t = None
 
     def record(self, stream=None):
-        self.t = self._time()
+        self.t = time.perf_counter()
 
     def synchronize(self):
         pass
@@ -176,10 +160,6 @@ class _Runtime:
     def getDevice():
         return 0
 
-    @staticmethod
-    def getDeviceCount():
-        return 1
-
 
 cuda = types.ModuleType("cupy.cuda")
 cuda.is_available = lambda: True
@@ -187,5 +167,4 @@ cuda.runtime = _Runtime()
 cuda.get_current_stream = lambda: _Stream()
 cuda.Device = _Device
 cuda.Event = _Event
-cuda.Stream = _Stream
 cuda.get_elapsed_time = lambda start, stop: (stop.t - start.t) * 1000.0

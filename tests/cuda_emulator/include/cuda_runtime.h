@@ -54,11 +54,7 @@ struct dim3 {
 struct alignas(16) float4 {
     float x, y, z, w;
 };
-struct alignas(8) float2 {
-    float x, y;
-};
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-inline float2 make_float2(float x, float y) { return {x, y}; }
 
 // ----------------------------------------------------------------------------- runtime API
 
@@ -72,10 +68,8 @@ typedef cudaError_t cudaError;
 typedef struct CUstream_st* cudaStream_t;
 
 enum cudaDeviceAttr {
-    cudaDevAttrMaxSharedMemoryPerBlock = 8,
     cudaDevAttrMultiProcessorCount = 16,
     cudaDevAttrComputeCapabilityMajor = 75,
-    cudaDevAttrComputeCapabilityMinor = 76,
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
 };
 enum cudaFuncAttribute {
@@ -115,7 +109,6 @@ inline cudaError_t cudaGetLastError() {
     emu::pending_error = cudaSuccess;
     return err;
 }
-inline cudaError_t cudaPeekAtLastError() { return emu::pending_error; }
 inline const char* cudaGetErrorString(cudaError_t err) {
     static std::string text;
     switch (err) {
@@ -132,13 +125,10 @@ inline cudaError_t cudaGetDevice(int* device) {
     *device = 0;
     return cudaSuccess;
 }
-inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
     switch (attr) {
-        case cudaDevAttrMaxSharedMemoryPerBlock: *value = emu::kSharedPerBlock; break;
         case cudaDevAttrMultiProcessorCount: *value = emu::kMultiprocessors; break;
         case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
-        case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
         case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = emu::kSharedPerBlockOptin; break;
         default: return emu::fail(cudaErrorInvalidValue, "unknown device attribute");
     }
@@ -165,12 +155,6 @@ inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_
     std::memset(p, value, bytes);
     return cudaSuccess;
 }
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, int = 0, cudaStream_t = nullptr) {
-    std::memmove(dst, src, bytes);
-    return cudaSuccess;
-}
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 namespace emu {
 
@@ -522,7 +506,6 @@ T* dynamic_shared() {
 #define blockIdx (::emu::block_idx)
 #define blockDim (::emu::block_dim)
 #define gridDim (::emu::grid_dim)
-#define warpSize 32
 
 inline void __syncthreads() { emu::block_barrier(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_barrier(); }
@@ -532,11 +515,6 @@ T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
     const int lane = emu::linear_thread() % 32;
     const int src = lane ^ lane_mask;
     return emu::exchange(v, (src / width == lane / width) ? src : lane);
-}
-template <typename T>
-T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
-    const int lane = emu::linear_thread() % 32;
-    return emu::exchange(v, lane / width * width + src_lane % width);
 }
 template <typename T>
 T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
@@ -558,11 +536,6 @@ inline float4 atomicAdd(float4* p, float4 v) {
     *p = make_float4(old.x + v.x, old.y + v.y, old.z + v.z, old.w + v.w);
     return old;
 }
-inline float __expf(float x) { return expf(x); }
-inline float __logf(float x) { return logf(x); }
-inline float __fdividef(float a, float b) { return a / b; }
-inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
 
 // CUDA's device-side min and max of two numbers (any arithmetic types, compared in their common type).
 template <typename A, typename B>
