@@ -1,10 +1,11 @@
 """The CUDA emulator (tests/cuda_emulator/): CUDA kernels checked on a CPU, for machines without a GPU.
 
-Its own semantics first (selftest.cu: barriers, exited threads, shuffles, atomics, WMMA, launch
-limits, a divergent barrier reported, a missing barrier visible), and the rewrite that turns a .cu
-file into C++. Then the whole CUDA test suite, tests/test_cuda_kernels.py and test_cuda_model.py, on
-the real csrc/cuda/ sources built for the emulator: a few minutes on two cores, so it runs in CI (CI
-set) or with MINIGPT_TEST_CUDA_EMULATOR=1, like tests/test_cuda_build.py.
+Its own semantics first (selftest.cu: barriers, exited threads, shuffles, atomics, tensor-core mma,
+TF32 rounding, asynchronous copies, launch limits, a divergent barrier reported, a missing barrier
+visible), and the rewrite that turns a .cu file into C++. Then the whole CUDA test suite,
+tests/test_cuda_kernels.py and test_cuda_model.py, on the real csrc/cuda/ sources built for the
+emulator: a few minutes on two cores, so it runs in CI (CI set) or with MINIGPT_TEST_CUDA_EMULATOR=1,
+like tests/test_cuda_build.py.
 """
 import importlib.util
 import os
@@ -62,7 +63,7 @@ def test_emulator_semantics(tmp_path):
     done = subprocess.run([str(program)], capture_output=True, text=True, timeout=120)
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(lines) == 11 and all(line.endswith(" ok") for line in lines), done.stdout
+    assert len(lines) == 12 and all(line.endswith(" ok") for line in lines), done.stdout
 
 
 @needs_gxx

@@ -121,14 +121,18 @@ def test_tf32_from_the_environment():
     assert bad.returncode != 0 and "MINIGPT_TF32 must be 0 or 1" in bad.stderr
 
 
-def test_matmul_reads_unaligned_views(rng):
-    # a contiguous view that starts 4 bytes into its buffer: no float4 loads may be used on it
+@pytest.mark.parametrize("use_tf32", [False, True], ids=["fp32", "tf32"])
+def test_matmul_reads_unaligned_views(rng, request, use_tf32):
+    # contiguous views that start 4 bytes into their buffers: no float4 loads (or 16-byte copies) may be
+    # used on them
+    if use_tf32:
+        request.getfixturevalue("tf32")
     M, K, N = 67, 132, 36
-    flat = dev(rng.standard_normal(M * K + 1))
-    a = flat[1:].reshape(M, K)
-    b = rng.standard_normal((K, N))
-    assert a.flags.c_contiguous and a.data.ptr % 16 != 0
-    assert rel(kernels.matmul(a, dev(b), backend="cuda"), host(a) @ b) < FWD
+    a = dev(rng.standard_normal(M * K + 1))[1:].reshape(M, K)
+    b = dev(rng.standard_normal(K * N + 1))[1:].reshape(K, N)
+    assert a.flags.c_contiguous and a.data.ptr % 16 != 0 and b.data.ptr % 16 != 0
+    tolerance = 3e-3 if use_tf32 else FWD
+    assert rel(kernels.matmul(a, b, backend="cuda"), host(a) @ host(b)) < tolerance
 
 
 def test_matmul_empty_and_zero_k(rng):

@@ -493,27 +493,6 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// Kernels that need more than 48 KiB of shared memory must say so before their launch; a GPU
-// offers a fixed maximum (227 KiB on an H100, 163 KiB on an A100, 99 KiB on most others).
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes, int64_t hs) {
-    int device = 0, limit = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-               "cudaDeviceGetAttribute");
-    if (bytes > static_cast<size_t>(limit)) {
-        throw std::invalid_argument("attention: head size " + std::to_string(hs) + " needs " + std::to_string(bytes) +
-                                    " bytes of shared memory per block; this GPU offers " + std::to_string(limit));
-    }
-    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-               "cudaFuncSetAttribute");
-    // An SM splits one pool between L1 cache and shared memory. Ask for the largest shared part, so that
-    // two blocks of 68-88 KiB (hs <= 64) fit on an SM at once rather than whatever split the driver picks.
-    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared),
-               "cudaFuncSetAttribute");
-}
-
 struct Launch {
     int64_t BH, T, hs;
     HeadLayout in, out;  // q, k, v (and dq, dk, dv); out (and dout)
@@ -526,7 +505,7 @@ struct Launch {
 template <int D>
 void forward_launch(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
     constexpr size_t smem = forward_smem<D>();
-    allow_smem(attention_forward_kernel<D>, smem, L.hs);
+    allow_smem(attention_forward_kernel<D>, smem, "attention: head size " + std::to_string(L.hs));
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
     attention_forward_kernel<D><<<grid, kThreads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T,
                                                                     static_cast<int>(L.hs), L.scale * kLog2e, L.drop,
@@ -538,7 +517,7 @@ template <int D>
 void backward_launch(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                      const float* v, const float* lse, const float* row_term, const Launch& L) {
     constexpr size_t smem = backward_smem<D>();
-    allow_smem(attention_backward_kernel<D>, smem, L.hs);
+    allow_smem(attention_backward_kernel<D>, smem, "attention: head size " + std::to_string(L.hs));
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
     attention_backward_kernel<D><<<grid, kThreads, smem, L.stream>>>(dq, dk, dv, dout, q, k, v, lse, row_term, L.in,
                                                                      L.out, L.T, static_cast<int>(L.hs), L.scale,

@@ -30,6 +30,28 @@ inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65536) {
 // The number of streaming multiprocessors of the current device (read once per device).
 int sm_count();
 
+// Kernels that need more than 48 KiB of shared memory must say so before their launch; a GPU
+// offers a fixed maximum (227 KiB on an H100, 163 KiB on an A100, 99 KiB on most others). `who`
+// names the op for the error when `bytes` is more than that.
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes, const std::string& who) {
+    int device = 0, limit = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute");
+    if (bytes > static_cast<size_t>(limit)) {
+        throw std::invalid_argument(who + " needs " + std::to_string(bytes) +
+                                    " bytes of shared memory per block; this GPU offers " + std::to_string(limit));
+    }
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+               "cudaFuncSetAttribute");
+    // An SM splits one pool between L1 cache and shared memory. Ask for the largest shared part, so that
+    // two blocks fit on an SM at once rather than whatever split the driver picks.
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
+               "cudaFuncSetAttribute");
+}
+
 // Row-wise kernels give each row to one warp: 32 lanes stride over the row together (coalesced),
 // then combine their partial results with shuffles, without shared memory.
 constexpr int kWarp = 32;

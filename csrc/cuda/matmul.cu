@@ -10,20 +10,17 @@
 //          multiply-adds. Double-buffered so the next tile's global loads overlap this tile's math;
 //          float4 loads where the layout allows; K split across blocks when the output tiles alone
 //          would fill the GPU's waves badly (choose_splits).
-//   tf32   the same tiles on the tensor cores in TF32, an option that is off by default
-//          (set_matmul_tf32_cuda): faster, but about 1e-3 relative error instead of 1e-6.
+//   tf32   the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies three k
+//          steps ahead; an option that is off by default (set_matmul_tf32_cuda): several times
+//          faster, but about 1e-3 relative error instead of 1e-6.
 //
 // In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
-#include <mma.h>
-
 #include <algorithm>
-#include <type_traits>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
-
-using namespace nvcuda;
+#include "ptx.cuh"
 
 int sm_count() {
     static int counts[64] = {0};  // per device id, read once
@@ -226,140 +223,193 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
 // ----------------------------------------------------------------------------- tf32 (tensor cores, optional)
 
 // The same 128 x 128 output tile, computed by the tensor cores in TF32: inputs rounded to 10 bits of
-// mantissa (about 3 decimal digits), products summed in float32. Eight times the float32 rate of the
-// CUDA cores on an H100, at a relative error near 1e-3 instead of 1e-6, so it is off unless asked for
-// (set_matmul_tf32_cuda). Written with the WMMA API: a warp multiplies 16 x 8 by 8 x 16 fragments.
-//
-// The 8 warps stand as 2 x 4; warp (wy, wx) owns rows wy*64 .. +63 and columns wx*32 .. +31 of the
-// tile: 4 x 2 accumulator fragments. Each k step of 32 is staged in shared memory as it lies in global
-// memory (row-major or transposed), so every global load is a float4 along the contiguous index and no
-// store transposes; WMMA reads either layout (row_major / col_major fragments). The accumulators, the
-// fragments and the next k step in flight take about 240 registers a thread: one block per SM.
-constexpr int TBK = 32;  // k step: 4 fragment steps of 8 between barriers
+// mantissa (about 3 decimal digits), products summed in float32. Several times the float32 rate of the
+// CUDA cores, at a relative error near 1e-3 instead of 1e-6, so it is off unless asked for
+// (set_matmul_tf32_cuda). The tensor cores multiply so fast that keeping them fed is the whole design:
+//   - a k step (32 values of k) of both operands travels from global to shared memory by cp.async
+//     (ptx.cuh), never stopping in registers, and kStages steps are under way at once: while the warps
+//     multiply step s, steps s + 1 and s + 2 are still arriving. One barrier per step.
+//   - a step is kept in shared memory as it lies in global memory (TileLayout), so every copy is 16
+//     contiguous bytes whatever the transposes, and its rows are padded so that a warp's fragment loads
+//     fall on 32 distinct banks in either layout.
+//   - 4 warps stand as 2 x 2; warp (wy, wx) owns rows wy*64 .. +63 and columns wx*64 .. +63 of the tile:
+//     4 x 8 tensor-core products of 16 x 8 (mma_tf32_16x8x8) per 8 values of k, for 16 + 16 values read
+//     from shared memory. (This is the shape cuBLAS's own TF32 kernels of this generation take: 128 x 128
+//     x 32 tiles, 3 stages, 2 x 2 warps.) 128 accumulators a thread, about 200 registers: two blocks an SM.
+constexpr int TBK = 32;            // k step
+constexpr int kStages = 3;         // k steps in shared memory at once
+constexpr int kTf32Threads = 128;  // 4 warps
+static_assert(BM == BN, "one TileLayout serves both operands");
 
-// A ROWS x COLS tile (4096 values) of a row-major matrix x, rows r0.., columns c0.., as 4 float4 per
-// thread: zeros past row_end and col_end; one float4 load where `vec` (ld % 4 == 0, aligned) allows.
-template <int ROWS, int COLS>
-__device__ __forceinline__ void load_tile_regs(float4 (&r)[4], const float* x, int64_t ld, int64_t r0, int64_t c0,
-                                               int64_t row_end, int64_t col_end, bool vec, int tid) {
-    constexpr int PER_ROW = COLS / 4, STEP = kThreads / PER_ROW;
-    static_assert(ROWS == 4 * STEP, "the tile must be 4 float4 per thread");
+// One operand's k step in shared memory: 128 values of i (m for a, n for b) by TBK of k. CONTIG_K:
+// stored [i][k], as a row-major a or a transposed b lies, in rows of TBK + 4 floats; else [k][i], rows
+// of 128 + 8. A fragment load reads, across the warp, 8 values of i (g = lane / 4) by 4 of k
+// (t = lane % 4): with these strides, banks 4g + t or 8t + g, all 32 distinct.
+template <bool CONTIG_K>
+struct TileLayout {
+    static constexpr int rows = CONTIG_K ? BM : TBK, cols = CONTIG_K ? TBK : BM;  // as in global memory
+    static constexpr int stride = cols + (CONTIG_K ? 4 : 8);
+    static constexpr int floats = rows * stride;
+    // A thread copies kChunks chunks of 4 floats a step, kRowStep rows apart.
+    static constexpr int kChunksPerRow = cols / 4, kRowStep = kTf32Threads / kChunksPerRow;
+    static constexpr int kChunks = rows / kRowStep;
+    __device__ static int at(int i, int k) { return CONTIG_K ? i * stride + k : k * stride + i; }
+};
+
+template <bool TA, bool TB>
+constexpr size_t tf32_smem_bytes() {
+    return sizeof(float) * kStages * (TileLayout<!TA>::floats + TileLayout<TB>::floats);
+}
+
+// A thread's share of copying one operand's k steps: the row-major matrix x (leading dimension ld) in
+// memory's rows and columns, so (i, k) for a CONTIG_K operand and (k, i) otherwise, with the tile's
+// 128 values of i starting at i0 and ending (at the latest) at i_end, k at k_end.
+template <bool CONTIG_K>
+struct StepCopier {
+    using L = TileLayout<CONTIG_K>;
+    const float* x;
+    int64_t ld, i0, i_end, k_end;
+    bool vec;      // 16-byte copies allowed: ld % 4 == 0 and x 16-byte aligned
+    int row, col;  // this thread's first chunk in the tile
+
+    __device__ StepCopier(const float* x_, int64_t ld_, int64_t i0_, int64_t i_end_, int64_t k_end_, bool vec_, int tid)
+        : x(x_), ld(ld_), i0(i0_), i_end(i_end_), k_end(k_end_), vec(vec_), row(tid / L::kChunksPerRow),
+          col((tid % L::kChunksPerRow) * 4) {}
+
+    // Start copying the k step that begins at k0 into S.
+    __device__ __forceinline__ void start(float* S, int64_t k0) const {
+        const int64_t r0 = CONTIG_K ? i0 : k0, c0 = CONTIG_K ? k0 : i0;
+        const int64_t row_end = CONTIG_K ? i_end : k_end, col_end = CONTIG_K ? k_end : i_end;
+        float* dst = S + row * L::stride + col;
+        if (vec && r0 + L::rows <= row_end && c0 + L::cols <= col_end) {  // the whole step inside: no checks
+            const float* src = x + (r0 + row) * ld + c0 + col;
+            const int64_t down = L::kRowStep * ld;
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int64_t row = r0 + tid / PER_ROW + STEP * i, col = c0 + (tid % PER_ROW) * 4;
-        if (vec && row < row_end && col + 3 < col_end) {
-            r[i] = *reinterpret_cast<const float4*>(x + row * ld + col);
-        } else {
-            float v[4];
-            for (int e = 0; e < 4; e++) { v[e] = (row < row_end && col + e < col_end) ? x[row * ld + col + e] : 0.0f; }
-            r[i] = make_float4(v[0], v[1], v[2], v[3]);
+            for (int c = 0; c < L::kChunks; c++) { cp_async_16(dst + c * L::kRowStep * L::stride, src + c * down, 16); }
+            return;
+        }
+        // At an edge: what lies past row_end or col_end is filled with zeros by cp.async itself (src_bytes
+        // below the copy's size); a chunk of nothing still needs a valid address, x. Without `vec` every
+        // chunk goes as four 4-byte copies.
+#pragma unroll
+        for (int c = 0; c < L::kChunks; c++) {
+            const int64_t r = r0 + row + c * L::kRowStep, cc = c0 + col;
+            const int valid = r < row_end ? static_cast<int>(min(max(col_end - cc, int64_t{0}), int64_t{4})) : 0;
+            const float* src = valid > 0 ? x + r * ld + cc : x;
+            float* to = dst + c * L::kRowStep * L::stride;
+            if (vec) {
+                cp_async_16(to, src, valid * 4);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) { cp_async_4(to + e, e < valid ? src + e : x, e < valid ? 4 : 0); }
+            }
         }
     }
-}
+};
 
-template <int ROWS, int COLS>
-__device__ __forceinline__ void store_tile_regs(float (*S)[COLS + kPad], const float4 (&r)[4], int tid) {
-    constexpr int PER_ROW = COLS / 4, STEP = kThreads / PER_ROW;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        *reinterpret_cast<float4*>(&S[tid / PER_ROW + STEP * i][(tid % PER_ROW) * 4]) = r[i];
+// Two neighbouring outputs of a row, of which `valid` lie inside it: one 8-byte store when aligned,
+// added with atomicAdd when K is split across blocks.
+__device__ __forceinline__ void store_two(float* dst, float v0, float v1, int64_t valid, bool vec, bool split) {
+    if (split) {
+#if __CUDA_ARCH__ >= 900  // Hopper adds two floats in one atomic
+        if (vec && valid >= 2) {
+            atomicAdd(reinterpret_cast<float2*>(dst), make_float2(v0, v1));
+            return;
+        }
+#endif
+        atomicAdd(dst, v0);
+        if (valid > 1) { atomicAdd(dst + 1, v1); }
+    } else if (vec && valid >= 2) {
+        *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+    } else {
+        dst[0] = v0;
+        if (valid > 1) { dst[1] = v1; }
     }
-}
-
-template <typename Fragment>
-__device__ __forceinline__ void round_to_tf32(Fragment& f) {
-#pragma unroll
-    for (int t = 0; t < f.num_elements; t++) { f.x[t] = wmma::__float_to_tf32(f.x[t]); }
 }
 
 template <bool TA, bool TB>
-__global__ void __launch_bounds__(kThreads, 1) matmul_tf32_kernel(float* __restrict__ out, const float* __restrict__ a,
-                                                               const float* __restrict__ b,
-                                                               const float* __restrict__ bias, int64_t M, int64_t N,
-                                                               int64_t K, int64_t k_per_split, bool vec_a, bool vec_b,
-                                                               bool vec_out, bool split) {
+__global__ void __launch_bounds__(kTf32Threads, 2)
+    matmul_tf32_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
+                       const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
+                       bool vec_a, bool vec_b, bool vec_out, bool split) {
 #if __CUDA_ARCH__ >= 800  // TF32 tensor cores arrived with Ampere; the launcher refuses older GPUs
-    // op(a)'s tile as a lies in memory: (m, k) rows when a is (M, K), (k, m) rows when a is (K, M); op(b) likewise
-    constexpr int A_ROWS = TA ? TBK : BM, A_COLS = TA ? BM : TBK;
-    constexpr int B_ROWS = TB ? BN : TBK, B_COLS = TB ? TBK : BN;
-    using LayoutA = std::conditional_t<TA, wmma::col_major, wmma::row_major>;
-    using LayoutB = std::conditional_t<TB, wmma::col_major, wmma::row_major>;
-    __shared__ __align__(32) float As[A_ROWS][A_COLS + kPad];  // rows of 36 or 132 floats: 16-byte multiples
-    __shared__ __align__(32) float Bs[B_ROWS][B_COLS + kPad];
-    __shared__ __align__(32) float staging[kThreads / 32][16 * 16];  // per warp: one result fragment on its way out
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wy = warp / 4, wx = warp % 4;
+    constexpr bool A_CONTIG_K = !TA, B_CONTIG_K = TB;  // op(a)(m, k) runs along k in memory unless transposed
+    using LA = TileLayout<A_CONTIG_K>;
+    using LB = TileLayout<B_CONTIG_K>;
+    extern __shared__ __align__(16) float smem[];  // kStages x (a's step, b's step)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wy = warp / 2, wx = warp % 2;
+    const int g = lane / 4, t = lane % 4;  // a lane's place in the fragments (ptx.cuh)
     const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
     const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
-    const int64_t lda = TA ? M : K, ldb = TB ? K : N;
-
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-#pragma unroll
-        for (int j = 0; j < 2; j++) { wmma::fill_fragment(acc[i][j], 0.0f); }
-    }
-    // the rows and columns of a and b that this block's tiles start at, for a k step starting at k0
-    auto load = [&](float4 (&ra)[4], float4 (&rb)[4], int64_t k0) {
-        if (TA) { load_tile_regs<A_ROWS, A_COLS>(ra, a, lda, k0, m0, k_end, M, vec_a, tid); }
-        else { load_tile_regs<A_ROWS, A_COLS>(ra, a, lda, m0, k0, M, k_end, vec_a, tid); }
-        if (TB) { load_tile_regs<B_ROWS, B_COLS>(rb, b, ldb, n0, k0, N, k_end, vec_b, tid); }
-        else { load_tile_regs<B_ROWS, B_COLS>(rb, b, ldb, k0, n0, k_end, N, vec_b, tid); }
+    const int64_t steps = (k_end - k_begin + TBK - 1) / TBK;
+    // a is (M, K), or (K, M) when TA; b is (K, N), or (N, K) when TB
+    const StepCopier<A_CONTIG_K> copy_a(a, TA ? M : K, m0, M, k_end, vec_a, tid);
+    const StepCopier<B_CONTIG_K> copy_b(b, TB ? K : N, n0, N, k_end, vec_b, tid);
+    auto start_copy = [&](int stage, int64_t step) {
+        float* S = smem + stage * (LA::floats + LB::floats);
+        copy_a.start(S, k_begin + step * TBK);
+        copy_b.start(S + LA::floats, k_begin + step * TBK);
     };
-    float4 ra[4], rb[4];  // the next k step, in flight from global memory while the tensor cores work
-    load(ra, rb, k_begin);
-    for (int64_t k0 = k_begin; k0 < k_end; k0 += TBK) {
-        __syncthreads();  // every warp is done with the previous tiles
-        store_tile_regs<A_ROWS, A_COLS>(As, ra, tid);
-        store_tile_regs<B_ROWS, B_COLS>(Bs, rb, tid);
-        __syncthreads();
-        if (k0 + TBK < k_end) { load(ra, rb, k0 + TBK); }
+
+    float acc[4][8][4] = {};  // [16-row fragment][8-column fragment][the lane's 4 values]
+    // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
+#pragma unroll
+    for (int s = 0; s < kStages - 1; s++) {
+        if (s < steps) { start_copy(s, s); }
+        cp_async_commit();
+    }
+    int read = 0, refill = kStages - 1;  // the stage multiplied now, the stage being refilled
+    for (int64_t step = 0; step < steps; step++) {
+        cp_async_wait<kStages - 2>();  // this thread's copies of `step` have landed,
+        __syncthreads();               // and everyone's; and every warp is done with step - 1's stage ...
+        if (step + kStages - 1 < steps) { start_copy(refill, step + kStages - 1); }  // ... which this refills
+        cp_async_commit();
+        const float* As = smem + read * (LA::floats + LB::floats);
+        const float* Bs = As + LA::floats;
 #pragma unroll
         for (int kk = 0; kk < TBK; kk += 8) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LayoutA> fa[4];
-            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LayoutB> fb[2];
+            uint32_t fa[4][4], fb[8][2];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const int m = wy * 64 + i * 16;
-                wmma::load_matrix_sync(fa[i], TA ? &As[kk][m] : &As[m][kk], A_COLS + kPad);
-                round_to_tf32(fa[i]);
+                const int m = wy * 64 + i * 16 + g;
+                fa[i][0] = to_tf32(As[LA::at(m, kk + t)]);
+                fa[i][1] = to_tf32(As[LA::at(m + 8, kk + t)]);
+                fa[i][2] = to_tf32(As[LA::at(m, kk + t + 4)]);
+                fa[i][3] = to_tf32(As[LA::at(m + 8, kk + t + 4)]);
             }
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const int n = wx * 32 + j * 16;
-                wmma::load_matrix_sync(fb[j], TB ? &Bs[n][kk] : &Bs[kk][n], B_COLS + kPad);
-                round_to_tf32(fb[j]);
+            for (int j = 0; j < 8; j++) {
+                const int n = wx * 64 + j * 8 + g;
+                fb[j][0] = to_tf32(Bs[LB::at(n, kk + t)]);
+                fb[j][1] = to_tf32(Bs[LB::at(n, kk + t + 4)]);
             }
 #pragma unroll
             for (int i = 0; i < 4; i++) {
 #pragma unroll
-                for (int j = 0; j < 2; j++) { wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]); }
+                for (int j = 0; j < 8; j++) { mma_tf32_16x8x8(acc[i][j], fa[i], fb[j]); }
             }
         }
+        read = read + 1 == kStages ? 0 : read + 1;
+        refill = refill + 1 == kStages ? 0 : refill + 1;
     }
 
-    // A fragment's layout in registers is opaque: each goes through the warp's staging square, then
-    // lane l writes 8 values of row l / 2 (bias added by the first slice, atomicAdd when K is split).
+    // Lane (g, t) holds outputs (g, 2t), (g, 2t + 1) and (g + 8, ...) of each fragment: written straight
+    // from registers, two neighbours at a time (bias added by the first slice, atomicAdd when K is split).
     const bool add_bias = bias != nullptr && blockIdx.z == 0;
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 8; j++) {
+        const int64_t n = n0 + wx * 64 + j * 8 + 2 * t;
+        if (n >= N) { continue; }
+        const float b0 = add_bias ? bias[n] : 0.0f, b1 = add_bias && n + 1 < N ? bias[n + 1] : 0.0f;
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            wmma::store_matrix_sync(staging[warp], acc[i][j], 16, wmma::mem_row_major);
-            __syncwarp();
-            const int64_t m = m0 + wy * 64 + i * 16 + lane / 2;
-            if (m < M) {
+        for (int i = 0; i < 4; i++) {
 #pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int c = (lane % 2) * 8 + h * 4;
-                    const int64_t n = n0 + wx * 32 + j * 16 + c;
-                    float v[4];
-                    for (int e = 0; e < 4; e++) {
-                        v[e] = staging[warp][(lane / 2) * 16 + c + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f);
-                    }
-                    if (n < N) { store_four(out + m * N + n, v, N - n, vec_out, split); }
+            for (int h = 0; h < 2; h++) {
+                const int64_t m = m0 + wy * 64 + i * 16 + g + h * 8;
+                if (m < M) {
+                    store_two(out + m * N + n, acc[i][j][2 * h] + b0, acc[i][j][2 * h + 1] + b1, N - n, vec_out, split);
                 }
             }
-            __syncwarp();  // the square is read before the next fragment overwrites it
         }
     }
 #endif
@@ -378,16 +428,16 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 // ----------------------------------------------------------------------------- split-K planning
 
 // Blocks of a kernel the whole GPU runs at once, as the occupancy calculator says (read once per
-// device): 2 per SM for the float32 kernel on an H100 (128 registers a thread, 17 KiB of shared
-// memory each), 1 for the TF32 one.
+// device): 2 per SM for both kernels on an H100 (the float32 one: 128 registers a thread and 17 KiB of
+// shared memory; the TF32 one: at most 128 registers and 102-108 KiB).
 template <typename Kernel>
-int64_t resident_blocks(Kernel kernel, int64_t (&per_device)[64]) {
+int64_t resident_blocks(Kernel kernel, int threads, size_t smem, int64_t (&per_device)[64]) {
     int device = 0;
     cuda_check(cudaGetDevice(&device), "cudaGetDevice");
     if (device >= 64) { device = 63; }
     if (per_device[device] == 0) {
         int per_sm = 0;
-        cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0),
+        cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
                    "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
         per_device[device] = std::max(per_sm, 1) * static_cast<int64_t>(sm_count());
     }
@@ -486,6 +536,21 @@ void set_matmul_tf32_cuda(bool on) {
 
 bool matmul_tf32_cuda() { return tf32_enabled; }
 
+namespace {
+
+// The TF32 kernel's launch: its shared memory (three k steps, 102-108 KiB) needs the opt-in above 48 KiB.
+template <bool TA, bool TB>
+void launch_tf32(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
+                 int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
+                 bool split) {
+    constexpr size_t smem = tf32_smem_bytes<TA, TB>();
+    allow_smem(matmul_tf32_kernel<TA, TB>, smem, "matmul (TF32)");
+    matmul_tf32_kernel<TA, TB><<<grid, kTf32Threads, smem, stream>>>(out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b,
+                                                                 vec_out, split);
+}
+
+}  // namespace
+
 void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                          int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
     if (M == 0 || N == 0) { return; }
@@ -494,21 +559,29 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
     static int64_t resident_fp32[64] = {0}, resident_tf32[64] = {0};
     const bool tf32 = tf32_enabled;
     const int64_t step = tf32 ? TBK : BK;
-    const int64_t resident = tf32 ? resident_blocks(matmul_tf32_kernel<false, false>, resident_tf32)
-                                  : resident_blocks(matmul_kernel<false, false>, resident_fp32);
+    int64_t resident = 0;
+    if (tf32) {  // the occupancy of a kernel with more than 48 KiB of shared memory is only known after the opt-in
+        allow_smem(matmul_tf32_kernel<false, false>, tf32_smem_bytes<false, false>(), "matmul (TF32)");
+        resident = resident_blocks(matmul_tf32_kernel<false, false>, kTf32Threads, tf32_smem_bytes<false, false>(),
+                                   resident_tf32);
+    } else {
+        resident = resident_blocks(matmul_kernel<false, false>, kThreads, 0, resident_fp32);
+    }
     const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
     const int64_t k_per_split = splits > 1 ? split_length(K, splits, step) : std::max<int64_t>(K, 1);
     if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
-    // float4 loads need a row stride that is a multiple of 4 and a 16-byte aligned base
+    // float4 loads (and 16-byte copies) need a row stride that is a multiple of 4 and a 16-byte aligned base
     const bool vec_a = (trans_a ? M : K) % 4 == 0 && aligned16(a);
     const bool vec_b = (trans_b ? K : N) % 4 == 0 && aligned16(b);
-    const bool vec_out = N % 4 == 0 && aligned16(out);
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
-    if (tf32) {
-        MINIGPT_DISPATCH_TRANS(matmul_tf32_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split,
-                               vec_a, vec_b, vec_out, splits > 1);
+    if (tf32) {  // stores two outputs at a time: 8-byte alignment is enough
+        const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+        auto launch = trans_a ? (trans_b ? launch_tf32<true, true> : launch_tf32<true, false>)
+                              : (trans_b ? launch_tf32<false, true> : launch_tf32<false, false>);
+        launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
         check_launch("matmul_tf32_kernel");
     } else {
+        const bool vec_out = N % 4 == 0 && aligned16(out);
         MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split, vec_a,
                                vec_b, vec_out, splits > 1);
         check_launch("matmul_kernel");

@@ -5,7 +5,9 @@ Two rewrites make a .cu file plain C++ for include/cuda_runtime.h; nothing else 
       -> ::emu::launch(kernel, grid, block, smem, stream, [&] { kernel(args); });
   extern __shared__ __align__(16) float smem[];
       -> float* smem = ::emu::dynamic_shared<float>();
-The module is cached by a hash of its sources, so a second run of the tests starts at once.
+MINIGPT_CUDA_EMULATOR is defined, so csrc/cuda/ptx.cuh takes its PTX wrappers (cp.async, mma) from
+include/ptx_emulated.h instead of inline assembly. The module is cached by a hash of its sources, so a
+second run of the tests starts at once.
 With memcheck=True it is built with AddressSanitizer instead of optimised: every kernel read or write
 past the end of an array (the arrays are NumPy's, each in its own heap block) stops the run with a
 report naming the kernel's line, as compute-sanitizer's memcheck does on a GPU.
@@ -135,7 +137,8 @@ def build(out_dir=None, verbose=False, memcheck=False):
         obj = gen / (src.stem + ".o")
         cmd = ["g++", "-std=c++17", *flags, "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
                "-I", str(HERE / "include"), "-I", str(CUDA_SRC), "-I", pybind11.get_include(),
-               "-I", sysconfig.get_paths()["include"], '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
+               "-I", sysconfig.get_paths()["include"], "-DMINIGPT_CUDA_EMULATOR",
+               '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
         procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
         objects.append(str(obj))
     failed = []
@@ -159,7 +162,8 @@ def build_program(source, out_path, memcheck=False):
     cpp = out_path.with_suffix(".cpp")
     cpp.write_text(f'#line 1 "{source}"\n' + rewrite(source.read_text()))
     flags = ["-O1", "-g", "-fsanitize=address"] if memcheck else ["-O1"]
-    subprocess.run(["g++", "-std=c++17", *flags, "-w", "-I", str(HERE / "include"), str(cpp), "-o", str(out_path)],
+    subprocess.run(["g++", "-std=c++17", *flags, "-w", "-DMINIGPT_CUDA_EMULATOR", "-I", str(HERE / "include"),
+                    "-I", str(CUDA_SRC), str(cpp), "-o", str(out_path)],
                    check=True, capture_output=True, text=True)
     return out_path
 

@@ -3,7 +3,8 @@
 // whose answer is known. Prints one "name ok" or "name FAILED ..." line per check. With the argument
 // --out-of-bounds it instead runs a kernel that reads past its array, which a memcheck build must stop.
 #include <cuda_runtime.h>
-#include <mma.h>
+
+#include "ptx.cuh"  // csrc/cuda's PTX wrappers, here their emulated versions
 
 #include <cmath>
 #include <cstdio>
@@ -71,17 +72,33 @@ __global__ void dynamic_smem_kernel(float* out) {
     out[threadIdx.x] = smem[threadIdx.x];
 }
 
-// One warp multiplies a 16 x 8 by an 8 x 16 tile with WMMA (TF32 inputs, float32 sums).
-__global__ void wmma_kernel(float* c, const float* a, const float* b) {
-    using namespace nvcuda;
-    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
-    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
-    wmma::fill_fragment(acc, 1.0f);
-    wmma::load_matrix_sync(fa, a, 8);
-    wmma::load_matrix_sync(fb, b, 8);  // column-major: element (k, n) at b[n * 8 + k]
-    wmma::mma_sync(acc, fa, fb, acc);
-    wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
+// One warp multiplies a 16 x 8 tile a by an 8 x 8 tile b on the tensor cores (mma_tf32_16x8x8), each
+// lane loading and storing the elements the PTX ISA gives it (g = lane / 4, t = lane % 4).
+__global__ void mma_kernel(float* d, const float* a, const float* b) {
+    const int g = threadIdx.x / 4, t = threadIdx.x % 4;
+    const uint32_t fa[4] = {to_tf32(a[g * 8 + t]), to_tf32(a[(g + 8) * 8 + t]), to_tf32(a[g * 8 + t + 4]),
+                            to_tf32(a[(g + 8) * 8 + t + 4])};
+    const uint32_t fb[2] = {to_tf32(b[t * 8 + g]), to_tf32(b[(t + 4) * 8 + g])};
+    float acc[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    mma_tf32_16x8x8(acc, fa, fb);
+    for (int e = 0; e < 4; e++) { d[(g + (e / 2) * 8) * 8 + 2 * t + e % 2] = acc[e]; }
+}
+
+// cp.async: what a thread reads of its copy before and after waiting for it. Two groups in flight, a
+// wait that leaves one of them: the older has landed, the newer not. Also a chunk zero-filled past
+// src_bytes.
+__global__ void async_copy_kernel(float* out, const float* x) {
+    extern __shared__ __align__(16) float smem[];
+    cp_async_16(smem, x, 16);
+    cp_async_commit();
+    cp_async_16(smem + 4, x + 4, 8);  // two floats copied, two zeros
+    cp_async_commit();
+    out[0] = smem[0];  // not waited for: still NaN
+    cp_async_wait<1>();
+    out[1] = smem[0];  // the first group has landed
+    out[2] = smem[4];  // the second has not
+    cp_async_wait<0>();
+    for (int i = 0; i < 4; i++) { out[3 + i] = smem[4 + i]; }
 }
 
 // Reads one float past the end of x: the bug compute-sanitizer's memcheck (and the emulator's) finds.
@@ -159,24 +176,33 @@ int main(int argc, char** argv) {
         report("shared_memory_over_the_limit_is_an_error", cudaGetLastError() == cudaErrorInvalidValue);
     }
     {
-        std::vector<float> a(16 * 8), b(16 * 8), c(16 * 16);
-        for (int i = 0; i < 128; i++) {
-            a[i] = 0.25f * static_cast<float>(i % 9) - 1.0f;
-            b[i] = 0.5f * static_cast<float>(i % 5) - 1.0f;
-        }
-        wmma_kernel<<<1, 32>>>(c.data(), a.data(), b.data());
+        std::vector<float> a(16 * 8), b(8 * 8), d(16 * 8);
+        for (int i = 0; i < 128; i++) { a[i] = 0.25f * static_cast<float>(i % 9) - 1.0f; }
+        for (int i = 0; i < 64; i++) { b[i] = 0.5f * static_cast<float>(i % 5) - 1.0f; }
+        mma_kernel<<<1, 32>>>(d.data(), a.data(), b.data());
         bool ok = cudaGetLastError() == cudaSuccess;
         for (int i = 0; i < 16; i++) {
-            for (int j = 0; j < 16; j++) {
+            for (int j = 0; j < 8; j++) {
                 float ref = 1.0f;  // these inputs are exact in TF32, and so are the sums
-                for (int k = 0; k < 8; k++) { ref += a[i * 8 + k] * b[j * 8 + k]; }
-                ok = ok && c[i * 16 + j] == ref;
+                for (int k = 0; k < 8; k++) { ref += a[i * 8 + k] * b[k * 8 + j]; }
+                ok = ok && d[i * 8 + j] == ref;
             }
         }
-        report("wmma_tf32_product", ok);
-        report("tf32_rounding", nvcuda::wmma::__float_to_tf32(1.0f + 3.0f / 4096.0f) == 1.0f + 1.0f / 1024.0f &&
-                                    nvcuda::wmma::__float_to_tf32(1.0f + 1.0f / 4096.0f) == 1.0f &&
-                                    nvcuda::wmma::__float_to_tf32(1.0f + 2.0f / 4096.0f) == 1.0f + 1.0f / 1024.0f);  // a tie: away from 0
+        report("mma_tf32_product", ok);
+        // to_tf32 adds half a TF32 unit, the tensor core drops the low 13 bits: rounding to nearest
+        auto as_operand = [](float x) { return tf32_operand(to_tf32(x)); };
+        report("tf32_rounding", as_operand(1.0f + 3.0f / 4096.0f) == 1.0f + 1.0f / 1024.0f &&
+                                    as_operand(1.0f + 1.0f / 4096.0f) == 1.0f &&
+                                    as_operand(1.0f + 2.0f / 4096.0f) == 1.0f + 1.0f / 1024.0f &&  // a tie: away from 0
+                                    as_operand(-1.0f - 3.0f / 4096.0f) == -1.0f - 1.0f / 1024.0f &&
+                                    std::isinf(as_operand(INFINITY)));
+    }
+    {
+        std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8}, out(7, 0.0f);
+        async_copy_kernel<<<1, 1, 8 * sizeof(float)>>>(out.data(), x.data());
+        report("async_copies_land_at_their_wait", cudaGetLastError() == cudaSuccess && std::isnan(out[0]) &&
+                                                      out[1] == 1.0f && std::isnan(out[2]) && out[3] == 5.0f &&
+                                                      out[4] == 6.0f && out[5] == 0.0f && out[6] == 0.0f);
     }
     return failures == 0 ? 0 : 1;
 }

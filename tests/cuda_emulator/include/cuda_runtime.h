@@ -51,9 +51,13 @@ struct dim3 {
     unsigned x, y, z;
     constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
+struct alignas(8) float2 {
+    float x, y;
+};
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 // ----------------------------------------------------------------------------- runtime API
@@ -216,6 +220,19 @@ struct Fiber {
     uint64_t waits_while;      // ... which opens when the counter moves past this value
 };
 
+// A cp.async copy (ptx_emulated.h) in flight: it lands, src_bytes from src and zeros up to `bytes`,
+// when its thread waits for its group. Until then a read of dst sees what was there before.
+struct AsyncCopy {
+    void* dst;
+    const void* src;
+    int bytes, src_bytes;
+    uint64_t group;  // the number of commits its thread had made when it was issued
+};
+struct AsyncCopies {
+    std::vector<AsyncCopy> pending;  // oldest first
+    uint64_t commits = 0;
+};
+
 // One block's run: its fibers, and the arrival counts of its barriers. A barrier opens when every
 // live thread of the block (of the warp, for warp barriers) has arrived; `generation` counts the
 // openings, so a waiting thread knows its barrier has opened when the count moves.
@@ -226,7 +243,8 @@ struct Block {
     std::vector<int> warp_live, warp_arrived;
     std::vector<uint64_t> warp_generation;
     std::vector<uint64_t> lane_values;  // what each thread offers to a shuffle, as bits
-    std::vector<std::vector<float>> warp_scratch;  // per warp, for collective operations (wmma)
+    std::vector<std::vector<float>> warp_scratch;  // per warp, for collective operations (mma)
+    std::vector<AsyncCopies> async_copies;         // per thread
     int current = 0;
     jmp_buf scheduler;
 };
@@ -415,6 +433,7 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
     b.warp_generation.assign(warps, 0);
     b.lane_values.assign(n, 0);
     b.warp_scratch.resize(warps);
+    b.async_copies.assign(n, {});
     while (static_cast<int>(stacks.size()) < n) { stacks.emplace_back(new char[kStackBytes]); }
     block = &b;
     block_idx = bidx;
@@ -529,6 +548,11 @@ template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
 T atomicAdd(T* p, typename std::common_type<T>::type v) {
     const T old = *p;
     *p = old + v;
+    return old;
+}
+inline float2 atomicAdd(float2* p, float2 v) {
+    const float2 old = *p;
+    *p = make_float2(old.x + v.x, old.y + v.y);
     return old;
 }
 inline float4 atomicAdd(float4* p, float4 v) {

@@ -1,0 +1,79 @@
+// The PTX wrappers of csrc/cuda/ptx.cuh for the CUDA emulator: the same functions and the same
+// per-lane layouts, written in C++ on the emulator's threads.
+//
+// cp.async: a copy does not happen when it is issued. It waits, with its group, in its thread's
+// list of copies in flight, and lands when that thread's cp_async_wait lets it (so a kernel that
+// reads a stage before waiting for it, or before the __syncthreads after the wait, reads the old
+// contents: NaN in fresh dynamic shared memory). On a GPU the copy lands at some time in between;
+// the latest time is the one that shows a missing wait.
+//
+// mma: the 32 lanes put their fragments into the warp's scratch area at the places the PTX ISA gives
+// them (ptx.cuh), wait for each other, and each computes its own 4 outputs. The operands are read as
+// the tensor cores read them: the low 13 bits of each dropped.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+inline void cp_async(void* smem, const void* gmem, int bytes, int src_bytes) {
+    emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
+    mine.pending.push_back({smem, gmem, bytes, src_bytes, mine.commits});
+}
+
+inline void cp_async_16(void* smem, const void* gmem, int src_bytes) { cp_async(smem, gmem, 16, src_bytes); }
+inline void cp_async_4(void* smem, const void* gmem, int src_bytes) { cp_async(smem, gmem, 4, src_bytes); }
+
+inline void cp_async_commit() { emu::block->async_copies[emu::linear_thread()].commits++; }
+
+// Land every copy of the groups older than the newest N; copies not yet committed are not waited for.
+template <int N>
+void cp_async_wait() {
+    emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
+    const uint64_t done_below = mine.commits >= N ? mine.commits - N : 0;
+    auto first_left = mine.pending.begin();
+    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) {
+        std::memcpy(first_left->dst, first_left->src, first_left->src_bytes);
+        std::memset(static_cast<char*>(first_left->dst) + first_left->src_bytes, 0,
+                    first_left->bytes - first_left->src_bytes);
+    }
+    mine.pending.erase(mine.pending.begin(), first_left);
+}
+
+inline uint32_t to_tf32(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    return bits + 0x1000u;
+}
+
+// An operand register as the tensor core reads it: the TF32 value in its high 19 bits.
+inline float tf32_operand(uint32_t bits) {
+    bits &= ~0x1fffu;
+    float x;
+    std::memcpy(&x, &bits, 4);
+    return x;
+}
+
+// The warp's scratch area has two halves, used by turns: every lane of a warp has passed the same
+// number of warp barriers when it enters a call, so the count of barriers opened so far picks the same
+// half for all of them, and the next call picks the other. One barrier per call is then enough: a lane
+// can only come back to this half after every lane has passed the next barrier, done reading it.
+inline void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    constexpr int kOperands = 16 * 8 + 8 * 8;  // A[row * 8 + k], then B[k * 8 + col]
+    const int warp = emu::linear_thread() / 32, lane = emu::linear_thread() % 32, g = lane / 4, t = lane % 4;
+    float* A = emu::warp_scratch(2 * kOperands) + (emu::block->warp_generation[warp] % 2) * kOperands;
+    float* B = A + 16 * 8;
+    A[g * 8 + t] = tf32_operand(a[0]);
+    A[(g + 8) * 8 + t] = tf32_operand(a[1]);
+    A[g * 8 + t + 4] = tf32_operand(a[2]);
+    A[(g + 8) * 8 + t + 4] = tf32_operand(a[3]);
+    B[t * 8 + g] = tf32_operand(b[0]);
+    B[(t + 4) * 8 + g] = tf32_operand(b[1]);
+    emu::warp_barrier();
+    for (int e = 0; e < 4; e++) {  // d: (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1)
+        const int row = g + (e / 2) * 8, col = 2 * t + e % 2;
+        for (int k = 0; k < 8; k++) { d[e] += A[row * 8 + k] * B[k * 8 + col]; }
+    }
+}
