@@ -11,7 +11,8 @@
 # 1. threads, blocks and warps: how one launch covers a matrix;
 # 2. the naive matmul: one thread per output, and why it waits on memory;
 # 3. shared-memory tiles: each value loaded once per block, used 16 times;
-# 4. register blocking: 8 x 8 outputs per thread, 4 multiply-adds per value read;
+# 4. register blocking: 8 x 8 outputs per thread, 4 multiply-adds per value read; (4b) the tensor
+#    cores, fed by asynchronous copies;
 # 5. flash attention as a CUDA kernel: what each block keeps in shared memory;
 # 6. measured on the GPU: all three matmuls against cuBLAS, flash attention against the T x T version;
 # 7. a whole GPT training step with `backend="cuda"`.
@@ -139,6 +140,38 @@ print(kernel_source("matmul.cu", "matmul_tiled_kernel"))
 for name, reads, fmas in (("tiled 16 x 16, 1 output/thread", 2, 1), ("tuned 128 x 128, 8 x 8 outputs/thread", 16, 64)):
     print(f"step 4: {name:40s} {fmas / reads:4.1f} multiply-adds per shared-memory read")
 print("        you should see 0.5 and 4.0: the SM's 128 multiply-adds a clock need at least 4 per read")
+
+# %% [markdown]
+# ## Step 4b · The tensor cores: the optional TF32 path
+#
+# An H100 also has *tensor cores*, which multiply small matrices in one instruction: `mma.sync.m16n8k8`
+# takes a 16 x 8 tile of a and an 8 x 8 tile of b, spread over the 32 lanes of a warp (four and two
+# values a lane), and adds their product into a 16 x 8 tile of float32 sums (four a lane): 1024
+# multiply-adds at several times the CUDA cores' rate. Their inputs are TF32, float32 cut to 10 bits of
+# mantissa, so the results carry about 1e-3 relative error: `kernels.set_cuda_tf32(True)` (or
+# `MINIGPT_TF32=1`) asks for them, and they are off by default. `matmul_tf32_kernel` keeps the
+# 128 x 128 tiles of step 4; what changes is how the tiles reach the tensor cores, which would
+# otherwise wait on the loads (the instructions are in `csrc/cuda/ptx.cuh`):
+#
+# - 4 warps, each owning 64 x 64 outputs: per 8 values of k a lane reads 16 + 16 values from shared
+#   memory for 4 x 8 = 32 mma instructions;
+# - the copies from global to shared memory are `cp.async`: they skip the registers and the thread
+#   does not wait for them. Three k steps of 32 are under way at once, so a step has arrived long
+#   before the warps need it (`cp.async.wait_group`, then one barrier per step);
+# - a step is stored as it lies in memory, its rows padded to 36 or 136 floats, so a warp's fragment
+#   loads fall in 32 different banks whatever the transposes;
+# - rounding to TF32 is one integer add of half a unit in the last place: the tensor core then drops
+#   the low 13 bits itself.
+
+# %%
+for warp_m, warp_n in ((64, 32), (64, 64)):
+    mmas = (warp_m // 16) * (warp_n // 8)  # mma instructions per 8 values of k
+    reads = (warp_m // 16) * 4 + (warp_n // 8) * 2  # a lane's fragment values read from shared memory
+    print(f"step 4b: warp tile {warp_m} x {warp_n}: {mmas:2d} mma for {reads} reads a lane ({mmas / reads:.2f} per "
+          f"read), {warp_m * warp_n // 32} accumulators a lane")
+step_bytes = 4 * (128 * 36 + 32 * 136)  # one k step of a row-major a ([128][36]) and b ([32][136])
+print(f"         three k steps in flight: {3 * step_bytes / 1024:.0f} KiB of shared memory a block, two blocks an SM")
+print("         you should see 0.67 and 1.00 mma per read: the wider warp tile reads a third less per product")
 
 # %% [markdown]
 # ## Step 5 · Flash attention as a CUDA kernel
