@@ -156,8 +156,9 @@ print("        you should see 0.5 and 4.0: the SM's 128 multiply-adds a clock ne
 # - 4 warps, each owning 64 x 64 outputs: per 8 values of k a lane reads 16 + 16 values from shared
 #   memory for 4 x 8 = 32 mma instructions;
 # - the copies from global to shared memory are `cp.async`: they skip the registers and the thread
-#   does not wait for them. Three k steps of 32 are under way at once, so a step has arrived long
-#   before the warps need it (`cp.async.wait_group`, then one barrier per step);
+#   does not wait for them. Three k steps of 32 share the shared memory: while the warps multiply one,
+#   the next two are arriving, so a step is there before the warps need it (`cp.async.wait_group`,
+#   then one barrier per step);
 # - a step is stored as it lies in memory, its rows padded to 36 or 136 floats, so a warp's fragment
 #   loads fall in 32 different banks whatever the transposes;
 # - rounding to TF32 is one integer add of half a unit in the last place: the tensor core then drops
@@ -170,7 +171,7 @@ for warp_m, warp_n in ((64, 32), (64, 64)):
     print(f"step 4b: warp tile {warp_m} x {warp_n}: {mmas:2d} mma for {reads} reads a lane ({mmas / reads:.2f} per "
           f"read), {warp_m * warp_n // 32} accumulators a lane")
 step_bytes = 4 * (128 * 36 + 32 * 136)  # one k step of a row-major a ([128][36]) and b ([32][136])
-print(f"         three k steps in flight: {3 * step_bytes / 1024:.0f} KiB of shared memory a block, two blocks an SM")
+print(f"         three k steps in shared memory: {3 * step_bytes / 1024:.0f} KiB of shared memory a block, two blocks an SM")
 print("         you should see 0.67 and 1.00 mma per read: the wider warp tile reads a third less per product")
 
 # %% [markdown]

@@ -10,7 +10,7 @@
 //          multiply-adds. Double-buffered so the next tile's global loads overlap this tile's math;
 //          float4 loads where the layout allows; K split across blocks when the output tiles alone
 //          would fill the GPU's waves badly (choose_splits).
-//   tf32   the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies three k
+//   tf32   the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies two k
 //          steps ahead; an option that is off by default (set_matmul_tf32_cuda): several times
 //          faster, but about 1e-3 relative error instead of 1e-6.
 //
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
 // CUDA cores, at a relative error near 1e-3 instead of 1e-6, so it is off unless asked for
 // (set_matmul_tf32_cuda). The tensor cores multiply so fast that keeping them fed is the whole design:
 //   - a k step (32 values of k) of both operands travels from global to shared memory by cp.async
-//     (ptx.cuh), never stopping in registers, and kStages steps are under way at once: while the warps
+//     (ptx.cuh), never stopping in registers, and kStages steps are held at once: while the warps
 //     multiply step s, steps s + 1 and s + 2 are still arriving. One barrier per step.
 //   - a step is kept in shared memory as it lies in global memory (TileLayout), so every copy is 16
 //     contiguous bytes whatever the transposes, and its rows are padded so that a warp's fragment loads
