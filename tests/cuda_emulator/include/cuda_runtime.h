@@ -6,8 +6,10 @@
 // its own stack, on one OS thread). A thread runs the kernel until it reaches __syncthreads, a warp
 // shuffle or __syncwarp, where it waits until every live thread of its block (or warp) has arrived.
 // Round after round, each thread runs up to its next barrier, in an order drawn anew each round
-// (shuffled_order). So the indexing, the masking, the barriers and the shuffles of a kernel are
-// checked; its speed, its memory coalescing and races between blocks are not (that needs a GPU).
+// (shuffled_order), and between two block barriers either all warps advance together or one warp
+// runs ahead of the rest (run_block). So the indexing, the masking, the barriers and the shuffles of a
+// kernel are checked; its speed, its memory coalescing and races between blocks are not (that needs a
+// GPU).
 //
 // Checks that a GPU would not make: a barrier that some live threads never reach (divergent
 // __syncthreads) is reported as an error instead of hanging, and dynamic shared memory starts as NaN
@@ -409,13 +411,15 @@ inline bool shuffled_order() {
 
 inline uint64_t order_state = 0x853c49e6748fea9bULL;
 
+inline uint64_t next_random() {  // splitmix64
+    uint64_t z = (order_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 inline void next_order(std::vector<int>& order) {
-    for (size_t i = order.size(); i > 1; i--) {  // Fisher-Yates, with splitmix64 draws
-        uint64_t z = (order_state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        std::swap(order[i - 1], order[(z ^ (z >> 31)) % i]);
-    }
+    for (size_t i = order.size(); i > 1; i--) { std::swap(order[i - 1], order[next_random() % i]); }  // Fisher-Yates
 }
 
 // Runs one block of a launch to completion; false if its threads deadlock on a barrier.
@@ -443,16 +447,47 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
         f.started = f.done = false;
         f.waits_on = nullptr;
     }
-    static std::vector<int> order;
+    static std::vector<int> order, warp_order;
     order.resize(n);
     for (int t = 0; t < n; t++) { order[t] = t; }
+    warp_order.resize(warps);
+    for (int w = 0; w < warps; w++) { warp_order[w] = w; }
+    auto runnable = [&](int t) {
+        const Fiber& f = b.fibers[t];
+        return !f.done && !(f.waits_on != nullptr && *f.waits_on == f.waits_while);
+    };
+    // A phase, from one opening of the block barrier to the next, runs in one of two ways, drawn anew
+    // for each phase when the order is shuffled: every warp a step at a time (each round resumes every
+    // thread once), or one warp at a time, in a drawn order, each up to the block barrier before the
+    // next one starts. The second is a GPU on which one warp runs ahead of the others: it shows a missing
+    // __syncthreads between warps (reading another warp's write of this phase, refilling a buffer that
+    // another warp still reads) where the first keeps the warps too close together to.
+    static std::vector<int> lanes;  // a warp-serial round's order: the running warp's threads
+    uint64_t phase = ~uint64_t{0};
+    bool warp_serial = false;
     int unfinished = n;
     while (unfinished > 0) {
         bool resumed = false;
-        if (shuffled_order()) { next_order(order); }
-        for (const int t : order) {
+        if (shuffled_order() && b.generation != phase) {
+            phase = b.generation;
+            warp_serial = next_random() % 2 == 1;
+            next_order(warp_order);
+        }
+        std::vector<int>* round = &order;
+        if (warp_serial) {  // the first warp, in this phase's order, with a thread that can run
+            lanes.clear();
+            for (int i = 0; i < warps && lanes.empty(); i++) {
+                for (int t = warp_order[i] * kWarpSize; t < std::min(n, (warp_order[i] + 1) * kWarpSize); t++) {
+                    lanes.push_back(t);
+                }
+                if (std::none_of(lanes.begin(), lanes.end(), runnable)) { lanes.clear(); }
+            }
+            round = &lanes;
+        }
+        if (shuffled_order()) { next_order(*round); }
+        for (const int t : *round) {
             Fiber& f = b.fibers[t];
-            if (f.done || (f.waits_on != nullptr && *f.waits_on == f.waits_while)) { continue; }
+            if (!runnable(t)) { continue; }
             resumed = true;
             b.current = t;
             thread_idx = f.idx;

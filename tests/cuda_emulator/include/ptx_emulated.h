@@ -1,11 +1,14 @@
 // The PTX wrappers of csrc/cuda/ptx.cuh for the CUDA emulator: the same functions and the same
 // per-lane layouts, written in C++ on the emulator's threads.
 //
-// cp.async: a copy does not happen when it is issued. It waits, with its group, in its thread's
-// list of copies in flight, and lands when that thread's cp_async_wait lets it (so a kernel that
-// reads a stage before waiting for it, or before the __syncthreads after the wait, reads the old
-// contents: NaN in fresh dynamic shared memory). On a GPU the copy lands at some time in between;
-// the latest time is the one that shows a missing wait.
+// cp.async: on a GPU a copy lands at some moment between its issue and the wait that covers it. The
+// emulator picks one of the two ends for each copy, by a draw from a fixed pseudo-random sequence (so
+// runs repeat): a late copy waits, with its group, in its thread's list until that thread's
+// cp_async_wait lets it land, so a kernel that reads a stage before waiting for it (or before the
+// __syncthreads after the wait) reads the old contents, NaN in fresh dynamic shared memory; an early
+// copy lands at once, so a kernel that starts refilling a buffer other threads still read (a missing
+// __syncthreads before the copy) hands them the new contents. MINIGPT_CUDA_EMULATOR_COPIES=late or
+// =early makes every copy land at that end.
 //
 // mma: the 32 lanes put their fragments into the warp's scratch area at the places the PTX ISA gives
 // them (ptx.cuh), wait for each other, and each computes its own 4 outputs. The operands are read as
@@ -16,11 +19,50 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+
+namespace emu {
+
+enum class CopyTiming { late, early, mixed };
+
+inline CopyTiming timing_from_environment() {
+    const char* env = std::getenv("MINIGPT_CUDA_EMULATOR_COPIES");
+    const std::string v = env ? env : "";
+    return v == "late" ? CopyTiming::late : v == "early" ? CopyTiming::early : CopyTiming::mixed;
+}
+
+inline CopyTiming copy_timing = timing_from_environment();  // selftest.cu sets it to check both ends
+
+inline bool lands_early() {
+    static uint64_t state = 0x2545F4914F6CDD1DULL;
+    switch (copy_timing) {
+        case CopyTiming::late: return false;
+        case CopyTiming::early: return true;
+        default: break;
+    }
+    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return ((z ^ (z >> 31)) & 1) != 0;
+}
+
+inline void land(const AsyncCopy& c) {
+    std::memcpy(c.dst, c.src, c.src_bytes);
+    std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, c.bytes - c.src_bytes);
+}
+
+}  // namespace emu
 
 inline void cp_async(void* smem, const void* gmem, int bytes, int src_bytes) {
     emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
-    mine.pending.push_back({smem, gmem, bytes, src_bytes, mine.commits});
+    const emu::AsyncCopy copy{smem, gmem, bytes, src_bytes, mine.commits};
+    if (emu::lands_early()) {
+        emu::land(copy);
+    } else {
+        mine.pending.push_back(copy);
+    }
 }
 
 inline void cp_async_16(void* smem, const void* gmem, int src_bytes) { cp_async(smem, gmem, 16, src_bytes); }
@@ -34,11 +76,7 @@ void cp_async_wait() {
     emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
     const uint64_t done_below = mine.commits >= N ? mine.commits - N : 0;
     auto first_left = mine.pending.begin();
-    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) {
-        std::memcpy(first_left->dst, first_left->src, first_left->src_bytes);
-        std::memset(static_cast<char*>(first_left->dst) + first_left->src_bytes, 0,
-                    first_left->bytes - first_left->src_bytes);
-    }
+    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { emu::land(*first_left); }
     mine.pending.erase(mine.pending.begin(), first_left);
 }
 
