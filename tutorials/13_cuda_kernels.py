@@ -188,13 +188,19 @@ print("         you should see 0.67 and 1.00 mma per read: the wider warp tile r
 # the same rows of dq). Dropout uses the counter-based hash of `kernels.dropout_keep_mask`, so the
 # GPU drops exactly the weights NumPy and the C++ kernel drop.
 #
+# The tiles travel by `cp.async`, as in step 4b, so that loading overlaps arithmetic even with one
+# block per SM: in the forward a tile's values arrive while its scores are computed, and the next
+# tile's keys while the weights multiply the values; the backward keeps two query tiles, the one it
+# works on and the next one arriving, and the next output gradient comes in once dv is done with the
+# current one.
+#
 # Shared memory per block, and what the T x T version would store instead:
 
 # %%
 def smem_bytes(hs):
     D = next(d for d in (16, 32, 64, 80, 96, 128) if d >= hs)  # head sizes are padded to a compiled width
     forward = (3 * 64 * (D + 4) + 64 * 68) * 4  # Q, K, V tiles (rows padded by 4 floats) + the weights
-    backward = (4 * 64 * (D + 4) + 64 * 68 + 2 * 64) * 4  # K, V, Q, dO + weights/dS + lse and row terms
+    backward = (5 * 64 * (D + 4) + 64 * 68 + 4 * 64) * 4  # K, V, 2 x Q, dO + weights/dS + 2 x (lse, row terms)
     return forward, backward
 
 
@@ -205,7 +211,7 @@ for hs in (64, 128):
 B, NH, T = 8, 12, 1024
 print(f"        the (B, NH, T, T) weights of B={B}, NH={NH}, T={T}: {B * NH * T * T * 4 / 2**20:,.0f} MiB per "
       "attention layer")
-print("        you should see 68 and 85 KiB at hs = 64 (116 and 150 at hs = 128) against 384 MiB")
+print("        you should see 68 and 103 KiB at hs = 64 (116 and 183 at hs = 128) against 384 MiB")
 
 # %%
 print(kernel_source("attention.cu", "attention_forward_kernel"))

@@ -12,7 +12,9 @@
 //          moves), so the T x T weights never exist. It saves lse = m + log l per query. The backward
 //          gives a block to each (head, 64 keys): it keeps K and V, streams the query tiles that can
 //          see them, rebuilds the weights from q, k and lse, accumulates dk and dv in registers, and
-//          adds each tile's share of dq into global memory with atomicAdd.
+//          adds each tile's share of dq into global memory with atomicAdd. Both copy their tiles into
+//          shared memory by cp.async (ptx.cuh), started early enough to arrive during the arithmetic
+//          that comes before their use.
 //
 // Tiles. 256 threads as 16 x 16; thread (ty, tx) owns the 4 x 4 patch of a 64 x 64 score tile at
 // rows ty*4 .. ty*4+3 and columns tx, tx+16, tx+32, tx+48. A row of scores then lives in the 16
@@ -33,6 +35,7 @@
 
 #include "common.cuh"
 #include "kernels_cuda.h"
+#include "ptx.cuh"
 
 namespace {
 
@@ -146,25 +149,27 @@ __device__ __forceinline__ void read_row(float (&r)[D / 16], const float* row, i
     }
 }
 
-// Rows row0 .. row0+63 of one head's (T, hs) matrix, whose rows start ld floats apart, into a shared
-// (64, D) tile with row stride D + 4; zeros past T and past hs, so padded rows and columns add nothing
-// to any dot product.
+// Start copying rows row0 .. row0+63 of one head's (T, hs) matrix, whose rows start ld floats apart,
+// into a shared (64, D) tile with row stride D + 4, by cp.async (ptx.cuh): the tile is there after
+// cp_async_wait and a __syncthreads, and the block computes meanwhile. Past T and past hs the copies
+// fill in zeros (a copy of nothing still needs a valid address: g), so padded rows and columns add
+// nothing to any dot product.
 template <int D>
-__device__ __forceinline__ void load_tile(float* s, const float* g, int64_t ld, int64_t row0, int64_t T, int hs,
-                                          bool vec) {
+__device__ __forceinline__ void copy_tile_async(float* s, const float* g, int64_t ld, int64_t row0, int64_t T, int hs,
+                                                bool vec) {
     constexpr int LD = D + 4;
     if (vec) {  // hs, ld % 4 == 0 and 16-byte aligned: whole float4s, each either inside hs or past it
         constexpr int per_row = D / 4;
         for (int e = threadIdx.x; e < kTile * per_row; e += kThreads) {
             const int r = e / per_row, d = (e % per_row) * 4;
-            float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (row0 + r < T && d < hs) { t = *reinterpret_cast<const float4*>(g + (row0 + r) * ld + d); }
-            *reinterpret_cast<float4*>(s + r * LD + d) = t;
+            const bool inside = row0 + r < T && d < hs;
+            cp_async_16(s + r * LD + d, inside ? g + (row0 + r) * ld + d : g, inside ? 16 : 0);
         }
     } else {
         for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
             const int r = e / D, d = e % D;
-            s[r * LD + d] = (row0 + r < T && d < hs) ? g[(row0 + r) * ld + d] : 0.0f;
+            const bool inside = row0 + r < T && d < hs;
+            cp_async_4(s + r * LD + d, inside ? g + (row0 + r) * ld + d : g, inside ? 4 : 0);
         }
     }
 }
@@ -317,7 +322,12 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
     const int q_tile = gridDim.y - 1 - blockIdx.y;
     const int64_t q0 = static_cast<int64_t>(q_tile) * kTile, head = in.at(bh), ld = in.row;
 
-    load_tile<D>(Qs, q + head, ld, q0, T, hs, vec);
+    // The copies overlap the arithmetic: the values of a key tile arrive while its scores are computed,
+    // the next tile's keys while the weights multiply the values. Group order: Q and K 0, then per tile
+    // V kt and K kt+1 (an empty group after the last tile keeps the count).
+    copy_tile_async<D>(Qs, q + head, ld, q0, T, hs, vec);
+    copy_tile_async<D>(Ks, k + head, ld, 0, T, hs, vec);
+    cp_async_commit();
     float o[4][NC] = {}, m[4], l[4];  // m: running max (log2 units), l: this thread's part of the running sum
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -326,10 +336,10 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
     }
     for (int kt = 0; kt <= q_tile; kt++) {  // causal: only key tiles up to the diagonal
         const int64_t k0 = static_cast<int64_t>(kt) * kTile;
-        __syncthreads();  // the previous tiles are no longer read
-        load_tile<D>(Ks, k + head, ld, k0, T, hs, vec);
-        load_tile<D>(Vs, v + head, ld, k0, T, hs, vec);
-        __syncthreads();
+        cp_async_wait<0>();  // this thread's copies of key tile kt have landed,
+        __syncthreads();     // and everyone's; and the previous tile's values are no longer read ...
+        copy_tile_async<D>(Vs, v + head, ld, k0, T, hs, vec);  // ... so this tile's may come in
+        cp_async_commit();
         float s[4][4];
         tile_dot<D>(s, Qs, Ks, ty, tx);
 #pragma unroll
@@ -357,6 +367,10 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
                 Ps[(ty * 4 + i) * LDP + tx + 16 * j] = p;
             }
         }
+        __syncthreads();  // the weights are written, and the keys no longer read: the next ones may come in
+        if (kt < q_tile) { copy_tile_async<D>(Ks, k + head, ld, k0 + kTile, T, hs, vec); }
+        cp_async_commit();
+        cp_async_wait<1>();  // this tile's values have landed (the next keys may still be on their way)
         __syncthreads();
         add_p_times<D>(o, Ps, Vs, ty, tx);
     }
@@ -392,9 +406,10 @@ __global__ void attention_row_term_kernel(float* row_term, const float* dout, co
     if (lane == 0) { row_term[row] = sum; }
 }
 
+// K, V, two query tiles, dO; P or dS; two (lse, row term) pairs
 template <int D>
 constexpr size_t backward_smem() {
-    return (4 * kTile * (D + 4) + kTile * (kTile + 4) + 2 * kTile) * sizeof(float);  // K, V, Q, dO; P or dS; lse, D
+    return (5 * kTile * (D + 4) + kTile * (kTile + 4) + 4 * kTile) * sizeof(float);
 }
 
 // grid (B * NH, key tiles); key tile 0 is seen by every query tile, so it has the most work and the
@@ -410,13 +425,13 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
                               HeadLayout out_at, int64_t T, int hs, float scale, Dropout drop, bool vec) {
     constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
     extern __shared__ __align__(16) float smem[];
-    float* Ks = smem;                // (64, D): this block's keys
-    float* Vs = Ks + kTile * LD;     // (64, D): this block's values
-    float* Qs = Vs + kTile * LD;     // (64, D): the current query tile
-    float* dOs = Qs + kTile * LD;    // (64, D): its output gradient
-    float* Ps = dOs + kTile * LD;    // (64, 64): the dropped weights, then dS
-    float* lse_s = Ps + kTile * LDP; // (64,): lse of the query tile, in log2 units
-    float* rt_s = lse_s + kTile;     // (64,): its row terms
+    float* Ks = smem;                      // (64, D): this block's keys
+    float* Vs = Ks + kTile * LD;           // (64, D): this block's values
+    float* Q2 = Vs + kTile * LD;           // 2 x (64, D): the current query tile and the next, by turns
+    float* dOs = Q2 + 2 * kTile * LD;      // (64, D): the current tile's output gradient
+    float* Ps = dOs + kTile * LD;          // (64, 64): the dropped weights, then dS
+    float* lse2 = Ps + kTile * LDP;        // 2 x (64,): lse of the query tiles (natural-log units)
+    float* rt2 = lse2 + 2 * kTile;         // 2 x (64,): their row terms
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t bh = blockIdx.x, head = in.at(bh), ld = in.row;  // q, k, v and dq, dk, dv
     const int64_t head_out = out_at.at(bh), ld_out = out_at.row;     // dout
@@ -425,20 +440,34 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
     const int n_tiles = static_cast<int>((T + kTile - 1) / kTile);
     const float scale_log2 = scale * kLog2e;
 
-    load_tile<D>(Ks, k + head, ld, k0, T, hs, vec);
-    load_tile<D>(Vs, v + head, ld, k0, T, hs, vec);
+    // The copies overlap the arithmetic: a query tile (with its lse and row terms) arrives during the whole
+    // previous tile, its output gradient once the previous one has served dv. Group order: K, V and
+    // the first query tile's inputs; then per tile the next query tile, then the next dO (empty groups
+    // after the last tile keep the count).
+    auto copy_query_side = [&](int qt) {  // Q, lse and row terms of query tile qt, into buffer qt % 2
+        const int64_t q0 = static_cast<int64_t>(qt) * kTile;
+        copy_tile_async<D>(Q2 + (qt % 2) * kTile * LD, q + head, ld, q0, T, hs, vec);
+        if (tid < kTile) {
+            const bool in = q0 + tid < T;
+            cp_async_4(lse2 + (qt % 2) * kTile + tid, in ? lse + bh * T + q0 + tid : lse, in ? 4 : 0);
+            cp_async_4(rt2 + (qt % 2) * kTile + tid, in ? row_term + bh * T + q0 + tid : row_term, in ? 4 : 0);
+        }
+    };
+    copy_tile_async<D>(Ks, k + head, ld, k0, T, hs, vec);
+    copy_tile_async<D>(Vs, v + head, ld, k0, T, hs, vec);
+    copy_query_side(kv_tile);
+    copy_tile_async<D>(dOs, dout + head_out, ld_out, k0, T, hs, vec);  // query tile kv_tile starts at k0 too
+    cp_async_commit();
     float dK[4][NC] = {}, dV[4][NC] = {};  // rows ty*4 .. +3 of this block's keys
     for (int qt = kv_tile; qt < n_tiles; qt++) {  // causal: only query tiles at or after the keys
         const int64_t q0 = static_cast<int64_t>(qt) * kTile;
-        __syncthreads();  // the previous query tile is no longer read
-        load_tile<D>(Qs, q + head, ld, q0, T, hs, vec);
-        load_tile<D>(dOs, dout + head_out, ld_out, q0, T, hs, vec);
-        if (tid < kTile) {
-            const bool in = q0 + tid < T;
-            lse_s[tid] = in ? lse[bh * T + q0 + tid] * kLog2e : 0.0f;
-            rt_s[tid] = in ? row_term[bh * T + q0 + tid] : 0.0f;
-        }
-        __syncthreads();
+        cp_async_wait<0>();  // this thread's copies of query tile qt (and its dO) have landed,
+        __syncthreads();     // and everyone's; and the previous tile is no longer read, so its buffer ...
+        if (qt + 1 < n_tiles) { copy_query_side(qt + 1); }  // ... takes the next tile
+        cp_async_commit();
+        const float* Qs = Q2 + (qt % 2) * kTile * LD;
+        const float* lse_s = lse2 + (qt % 2) * kTile;
+        const float* rt_s = rt2 + (qt % 2) * kTile;
         float s[4][4], dp[4][4];
         tile_dot<D>(s, Qs, Ks, ty, tx);    // scores: rows are queries, columns keys
         tile_dot<D>(dp, dOs, Vs, ty, tx);  // gradient w.r.t. the dropped weights
@@ -449,7 +478,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
             for (int j = 0; j < 4; j++) {
                 const int64_t c = k0 + tx + 16 * j;
                 const bool visible = c <= r && r < T;
-                const float p = visible ? exp2f(s[i][j] * scale_log2 - lse_s[ty * 4 + i]) : 0.0f;  // the weight
+                const float p = visible ? exp2f(s[i][j] * scale_log2 - lse_s[ty * 4 + i] * kLog2e) : 0.0f;  // weight
                 const float keep = drop.on ? (dropout_keep(drop, bh, r, c, T) ? drop.keep_scale : 0.0f) : 1.0f;
                 Ps[(ty * 4 + i) * LDP + tx + 16 * j] = p * keep;                    // for dv
                 dp[i][j] = p * (dp[i][j] * keep - rt_s[ty * 4 + i]) * scale;          // dS, kept for below
@@ -457,7 +486,9 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
         }
         __syncthreads();
         add_pt_times<D>(dV, Ps, dOs, ty, tx);  // dv += P_dropped^T dO
-        __syncthreads();
+        __syncthreads();                       // dO and P are no longer read
+        if (qt + 1 < n_tiles) { copy_tile_async<D>(dOs, dout + head_out, ld_out, q0 + kTile, T, hs, vec); }
+        cp_async_commit();
 #pragma unroll
         for (int i = 0; i < 4; i++) {
 #pragma unroll
