@@ -135,6 +135,21 @@ def test_matmul_reads_unaligned_views(rng, request, use_tf32):
     assert rel(kernels.matmul(a, b, backend="cuda"), host(a) @ host(b)) < tolerance
 
 
+@pytest.mark.parametrize("use_tf32", [False, True], ids=["fp32", "tf32"])
+def test_matmul_keeps_nan_and_inf(rng, request, use_tf32):
+    # a NaN in row 0 of a (with every mantissa bit set, as a GPU makes them) and an inf in row 1 reach every
+    # output of their rows, and only those: rounding to TF32 must not carry a NaN's mantissa into its sign
+    if use_tf32:
+        request.getfixturevalue("tf32")
+    M, K, N = 130, 70, 140
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    a[0, 3] = np.array(0x7FFFFFFF, dtype=np.uint32).view(np.float32)
+    a[1, 5] = np.inf
+    b = np.abs(rng.standard_normal((K, N))).astype(np.float32) + 0.1  # positive: row 1 sums to +inf, not NaN
+    out = cupy.asnumpy(kernels.matmul(cupy.asarray(a), cupy.asarray(b), backend="cuda"))
+    assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and np.isfinite(out[2:]).all()
+
+
 def test_matmul_empty_and_zero_k(rng):
     assert kernels.matmul(dev(np.ones((0, 3))), dev(np.ones((3, 4))), backend="cuda").shape == (0, 4)
     bias = rng.standard_normal(4)

@@ -171,7 +171,8 @@ for warp_m, warp_n in ((64, 32), (64, 64)):
     print(f"step 4b: warp tile {warp_m} x {warp_n}: {mmas:2d} mma for {reads} reads a lane ({mmas / reads:.2f} per "
           f"read), {warp_m * warp_n // 32} accumulators a lane")
 step_bytes = 4 * (128 * 36 + 32 * 136)  # one k step of a row-major a ([128][36]) and b ([32][136])
-print(f"         three k steps in shared memory: {3 * step_bytes / 1024:.0f} KiB of shared memory a block, two blocks an SM")
+print(f"         three k steps in shared memory: {3 * step_bytes / 1024:.0f} KiB a block, two blocks an SM on an H100 "
+      f"(GPUs that give a block 99 KiB run two steps: {2 * step_bytes / 1024:.0f} KiB)")
 print("         you should see 0.67 and 1.00 mma per read: the wider warp tile reads a third less per product")
 
 # %% [markdown]
@@ -189,10 +190,10 @@ print("         you should see 0.67 and 1.00 mma per read: the wider warp tile r
 # GPU drops exactly the weights NumPy and the C++ kernel drop.
 #
 # The tiles travel by `cp.async`, as in step 4b, so that loading overlaps arithmetic even with one
-# block per SM: in the forward a tile's values arrive while its scores are computed, and the next
-# tile's keys while the weights multiply the values; the backward keeps two query tiles, the one it
-# works on and the next one arriving, and the next output gradient comes in once dv is done with the
-# current one.
+# block per SM, and with no more shared memory than the tiles themselves: in the forward a tile's
+# values arrive while its scores are computed, and the next tile's keys while the weights multiply the
+# values; in the backward the next output gradient arrives once dv is done with the current one, and
+# the next query tile once dk is.
 #
 # Shared memory per block, and what the T x T version would store instead:
 
@@ -200,7 +201,7 @@ print("         you should see 0.67 and 1.00 mma per read: the wider warp tile r
 def smem_bytes(hs):
     D = next(d for d in (16, 32, 64, 80, 96, 128) if d >= hs)  # head sizes are padded to a compiled width
     forward = (3 * 64 * (D + 4) + 64 * 68) * 4  # Q, K, V tiles (rows padded by 4 floats) + the weights
-    backward = (5 * 64 * (D + 4) + 64 * 68 + 4 * 64) * 4  # K, V, 2 x Q, dO + weights/dS + 2 x (lse, row terms)
+    backward = (4 * 64 * (D + 4) + 64 * 68 + 2 * 64) * 4  # K, V, Q, dO + weights/dS + lse and row terms
     return forward, backward
 
 
@@ -211,7 +212,7 @@ for hs in (64, 128):
 B, NH, T = 8, 12, 1024
 print(f"        the (B, NH, T, T) weights of B={B}, NH={NH}, T={T}: {B * NH * T * T * 4 / 2**20:,.0f} MiB per "
       "attention layer")
-print("        you should see 68 and 103 KiB at hs = 64 (116 and 183 at hs = 128) against 384 MiB")
+print("        you should see 68 and 85 KiB at hs = 64 (116 and 150 at hs = 128) against 384 MiB")
 
 # %%
 print(kernel_source("attention.cu", "attention_forward_kernel"))

@@ -406,10 +406,9 @@ __global__ void attention_row_term_kernel(float* row_term, const float* dout, co
     if (lane == 0) { row_term[row] = sum; }
 }
 
-// K, V, two query tiles, dO; P or dS; two (lse, row term) pairs
 template <int D>
 constexpr size_t backward_smem() {
-    return (5 * kTile * (D + 4) + kTile * (kTile + 4) + 4 * kTile) * sizeof(float);
+    return (4 * kTile * (D + 4) + kTile * (kTile + 4) + 2 * kTile) * sizeof(float);  // K, V, Q, dO; P or dS; lse, D
 }
 
 // grid (B * NH, key tiles); key tile 0 is seen by every query tile, so it has the most work and the
@@ -425,13 +424,13 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
                               HeadLayout out_at, int64_t T, int hs, float scale, Dropout drop, bool vec) {
     constexpr int LD = D + 4, LDP = kTile + 4, NC = D / 16;
     extern __shared__ __align__(16) float smem[];
-    float* Ks = smem;                      // (64, D): this block's keys
-    float* Vs = Ks + kTile * LD;           // (64, D): this block's values
-    float* Q2 = Vs + kTile * LD;           // 2 x (64, D): the current query tile and the next, by turns
-    float* dOs = Q2 + 2 * kTile * LD;      // (64, D): the current tile's output gradient
-    float* Ps = dOs + kTile * LD;          // (64, 64): the dropped weights, then dS
-    float* lse2 = Ps + kTile * LDP;        // 2 x (64,): lse of the query tiles (natural-log units)
-    float* rt2 = lse2 + 2 * kTile;         // 2 x (64,): their row terms
+    float* Ks = smem;                // (64, D): this block's keys
+    float* Vs = Ks + kTile * LD;     // (64, D): this block's values
+    float* Qs = Vs + kTile * LD;     // (64, D): the current query tile
+    float* dOs = Qs + kTile * LD;    // (64, D): its output gradient
+    float* Ps = dOs + kTile * LD;    // (64, 64): the dropped weights, then dS
+    float* lse_s = Ps + kTile * LDP; // (64,): lse of the query tile (natural-log units)
+    float* rt_s = lse_s + kTile;     // (64,): its row terms
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t bh = blockIdx.x, head = in.at(bh), ld = in.row;  // q, k, v and dq, dk, dv
     const int64_t head_out = out_at.at(bh), ld_out = out_at.row;     // dout
@@ -440,34 +439,30 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
     const int n_tiles = static_cast<int>((T + kTile - 1) / kTile);
     const float scale_log2 = scale * kLog2e;
 
-    // The copies overlap the arithmetic: a query tile (with its lse and row terms) arrives during the whole
-    // previous tile, its output gradient once the previous one has served dv. Group order: K, V and
-    // the first query tile's inputs; then per tile the next query tile, then the next dO (empty groups
+    // The copies overlap the arithmetic, with no more shared memory than the tiles themselves: the next
+    // output gradient arrives while dS, dk and dq are computed (dO is done with once dv has it), the next
+    // query tile (with its lse and row terms) while dq is (Q is done with once dk has it). Group order:
+    // K, V and the first query tile's inputs; then per tile the next dO and the next Q (empty groups
     // after the last tile keep the count).
-    auto copy_query_side = [&](int qt) {  // Q, lse and row terms of query tile qt, into buffer qt % 2
-        const int64_t q0 = static_cast<int64_t>(qt) * kTile;
-        copy_tile_async<D>(Q2 + (qt % 2) * kTile * LD, q + head, ld, q0, T, hs, vec);
+    auto copy_query_side = [&](int64_t q0) {  // Q, lse and row terms of the query tile starting at q0
+        copy_tile_async<D>(Qs, q + head, ld, q0, T, hs, vec);
         if (tid < kTile) {
-            const bool in = q0 + tid < T;
-            cp_async_4(lse2 + (qt % 2) * kTile + tid, in ? lse + bh * T + q0 + tid : lse, in ? 4 : 0);
-            cp_async_4(rt2 + (qt % 2) * kTile + tid, in ? row_term + bh * T + q0 + tid : row_term, in ? 4 : 0);
+            const bool inside = q0 + tid < T;
+            cp_async_4(lse_s + tid, inside ? lse + bh * T + q0 + tid : lse, inside ? 4 : 0);
+            cp_async_4(rt_s + tid, inside ? row_term + bh * T + q0 + tid : row_term, inside ? 4 : 0);
         }
     };
     copy_tile_async<D>(Ks, k + head, ld, k0, T, hs, vec);
     copy_tile_async<D>(Vs, v + head, ld, k0, T, hs, vec);
-    copy_query_side(kv_tile);
-    copy_tile_async<D>(dOs, dout + head_out, ld_out, k0, T, hs, vec);  // query tile kv_tile starts at k0 too
+    copy_query_side(k0);  // the first query tile is the block's own, kv_tile
+    copy_tile_async<D>(dOs, dout + head_out, ld_out, k0, T, hs, vec);
     cp_async_commit();
     float dK[4][NC] = {}, dV[4][NC] = {};  // rows ty*4 .. +3 of this block's keys
     for (int qt = kv_tile; qt < n_tiles; qt++) {  // causal: only query tiles at or after the keys
         const int64_t q0 = static_cast<int64_t>(qt) * kTile;
-        cp_async_wait<0>();  // this thread's copies of query tile qt (and its dO) have landed,
-        __syncthreads();     // and everyone's; and the previous tile is no longer read, so its buffer ...
-        if (qt + 1 < n_tiles) { copy_query_side(qt + 1); }  // ... takes the next tile
-        cp_async_commit();
-        const float* Qs = Q2 + (qt % 2) * kTile * LD;
-        const float* lse_s = lse2 + (qt % 2) * kTile;
-        const float* rt_s = rt2 + (qt % 2) * kTile;
+        const bool more = qt + 1 < n_tiles;
+        cp_async_wait<0>();  // this thread's copies of query tile qt and its dO have landed,
+        __syncthreads();     // and everyone's; and the previous tile's dq no longer reads dS
         float s[4][4], dp[4][4];
         tile_dot<D>(s, Qs, Ks, ty, tx);    // scores: rows are queries, columns keys
         tile_dot<D>(dp, dOs, Vs, ty, tx);  // gradient w.r.t. the dropped weights
@@ -487,7 +482,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
         __syncthreads();
         add_pt_times<D>(dV, Ps, dOs, ty, tx);  // dv += P_dropped^T dO
         __syncthreads();                       // dO and P are no longer read
-        if (qt + 1 < n_tiles) { copy_tile_async<D>(dOs, dout + head_out, ld_out, q0 + kTile, T, hs, vec); }
+        if (more) { copy_tile_async<D>(dOs, dout + head_out, ld_out, q0 + kTile, T, hs, vec); }
         cp_async_commit();
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -496,6 +491,9 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 2 : 1)
         }
         __syncthreads();
         add_pt_times<D>(dK, Ps, Qs, ty, tx);  // dk += dS^T Q
+        __syncthreads();                      // Q, lse and the row terms are no longer read
+        if (more) { copy_query_side(q0 + kTile); }
+        cp_async_commit();
         float dQ[4][NC] = {};
         add_p_times<D>(dQ, Ps, Ks, ty, tx);   // this key tile's share of dq = dS K
 #pragma unroll

@@ -227,8 +227,10 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
 // CUDA cores, at a relative error near 1e-3 instead of 1e-6, so it is off unless asked for
 // (set_matmul_tf32_cuda). The tensor cores multiply so fast that keeping them fed is the whole design:
 //   - a k step (32 values of k) of both operands travels from global to shared memory by cp.async
-//     (ptx.cuh), never stopping in registers, and kStages steps are held at once: while the warps
-//     multiply step s, steps s + 1 and s + 2 are still arriving. One barrier per step.
+//     (ptx.cuh), never stopping in registers, and STAGES steps are held at once: while the warps
+//     multiply step s, steps s + 1 and s + 2 are still arriving. One barrier per step. (Three stages
+//     take 102-108 KiB of shared memory, which an H100 or A100 gives a block; GPUs that give 99 KiB,
+//     compute capability 8.6 and 8.9, run two: tf32_stages.)
 //   - a step is kept in shared memory as it lies in global memory (TileLayout), so every copy is 16
 //     contiguous bytes whatever the transposes, and its rows are padded so that a warp's fragment loads
 //     fall on 32 distinct banks in either layout.
@@ -237,7 +239,6 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
 //     from shared memory. (This is the shape cuBLAS's own TF32 kernels of this generation take: 128 x 128
 //     x 32 tiles, 3 stages, 2 x 2 warps.) 128 accumulators a thread, about 200 registers: two blocks an SM.
 constexpr int TBK = 32;            // k step
-constexpr int kStages = 3;         // k steps in shared memory at once
 constexpr int kTf32Threads = 128;  // 4 warps
 static_assert(BM == BN, "one TileLayout serves both operands");
 
@@ -256,9 +257,9 @@ struct TileLayout {
     __device__ static int at(int i, int k) { return CONTIG_K ? i * stride + k : k * stride + i; }
 };
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, int STAGES>
 constexpr size_t tf32_smem_bytes() {
-    return sizeof(float) * kStages * (TileLayout<!TA>::floats + TileLayout<TB>::floats);
+    return sizeof(float) * STAGES * (TileLayout<!TA>::floats + TileLayout<TB>::floats);
 }
 
 // A thread's share of copying one operand's k steps: the row-major matrix x (leading dimension ld) in
@@ -327,7 +328,7 @@ __device__ __forceinline__ void store_two(float* dst, float v0, float v1, int64_
     }
 }
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, int STAGES>
 __global__ void __launch_bounds__(kTf32Threads, 2)
     matmul_tf32_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
                        const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
@@ -336,7 +337,7 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
     constexpr bool A_CONTIG_K = !TA, B_CONTIG_K = TB;  // op(a)(m, k) runs along k in memory unless transposed
     using LA = TileLayout<A_CONTIG_K>;
     using LB = TileLayout<B_CONTIG_K>;
-    extern __shared__ __align__(16) float smem[];  // kStages x (a's step, b's step)
+    extern __shared__ __align__(16) float smem[];  // STAGES x (a's step, b's step)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wy = warp / 2, wx = warp % 2;
     const int g = lane / 4, t = lane % 4;  // a lane's place in the fragments (ptx.cuh)
     const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
@@ -354,15 +355,15 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
     float acc[4][8][4] = {};  // [16-row fragment][8-column fragment][the lane's 4 values]
     // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
 #pragma unroll
-    for (int s = 0; s < kStages - 1; s++) {
+    for (int s = 0; s < STAGES - 1; s++) {
         if (s < steps) { start_copy(s, s); }
         cp_async_commit();
     }
-    int read = 0, refill = kStages - 1;  // the stage multiplied now, the stage being refilled
+    int read = 0, refill = STAGES - 1;  // the stage multiplied now, the stage being refilled
     for (int64_t step = 0; step < steps; step++) {
-        cp_async_wait<kStages - 2>();  // this thread's copies of `step` have landed,
+        cp_async_wait<STAGES - 2>();  // this thread's copies of `step` have landed,
         __syncthreads();               // and everyone's; and every warp is done with step - 1's stage ...
-        if (step + kStages - 1 < steps) { start_copy(refill, step + kStages - 1); }  // ... which this refills
+        if (step + STAGES - 1 < steps) { start_copy(refill, step + STAGES - 1); }  // ... which this refills
         cp_async_commit();
         const float* As = smem + read * (LA::floats + LB::floats);
         const float* Bs = As + LA::floats;
@@ -389,8 +390,8 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
                 for (int j = 0; j < 8; j++) { mma_tf32_16x8x8(acc[i][j], fa[i], fb[j]); }
             }
         }
-        read = read + 1 == kStages ? 0 : read + 1;
-        refill = refill + 1 == kStages ? 0 : refill + 1;
+        read = read + 1 == STAGES ? 0 : read + 1;
+        refill = refill + 1 == STAGES ? 0 : refill + 1;
     }
 
     // Lane (g, t) holds outputs (g, 2t), (g, 2t + 1) and (g + 8, ...) of each fragment: written straight
@@ -428,8 +429,8 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 // ----------------------------------------------------------------------------- split-K planning
 
 // Blocks of a kernel the whole GPU runs at once, as the occupancy calculator says (read once per
-// device): 2 per SM for both kernels on an H100 (the float32 one: 128 registers a thread and 17 KiB of
-// shared memory; the TF32 one: at most 128 registers and 102-108 KiB).
+// device): 2 per SM for both kernels on an H100 (the float32 one: 256 threads of 128 registers and
+// 17 KiB of shared memory; the TF32 one: 128 threads of up to 232 registers and 102-108 KiB).
 template <typename Kernel>
 int64_t resident_blocks(Kernel kernel, int threads, size_t smem, int64_t (&per_device)[64]) {
     int device = 0;
@@ -538,15 +539,69 @@ bool matmul_tf32_cuda() { return tf32_enabled; }
 
 namespace {
 
-// The TF32 kernel's launch: its shared memory (three k steps, 102-108 KiB) needs the opt-in above 48 KiB.
+int current_device() {
+    int device = 0;
+    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    return device < 64 ? device : 63;
+}
+
+// The TF32 kernel's pipeline depth on this GPU: three k steps where a block may have the 108 KiB of
+// shared memory that takes (H100: 227 KiB, A100: 163 KiB), else two (72 KiB; compute capability 8.6
+// and 8.9 give 99 KiB). Read once per device.
+int tf32_stages() {
+    static int stages[64] = {0};
+    const int device = current_device();
+    if (stages[device] == 0) {
+        int limit = 0;
+        cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+                   "cudaDeviceGetAttribute");
+        constexpr size_t deepest = std::max({tf32_smem_bytes<false, false, 3>(), tf32_smem_bytes<false, true, 3>(),
+                                             tf32_smem_bytes<true, false, 3>(), tf32_smem_bytes<true, true, 3>()});
+        stages[device] = static_cast<size_t>(limit) >= deepest ? 3 : 2;
+    }
+    return stages[device];
+}
+
+// A kernel with more than 48 KiB of shared memory needs its opt-in (allow_smem) on each device before
+// its launch or its occupancy query; made once per device.
+template <bool TA, bool TB, int STAGES>
+void allow_tf32_smem() {
+    static uint64_t done = 0;  // a bit per device
+    const int device = current_device();
+    if ((done >> device & 1) == 0) {
+        allow_smem(matmul_tf32_kernel<TA, TB, STAGES>, tf32_smem_bytes<TA, TB, STAGES>(), "matmul (TF32)");
+        done |= uint64_t{1} << device;
+    }
+}
+
+template <bool TA, bool TB, int STAGES>
+void launch_tf32_stages(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
+                        int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
+                        bool split) {
+    allow_tf32_smem<TA, TB, STAGES>();
+    matmul_tf32_kernel<TA, TB, STAGES><<<grid, kTf32Threads, tf32_smem_bytes<TA, TB, STAGES>(), stream>>>(
+        out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, split);
+}
+
 template <bool TA, bool TB>
-void launch_tf32(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
-                 int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
-                 bool split) {
-    constexpr size_t smem = tf32_smem_bytes<TA, TB>();
-    allow_smem(matmul_tf32_kernel<TA, TB>, smem, "matmul (TF32)");
-    matmul_tf32_kernel<TA, TB><<<grid, kTf32Threads, smem, stream>>>(out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b,
-                                                                 vec_out, split);
+void launch_tf32(int stages, dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b,
+                 const float* bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b,
+                 bool vec_out, bool split) {
+    auto launch = stages == 3 ? launch_tf32_stages<TA, TB, 3> : launch_tf32_stages<TA, TB, 2>;
+    launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, split);
+}
+
+// The number of TF32 blocks the GPU runs at once, for the split-K planning.
+int64_t resident_tf32_blocks(int stages) {
+    static int64_t resident[64] = {0};
+    if (stages == 3) {
+        allow_tf32_smem<false, false, 3>();
+        return resident_blocks(matmul_tf32_kernel<false, false, 3>, kTf32Threads, tf32_smem_bytes<false, false, 3>(),
+                               resident);
+    }
+    allow_tf32_smem<false, false, 2>();
+    return resident_blocks(matmul_tf32_kernel<false, false, 2>, kTf32Threads, tf32_smem_bytes<false, false, 2>(),
+                           resident);
 }
 
 }  // namespace
@@ -556,17 +611,12 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
-    static int64_t resident_fp32[64] = {0}, resident_tf32[64] = {0};
+    static int64_t resident_fp32[64] = {0};
     const bool tf32 = tf32_enabled;
+    const int stages = tf32 ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
-    int64_t resident = 0;
-    if (tf32) {  // the occupancy of a kernel with more than 48 KiB of shared memory is only known after the opt-in
-        allow_smem(matmul_tf32_kernel<false, false>, tf32_smem_bytes<false, false>(), "matmul (TF32)");
-        resident = resident_blocks(matmul_tf32_kernel<false, false>, kTf32Threads, tf32_smem_bytes<false, false>(),
-                                   resident_tf32);
-    } else {
-        resident = resident_blocks(matmul_kernel<false, false>, kThreads, 0, resident_fp32);
-    }
+    const int64_t resident = tf32 ? resident_tf32_blocks(stages)
+                                  : resident_blocks(matmul_kernel<false, false>, kThreads, 0, resident_fp32);
     const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
     const int64_t k_per_split = splits > 1 ? split_length(K, splits, step) : std::max<int64_t>(K, 1);
     if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
@@ -578,7 +628,7 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
         const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
         auto launch = trans_a ? (trans_b ? launch_tf32<true, true> : launch_tf32<true, false>)
                               : (trans_b ? launch_tf32<false, true> : launch_tf32<false, false>);
-        launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
+        launch(stages, grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
         check_launch("matmul_tf32_kernel");
     } else {
         const bool vec_out = N % 4 == 0 && aligned16(out);
