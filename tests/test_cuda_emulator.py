@@ -89,3 +89,21 @@ def test_cuda_test_suite_passes_on_the_emulator():
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"),
+                    reason="takes a minute: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")
+@needs_gxx
+def test_kernels_pass_on_an_emulated_99_kib_gpu():
+    # GPUs of compute capability 8.6 and 8.9 give a block at most 99 KiB of shared memory: the TF32 matmul
+    # then runs its two-stage pipeline, and attention at head size 64 must fit as well
+    pytest.importorskip("pybind11")
+    done = subprocess.run([sys.executable, str(EMULATOR / "run.py"), "-q", "-p", "no:cacheprovider",
+                           str(Path(__file__).resolve().parent / "test_cuda_kernels.py"),
+                           "-k", "tf32 or (attention and hs64)"],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in summary and "failed" not in summary, summary

@@ -68,6 +68,7 @@ enum cudaError_t {
     cudaSuccess = 0,
     cudaErrorInvalidValue = 1,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719,
 };
 typedef cudaError_t cudaError;
@@ -93,9 +94,14 @@ struct cudaDeviceProp {
 namespace emu {
 
 // The device it pretends to be: an H100's limits, so that launch checks see what they would there.
+// MINIGPT_CUDA_EMULATOR_SMEM_OPTIN (bytes) pretends a GPU that gives a block less shared memory, such
+// as the 101376 (99 KiB) of compute capability 8.6 and 8.9, to run the code paths chosen for it.
 constexpr int kMultiprocessors = 132;
-constexpr int kSharedPerBlock = 48 * 1024;       // without an opt-in
-constexpr int kSharedPerBlockOptin = 227 * 1024;  // with cudaFuncAttributeMaxDynamicSharedMemorySize
+constexpr int kSharedPerBlock = 48 * 1024;  // without an opt-in
+inline const int kSharedPerBlockOptin = [] {  // with cudaFuncAttributeMaxDynamicSharedMemorySize
+    const char* env = std::getenv("MINIGPT_CUDA_EMULATOR_SMEM_OPTIN");
+    return env != nullptr ? std::atoi(env) : 227 * 1024;
+}();
 constexpr int kMaxThreads = 1024;
 constexpr int kWarpSize = 32;
 
@@ -121,6 +127,7 @@ inline const char* cudaGetErrorString(cudaError_t err) {
         case cudaSuccess: return "no error";
         case cudaErrorInvalidValue: text = "invalid argument"; break;
         case cudaErrorInvalidConfiguration: text = "invalid configuration argument"; break;
+        case cudaErrorMisalignedAddress: text = "misaligned address"; break;
         case cudaErrorLaunchFailure: text = "unspecified launch failure"; break;
         default: text = "unknown error"; break;
     }
@@ -531,13 +538,14 @@ void launch(Kernel kernel, dim3 grid, dim3 block_dims, size_t smem, cudaStream_t
     }
     dynamic_smem_bytes = smem;
     dynamic_smem.reset(new float[smem / sizeof(float) + 4]);
-    std::fill_n(dynamic_smem.get(), smem / sizeof(float) + 4, std::numeric_limits<float>::quiet_NaN());
     block_dim = block_dims;
     grid_dim = grid;
     body = &fn;
     for (unsigned z = 0; z < grid.z; z++) {
         for (unsigned y = 0; y < grid.y; y++) {
             for (unsigned x = 0; x < grid.x; x++) {
+                // every block starts from NaN, not from what the block before it left
+                std::fill_n(dynamic_smem.get(), smem / sizeof(float) + 4, std::numeric_limits<float>::quiet_NaN());
                 if (!run_block({x, y, z}, block_dims)) {
                     fail(cudaErrorLaunchFailure, "threads wait at a barrier that the others never reach");
                     return;

@@ -56,6 +56,15 @@ inline void land(const AsyncCopy& c) {
 }  // namespace emu
 
 inline void cp_async(void* smem, const void* gmem, int bytes, int src_bytes) {
+    // as on a GPU, both addresses aligned to the copy's size; and no more source bytes than that
+    if (reinterpret_cast<uintptr_t>(smem) % bytes != 0 || reinterpret_cast<uintptr_t>(gmem) % bytes != 0) {
+        emu::fail(cudaErrorMisalignedAddress, "cp.async of " + std::to_string(bytes) + " bytes, misaligned");
+        return;
+    }
+    if (src_bytes < 0 || src_bytes > bytes) {
+        emu::fail(cudaErrorInvalidValue, "cp.async with src_bytes " + std::to_string(src_bytes));
+        return;
+    }
     emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
     const emu::AsyncCopy copy{smem, gmem, bytes, src_bytes, mine.commits};
     if (emu::lands_early()) {
@@ -80,10 +89,12 @@ void cp_async_wait() {
     mine.pending.erase(mine.pending.begin(), first_left);
 }
 
+// cvt.rna.tf32.f32 as ptxas builds it: half a TF32 unit added to the bits of a finite float, the 13
+// low bits left for the tensor core to drop; inf and NaN unchanged.
 inline uint32_t to_tf32(float x) {
     uint32_t bits;
     std::memcpy(&bits, &x, 4);
-    return bits + 0x1000u;
+    return (bits & 0x7f800000u) == 0x7f800000u ? bits : bits + 0x1000u;
 }
 
 // An operand register as the tensor core reads it: the TF32 value in its high 19 bits.
