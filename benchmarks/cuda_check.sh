@@ -5,7 +5,8 @@
 #   2. run the CUDA tests, which must run rather than skip (MINIGPT_REQUIRE_CUDA=1), all of them
 #      (no -x: one run should show every failure);
 #   3. time the kernels and whole training steps against PyTorch eager (benchmarks/bench_cuda.py);
-#   4. if time is left, a short compute-sanitizer memcheck pass and 5. tutorial 13 on the GPU.
+#   4. if time is left, a short compute-sanitizer memcheck pass, a racecheck pass on the cp.async
+#      pipelines, and 5. tutorial 13 on the GPU.
 # Logs (build, tests, bench, memcheck, tutorial) and bench_cuda.py's JSON go to $OUT when it is set
 # (else /tmp/minigpt_cuda_check).
 #
@@ -73,6 +74,24 @@ if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then  # also 
     esac
 elif [ ! -x "$SANITIZER" ]; then
     echo "memcheck: SKIPPED, compute-sanitizer not found (looked on PATH and in /usr/local/cuda/bin)"
+fi
+
+# Shared-memory races (a missing __syncthreads around the cp.async pipelines): racecheck on one small
+# TF32 matmul and the attention at head size 64, both passes.
+if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then
+    phase "4b. compute-sanitizer racecheck on the cp.async pipelines ($(left) s left)"
+    MINIGPT_REQUIRE_CUDA=1 timeout $(( $(left) > 120 ? 90 : $(left) - 30 )) "$SANITIZER" --tool racecheck \
+        --racecheck-report hazard --error-exitcode 9 \
+        "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
+        -k "tf32_matches and False-False and (127-129-131 or 256-384-512) or attention and B1H3T300hs64 and not naive" \
+        >"$LOGS/racecheck.log" 2>&1
+    racecheck_rc=$?
+    tail -n 8 "$LOGS/racecheck.log"
+    case $racecheck_rc in
+        0) echo "racecheck: clean" ;;
+        124) echo "racecheck: stopped at its time limit (not a failure; see $LOGS/racecheck.log)" ;;
+        *) echo "RACECHECK FAILED (rc $racecheck_rc; see $LOGS/racecheck.log)"; status=1 ;;
+    esac
 fi
 
 if [ "$(left)" -gt 60 ]; then
