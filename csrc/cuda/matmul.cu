@@ -236,8 +236,8 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
 //     fall on 32 distinct banks in either layout.
 //   - 4 warps stand as 2 x 2; warp (wy, wx) owns rows wy*64 .. +63 and columns wx*64 .. +63 of the tile:
 //     4 x 8 tensor-core products of 16 x 8 (mma_tf32_16x8x8) per 8 values of k, for 16 + 16 values read
-//     from shared memory. (This is the shape cuBLAS's own TF32 kernels of this generation take: 128 x 128
-//     x 32 tiles, 3 stages, 2 x 2 warps.) 128 accumulators a thread, about 200 registers: two blocks an SM.
+//     from shared memory: one read per product, where a 64 x 32 warp tile needs 1.5. 128 accumulators a
+//     thread, about 200 registers: two blocks an SM.
 constexpr int TBK = 32;            // k step
 constexpr int kTf32Threads = 128;  // 4 warps
 static_assert(BM == BN, "one TileLayout serves both operands");
