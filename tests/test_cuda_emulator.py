@@ -78,32 +78,31 @@ def test_memcheck_build_stops_an_out_of_bounds_read(tmp_path):
     assert "False positive" not in done.stderr  # the fibers' stack switches are announced to AddressSanitizer
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"),
-                    reason="takes minutes: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")
-@needs_gxx
-def test_cuda_test_suite_passes_on_the_emulator():
+def slow_emulator_run(test):
+    """Marks a test that runs tests on the emulator: minutes, so only in CI or with MINIGPT_TEST_CUDA_EMULATOR=1."""
+    wanted = os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"
+    test = pytest.mark.skipif(not wanted, reason="takes minutes: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")(test)
+    return pytest.mark.slow(needs_gxx(test))
+
+
+def run_on_the_emulator(*pytest_args, env=None):
+    """Run pytest on the emulator (run.py) with these arguments; fail with its output unless every test passed."""
     pytest.importorskip("pybind11")
-    done = subprocess.run([sys.executable, str(EMULATOR / "run.py"), "-q", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, str(EMULATOR / "run.py"), "-q", "-p", "no:cacheprovider", *pytest_args],
+                          capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})})
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"),
-                    reason="takes a minute: runs in CI or with MINIGPT_TEST_CUDA_EMULATOR=1")
-@needs_gxx
+@slow_emulator_run
+def test_cuda_test_suite_passes_on_the_emulator():
+    run_on_the_emulator()
+
+
+@slow_emulator_run
 def test_kernels_pass_on_an_emulated_99_kib_gpu():
     # GPUs of compute capability 8.6 and 8.9 give a block at most 99 KiB of shared memory: the TF32 matmul
     # then runs its two-stage pipeline, and attention at head size 64 must fit as well
-    pytest.importorskip("pybind11")
-    done = subprocess.run([sys.executable, str(EMULATOR / "run.py"), "-q", "-p", "no:cacheprovider",
-                           str(Path(__file__).resolve().parent / "test_cuda_kernels.py"),
-                           "-k", "tf32 or (attention and hs64)"],
-                          capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert " passed" in summary and "failed" not in summary, summary
+    run_on_the_emulator(str(Path(__file__).resolve().parent / "test_cuda_kernels.py"), "-k",
+                        "tf32 or (attention and hs64)", env={"MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})
