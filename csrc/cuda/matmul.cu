@@ -22,11 +22,20 @@
 #include "kernels_cuda.h"
 #include "ptx.cuh"
 
-int sm_count() {
-    static int counts[64] = {0};  // per device id, read once
+namespace {
+
+// The current device's id, as an index into the per-device caches below (at most 64 devices).
+int current_device() {
     int device = 0;
     cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    if (device >= 64) { device = 63; }
+    return device < 64 ? device : 63;
+}
+
+}  // namespace
+
+int sm_count() {
+    static int counts[64] = {0};  // per device id, read once
+    const int device = current_device();
     if (counts[device] == 0) {
         cuda_check(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device),
                    "cudaDeviceGetAttribute");
@@ -433,9 +442,7 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 // 17 KiB of shared memory; the TF32 one: 128 threads of up to 232 registers and 102-108 KiB).
 template <typename Kernel>
 int64_t resident_blocks(Kernel kernel, int threads, size_t smem, int64_t (&per_device)[64]) {
-    int device = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    if (device >= 64) { device = 63; }
+    const int device = current_device();
     if (per_device[device] == 0) {
         int per_sm = 0;
         cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem),
@@ -520,9 +527,9 @@ bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-e
 
 // Compute capability >= 8.0 (Ampere): TF32 tensor cores exist.
 bool device_has_tf32() {
-    int device = 0, major = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+    int major = 0;
+    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, current_device()),
+               "cudaDeviceGetAttribute");
     return major >= 8;
 }
 
@@ -538,12 +545,6 @@ void set_matmul_tf32_cuda(bool on) {
 bool matmul_tf32_cuda() { return tf32_enabled; }
 
 namespace {
-
-int current_device() {
-    int device = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    return device < 64 ? device : 63;
-}
 
 // The TF32 kernel's pipeline depth on this GPU: three k steps where a block may have the 108 KiB of
 // shared memory that takes (H100: 227 KiB, A100: 163 KiB), else two (72 KiB; compute capability 8.6
@@ -592,16 +593,12 @@ void launch_tf32(int stages, dim3 grid, cudaStream_t stream, float* out, const f
 }
 
 // The number of TF32 blocks the GPU runs at once, for the split-K planning.
-int64_t resident_tf32_blocks(int stages) {
+template <int STAGES>
+int64_t resident_tf32_blocks() {
     static int64_t resident[64] = {0};
-    if (stages == 3) {
-        allow_tf32_smem<false, false, 3>();
-        return resident_blocks(matmul_tf32_kernel<false, false, 3>, kTf32Threads, tf32_smem_bytes<false, false, 3>(),
-                               resident);
-    }
-    allow_tf32_smem<false, false, 2>();
-    return resident_blocks(matmul_tf32_kernel<false, false, 2>, kTf32Threads, tf32_smem_bytes<false, false, 2>(),
-                           resident);
+    allow_tf32_smem<false, false, STAGES>();
+    return resident_blocks(matmul_tf32_kernel<false, false, STAGES>, kTf32Threads,
+                           tf32_smem_bytes<false, false, STAGES>(), resident);
 }
 
 }  // namespace
@@ -615,7 +612,7 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
     const bool tf32 = tf32_enabled;
     const int stages = tf32 ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
-    const int64_t resident = tf32 ? resident_tf32_blocks(stages)
+    const int64_t resident = tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
                                   : resident_blocks(matmul_kernel<false, false>, kThreads, 0, resident_fp32);
     const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
     const int64_t k_per_split = splits > 1 ? split_length(K, splits, step) : std::max<int64_t>(K, 1);
