@@ -7,7 +7,9 @@ usage: python benchmarks/bench_cuda.py [--quick] [--parts PART ...] [--configs C
 Four parts, each against the PyTorch call that does the same work, in float32 with TF32 off on both
 sides, then with TF32 on on both sides (our matmul's optional tensor-core path, kernels.set_cuda_tf32;
 PyTorch's allow_tf32) for matmul and training:
-  matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses
+  matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses;
+             also our staged kernel (loads through registers, the pre-Ampere path) beside the tuned one
+             (cp.async), as the ratio staged_vs_tuned (> 1: the staged one is faster)
   attention  causal forward + backward against torch's scaled_dot_product_attention; then as the model
              calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
              in place, ours splitting and merging copies, and torch's SDPA on views of its qkv
@@ -95,6 +97,7 @@ def bench_matmul(torch, cupy, sync, quick):
         op_a, op_b = (a_t.T if ta else a_t), (b_t.T if tb else b_t)  # cuBLAS reads the transposes in place
         flops = 2.0 * M * N * K
         ours = seconds(lambda: kernels.matmul(a_c, b_c, ta, tb, backend="cuda"), sync)
+        staged = seconds(lambda: kernels._cuda.matmul_staged(a_c, b_c, ta, tb), sync)
         set_tf32(torch, False)
         theirs = seconds(lambda: torch.matmul(op_a, op_b), sync)
         ours_out = torch.from_dlpack(kernels.matmul(a_c, b_c, ta, tb, backend="cuda")).double()
@@ -110,7 +113,8 @@ def bench_matmul(torch, cupy, sync, quick):
         finally:
             kernels.set_cuda_tf32(False)
         rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
-                     "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "rel_err_vs_fp64": diff,
+                     "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "staged_vs_tuned": ours / staged,
+                     "rel_err_vs_fp64": diff,
                      "ours_tf32_gflops": flops / ours_tf32 / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
                      "ratio_tf32": theirs_tf32 / ours_tf32})
     return rows
@@ -402,8 +406,8 @@ def main():
     results = {"gpu": kernels.cuda_info(), "torch": torch.__version__, "cupy": cupy.__version__,
                "torch_device": torch.cuda.get_device_name()}
     print(f"minigpt._cuda on {results['gpu']}; torch {torch.__version__}, cupy {cupy.__version__}")
-    parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "rel_err_vs_fp64",
-                                       "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
+    parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "staged_vs_tuned",
+                                       "rel_err_vs_fp64", "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
                                              "ours_tflops", "out_rel_diff", "dq_rel_diff", "layer_in_place_ms",
                                              "layer_split_ms", "torch_layer_ms"]),

@@ -11,10 +11,10 @@
 # 1. threads, blocks and warps: how one launch covers a matrix;
 # 2. the naive matmul: one thread per output, and why it waits on memory;
 # 3. shared-memory tiles: each value loaded once per block, used 16 times;
-# 4. register blocking: 8 x 8 outputs per thread, 4 multiply-adds per value read; (4b) the tensor
-#    cores, fed by asynchronous copies;
+# 4. register blocking: 8 x 8 outputs per thread, 4 multiply-adds per value read, the next tiles
+#    arriving by asynchronous copies; (4b) the tensor cores;
 # 5. flash attention as a CUDA kernel: what each block keeps in shared memory;
-# 6. measured on the GPU: all three matmuls against cuBLAS, flash attention against the T x T version;
+# 6. measured on the GPU: the four matmuls against cuBLAS, flash attention against the T x T version;
 # 7. a whole GPT training step with `backend="cuda"`.
 #
 # Steps 1-5 are arithmetic and reading, and run anywhere; steps 6 and 7 need an NVIDIA GPU, CuPy and
@@ -130,9 +130,17 @@ print(kernel_source("matmul.cu", "matmul_tiled_kernel"))
 # - the tiles are stored k-major in shared memory, so the 8 values a thread needs are contiguous;
 # - thread (ty, tx) owns rows ty*4.. and 64+ty*4.. (and the same for columns with tx), which puts
 #   the 16-byte reads of a quarter warp in distinct banks;
-# - two shared buffers: the global loads of step k+8 are issued before the math of step k and stored
-#   after it, so memory latency overlaps arithmetic, with one barrier per step;
-# - float4 loads when a row stride is a multiple of 4 floats, checked scalar loads at the edges;
+# - the next tiles must arrive while the threads multiply, or the SM waits on memory. Before Ampere
+#   (`matmul_staged_kernel`) that takes two shared buffers and the registers: the global loads of
+#   step k+8 are issued before the math of step k and stored after it, one barrier per step. From
+#   Ampere on, `cp.async` copies global to shared memory directly, and the thread goes on without
+#   waiting (the instruction is in `csrc/cuda/ptx.cuh`): `matmul_kernel` holds four k steps in 33 KiB
+#   of shared memory, three arriving while the warps multiply the fourth, and waits (`cp.async.wait_group`,
+#   then one barrier) only for the step it is about to use. No registers hold loads in flight, which
+#   matters at 128 registers a thread, the most that lets two blocks share an SM;
+# - a row of op(b) lands as it lies in memory, one 16-byte copy a thread when the row stride is a multiple
+#   of 4 floats; the 8 values of k of a row of a land in a column of the k-major tile, so those are copied
+#   as single floats, each straight to its transposed place. At the edges the copies fill zeros;
 # - split-K: a weight gradient (384 x 1152 outputs, 16,384 values of k) has only 27 output tiles,
 #   too few for 132 SMs, so the k loop is split over more blocks that add into the output.
 
@@ -140,6 +148,9 @@ print(kernel_source("matmul.cu", "matmul_tiled_kernel"))
 for name, reads, fmas in (("tiled 16 x 16, 1 output/thread", 2, 1), ("tuned 128 x 128, 8 x 8 outputs/thread", 16, 64)):
     print(f"step 4: {name:40s} {fmas / reads:4.1f} multiply-adds per shared-memory read")
 print("        you should see 0.5 and 4.0: the SM's 128 multiply-adds a clock need at least 4 per read")
+
+# %%
+print(kernel_source("matmul.cu", "matmul_kernel"))
 
 # %% [markdown]
 # ## Step 4b · The tensor cores: the optional TF32 path
@@ -155,14 +166,12 @@ print("        you should see 0.5 and 4.0: the SM's 128 multiply-adds a clock ne
 #
 # - 4 warps, each owning 64 x 64 outputs: per 8 values of k a lane reads 16 + 16 values from shared
 #   memory for 4 x 8 = 32 mma instructions;
-# - the copies from global to shared memory are `cp.async`: they skip the registers and the thread
-#   does not wait for them. Three k steps of 32 share the shared memory: while the warps multiply one,
-#   the next two are arriving, so a step is there before the warps need it (`cp.async.wait_group`,
-#   then one barrier per step);
+# - `cp.async` as in step 4, with k steps of 32: three of them share the shared memory, the warps
+#   multiplying one while the next two arrive;
 # - a step is stored as it lies in memory, its rows padded to 36 or 136 floats, so a warp's fragment
 #   loads fall in 32 different banks whatever the transposes;
-# - rounding to TF32 is one integer add of half a unit in the last place: the tensor core then drops
-#   the low 13 bits itself.
+# - rounding to TF32 is one instruction, `cvt.rna.tf32.f32` (to nearest, ties away from zero, NaN and
+#   inf kept): the tensor core then ignores the low 13 bits.
 
 # %%
 for warp_m, warp_n in ((64, 32), (64, 64)):
@@ -221,7 +230,7 @@ print(kernel_source("attention.cu", "attention_forward_kernel"))
 # ## Step 6 · Measured: agreement and speed
 #
 # Each kernel against NumPy in float64 first (‖got − ref‖ / ‖ref‖: float32 lands near 1e-6), then the
-# three matmuls against cuBLAS (CuPy's `cupy.matmul`, TF32 off, float32 throughout), and flash
+# four matmuls against cuBLAS (CuPy's `cupy.matmul`, TF32 off, float32 throughout), and flash
 # attention against its teaching version and against the NumPy reference running *on the GPU*: the
 # reference code of `minigpt/kernels/attention.py` works unchanged on CuPy arrays, and it builds the
 # T x T scores and weights. Times are from CUDA events around repeated calls, after a warm-up.
@@ -249,10 +258,10 @@ if HAVE_GPU:
     a, b = rng.standard_normal((1000, 999)), rng.standard_normal((999, 1001))
     a32, b32 = cupy.asarray(a, dtype=cupy.float32), cupy.asarray(b, dtype=cupy.float32)
     versions = {"naive": kernels._cuda.matmul_naive, "tiled": kernels._cuda.matmul_tiled,
-                "tuned": lambda x, y: kernels.matmul(x, y, backend="cuda")}
+                "staged": kernels._cuda.matmul_staged, "tuned": lambda x, y: kernels.matmul(x, y, backend="cuda")}
     for name, fn in versions.items():
         err = rel(fn(a32, b32), a @ b)
-        print(f"step 6: matmul {name:5s} on 1000 x 999 x 1001: error {err:.1e} against NumPy float64")
+        print(f"step 6: matmul {name:6s} on 1000 x 999 x 1001: error {err:.1e} against NumPy float64")
         assert err < 1e-5
 
     n = 4096
@@ -262,7 +271,7 @@ if HAVE_GPU:
              for name, fn in versions.items()}  # TFLOP/s
     for name, rate in rates.items():
         print(f"step 6: matmul {name:6s} {n} x {n} x {n}: {rate:6.2f} TFLOP/s ({rate / rates['cuBLAS']:.2f} of cuBLAS)")
-    print("        you should see naive < tiled < tuned, the tuned kernel within reach of cuBLAS")
+    print("        you should see naive < tiled < staged <= tuned, the tuned kernel within reach of cuBLAS")
     # The optional TF32 path: the same tiles, multiplied by the tensor cores at 10 bits of mantissa
     kernels.set_cuda_tf32(True)
     try:

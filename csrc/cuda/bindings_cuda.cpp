@@ -146,7 +146,7 @@ static cudaStream_t current_stream() {
 using MatmulKernel = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, bool, bool,
                               cudaStream_t);
 
-// matmul, matmul_tiled and matmul_naive share their checks; only the kernel differs.
+// matmul, matmul_staged, matmul_tiled and matmul_naive share their checks; only the kernel differs.
 static py::object run_matmul(const std::string& op, MatmulKernel kernel, const py::object& a_obj,
                              const py::object& b_obj, bool trans_a, bool trans_b, const py::object& bias_obj) {
     const DeviceArray a = device_array(op, "a", a_obj), b = device_array(op, "b", b_obj);
@@ -176,6 +176,11 @@ static py::object run_matmul(const std::string& op, MatmulKernel kernel, const p
 
 static py::object matmul(const py::object& a, const py::object& b, bool trans_a, bool trans_b, const py::object& bias) {
     return run_matmul("matmul", matmul_forward_cuda, a, b, trans_a, trans_b, bias);
+}
+
+static py::object matmul_staged(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
+                                const py::object& bias) {
+    return run_matmul("matmul_staged", matmul_forward_staged_cuda, a, b, trans_a, trans_b, bias);
 }
 
 static py::object matmul_tiled(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
@@ -668,6 +673,10 @@ PYBIND11_MODULE(_cuda, m) {
           "relative error near 1e-3) or not (the default: float32-exact). Needs compute capability 8.0 or newer.",
           py::arg("on"));
     m.def("tf32", &matmul_tf32_cuda, "Whether matmul uses TF32 tensor cores (see set_tf32).");
+    m.def("matmul_staged", &matmul_staged, "matmul with the tuned tiles double-buffered through registers instead "
+          "of cp.async (what matmul runs before Ampere): same arguments and result; float32 even with TF32 on.",
+          py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+          py::arg("bias") = py::none());
     m.def("matmul_tiled", &matmul_tiled, "matmul with 16 x 16 shared-memory tiles (teaching version): same "
           "arguments and result.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());

@@ -17,8 +17,9 @@
 // ----------------------------------------------------------------------------- matmul (matmul.cu)
 
 // out = op(a) @ op(b) (+ bias), op(x) = x or x^T read in place. 128 x 128 output tiles in shared
-// memory, 8 x 8 outputs per thread in registers, double-buffered; when the output has too few tiles
-// to fill the GPU (weight gradients: small M x N, long K) the K loop is split across blocks.
+// memory, 8 x 8 outputs per thread in registers, k steps copied in by cp.async three ahead (double-
+// buffered through registers before Ampere); when the output has too few tiles to fill the GPU (weight
+// gradients: small M x N, long K) the K loop is split across blocks.
 void matmul_forward_cuda(float* out,         // (M, N)
                          const float* a,     // (M, K), or (K, M) if trans_a
                          const float* b,     // (K, N), or (N, K) if trans_b
@@ -31,12 +32,15 @@ void matmul_forward_cuda(float* out,         // (M, N)
 void set_matmul_tf32_cuda(bool on);
 bool matmul_tf32_cuda();
 
-// The two teaching versions, same arguments: one thread per output reading global memory
-// (naive), and 16 x 16 tiles staged through shared memory (tiled).
+// The teaching versions, same arguments: one thread per output reading global memory (naive), 16 x 16
+// tiles staged through shared memory (tiled), and the tuned kernel's tiles double-buffered through
+// registers instead of cp.async (staged: what matmul_forward_cuda runs before Ampere, on any GPU here).
 void matmul_forward_naive_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
 void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
+void matmul_forward_staged_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
 
 // ----------------------------------------------------------------------------- bias gradient (bias_grad.cu)
 

@@ -1,18 +1,20 @@
 // matmul on the GPU: out = op(a) @ op(b) (+ bias), op(x) = x or x^T, row-major float32.
-// Follows minigpt/kernels/matmul.py. Three versions, in the order to read them:
+// Follows minigpt/kernels/matmul.py. Five kernels, in the order to read them:
 //
-//   naive  one thread per output element, reading a row of op(a) and a column of op(b) from global
-//          memory: every input is read M or N times over, so it runs at memory speed.
-//   tiled  a 16 x 16 block of threads stages 16 x 16 tiles of op(a) and op(b) in shared memory; each
-//          value loaded from global memory is then used 16 times.
-//   tuned  (matmul_forward_cuda) 128 x 128 output tiles with 8 x 8 outputs per thread held in
-//          registers: per step of k a thread reads 8 + 8 values from shared memory and does 64
-//          multiply-adds. Double-buffered so the next tile's global loads overlap this tile's math;
-//          float4 loads where the layout allows; K split across blocks when the output tiles alone
-//          would fill the GPU's waves badly (choose_splits).
-//   tf32   the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies two k
-//          steps ahead; an option that is off by default (set_matmul_tf32_cuda): several times
-//          faster, but about 1e-3 relative error instead of 1e-6.
+//   naive   one thread per output element, reading a row of op(a) and a column of op(b) from global
+//           memory: every input is read M or N times over, so it runs at memory speed.
+//   tiled   a 16 x 16 block of threads stages 16 x 16 tiles of op(a) and op(b) in shared memory; each
+//           value loaded from global memory is then used 16 times.
+//   staged  128 x 128 output tiles with 8 x 8 outputs per thread held in registers: per step of k a
+//           thread reads 8 + 8 values from shared memory and does 64 multiply-adds. Double-buffered
+//           through registers, so the next step's global loads overlap this step's math; float4 loads
+//           where the layout allows; K split across blocks when the output tiles alone would fill the
+//           GPU's waves badly (choose_splits). The tuned kernel of GPUs older than Ampere.
+//   tuned   (matmul_forward_cuda) the staged kernel's tiles and arithmetic, fed by asynchronous copies
+//           (cp.async) straight into shared memory, three k steps ahead.
+//   tf32    the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies two k
+//           steps ahead; an option that is off by default (set_matmul_tf32_cuda): several times
+//           faster, but about 1e-3 relative error instead of 1e-6.
 //
 // In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
@@ -91,11 +93,77 @@ __global__ void matmul_tiled_kernel(float* out, const float* a, const float* b, 
     if (m < M && n < N) { out[m * N + n] = acc + (bias ? bias[n] : 0.0f); }
 }
 
-// ----------------------------------------------------------------------------- tuned
+// ----------------------------------------------------------------------------- tuned: what both versions share
 
 constexpr int BM = 128, BN = 128, BK = 8;  // output tile and k step
 constexpr int kThreads = 256;              // 16 x 16 threads, 8 x 8 outputs each
 constexpr int kPad = 4;                    // shared rows of 132 floats: the transposing stores avoid bank conflicts
+using KRow = float[BM + kPad];             // a row of a k-major tile S[k][i] (BM == BN)
+
+// One k step of the multiply, from the k-major tiles As[k][m] and Bs[k][n]. Thread (ty, tx) owns rows
+// {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and the same pattern of columns with tx: per value of k it
+// reads 8 + 8 values (four float4 reads, falling on distinct banks across a quarter warp) and does 64
+// multiply-adds into the registers acc.
+__device__ __forceinline__ void multiply_k_step(float (&acc)[8][8], const KRow* As, const KRow* Bs, int tx, int ty) {
+#pragma unroll
+    for (int kk = 0; kk < BK; kk++) {
+        const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * 4]);
+        const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][64 + ty * 4]);
+        const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 4]);
+        const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][64 + tx * 4]);
+        const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) { acc[i][j] += av[i] * bv[j]; }
+        }
+    }
+}
+
+// Four consecutive outputs of a row, of which `valid` (at most 4) lie inside it: one float4 store when
+// aligned and whole, else one at a time; added with atomicAdd when K is split across blocks.
+__device__ __forceinline__ void store_four(float* dst, const float (&v)[4], int64_t valid, bool vec, bool split) {
+    if (split) {
+#if __CUDA_ARCH__ >= 900  // Hopper adds four floats in one atomic: a quarter of the atomic operations
+        if (vec && valid >= 4) {
+            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0], v[1], v[2], v[3]));
+            return;
+        }
+#endif
+        for (int e = 0; e < 4; e++) {
+            if (e < valid) { atomicAdd(dst + e, v[e]); }
+        }
+    } else if (vec && valid >= 4) {
+        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+        for (int e = 0; e < 4; e++) {
+            if (e < valid) { dst[e] = v[e]; }
+        }
+    }
+}
+
+// The thread's 8 x 8 outputs (plus the bias, added by the first slice of k) into out.
+__device__ __forceinline__ void store_outputs(float* out, const float (&acc)[8][8], const float* bias, int64_t m0,
+                                              int64_t n0, int64_t M, int64_t N, int tx, int ty, bool vec_out,
+                                              bool split) {
+    const bool add_bias = bias != nullptr && blockIdx.z == 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int64_t m = m0 + (i / 4) * 64 + ty * 4 + i % 4;
+        if (m >= M) { continue; }
+#pragma unroll
+        for (int g = 0; g < 2; g++) {
+            const int64_t n = n0 + g * 64 + tx * 4;
+            float v[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) { v[e] = acc[i][g * 4 + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f); }
+            store_four(out + m * N + n, v, N - n, vec_out, split);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- tuned, before Ampere: staged
 
 // One k step of a 128-wide operand tile: S[k][i] = x(i0 + i, k0 + k) for i < 128, k < 8, where
 // x(i, k) is op(a)(m, k) for a and op(b)(k, n) for b. CONTIG_K says which index is contiguous in
@@ -126,7 +194,7 @@ __device__ __forceinline__ void load_operand(float (&r)[4], const float* x, int6
 
 // The matching store into shared memory, k-major: S[k][i], so the compute loop reads a row of 128.
 template <bool CONTIG_K>
-__device__ __forceinline__ void store_operand(float (*S)[BM + kPad], const float (&r)[4], int tid) {
+__device__ __forceinline__ void store_operand(KRow* S, const float (&r)[4], int tid) {
     if (CONTIG_K) {
         const int i = tid / 2, k = (tid % 2) * 4;
         for (int e = 0; e < 4; e++) { S[k + e][i] = r[e]; }
@@ -136,38 +204,17 @@ __device__ __forceinline__ void store_operand(float (*S)[BM + kPad], const float
     }
 }
 
-// Four consecutive outputs of a row, of which `valid` (at most 4) lie inside it: one float4 store when
-// aligned and whole, else one at a time; added with atomicAdd when K is split across blocks.
-__device__ __forceinline__ void store_four(float* dst, const float (&v)[4], int64_t valid, bool vec, bool split) {
-    if (split) {
-#if __CUDA_ARCH__ >= 900  // Hopper adds four floats in one atomic: a quarter of the atomic operations
-        if (vec && valid >= 4) {
-            atomicAdd(reinterpret_cast<float4*>(dst), make_float4(v[0], v[1], v[2], v[3]));
-            return;
-        }
-#endif
-        for (int e = 0; e < 4; e++) {
-            if (e < valid) { atomicAdd(dst + e, v[e]); }
-        }
-    } else if (vec && valid >= 4) {
-        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-    } else {
-        for (int e = 0; e < 4; e++) {
-            if (e < valid) { dst[e] = v[e]; }
-        }
-    }
-}
-
-// Thread (ty, tx) owns rows {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and the same pattern of columns
-// with tx: its float4 reads of a shared row then fall on distinct banks across a quarter warp.
+// The tuned kernel for GPUs without cp.async (compute capability below 8.0). Double-buffered through
+// registers: the loads of the next k step are issued before this step's multiply-adds and stored to
+// the other shared buffer after them, so global memory's latency hides behind the arithmetic.
 // blockIdx.z picks a slice of k when the launch splits K; the slices are then added with atomicAdd
 // into a zeroed output, and the first slice adds the bias. Two blocks share an SM when a thread
 // needs at most 128 registers (the 64 accumulators, 16 operands and the 8 values in flight fit).
 template <bool TA, bool TB>
-__global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__ out, const float* __restrict__ a,
-                                                          const float* __restrict__ b, const float* __restrict__ bias,
-                                                          int64_t M, int64_t N, int64_t K, int64_t k_per_split,
-                                                          bool vec_a, bool vec_b, bool vec_out, bool split) {
+__global__ void __launch_bounds__(kThreads, 2)
+    matmul_staged_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
+                         const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
+                         bool vec_a, bool vec_b, bool vec_out, bool split) {
     __shared__ __align__(16) float As[2][BK][BM + kPad];  // op(a) tile, k-major, double-buffered
     __shared__ __align__(16) float Bs[2][BK][BN + kPad];  // op(b) tile, k-major
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -191,20 +238,7 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
             load_operand<A_CONTIG_K>(ra, a, lda, m0, k0 + BK, M, k_end, vec_a, tid);
             load_operand<B_CONTIG_K>(rb, b, ldb, n0, k0 + BK, N, k_end, vec_b, tid);
         }
-#pragma unroll
-        for (int kk = 0; kk < BK; kk++) {
-            const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][kk][ty * 4]);
-            const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][kk][64 + ty * 4]);
-            const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][kk][tx * 4]);
-            const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][kk][64 + tx * 4]);
-            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-#pragma unroll
-                for (int j = 0; j < 8; j++) { acc[i][j] += av[i] * bv[j]; }
-            }
-        }
+        multiply_k_step(acc, As[buf], Bs[buf], tx, ty);
         if (more) {  // the other buffer was last read before the previous barrier: safe to fill
             store_operand<A_CONTIG_K>(As[buf ^ 1], ra, tid);
             store_operand<B_CONTIG_K>(Bs[buf ^ 1], rb, tid);
@@ -212,21 +246,122 @@ __global__ void __launch_bounds__(kThreads, 2) matmul_kernel(float* __restrict__
         __syncthreads();
         buf ^= 1;
     }
+    store_outputs(out, acc, bias, m0, n0, M, N, tx, ty, vec_out, split);
+}
 
-    const bool add_bias = bias != nullptr && blockIdx.z == 0;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int64_t m = m0 + (i / 4) * 64 + ty * 4 + i % 4;
-        if (m >= M) { continue; }
-#pragma unroll
-        for (int g = 0; g < 2; g++) {
-            const int64_t n = n0 + g * 64 + tx * 4;
-            float v[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++) { v[e] = acc[i][g * 4 + e] + (add_bias && n + e < N ? bias[n + e] : 0.0f); }
-            store_four(out + m * N + n, v, N - n, vec_out, split);
-        }
+// ----------------------------------------------------------------------------- tuned: pipelined by cp.async
+
+constexpr int kStages = 4;  // k steps held in shared memory at once: one multiplied, three arriving
+constexpr int kStepFloats = BK * (BM + kPad);  // one operand's k step
+constexpr size_t kPipelinedSmemBytes = sizeof(float) * kStages * 2 * kStepFloats;  // 33 KiB
+
+// A thread's share of copying one operand's k steps straight from global memory into the k-major tiles
+// S[k][i] that multiply_k_step reads, by cp.async (ptx.cuh): no registers in between, and what lies
+// past the edges (i >= I or k >= k_end) filled with zeros by the copy itself. x, ld, CONTIG_K and I as
+// in load_operand. Each thread copies 4 floats of a step, which lie together in memory, as one 16-byte
+// copy when `vec` allows and the tile is stored the way memory runs, else as 4 single floats. copy_next
+// copies the next step, starting at k_begin: the source address just moves on by a step, and a step at
+// an edge of the matrix differs only in its checks.
+template <bool CONTIG_K>
+struct KStepCopier {
+    // Memory runs along k (CONTIG_K, x(i, k) = x[i * ld + k]): thread = row i = tid / 2 and k = 0..3 or
+    // 4..7 of a step, which land in a column of S (so never one 16-byte copy). A warp writes S[k][i] for
+    // 16 rows, banks (4 k + i) % 32: all distinct. Memory runs along i (x(i, k) = x[k * ld + i]): thread =
+    // k = tid / 32 and i = 4 (tid % 32) .. + 3, a piece of a row of S.
+    static constexpr int kStride = CONTIG_K ? BM + kPad : 1;  // from one of the thread's floats to the next, in S
+
+    const float* x;    // the operand; also the (valid) address that a copy of nothing names
+    const float* src;  // this thread's first float in the next step
+    int64_t ld;
+    int64_t k_len;     // values of k from k_begin to k_end
+    int dst;           // its first float's place in a tile: S + dst
+    int k;             // its (first) value of k within a step
+    int inside;        // how many of its 4 floats lie inside I (CONTIG_K: 4 or 0, a row is in or out)
+    bool vec;          // 16-byte copies: memory runs along i, ld % 4 == 0 and x 16-byte aligned
+
+    __device__ __forceinline__ KStepCopier(const float* x_, int64_t ld_, int64_t i0, int64_t I, int64_t k_begin,
+                                           int64_t k_end, bool vec_, int tid)
+        : x(x_), ld(ld_), k_len(k_end - k_begin), vec(vec_ && !CONTIG_K) {
+        const int i = CONTIG_K ? tid / 2 : 4 * (tid % 32);
+        k = CONTIG_K ? (tid % 2) * 4 : tid / 32;
+        src = CONTIG_K ? x + (i0 + i) * ld + k_begin + k : x + (k_begin + k) * ld + i0 + i;
+        dst = k * (BM + kPad) + i;
+        inside = CONTIG_K ? (i0 + i < I ? 4 : 0) : static_cast<int>(min(max(I - (i0 + i), int64_t{0}), int64_t{4}));
     }
+
+    // Copy the next k step, number `step` from k_begin, into the tile S; `full`: all its BK values of k lie
+    // before k_end.
+    __device__ __forceinline__ void copy_next(float* S, int64_t step, bool full) {
+        if (full && inside == 4) {  // the usual case: no checks
+            if (vec) {
+                cp_async_16(S + dst, src, 16);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) { cp_async_4(S + dst + e * kStride, src + e, 4); }
+            }
+        } else {  // at an edge: a copy of what lies outside reads nothing and fills zeros
+            const int64_t k_left = k_len - step * BK - k;  // values of k inside, from the thread's first on
+            if (vec) {
+                const int valid = k_left > 0 ? inside : 0;
+                cp_async_16(S + dst, valid > 0 ? src : x, 4 * valid);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const bool ok = CONTIG_K ? inside == 4 && e < k_left : k_left > 0 && e < inside;
+                    cp_async_4(S + dst + e * kStride, ok ? src + e : x, ok ? 4 : 0);
+                }
+            }
+        }
+        src += CONTIG_K ? BK : BK * ld;
+    }
+};
+
+// The tuned kernel (compute capability 8.0 and newer): the same tiles, threads and multiply as the
+// staged kernel, fed by cp.async kStages deep. While the warps multiply step s, steps s + 1 .. s + 3
+// are still arriving, so a slow load stalls nothing unless it is three steps late; one barrier per
+// step. This is how cuBLAS's own float32 kernels on these GPUs are built (multistage SIMT GEMM), and it
+// frees the 8 registers the staged kernel holds its loads in. Split K and the bias as in the staged
+// kernel.
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads, 2)
+    matmul_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
+                  const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a,
+                  bool vec_b, bool vec_out, bool split) {
+    extern __shared__ __align__(16) float smem[];  // kStages x (a's step, b's step), each k-major
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+    const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
+    const int64_t steps = (k_end - k_begin + BK - 1) / BK, full_steps = (k_end - k_begin) / BK;
+    constexpr bool A_CONTIG_K = !TA, B_CONTIG_K = TB;  // op(a)(m, k) runs along k in memory unless transposed
+    // a is (M, K), or (K, M) when TA; b is (K, N), or (N, K) when TB
+    KStepCopier<A_CONTIG_K> copy_a(a, TA ? M : K, m0, M, k_begin, k_end, vec_a, tid);
+    KStepCopier<B_CONTIG_K> copy_b(b, TB ? K : N, n0, N, k_begin, k_end, vec_b, tid);
+    auto a_tile = [&](int stage) { return smem + stage * 2 * kStepFloats; };
+    auto b_tile = [&](int stage) { return smem + (stage * 2 + 1) * kStepFloats; };
+    auto copy_step = [&](int stage, int64_t step) {  // steps are copied in order: step is the next one
+        copy_a.copy_next(a_tile(stage), step, step < full_steps);
+        copy_b.copy_next(b_tile(stage), step, step < full_steps);
+    };
+
+    float acc[8][8] = {};
+    // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
+#pragma unroll
+    for (int s = 0; s < kStages - 1; s++) {
+        if (s < steps) { copy_step(s, s); }
+        cp_async_commit();
+    }
+    int read = 0, refill = kStages - 1;  // the stage multiplied now, the stage being refilled
+    for (int64_t step = 0; step < steps; step++) {
+        cp_async_wait<kStages - 2>();  // this thread's copies of `step` have landed,
+        __syncthreads();                // and everyone's; and every warp is done with step - 1's stage ...
+        if (step + kStages - 1 < steps) { copy_step(refill, step + kStages - 1); }  // ... which this refills
+        cp_async_commit();
+        multiply_k_step(acc, reinterpret_cast<const KRow*>(a_tile(read)), reinterpret_cast<const KRow*>(b_tile(read)),
+                        tx, ty);
+        read = read + 1 == kStages ? 0 : read + 1;
+        refill = refill + 1 == kStages ? 0 : refill + 1;
+    }
+    store_outputs(out, acc, bias, m0, n0, M, N, tx, ty, vec_out, split);
 }
 
 // ----------------------------------------------------------------------------- tf32 (tensor cores, optional)
@@ -493,12 +628,12 @@ int64_t choose_splits(int64_t tiles, int64_t K, int64_t resident, int64_t step) 
 }
 
 // The four (trans_a, trans_b) instantiations of a kernel template, picked at run time.
-#define MINIGPT_DISPATCH_TRANS(KERNEL, GRID, BLOCK, STREAM, ...)                                                  \
+#define MINIGPT_DISPATCH_TRANS(KERNEL, GRID, BLOCK, SMEM, STREAM, ...)                                           \
     do {                                                                                                         \
-        if (trans_a && trans_b) { KERNEL<true, true><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                  \
-        else if (trans_a) { KERNEL<true, false><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                       \
-        else if (trans_b) { KERNEL<false, true><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                       \
-        else { KERNEL<false, false><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); }                                   \
+        if (trans_a && trans_b) { KERNEL<true, true><<<GRID, BLOCK, SMEM, STREAM>>>(__VA_ARGS__); }               \
+        else if (trans_a) { KERNEL<true, false><<<GRID, BLOCK, SMEM, STREAM>>>(__VA_ARGS__); }                    \
+        else if (trans_b) { KERNEL<false, true><<<GRID, BLOCK, SMEM, STREAM>>>(__VA_ARGS__); }                    \
+        else { KERNEL<false, false><<<GRID, BLOCK, SMEM, STREAM>>>(__VA_ARGS__); }                                \
     } while (0)
 
 }  // namespace
@@ -508,7 +643,7 @@ void matmul_forward_naive_cuda(float* out, const float* a, const float* b, const
     if (M == 0 || N == 0) { return; }
     const dim3 block(32, 8), grid((N + 31) / 32, (M + 7) / 8);
     check_grid_y(grid.y, "matmul_naive");
-    MINIGPT_DISPATCH_TRANS(matmul_naive_kernel, grid, block, stream, out, a, b, bias, M, N, K);
+    MINIGPT_DISPATCH_TRANS(matmul_naive_kernel, grid, block, 0, stream, out, a, b, bias, M, N, K);
     check_launch("matmul_naive_kernel");
 }
 
@@ -517,7 +652,7 @@ void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const
     if (M == 0 || N == 0) { return; }
     const dim3 block(kTile16, kTile16), grid((N + kTile16 - 1) / kTile16, (M + kTile16 - 1) / kTile16);
     check_grid_y(grid.y, "matmul_tiled");
-    MINIGPT_DISPATCH_TRANS(matmul_tiled_kernel, grid, block, stream, out, a, b, bias, M, N, K);
+    MINIGPT_DISPATCH_TRANS(matmul_tiled_kernel, grid, block, 0, stream, out, a, b, bias, M, N, K);
     check_launch("matmul_tiled_kernel");
 }
 
@@ -525,18 +660,21 @@ namespace {
 
 bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-exact
 
-// Compute capability >= 8.0 (Ampere): TF32 tensor cores exist.
-bool device_has_tf32() {
-    int major = 0;
-    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, current_device()),
-               "cudaDeviceGetAttribute");
-    return major >= 8;
+// Compute capability >= 8.0 (Ampere): cp.async and the TF32 tensor cores exist. Read once per device.
+bool device_is_ampere_or_newer() {
+    static int majors[64] = {0};
+    const int device = current_device();
+    if (majors[device] == 0) {
+        cuda_check(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device),
+                   "cudaDeviceGetAttribute");
+    }
+    return majors[device] >= 8;
 }
 
 }  // namespace
 
 void set_matmul_tf32_cuda(bool on) {
-    if (on && !device_has_tf32()) {
+    if (on && !device_is_ampere_or_newer()) {
         throw std::invalid_argument("matmul: TF32 needs tensor cores of compute capability 8.0 (Ampere) or newer");
     }
     tf32_enabled = on;
@@ -603,17 +741,44 @@ int64_t resident_tf32_blocks() {
 
 }  // namespace
 
-void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
-                         int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+namespace {
+
+// The float32 launch (pipelined: the tuned kernel; else the staged one), with K cut into `splits`
+// slices of k_per_split.
+void launch_fp32(bool pipelined, dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b,
+                 const float* bias, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, int64_t k_per_split,
+                 bool vec_a, bool vec_b, bool split) {
+    const bool vec_out = N % 4 == 0 && aligned16(out);
+    if (pipelined) {
+        MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, kPipelinedSmemBytes, stream, out, a, b, bias, M, N, K,
+                               k_per_split, vec_a, vec_b, vec_out, split);
+        check_launch("matmul_kernel");
+    } else {
+        MINIGPT_DISPATCH_TRANS(matmul_staged_kernel, grid, kThreads, 0, stream, out, a, b, bias, M, N, K, k_per_split,
+                               vec_a, vec_b, vec_out, split);
+        check_launch("matmul_staged_kernel");
+    }
+}
+
+// Everything about a launch but the kernel: the grid, the split of K (and the zeroed output it adds
+// into), the alignment flags. `kind` picks the kernel: the TF32 one when TF32 is on, else the tuned
+// (pipelined) one from Ampere on, the staged one before; or the staged one on any GPU when asked for.
+enum class Fp32Kernel { best, staged };
+
+void run_matmul(Fp32Kernel kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
-    static int64_t resident_fp32[64] = {0};
-    const bool tf32 = tf32_enabled;
+    static int64_t resident_pipelined[64] = {0}, resident_staged[64] = {0};
+    const bool tf32 = tf32_enabled && kind == Fp32Kernel::best;
+    const bool pipelined = !tf32 && kind == Fp32Kernel::best && device_is_ampere_or_newer();
     const int stages = tf32 ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
-    const int64_t resident = tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
-                                  : resident_blocks(matmul_kernel<false, false>, kThreads, 0, resident_fp32);
+    const int64_t resident =
+        tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
+        : pipelined ? resident_blocks(matmul_kernel<false, false>, kThreads, kPipelinedSmemBytes, resident_pipelined)
+                    : resident_blocks(matmul_staged_kernel<false, false>, kThreads, 0, resident_staged);
     const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
     const int64_t k_per_split = splits > 1 ? split_length(K, splits, step) : std::max<int64_t>(K, 1);
     if (splits > 1) { cuda_check(cudaMemsetAsync(out, 0, M * N * sizeof(float), stream), "cudaMemsetAsync"); }
@@ -628,9 +793,19 @@ void matmul_forward_cuda(float* out, const float* a, const float* b, const float
         launch(stages, grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
         check_launch("matmul_tf32_kernel");
     } else {
-        const bool vec_out = N % 4 == 0 && aligned16(out);
-        MINIGPT_DISPATCH_TRANS(matmul_kernel, grid, kThreads, stream, out, a, b, bias, M, N, K, k_per_split, vec_a,
-                               vec_b, vec_out, splits > 1);
-        check_launch("matmul_kernel");
+        launch_fp32(pipelined, grid, stream, out, a, b, bias, M, N, K, trans_a, trans_b, k_per_split, vec_a, vec_b,
+                    splits > 1);
     }
+}
+
+}  // namespace
+
+void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                         int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    run_matmul(Fp32Kernel::best, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+}
+
+void matmul_forward_staged_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    run_matmul(Fp32Kernel::staged, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
