@@ -76,14 +76,15 @@ elif [ ! -x "$SANITIZER" ]; then
     echo "memcheck: SKIPPED, compute-sanitizer not found (looked on PATH and in /usr/local/cuda/bin)"
 fi
 
-# Shared-memory races (a missing __syncthreads around the cp.async pipelines): racecheck on one small
-# TF32 matmul and the attention at head size 64, both passes.
+# Shared-memory races (a missing __syncthreads around the cp.async pipelines): racecheck on small float32
+# and TF32 matmuls and the attention at head size 64, both passes.
 if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then
     phase "4b. compute-sanitizer racecheck on the cp.async pipelines ($(left) s left)"
     MINIGPT_REQUIRE_CUDA=1 timeout $(( $(left) > 120 ? 90 : $(left) - 30 )) "$SANITIZER" --tool racecheck \
         --racecheck-report hazard --error-exitcode 9 \
         "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
-        -k "tf32_matches and False-False and (127-129-131 or 256-384-512) or attention and B1H3T300hs64 and not naive" \
+        -k "tf32_matches and False-False and (127-129-131 or 256-384-512) or attention and B1H3T300hs64 and not naive \
+            or matmul_matches and 127-129-131 and not (staged or tiled or naive)" \
         >"$LOGS/racecheck.log" 2>&1
     racecheck_rc=$?
     tail -n 8 "$LOGS/racecheck.log"
