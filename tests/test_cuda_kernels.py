@@ -85,6 +85,16 @@ def test_matmul_split_k_matches_numpy(rng, variant, M, K, N, trans_a, trans_b):
     assert rel(out, ref) < FWD
 
 
+@pytest.mark.parametrize("M,K,N", [(7, 13, 5), (127, 129, 131), (300, 17, 45), (256, 200, 512)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matmul_tuned_and_staged_agree_bit_for_bit(rng, M, K, N, trans_a, trans_b):
+    # the two kernels differ only in how the tiles reach shared memory (cp.async or through registers):
+    # each thread then does the same multiply-adds in the same order (K < 256: no split, no atomics)
+    a, b, bias, _ = matmul_case(rng, M, K, N, trans_a, trans_b)
+    args = (dev(a), dev(b), trans_a, trans_b, dev(bias))
+    assert cupy.array_equal(MATMULS["matmul"](*args), MATMULS["matmul_staged"](*args))
+
+
 @pytest.fixture
 def tf32():
     """TF32 tensor cores on for one test, off again after it (they are off by default)."""
