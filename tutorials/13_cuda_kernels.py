@@ -138,9 +138,10 @@ print(kernel_source("matmul.cu", "matmul_tiled_kernel"))
 #   of shared memory, three arriving while the warps multiply the fourth, and waits (`cp.async.wait_group`,
 #   then one barrier) only for the step it is about to use. No registers hold loads in flight, which
 #   matters at 128 registers a thread, the most that lets two blocks share an SM;
-# - a row of op(b) lands as it lies in memory, one 16-byte copy a thread when the row stride is a multiple
-#   of 4 floats; the 8 values of k of a row of a land in a column of the k-major tile, so those are copied
-#   as single floats, each straight to its transposed place. At the edges the copies fill zeros;
+# - an operand whose memory runs along m or n (b, or a transposed a) lands as it lies, one 16-byte copy
+#   a thread when the row stride is a multiple of 4 floats; one whose memory runs along k (a, or a
+#   transposed b) has the 8 values of k of a row land in a column of the k-major tile, so those are
+#   copied as single floats, each straight to its transposed place. At the edges the copies fill zeros;
 # - split-K: a weight gradient (384 x 1152 outputs, 16,384 values of k) has only 27 output tiles,
 #   too few for 132 SMs, so the k loop is split over more blocks that add into the output.
 

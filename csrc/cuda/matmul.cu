@@ -98,7 +98,8 @@ __global__ void matmul_tiled_kernel(float* out, const float* a, const float* b, 
 constexpr int BM = 128, BN = 128, BK = 8;  // output tile and k step
 constexpr int kThreads = 256;              // 16 x 16 threads, 8 x 8 outputs each
 constexpr int kPad = 4;                    // shared rows of 132 floats: the transposing stores avoid bank conflicts
-using KRow = float[BM + kPad];             // a row of a k-major tile S[k][i] (BM == BN)
+using KRow = float[BM + kPad];             // a row of a k-major tile S[k][i], for either operand:
+static_assert(BM == BN, "one row length serves both operands' tiles");
 
 // One k step of the multiply, from the k-major tiles As[k][m] and Bs[k][n]. Thread (ty, tx) owns rows
 // {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and the same pattern of columns with tx: per value of k it
@@ -258,70 +259,77 @@ constexpr size_t kPipelinedSmemBytes = sizeof(float) * kStages * 2 * kStepFloats
 // A thread's share of copying one operand's k steps straight from global memory into the k-major tiles
 // S[k][i] that multiply_k_step reads, by cp.async (ptx.cuh): no registers in between, and what lies
 // past the edges (i >= I or k >= k_end) filled with zeros by the copy itself. x, ld, CONTIG_K and I as
-// in load_operand. Each thread copies 4 floats of a step, which lie together in memory, as one 16-byte
-// copy when `vec` allows and the tile is stored the way memory runs, else as 4 single floats. copy_next
-// copies the next step, starting at k_begin: the source address just moves on by a step, and a step at
-// an edge of the matrix differs only in its checks.
+// in load_operand. Each thread has one value of k in a step and copies 4 floats, at i + 32 e, or with
+// `vec` the 4 floats i .. i + 3 as one 16-byte copy:
+//   memory runs along k (CONTIG_K, x(i, k) = x[i * ld + k]): a row's 8 values of k land in a column of
+//     S, so only single floats fit. k = tid % 8, i = tid / 8: a warp's copy reads 4 rows x 32 bytes (4
+//     whole sectors) and writes S[k][i] for 8 k x 4 i, banks (4 k + i) % 32, all distinct.
+//   memory runs along i (x(i, k) = x[k * ld + i]): S's rows are pieces of x's rows. k = tid / 32, and
+//     i = 4 (tid % 32) with `vec`, else i = tid % 32: a warp's copy reads consecutive bytes and writes
+//     consecutive banks.
+// copy_next copies the next step, from k_begin on: the source just moves on by a step each time.
 template <bool CONTIG_K>
 struct KStepCopier {
-    // Memory runs along k (CONTIG_K, x(i, k) = x[i * ld + k]): thread = row i = tid / 2 and k = 0..3 or
-    // 4..7 of a step, which land in a column of S (so never one 16-byte copy). A warp writes S[k][i] for
-    // 16 rows, banks (4 k + i) % 32: all distinct. Memory runs along i (x(i, k) = x[k * ld + i]): thread =
-    // k = tid / 32 and i = 4 (tid % 32) .. + 3, a piece of a row of S.
-    static constexpr int kStride = CONTIG_K ? BM + kPad : 1;  // from one of the thread's floats to the next, in S
-
     const float* x;    // the operand; also the (valid) address that a copy of nothing names
     const float* src;  // this thread's first float in the next step
     int64_t ld;
-    int64_t k_len;     // values of k from k_begin to k_end
-    int dst;           // its first float's place in a tile: S + dst
-    int k;             // its (first) value of k within a step
-    int inside;        // how many of its 4 floats lie inside I (CONTIG_K: 4 or 0, a row is in or out)
+    int64_t k_left;    // values of k from the thread's own in the next step to k_end: > 0 if that is inside
+    int dst;           // its first float's place in a tile: S[k][i] = S + dst
+    int inside;        // vec: how many of its 4 floats lie inside I; else bit e: float e does
+    bool all_inside;   // all 4 do
     bool vec;          // 16-byte copies: memory runs along i, ld % 4 == 0 and x 16-byte aligned
 
     __device__ __forceinline__ KStepCopier(const float* x_, int64_t ld_, int64_t i0, int64_t I, int64_t k_begin,
                                            int64_t k_end, bool vec_, int tid)
-        : x(x_), ld(ld_), k_len(k_end - k_begin), vec(vec_ && !CONTIG_K) {
-        const int i = CONTIG_K ? tid / 2 : 4 * (tid % 32);
-        k = CONTIG_K ? (tid % 2) * 4 : tid / 32;
+        : x(x_), ld(ld_), vec(vec_ && !CONTIG_K) {
+        const int k = CONTIG_K ? tid % BK : tid / 32;
+        const int i = CONTIG_K ? tid / BK : (vec ? 4 * (tid % 32) : tid % 32);
         src = CONTIG_K ? x + (i0 + i) * ld + k_begin + k : x + (k_begin + k) * ld + i0 + i;
+        k_left = k_end - k_begin - k;
         dst = k * (BM + kPad) + i;
-        inside = CONTIG_K ? (i0 + i < I ? 4 : 0) : static_cast<int>(min(max(I - (i0 + i), int64_t{0}), int64_t{4}));
+        all_inside = i0 + i + (vec ? 3 : 96) < I;  // its last float
+        if (vec) {
+            inside = static_cast<int>(min(max(I - (i0 + i), int64_t{0}), int64_t{4}));
+        } else {
+            inside = 0;
+            for (int e = 0; e < 4; e++) { inside |= (i0 + i + 32 * e < I) << e; }
+        }
     }
 
-    // Copy the next k step, number `step` from k_begin, into the tile S; `full`: all its BK values of k lie
-    // before k_end.
-    __device__ __forceinline__ void copy_next(float* S, int64_t step, bool full) {
-        if (full && inside == 4) {  // the usual case: no checks
+    // The source of float e of the thread's 4 (when not vec).
+    __device__ __forceinline__ const float* source(int e) const { return src + e * (CONTIG_K ? 32 * ld : 32); }
+
+    // Copy the next k step into the tile S.
+    __device__ __forceinline__ void copy_next(float* S) {
+        if (k_left > 0 && all_inside) {  // the usual case: no checks
             if (vec) {
                 cp_async_16(S + dst, src, 16);
             } else {
 #pragma unroll
-                for (int e = 0; e < 4; e++) { cp_async_4(S + dst + e * kStride, src + e, 4); }
+                for (int e = 0; e < 4; e++) { cp_async_4(S + dst + 32 * e, source(e), 4); }
             }
-        } else {  // at an edge: a copy of what lies outside reads nothing and fills zeros
-            const int64_t k_left = k_len - step * BK - k;  // values of k inside, from the thread's first on
-            if (vec) {
-                const int valid = k_left > 0 ? inside : 0;
-                cp_async_16(S + dst, valid > 0 ? src : x, 4 * valid);
-            } else {
+        } else if (vec) {  // at an edge: what lies outside reads nothing and lands as zeros
+            const int valid = k_left > 0 ? inside : 0;
+            cp_async_16(S + dst, valid > 0 ? src : x, 4 * valid);
+        } else {
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const bool ok = CONTIG_K ? inside == 4 && e < k_left : k_left > 0 && e < inside;
-                    cp_async_4(S + dst + e * kStride, ok ? src + e : x, ok ? 4 : 0);
-                }
+            for (int e = 0; e < 4; e++) {
+                const bool ok = k_left > 0 && (inside >> e & 1);
+                cp_async_4(S + dst + 32 * e, ok ? source(e) : x, ok ? 4 : 0);
             }
         }
         src += CONTIG_K ? BK : BK * ld;
+        k_left -= BK;
     }
 };
 
 // The tuned kernel (compute capability 8.0 and newer): the same tiles, threads and multiply as the
 // staged kernel, fed by cp.async kStages deep. While the warps multiply step s, steps s + 1 .. s + 3
 // are still arriving, so a slow load stalls nothing unless it is three steps late; one barrier per
-// step. This is how cuBLAS's own float32 kernels on these GPUs are built (multistage SIMT GEMM), and it
-// frees the 8 registers the staged kernel holds its loads in. Split K and the bias as in the staged
-// kernel.
+// step; no registers hold loads in flight. The float32 cuBLAS kernels that PyTorch ran on our H100
+// for the same shapes are built the same way, by their names: 128 x 128 (or 128 x 64) tiles, k steps
+// of 8, 3 or 4 stages ("..._tilesize128x128x8_stage3", "cutlass_80_simt_sgemm_128x128_8x4_...").
+// Split K and the bias as in the staged kernel.
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads, 2)
     matmul_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
@@ -331,30 +339,30 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
     const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
-    const int64_t steps = (k_end - k_begin + BK - 1) / BK, full_steps = (k_end - k_begin) / BK;
+    const int64_t steps = (k_end - k_begin + BK - 1) / BK;
     constexpr bool A_CONTIG_K = !TA, B_CONTIG_K = TB;  // op(a)(m, k) runs along k in memory unless transposed
     // a is (M, K), or (K, M) when TA; b is (K, N), or (N, K) when TB
     KStepCopier<A_CONTIG_K> copy_a(a, TA ? M : K, m0, M, k_begin, k_end, vec_a, tid);
     KStepCopier<B_CONTIG_K> copy_b(b, TB ? K : N, n0, N, k_begin, k_end, vec_b, tid);
     auto a_tile = [&](int stage) { return smem + stage * 2 * kStepFloats; };
     auto b_tile = [&](int stage) { return smem + (stage * 2 + 1) * kStepFloats; };
-    auto copy_step = [&](int stage, int64_t step) {  // steps are copied in order: step is the next one
-        copy_a.copy_next(a_tile(stage), step, step < full_steps);
-        copy_b.copy_next(b_tile(stage), step, step < full_steps);
+    auto copy_next_step = [&](int stage) {  // the step after the one copied last, into the given stage
+        copy_a.copy_next(a_tile(stage));
+        copy_b.copy_next(b_tile(stage));
     };
 
     float acc[8][8] = {};
     // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
 #pragma unroll
     for (int s = 0; s < kStages - 1; s++) {
-        if (s < steps) { copy_step(s, s); }
+        if (s < steps) { copy_next_step(s); }
         cp_async_commit();
     }
     int read = 0, refill = kStages - 1;  // the stage multiplied now, the stage being refilled
     for (int64_t step = 0; step < steps; step++) {
         cp_async_wait<kStages - 2>();  // this thread's copies of `step` have landed,
         __syncthreads();                // and everyone's; and every warp is done with step - 1's stage ...
-        if (step + kStages - 1 < steps) { copy_step(refill, step + kStages - 1); }  // ... which this refills
+        if (step + kStages - 1 < steps) { copy_next_step(refill); }  // step + 3, into the stage this frees
         cp_async_commit();
         multiply_k_step(acc, reinterpret_cast<const KRow*>(a_tile(read)), reinterpret_cast<const KRow*>(b_tile(read)),
                         tx, ty);

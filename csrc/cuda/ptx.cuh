@@ -1,5 +1,5 @@
-// The few GPU instructions that CUDA C++ has no plain function for, used by the TF32 matmul and the
-// flash attention, each as a one-line PTX wrapper (PTX ISA, "cp.async", "cvt", "mma"):
+// The few GPU instructions that CUDA C++ has no plain function for, used by the matmuls and the flash
+// attention, each as a one-line PTX wrapper (PTX ISA, "cp.async", "cvt", "mma"):
 //
 //   cp_async_16 / cp_async_4   copy 16 (or 4) bytes from global to shared memory without passing
 //                              through registers; the thread goes on at once. Bytes past `src_bytes`
