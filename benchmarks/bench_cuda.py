@@ -10,7 +10,8 @@ PyTorch's allow_tf32) for matmul and training:
   matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses;
              also our staged kernel (loads through registers, the pre-Ampere path) beside the tuned one
              (cp.async), as the ratio staged_vs_tuned (> 1: the staged one is faster)
-  attention  causal forward + backward against torch's scaled_dot_product_attention; then as the model
+  attention  causal forward + backward against torch's scaled_dot_product_attention (and our forward on the
+             tensor cores, attention_forward_mma, beside the CUDA-core one the model uses); then as the model
              calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
              in place, ours splitting and merging copies, and torch's SDPA on views of its qkv
   training   tokens/s of a whole step (zero_grad, forward, loss, backward, clip, AdamW) for "small"
@@ -150,6 +151,7 @@ def bench_attention(torch, cupy, sync, quick):
 
         set_tf32(torch, False)
         t_fwd = seconds(ours_fwd, sync)
+        t_mma_fwd = seconds(lambda: kernels._cuda.attention_forward_mma(qc, kc, vc), sync)
         t_ours = seconds(ours_step, sync)
         t_torch_fwd = seconds(lambda: F.scaled_dot_product_attention(qt.detach(), kt.detach(), vt.detach(),
                                                                      is_causal=True), sync)
@@ -160,7 +162,10 @@ def bench_attention(torch, cupy, sync, quick):
         ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
         flops = 4.0 * B * H * T * T * D / 2  # forward: two products over the causal half
         layer_ms = layer_attention_ms(torch, cupy, sync, rng, B, H, T, D)
-        rows.append({"shape": f"B{B} H{H} T{T} D{D}", "ours_fwd_ms": t_fwd * 1e3, "ours_ms": t_ours * 1e3,
+        mma_out = kernels._cuda.attention_forward_mma(qc, kc, vc)[0]
+        rows.append({"shape": f"B{B} H{H} T{T} D{D}", "ours_fwd_ms": t_fwd * 1e3, "mma_fwd_ms": t_mma_fwd * 1e3,
+                     "mma_out_rel_diff": rel_diff(cupy.asnumpy(mma_out), ref.detach().cpu().numpy()),
+                     "ours_ms": t_ours * 1e3,
                      "torch_fwd_ms": t_torch_fwd * 1e3, "torch_ms": t_torch * 1e3, "ratio": t_torch / t_ours,
                      "ours_tflops": 3.5 * flops / t_ours / 1e12,  # backward ~ 2.5x the forward
                      "out_rel_diff": rel_diff(cupy.asnumpy(out), ref.detach().cpu().numpy()),
@@ -409,8 +414,8 @@ def main():
     parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "staged_vs_tuned",
                                        "rel_err_vs_fp64", "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
-                                             "ours_tflops", "out_rel_diff", "dq_rel_diff", "layer_in_place_ms",
-                                             "layer_split_ms", "torch_layer_ms"]),
+                                             "mma_fwd_ms", "mma_out_rel_diff", "ours_tflops", "out_rel_diff",
+                                             "dq_rel_diff", "layer_in_place_ms", "layer_split_ms", "torch_layer_ms"]),
              "training": (functools.partial(bench_training, configs=args.configs),
                           ["config", "ours_tokens_per_s", "torch_tokens_per_s", "ratio", "ours_tf32_tokens_per_s",
                            "torch_tf32_tokens_per_s", "ratio_tf32", "ours_first_losses", "torch_first_losses",

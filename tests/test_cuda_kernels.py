@@ -312,13 +312,14 @@ ATTENTION_SHAPES = [(1, 1, 1, 32), (2, 3, 17, 64), (1, 2, 64, 64), (2, 2, 65, 80
 FLASH = (lambda *a: kernels.attention_forward(*a, backend="cuda"),
          lambda *a: kernels.attention_backward(*a, backend="cuda"))
 NAIVE = (_cuda.attention_forward_naive, _cuda.attention_backward_naive)
+MMA = (_cuda.attention_forward_mma, FLASH[1])  # the tensor-core forward; the backward takes its out and lse
 
 
-@pytest.mark.parametrize("version", ["flash", "naive"])
+@pytest.mark.parametrize("version", ["flash", "naive", "mma"])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
 @pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "B{}H{}T{}hs{}".format(*s))
 def test_attention_matches_numpy(rng, version, dropout, shape):
-    forward, backward = FLASH if version == "flash" else NAIVE
+    forward, backward = {"flash": FLASH, "naive": NAIVE, "mma": MMA}[version]
     seed = int(rng.integers(2**63))
     q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
     out_ref, lse_ref = kernels.attention_forward(q, k, v, dropout, seed)

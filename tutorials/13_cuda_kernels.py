@@ -205,6 +205,14 @@ print("         you should see 0.67 and 1.00 mma per read: the wider warp tile r
 # values; in the backward the next output gradient arrives once dv is done with the current one, and
 # the next query tile once dk is.
 #
+# `attention_forward_mma_kernel` does the forward's two products on the tensor cores instead, and
+# stays float32-accurate by splitting every operand into two TF32 numbers, x = hi + lo, so that
+# a b = a_hi b_hi + a_hi b_lo + a_lo b_hi to float32 precision ("3xTF32", as PyTorch's float32
+# attention does on these GPUs). A warp owns 16 query rows; its scores stay in the mma's registers,
+# where the softmax happens (a row lives in 4 lanes), and become the next mma's operand as they stand:
+# the sum over the keys does not care which key a lane's register holds, as long as P and V agree. It
+# sits beside the CUDA-core forward (`kernels._cuda.attention_forward_mma`) until the two are timed.
+#
 # Shared memory per block, and what the T x T version would store instead:
 
 # %%

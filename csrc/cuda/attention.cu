@@ -1,6 +1,6 @@
 // Causal attention with attention dropout on the GPU, forward and backward. Follows
 // minigpt/kernels/attention.py (the math) and csrc/attention.cpp (the same flash-attention plan on
-// a CPU). Two versions:
+// a CPU). Three versions:
 //
 //   naive  one thread per query row, straight from the formulas: a pass over the visible keys for
 //          the max and the sum of the softmax, a second pass that adds the weighted values. The
@@ -15,6 +15,8 @@
 //          adds each tile's share of dq into global memory with atomicAdd. Both copy their tiles into
 //          shared memory by cp.async (ptx.cuh), started early enough to arrive during the arithmetic
 //          that comes before their use.
+//   mma    the flash forward with its two products on the tensor cores, float32-accurate (3xTF32):
+//          attention_forward_mma_kernel, beside the CUDA-core forward until they are timed.
 //
 // Tiles. 256 threads as 16 x 16; thread (ty, tx) owns the 4 x 4 patch of a 64 x 64 score tile at
 // rows ty*4 .. ty*4+3 and columns tx, tx+16, tx+32, tx+48. A row of scores then lives in the 16
@@ -150,23 +152,22 @@ __device__ __forceinline__ void read_row(float (&r)[D / 16], const float* row, i
 }
 
 // Start copying rows row0 .. row0+63 of one head's (T, hs) matrix, whose rows start ld floats apart,
-// into a shared (64, D) tile with row stride D + 4, by cp.async (ptx.cuh): the tile is there after
-// cp_async_wait and a __syncthreads, and the block computes meanwhile. Past T and past hs the copies
-// fill in zeros (a copy of nothing still needs a valid address: g), so padded rows and columns add
-// nothing to any dot product.
-template <int D>
+// into a shared (64, D) tile with row stride LD (D + 4 unless said), by cp.async (ptx.cuh), the block's
+// THREADS threads together: the tile is there after cp_async_wait and a __syncthreads, and the block
+// computes meanwhile. Past T and past hs the copies fill in zeros (a copy of nothing still needs a valid
+// address: g), so padded rows and columns add nothing to any dot product.
+template <int D, int LD = D + 4, int THREADS = kThreads>
 __device__ __forceinline__ void copy_tile_async(float* s, const float* g, int64_t ld, int64_t row0, int64_t T, int hs,
                                                 bool vec) {
-    constexpr int LD = D + 4;
     if (vec) {  // hs, ld % 4 == 0 and 16-byte aligned: whole float4s, each either inside hs or past it
         constexpr int per_row = D / 4;
-        for (int e = threadIdx.x; e < kTile * per_row; e += kThreads) {
+        for (int e = threadIdx.x; e < kTile * per_row; e += THREADS) {
             const int r = e / per_row, d = (e % per_row) * 4;
             const bool inside = row0 + r < T && d < hs;
             cp_async_16(s + r * LD + d, inside ? g + (row0 + r) * ld + d : g, inside ? 16 : 0);
         }
     } else {
-        for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+        for (int e = threadIdx.x; e < kTile * D; e += THREADS) {
             const int r = e / D, d = e % D;
             const bool inside = row0 + r < T && d < hs;
             cp_async_4(s + r * LD + d, inside ? g + (row0 + r) * ld + d : g, inside ? 4 : 0);
@@ -390,6 +391,181 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
     }
 }
 
+// ----------------------------------------------------------------------------- flash forward on the tensor cores
+
+// The same forward with both products, Q K^T and P V, on the tensor cores (mma_tf32_16x8x8, ptx.cuh),
+// kept float32-accurate by "3xTF32" (the way PyTorch's float32 attention on these GPUs uses them, after
+// CUTLASS's OpMultiplyAddFastF32): every operand x is split into two TF32 numbers, x = hi + lo (lo holds
+// the 11 bits after hi's), and a b = a_hi b_hi + a_hi b_lo + a_lo b_hi to about float32 precision (the
+// dropped a_lo b_lo is below float32's rounding). Three tensor-core products for one, still several
+// times the rate of the CUDA cores. Compute capability 8.0 and newer; attention_forward_mma_cuda.
+
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800  // as ptx.cuh's TF32 instructions
+
+// x = hi + lo, both TF32. cvt (to_tf32) leaves 13 low bits for the tensor core to ignore: hi clears
+// them, so that x - hi is exact.
+__device__ __forceinline__ void split_tf32(float x, uint32_t& hi, uint32_t& lo) {
+    hi = to_tf32(x) & 0xFFFFE000u;
+    lo = to_tf32(x - __uint_as_float(hi));
+}
+
+// d += a b, to float32 accuracy, from split operands; the small products first.
+__device__ __forceinline__ void mma_3xtf32(float (&d)[4], const uint32_t (&a_hi)[4], const uint32_t (&a_lo)[4],
+                                           const uint32_t (&b_hi)[2], const uint32_t (&b_lo)[2]) {
+    mma_tf32_16x8x8(d, a_lo, b_hi);
+    mma_tf32_16x8x8(d, a_hi, b_lo);
+    mma_tf32_16x8x8(d, a_hi, b_hi);
+}
+
+#endif
+
+constexpr int kMmaThreads = 128;  // 4 warps, 16 query rows each
+
+template <int D>
+constexpr size_t forward_mma_smem() {
+    return (2 * kTile * (D + 8) + kTile * (D + 4)) * sizeof(float);  // Q, K tiles (rows of D + 8), V (D + 4)
+}
+
+// grid (B * NH, query tiles) as attention_forward_kernel, 4 warps a block; warp w owns the tile's query
+// rows 16 w .. 16 w + 15, lane (g, t) = (lane / 4, lane % 4) rows 16 w + g and + 8 (ptx.cuh's layouts).
+// Per key tile a warp computes its 16 x 64 scores as 8 products of 16 x 8, keeps them in registers (lane:
+// keys 8 n + 2t, 2t + 1 of each), takes the online softmax there (a row lives in the 4 lanes of a quad:
+// 2 shuffles), and multiplies them into its 16 x D output, also in registers. No weights in shared memory.
+//
+// The sums over d (for Q K^T) and over keys (for P V) do not care in which order a lane's k values come,
+// so a lane's mma registers "k = t" and "k = t + 4" carry d (or key) 2t and 2t + 1 instead, in both
+// operands: the scores' registers are then P's operand registers as they stand, and Q's and K's pairs
+// are one 8-byte read each. Row strides (D + 8 for Q and K, D + 4 for V) put those reads on 32
+// different banks.
+template <int D>
+__global__ void __launch_bounds__(kMmaThreads)
+    attention_forward_mma_kernel(float* out, float* lse, const float* q, const float* k, const float* v, HeadLayout in,
+                                 HeadLayout out_at, int64_t T, int hs, float scale_log2, Dropout drop, bool vec) {
+#if __CUDA_ARCH__ >= 800  // tensor cores with TF32; the launcher refuses older GPUs
+    constexpr int LQK = D + 8, LV = D + 4, NT = D / 8;  // NT: the output's 8-column tiles
+    extern __shared__ __align__(16) float smem[];
+    float* Qs = smem;             // (64, D): this block's queries
+    float* Ks = Qs + kTile * LQK;  // (64, D): the current key tile
+    float* Vs = Ks + kTile * LQK;  // (64, D): the current value tile
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int qr = warp * 16 + g;  // this lane's rows of the query tile: qr and qr + 8
+    const int64_t bh = blockIdx.x;
+    const int q_tile = gridDim.y - 1 - blockIdx.y;
+    const int64_t q0 = static_cast<int64_t>(q_tile) * kTile, head = in.at(bh), ld = in.row;
+
+    // Copies overlap the arithmetic as in attention_forward_kernel: V kt during the scores, K kt+1 during P V.
+    copy_tile_async<D, LQK, kMmaThreads>(Qs, q + head, ld, q0, T, hs, vec);
+    copy_tile_async<D, LQK, kMmaThreads>(Ks, k + head, ld, 0, T, hs, vec);
+    cp_async_commit();
+    float o[NT][4] = {};  // output tile n: (qr, 8n + 2t), (qr, 8n + 2t + 1), (qr + 8, 8n + 2t), (qr + 8, ...)
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows qr, qr + 8: as in the CUDA-core forward
+    for (int kt = 0; kt <= q_tile; kt++) {
+        const int64_t k0 = static_cast<int64_t>(kt) * kTile;
+        cp_async_wait<0>();  // key tile kt has landed (this thread's copies; the barrier: everyone's),
+        __syncthreads();     // and no warp reads the previous values any more ...
+        copy_tile_async<D, LV, kMmaThreads>(Vs, v + head, ld, k0, T, hs, vec);  // ... so these may come in
+        cp_async_commit();
+
+        float s[8][4] = {};  // scores, laid out as o: keys 8n + 2t, 8n + 2t + 1 of rows qr, qr + 8
+#pragma unroll 2
+        for (int d = 0; d < D; d += 8) {
+            const float2 qa = *reinterpret_cast<const float2*>(Qs + qr * LQK + d + 2 * t);
+            const float2 qb = *reinterpret_cast<const float2*>(Qs + (qr + 8) * LQK + d + 2 * t);
+            uint32_t a_hi[4], a_lo[4];  // a: (g, "t") = Q[qr][d + 2t], (g + 8, "t"), (g, "t + 4") = Q[qr][d + 2t + 1], ...
+            split_tf32(qa.x, a_hi[0], a_lo[0]);
+            split_tf32(qb.x, a_hi[1], a_lo[1]);
+            split_tf32(qa.y, a_hi[2], a_lo[2]);
+            split_tf32(qb.y, a_hi[3], a_lo[3]);
+#pragma unroll
+            for (int n = 0; n < 8; n++) {  // b: ("t", g) = K[8n + g][d + 2t], ("t + 4", g) = K[8n + g][d + 2t + 1]
+                const float2 kb = *reinterpret_cast<const float2*>(Ks + (8 * n + g) * LQK + d + 2 * t);
+                uint32_t b_hi[2], b_lo[2];
+                split_tf32(kb.x, b_hi[0], b_lo[0]);
+                split_tf32(kb.y, b_hi[1], b_lo[1]);
+                mma_3xtf32(s[n], a_hi, a_lo, b_hi, b_lo);
+            }
+        }
+
+#pragma unroll
+        for (int h = 0; h < 2; h++) {  // row qr + 8h: registers 2h and 2h + 1 of each score tile
+            const int64_t r = q0 + qr + 8 * h;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < 8; n++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {  // scale into log2 units and mask the future (key past query)
+                    float& x = s[n][2 * h + e];
+                    x = (k0 + 8 * n + 2 * t + e <= r) ? x * scale_log2 : -INFINITY;
+                    mx = fmaxf(mx, x);
+                }
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the row's other three lanes
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m[h], mx);  // finite: key tile 0 comes first and holds key 0
+            const float alpha = exp2f(m[h] - m_new);
+            m[h] = m_new;
+            l[h] *= alpha;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                o[n][2 * h] *= alpha;
+                o[n][2 * h + 1] *= alpha;
+            }
+#pragma unroll
+            for (int n = 0; n < 8; n++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float p = exp2f(s[n][2 * h + e] - m_new);
+                    l[h] += p;  // the softmax's sum counts every weight; dropout acts after it
+                    if (drop.on) { p *= dropout_keep(drop, bh, r, k0 + 8 * n + 2 * t + e, T) ? drop.keep_scale : 0.0f; }
+                    s[n][2 * h + e] = p;
+                }
+            }
+        }
+
+        __syncthreads();  // every warp is done with the keys: the next ones may come in
+        if (kt < q_tile) { copy_tile_async<D, LQK, kMmaThreads>(Ks, k + head, ld, k0 + kTile, T, hs, vec); }
+        cp_async_commit();
+        cp_async_wait<1>();  // this tile's values have landed (the next keys may still be on their way)
+        __syncthreads();
+#pragma unroll 2
+        for (int n = 0; n < 8; n++) {  // keys 8n .. 8n + 7: score tile n is P's operand, "t" = key 2t
+            uint32_t a_hi[4], a_lo[4];
+            split_tf32(s[n][0], a_hi[0], a_lo[0]);  // (qr, 8n + 2t)
+            split_tf32(s[n][2], a_hi[1], a_lo[1]);  // (qr + 8, 8n + 2t)
+            split_tf32(s[n][1], a_hi[2], a_lo[2]);  // (qr, 8n + 2t + 1)
+            split_tf32(s[n][3], a_hi[3], a_lo[3]);  // (qr + 8, 8n + 2t + 1)
+            const float* vr = Vs + (8 * n + 2 * t) * LV + g;  // b: V[8n + 2t][8j + g], V[8n + 2t + 1][8j + g]
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                uint32_t b_hi[2], b_lo[2];
+                split_tf32(vr[8 * j], b_hi[0], b_lo[0]);
+                split_tf32(vr[8 * j + LV], b_hi[1], b_lo[1]);
+                mma_3xtf32(o[j], a_hi, a_lo, b_hi, b_lo);
+            }
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float lh = l[h];  // the row's sum: its four lanes' parts
+        lh += __shfl_xor_sync(0xffffffffu, lh, 1);
+        lh += __shfl_xor_sync(0xffffffffu, lh, 2);
+        const int64_t r = q0 + qr + 8 * h;
+        if (r >= T) { continue; }
+        const float inv = 1.0f / lh;
+        float* out_row = out + out_at.at(bh) + r * out_at.row;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int col = 8 * j + 2 * t + e;
+                if (col < hs) { out_row[col] = o[j][2 * h + e] * inv; }
+            }
+        }
+        if (t == 0) { lse[bh * T + r] = (m[h] + log2f(lh)) * kLn2; }  // back to natural-log units
+    }
+#endif
+}
+
 // ----------------------------------------------------------------------------- flash backward
 
 // rowsum(dout * out) per query row: the softmax backward's row term (it equals rowsum(dP * P)). Row
@@ -543,6 +719,17 @@ void forward_launch(float* out, float* lse, const float* q, const float* k, cons
 }
 
 template <int D>
+void forward_mma_launch(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
+    constexpr size_t smem = forward_mma_smem<D>();
+    allow_smem(attention_forward_mma_kernel<D>, smem, "attention (tensor cores): head size " + std::to_string(L.hs));
+    const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
+    attention_forward_mma_kernel<D><<<grid, kMmaThreads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T,
+                                                                           static_cast<int>(L.hs), L.scale * kLog2e,
+                                                                           L.drop, L.vec);
+    check_launch("attention_forward_mma_kernel");
+}
+
+template <int D>
 void backward_launch(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                      const float* v, const float* lse, const float* row_term, const Launch& L) {
     constexpr size_t smem = backward_smem<D>();
@@ -582,6 +769,20 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
     }
 }
 
+void forward_mma(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
+    if (!device_is_ampere_or_newer()) {
+        throw std::invalid_argument("attention on the tensor cores needs compute capability 8.0 (Ampere) or newer");
+    }
+    switch (head_width(L.hs)) {
+        case 16: forward_mma_launch<16>(out, lse, q, k, v, L); break;
+        case 32: forward_mma_launch<32>(out, lse, q, k, v, L); break;
+        case 64: forward_mma_launch<64>(out, lse, q, k, v, L); break;
+        case 80: forward_mma_launch<80>(out, lse, q, k, v, L); break;
+        case 96: forward_mma_launch<96>(out, lse, q, k, v, L); break;
+        default: forward_mma_launch<128>(out, lse, q, k, v, L); break;
+    }
+}
+
 void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q, const float* k,
               const float* v, const float* out, const float* lse, const Launch& L) {
     const int64_t rows = L.BH * L.T;
@@ -606,6 +807,14 @@ void attention_forward_cuda(float* out, float* lse, const float* q, const float*
     const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
     const HeadLayout apart = heads_apart(NH, T, hs);
     forward(out, lse, q, k, v, make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
+}
+
+void attention_forward_mma_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                                int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    if (B * NH * T == 0 || hs == 0) { return; }
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+    const HeadLayout apart = heads_apart(NH, T, hs);
+    forward_mma(out, lse, q, k, v, make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
 }
 
 void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q,

@@ -408,6 +408,11 @@ static py::tuple attention_forward_py(const py::object& q, const py::object& k, 
     return run_attention_forward("attention_forward", attention_forward_cuda, q, k, v, dropout_p, seed);
 }
 
+static py::tuple attention_forward_mma_py(const py::object& q, const py::object& k, const py::object& v,
+                                          double dropout_p, uint64_t seed) {
+    return run_attention_forward("attention_forward_mma", attention_forward_mma_cuda, q, k, v, dropout_p, seed);
+}
+
 static py::tuple attention_forward_naive_py(const py::object& q, const py::object& k, const py::object& v,
                                             double dropout_p, uint64_t seed) {
     return run_attention_forward("attention_forward_naive", attention_forward_naive_cuda, q, k, v, dropout_p, seed);
@@ -712,6 +717,9 @@ PYBIND11_MODULE(_cuda, m) {
           "(B, T, C); qkv: (B, T, 3C); lse: (B, n_head, T). Returns dqkv (B, T, 3C).",
           py::arg("dy"), py::arg("qkv"), py::arg("y"), py::arg("lse"), py::arg("n_head"), py::arg("dropout_p") = 0.0,
           py::arg("seed") = 0);
+    m.def("attention_forward_mma", &attention_forward_mma_py, "attention_forward on the tensor cores, float32-"
+          "accurate (3xTF32), compute capability 8.0 or newer: same arguments and results.", py::arg("q"),
+          py::arg("k"), py::arg("v"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0);
     m.def("attention_forward_naive", &attention_forward_naive_py, "attention_forward with one thread per query row "
           "(teaching version): same arguments and results.", py::arg("q"), py::arg("k"), py::arg("v"),
           py::arg("dropout_p") = 0.0, py::arg("seed") = 0);

@@ -30,6 +30,10 @@ inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65536) {
 // The number of streaming multiprocessors of the current device (read once per device).
 int sm_count();
 
+// Whether the current device has compute capability 8.0 (Ampere) or newer, so cp.async and the TF32
+// tensor cores (read once per device).
+bool device_is_ampere_or_newer();
+
 // Kernels that need more than 48 KiB of shared memory must say so before their launch; a GPU
 // offers a fixed maximum (227 KiB on an H100, 163 KiB on an A100, 99 KiB on most others). `who`
 // names the op for the error when `bytes` is more than that.

@@ -88,6 +88,12 @@ void attention_forward_cuda(float* out,      // (B, NH, T, hs)
                             int64_t B, int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed,
                             cudaStream_t stream);
 
+// The same forward on the tensor cores, float32-accurate (3xTF32: every product as three TF32 ones),
+// same arguments and results; compute capability 8.0 and newer (throws otherwise). Beside the CUDA-core
+// kernel, not instead of it, until the two are timed against each other on a GPU.
+void attention_forward_mma_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                                int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream);
+
 // Gradients of attention_forward_cuda, added into dq, dk, dv. A block per (head, 64 keys) rebuilds
 // the weights from q, k and lse tile by tile; dq collects every key block's share with atomicAdd.
 void attention_backward_cuda(float* dq,          // (B, NH, T, hs)

@@ -664,13 +664,8 @@ void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const
     check_launch("matmul_tiled_kernel");
 }
 
-namespace {
-
-bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-exact
-
-// Compute capability >= 8.0 (Ampere): cp.async and the TF32 tensor cores exist. Read once per device.
 bool device_is_ampere_or_newer() {
-    static int majors[64] = {0};
+    static int majors[64] = {0};  // per device id, read once
     const int device = current_device();
     if (majors[device] == 0) {
         cuda_check(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device),
@@ -678,6 +673,10 @@ bool device_is_ampere_or_newer() {
     }
     return majors[device] >= 8;
 }
+
+namespace {
+
+bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-exact
 
 }  // namespace
 

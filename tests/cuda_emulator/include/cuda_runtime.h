@@ -604,6 +604,13 @@ inline float4 atomicAdd(float4* p, float4 v) {
     return old;
 }
 
+// A float's bits as an unsigned int and back.
+inline float __uint_as_float(unsigned x) {
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
 // CUDA's device-side min and max of two numbers (any arithmetic types, compared in their common type).
 template <typename A, typename B>
 inline std::common_type_t<A, B> min(A a, B b) {
