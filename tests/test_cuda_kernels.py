@@ -333,12 +333,13 @@ def test_attention_matches_numpy(rng, version, dropout, shape):
 
 
 @pytest.mark.parametrize("T,hs", [(64, 64), (100, 128)])
-def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs):
+@pytest.mark.parametrize("version", ["flash", "mma"])
+def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, version):
     # With v = the identity, out[i, j] = P_ij * keep_ij / (1 - p): zero exactly where a weight was dropped
     B, NH, p, seed = 2, 2, 0.5, 2**62 + 12345  # a large seed: the 64-bit sums wrap, as in NumPy
     q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
     v = dev(np.ascontiguousarray(np.broadcast_to(np.eye(T, hs), (B, NH, T, hs))))
-    out, _ = kernels.attention_forward(q, k, v, p, seed, backend="cuda")
+    out, _ = {"flash": FLASH, "mma": MMA}[version][0](q, k, v, p, seed)
     kept = host(out)[..., :T] != 0
     expected = kernels.dropout_keep_mask(seed, (B, NH, T, T), p) & np.tril(np.ones((T, T), bool))
     assert np.array_equal(kept, expected)
@@ -346,6 +347,19 @@ def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs):
     # and the mask made on the GPU by the NumPy function (as Dropout does for CuPy arrays) is the same
     assert np.array_equal(cupy.asnumpy(kernels.dropout_keep_mask(seed, (B, NH, T, T), p, cupy)),
                           kernels.dropout_keep_mask(seed, (B, NH, T, T), p))
+
+
+@pytest.mark.parametrize("version", ["flash", "mma"])
+def test_attention_keeps_nan_in_its_rows(rng, version):
+    # a NaN in query row 5 reaches every output of row 5 (its scores, then its softmax) and nothing else;
+    # one in key 70 reaches every row that sees key 70, as in the NumPy reference. The NaNs have every
+    # mantissa bit set, as a GPU makes them: splitting them into TF32 parts must not turn them into zeros.
+    q, k, v = (rng.standard_normal((1, 2, 130, 64)).astype(np.float32) for _ in range(3))
+    q[0, 0, 5, 3] = k[0, 1, 70, 0] = np.array(0x7FFFFFFF, dtype=np.uint32).view(np.float32)
+    out = host({"flash": FLASH, "mma": MMA}[version][0](dev(q), dev(k), dev(v))[0])
+    ref = kernels.attention_forward(q, k, v)[0]
+    assert np.array_equal(np.isnan(out), np.isnan(ref))
+    assert np.isnan(out[0, 0, 5]).all() and np.isnan(out[0, 1, 70:]).all() and np.isfinite(out[0, 1, :70]).all()
 
 
 def test_attention_long_sequence_gpt2_shape(rng):

@@ -397,15 +397,19 @@ __global__ void __launch_bounds__(kThreads, D >= 128 ? 1 : 2)
 // kept float32-accurate by "3xTF32" (the way PyTorch's float32 attention on these GPUs uses them, after
 // CUTLASS's OpMultiplyAddFastF32): every operand x is split into two TF32 numbers, x = hi + lo (lo holds
 // the 11 bits after hi's), and a b = a_hi b_hi + a_hi b_lo + a_lo b_hi to about float32 precision (the
-// dropped a_lo b_lo is below float32's rounding). Three tensor-core products for one, still several
-// times the rate of the CUDA cores. Compute capability 8.0 and newer; attention_forward_mma_cuda.
+// dropped a_lo b_lo is at most 2^-22 |a b|, about float32's rounding). Three tensor-core products and
+// the splits for one product: whether that beats the CUDA cores is for a GPU to say. Compute capability
+// 8.0 and newer; attention_forward_mma_cuda.
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800  // as ptx.cuh's TF32 instructions
 
-// x = hi + lo, both TF32. cvt (to_tf32) leaves 13 low bits for the tensor core to ignore: hi clears
-// them, so that x - hi is exact.
+// x = hi + lo, both TF32. hi is x rounded by hand as cvt rounds (add half a unit of the last TF32 bit),
+// with the 13 bits below cleared, so that x - hi is exact: two integer instructions, where cvt and a mask
+// take four. lo is left to cvt (to_tf32), which keeps a NaN a NaN: whatever a NaN x makes of hi, lo is
+// NaN and so are the products. (A finite x within 2^-11 of float's largest rounds hi to inf and the
+// products to NaN; scores, weights and activations never come near.)
 __device__ __forceinline__ void split_tf32(float x, uint32_t& hi, uint32_t& lo) {
-    hi = to_tf32(x) & 0xFFFFE000u;
+    hi = (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
     lo = to_tf32(x - __uint_as_float(hi));
 }
 
@@ -434,9 +438,12 @@ constexpr size_t forward_mma_smem() {
 //
 // The sums over d (for Q K^T) and over keys (for P V) do not care in which order a lane's k values come,
 // so a lane's mma registers "k = t" and "k = t + 4" carry d (or key) 2t and 2t + 1 instead, in both
-// operands: the scores' registers are then P's operand registers as they stand, and Q's and K's pairs
-// are one 8-byte read each. Row strides (D + 8 for Q and K, D + 4 for V) put those reads on 32
-// different banks.
+// operands: the scores' registers (keys 2t, 2t + 1 of rows g, g + 8) are then P's operand registers,
+// taken in the order 0, 2, 1, 3, with no data moved between lanes; and Q's and K's pairs are one 8-byte
+// read each. Row strides (D + 8 for Q and K, D + 4 for V) put those reads on 32 different banks.
+// Registers (sm_90): 168 a thread up to D = 96, 188 at D = 128 (the output tile, the scores, the split
+// operands), so 3 blocks (12 warps) an SM up to D = 96 and 2 at D = 128, which their shared memory
+// (53-101 KiB) allows too.
 template <int D>
 __global__ void __launch_bounds__(kMmaThreads)
     attention_forward_mma_kernel(float* out, float* lse, const float* q, const float* k, const float* v, HeadLayout in,
@@ -444,9 +451,9 @@ __global__ void __launch_bounds__(kMmaThreads)
 #if __CUDA_ARCH__ >= 800  // tensor cores with TF32; the launcher refuses older GPUs
     constexpr int LQK = D + 8, LV = D + 4, NT = D / 8;  // NT: the output's 8-column tiles
     extern __shared__ __align__(16) float smem[];
-    float* Qs = smem;             // (64, D): this block's queries
-    float* Ks = Qs + kTile * LQK;  // (64, D): the current key tile
-    float* Vs = Ks + kTile * LQK;  // (64, D): the current value tile
+    float* Qs = smem;              // (64, D) in rows of LQK: this block's queries
+    float* Ks = Qs + kTile * LQK;  // (64, D) in rows of LQK: the current key tile
+    float* Vs = Ks + kTile * LQK;  // (64, D) in rows of LV: the current value tile
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int qr = warp * 16 + g;  // this lane's rows of the query tile: qr and qr + 8
     const int64_t bh = blockIdx.x;
@@ -527,7 +534,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         cp_async_commit();
         cp_async_wait<1>();  // this tile's values have landed (the next keys may still be on their way)
         __syncthreads();
-#pragma unroll 2
+#pragma unroll  // wholly: s[n] must be a register, not an indexed array in local memory
         for (int n = 0; n < 8; n++) {  // keys 8n .. 8n + 7: score tile n is P's operand, "t" = key 2t
             uint32_t a_hi[4], a_lo[4];
             split_tf32(s[n][0], a_hi[0], a_lo[0]);  // (qr, 8n + 2t)

@@ -605,6 +605,11 @@ inline float4 atomicAdd(float4* p, float4 v) {
 }
 
 // A float's bits as an unsigned int and back.
+inline unsigned __float_as_uint(float f) {
+    unsigned x;
+    std::memcpy(&x, &f, 4);
+    return x;
+}
 inline float __uint_as_float(unsigned x) {
     float f;
     std::memcpy(&f, &x, 4);
