@@ -34,6 +34,7 @@
 // The dropout mask is the counter-based hash of common.cuh, identical to the NumPy and C++ ones.
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
@@ -765,29 +766,28 @@ Launch make_launch(int64_t B, int64_t NH, int64_t T, int64_t hs, HeadLayout in, 
             make_dropout(dropout_p, seed), vec, stream};
 }
 
-void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
-    switch (head_width(L.hs)) {
-        case 16: forward_launch<16>(out, lse, q, k, v, L); break;
-        case 32: forward_launch<32>(out, lse, q, k, v, L); break;
-        case 64: forward_launch<64>(out, lse, q, k, v, L); break;
-        case 80: forward_launch<80>(out, lse, q, k, v, L); break;
-        case 96: forward_launch<96>(out, lse, q, k, v, L); break;
-        default: forward_launch<128>(out, lse, q, k, v, L); break;
+// Calls launch(std::integral_constant<int, D>) with the compiled tile width D for head size hs.
+template <typename Fn>
+void with_head_width(int64_t hs, Fn&& launch) {
+    switch (head_width(hs)) {
+        case 16: launch(std::integral_constant<int, 16>{}); break;
+        case 32: launch(std::integral_constant<int, 32>{}); break;
+        case 64: launch(std::integral_constant<int, 64>{}); break;
+        case 80: launch(std::integral_constant<int, 80>{}); break;
+        case 96: launch(std::integral_constant<int, 96>{}); break;
+        default: launch(std::integral_constant<int, 128>{}); break;
     }
+}
+
+void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
+    with_head_width(L.hs, [&](auto D) { forward_launch<D>(out, lse, q, k, v, L); });
 }
 
 void forward_mma(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
     if (!device_is_ampere_or_newer()) {
         throw std::invalid_argument("attention on the tensor cores needs compute capability 8.0 (Ampere) or newer");
     }
-    switch (head_width(L.hs)) {
-        case 16: forward_mma_launch<16>(out, lse, q, k, v, L); break;
-        case 32: forward_mma_launch<32>(out, lse, q, k, v, L); break;
-        case 64: forward_mma_launch<64>(out, lse, q, k, v, L); break;
-        case 80: forward_mma_launch<80>(out, lse, q, k, v, L); break;
-        case 96: forward_mma_launch<96>(out, lse, q, k, v, L); break;
-        default: forward_mma_launch<128>(out, lse, q, k, v, L); break;
-    }
+    with_head_width(L.hs, [&](auto D) { forward_mma_launch<D>(out, lse, q, k, v, L); });
 }
 
 void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q, const float* k,
@@ -796,14 +796,7 @@ void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout
     attention_row_term_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock),
                                 kRowsPerBlock * kWarp, 0, L.stream>>>(scratch, dout, out, L.out, L.T, rows, L.hs);
     check_launch("attention_row_term_kernel");
-    switch (head_width(L.hs)) {
-        case 16: backward_launch<16>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-        case 32: backward_launch<32>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-        case 64: backward_launch<64>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-        case 80: backward_launch<80>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-        case 96: backward_launch<96>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-        default: backward_launch<128>(dq, dk, dv, dout, q, k, v, lse, scratch, L); break;
-    }
+    with_head_width(L.hs, [&](auto D) { backward_launch<D>(dq, dk, dv, dout, q, k, v, lse, scratch, L); });
 }
 
 }  // namespace

@@ -33,16 +33,23 @@ int current_device() {
     return device < 64 ? device : 63;
 }
 
+// An attribute of the current device, read once per device into `cache` (by device id; 0: not read yet).
+int device_attribute(cudaDeviceAttr attr, int (&cache)[64]) {
+    const int device = current_device();
+    if (cache[device] == 0) { cuda_check(cudaDeviceGetAttribute(&cache[device], attr, device), "cudaDeviceGetAttribute"); }
+    return cache[device];
+}
+
 }  // namespace
 
 int sm_count() {
-    static int counts[64] = {0};  // per device id, read once
-    const int device = current_device();
-    if (counts[device] == 0) {
-        cuda_check(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device),
-                   "cudaDeviceGetAttribute");
-    }
-    return counts[device];
+    static int counts[64] = {0};
+    return device_attribute(cudaDevAttrMultiProcessorCount, counts);
+}
+
+bool device_is_ampere_or_newer() {
+    static int majors[64] = {0};
+    return device_attribute(cudaDevAttrComputeCapabilityMajor, majors) >= 8;
 }
 
 namespace {
@@ -664,16 +671,6 @@ void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const
     check_launch("matmul_tiled_kernel");
 }
 
-bool device_is_ampere_or_newer() {
-    static int majors[64] = {0};  // per device id, read once
-    const int device = current_device();
-    if (majors[device] == 0) {
-        cuda_check(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device),
-                   "cudaDeviceGetAttribute");
-    }
-    return majors[device] >= 8;
-}
-
 namespace {
 
 bool tf32_enabled = false;  // set_matmul_tf32_cuda; off: results stay float32-exact
@@ -695,17 +692,11 @@ namespace {
 // shared memory that takes (H100: 227 KiB, A100: 163 KiB), else two (72 KiB; compute capability 8.6
 // and 8.9 give 99 KiB). Read once per device.
 int tf32_stages() {
-    static int stages[64] = {0};
-    const int device = current_device();
-    if (stages[device] == 0) {
-        int limit = 0;
-        cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-                   "cudaDeviceGetAttribute");
-        constexpr size_t deepest = std::max({tf32_smem_bytes<false, false, 3>(), tf32_smem_bytes<false, true, 3>(),
-                                             tf32_smem_bytes<true, false, 3>(), tf32_smem_bytes<true, true, 3>()});
-        stages[device] = static_cast<size_t>(limit) >= deepest ? 3 : 2;
-    }
-    return stages[device];
+    static int limits[64] = {0};
+    const int limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, limits);
+    constexpr size_t deepest = std::max({tf32_smem_bytes<false, false, 3>(), tf32_smem_bytes<false, true, 3>(),
+                                         tf32_smem_bytes<true, false, 3>(), tf32_smem_bytes<true, true, 3>()});
+    return static_cast<size_t>(limit) >= deepest ? 3 : 2;
 }
 
 // A kernel with more than 48 KiB of shared memory needs its opt-in (allow_smem) on each device before
