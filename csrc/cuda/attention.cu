@@ -715,26 +715,18 @@ struct Launch {
     cudaStream_t stream;
 };
 
-template <int D>
-void forward_launch(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
-    constexpr size_t smem = forward_smem<D>();
-    allow_smem(attention_forward_kernel<D>, smem, "attention: head size " + std::to_string(L.hs));
-    const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
-    attention_forward_kernel<D><<<grid, kThreads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T,
-                                                                    static_cast<int>(L.hs), L.scale * kLog2e, L.drop,
-                                                                    L.vec);
-    check_launch("attention_forward_kernel");
-}
+// The two forward kernels take the same arguments; a launch differs in the kernel, its threads, its
+// shared memory and the name its errors carry.
+using ForwardKernel = void (*)(float*, float*, const float*, const float*, const float*, HeadLayout, HeadLayout,
+                               int64_t, int, float, Dropout, bool);
 
-template <int D>
-void forward_mma_launch(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
-    constexpr size_t smem = forward_mma_smem<D>();
-    allow_smem(attention_forward_mma_kernel<D>, smem, "attention (tensor cores): head size " + std::to_string(L.hs));
+void launch_forward(ForwardKernel kernel, int threads, size_t smem, const char* name, float* out, float* lse,
+                    const float* q, const float* k, const float* v, const Launch& L) {
+    allow_smem(kernel, smem, std::string(name) + ": head size " + std::to_string(L.hs));
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
-    attention_forward_mma_kernel<D><<<grid, kMmaThreads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T,
-                                                                           static_cast<int>(L.hs), L.scale * kLog2e,
-                                                                           L.drop, L.vec);
-    check_launch("attention_forward_mma_kernel");
+    kernel<<<grid, threads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T, static_cast<int>(L.hs),
+                                              L.scale * kLog2e, L.drop, L.vec);
+    check_launch(name);
 }
 
 template <int D>
@@ -780,14 +772,20 @@ void with_head_width(int64_t hs, Fn&& launch) {
 }
 
 void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
-    with_head_width(L.hs, [&](auto D) { forward_launch<D>(out, lse, q, k, v, L); });
+    with_head_width(L.hs, [&](auto D) {
+        launch_forward(attention_forward_kernel<D>, kThreads, forward_smem<D>(), "attention_forward_kernel", out, lse,
+                       q, k, v, L);
+    });
 }
 
 void forward_mma(float* out, float* lse, const float* q, const float* k, const float* v, const Launch& L) {
     if (!device_is_ampere_or_newer()) {
         throw std::invalid_argument("attention on the tensor cores needs compute capability 8.0 (Ampere) or newer");
     }
-    with_head_width(L.hs, [&](auto D) { forward_mma_launch<D>(out, lse, q, k, v, L); });
+    with_head_width(L.hs, [&](auto D) {
+        launch_forward(attention_forward_mma_kernel<D>, kMmaThreads, forward_mma_smem<D>(),
+                       "attention_forward_mma_kernel", out, lse, q, k, v, L);
+    });
 }
 
 void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q, const float* k,
