@@ -44,7 +44,7 @@ grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
 
 phase "2. CUDA tests"
 MINIGPT_REQUIRE_CUDA=1 timeout 300 "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider \
-    tests/test_cuda_kernels.py tests/test_cuda_model.py 2>&1 | tee "$LOGS/tests.log" | tail -n 60
+    tests/test_cuda_kernels.py tests/test_cuda_model.py tests/test_cuda_tasks.py 2>&1 | tee "$LOGS/tests.log" | tail -n 60
 tests_rc=${PIPESTATUS[0]}
 [ "$tests_rc" -eq 0 ] || status=1
 

@@ -45,8 +45,7 @@ PRETRAIN_HELP = {
     "grad_clip": "clip the global gradient norm to this (0: no clipping)",
     "eval_interval": "evaluate, log and save a checkpoint every this many steps",
     "eval_iters": "batches per loss estimate",
-    "backend": "numpy (the readable reference), cpu (the C++ kernels) or cuda (the CUDA kernels: an NVIDIA GPU, "
-               "CuPy and a build with -Ccmake.define.MINIGPT_CUDA=ON)",
+    "backend": kernels.BACKEND_HELP,
     "seed": "random seed for the initialisation, the batches and dropout",
     "out": "output folder: checkpoints ckpt-<step>/, metrics.jsonl, loss.png, data/",
     "metrics_out": "also write the final metrics (train_loss, val_loss, iters, tokens_per_s, wall_s) to this JSON",
@@ -66,7 +65,7 @@ def add_pretrain_options(parser):
         if f.name == "arch":
             kwargs["choices"] = ["gpt1", "gpt2"]
         if f.name == "backend":
-            kwargs["choices"] = ["numpy", "cpu", "cuda"]
+            kwargs["choices"] = list(kernels.BACKENDS)
         if f.name == "tokenizer":
             kwargs["choices"] = ["char", "bpe", "gpt2"]
         parser.add_argument(flag, **kwargs)
@@ -220,7 +219,7 @@ def add_finetune_options(parser):
     from minigpt.finetune.train import HELP, FineTuneConfig
 
     defaults = FineTuneConfig()
-    choices = {"mode": ["full", "frozen"], "init": ["pretrained", "random"], "backend": ["numpy", "cpu"]}
+    choices = {"mode": ["full", "frozen"], "init": ["pretrained", "random"], "backend": list(kernels.BACKENDS)}
     for f in fields(FineTuneConfig):
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
@@ -302,7 +301,7 @@ def build_parser():
     p.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with probability >= p")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--backend", choices=["numpy", "cpu", "cuda"], default="cpu", help="kernels to run (default cpu)")
+    p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (no KV cache)")
     p.set_defaults(func=cmd_generate)
 
@@ -332,7 +331,7 @@ def build_parser():
     p.add_argument("--metrics-out", help="write the metrics to this JSON file")
     p.add_argument("--skip-unencodable", action="store_true",
                    help="leave out (and count) examples the tokenizer cannot encode, instead of stopping")
-    p.add_argument("--backend", choices=["numpy", "cpu"], default="cpu", help="kernels to run (default cpu)")
+    p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 BACKENDS = ("numpy", "cpu", "cuda")
+BACKEND_HELP = ("numpy (the readable reference), cpu (the C++ kernels) or cuda (the CUDA kernels: an NVIDIA GPU, "
+                "CuPy and a build with -Ccmake.define.MINIGPT_CUDA=ON)")  # for --backend in every command
 
 # How idle OpenMP threads wait, read once by the OpenMP runtime when _core loads it. By default GNU
 # OpenMP spins (for milliseconds) in every barrier and between parallel regions; when another

@@ -1,6 +1,6 @@
 """Run the CUDA tests on the CUDA emulator: backend="cuda" without a GPU, slowly, on the CPU.
 
-    python tests/cuda_emulator/run.py -q                   # tests/test_cuda_kernels.py and test_cuda_model.py
+    python tests/cuda_emulator/run.py -q                   # tests/test_cuda_*.py: kernels, model, tasks
     python tests/cuda_emulator/run.py tests/test_cuda_kernels.py -k attention -x
     python tests/cuda_emulator/run.py --memcheck -q        # built with AddressSanitizer: out-of-bounds accesses
 
@@ -17,7 +17,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-DEFAULT_TESTS = [str(ROOT / "tests" / "test_cuda_kernels.py"), str(ROOT / "tests" / "test_cuda_model.py")]
+DEFAULT_TESTS = [str(ROOT / "tests" / f"test_cuda_{part}.py") for part in ("kernels", "model", "tasks")]
 
 
 def names_tests(arg):
