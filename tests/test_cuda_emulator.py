@@ -78,6 +78,14 @@ def test_memcheck_build_stops_an_out_of_bounds_read(tmp_path):
     assert "False positive" not in done.stderr  # the fibers' stack switches are announced to AddressSanitizer
 
 
+@needs_gxx
+def test_every_build_stops_a_misaligned_vector_read(tmp_path):
+    program = build.build_program(EMULATOR / "selftest.cu", tmp_path / "selftest")
+    done = subprocess.run([str(program), "--misaligned"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "ran to the end" not in done.stdout
+    assert "misaligned address" in done.stderr and "selftest.cu" in done.stderr, done.stderr[-3000:]
+
+
 def slow_emulator_run(test):
     """Marks a test that runs tests on the emulator: minutes, so only in CI or with MINIGPT_TEST_CUDA_EMULATOR=1."""
     wanted = os.environ.get("CI") or os.environ.get("MINIGPT_TEST_CUDA_EMULATOR") == "1"

@@ -11,6 +11,9 @@ second run of the tests starts at once.
 With memcheck=True it is built with AddressSanitizer instead of optimised: every kernel read or write
 past the end of an array (the arrays are NumPy's, each in its own heap block) stops the run with a
 report naming the kernel's line, as compute-sanitizer's memcheck does on a GPU.
+Either way, every access is checked for alignment (UndefinedBehaviorSanitizer's alignment check): a float4
+or float2 read or written at an address that is not a multiple of its size stops the run naming the line,
+where a GPU would stop the kernel with "misaligned address".
 """
 import hashlib
 import pathlib
@@ -22,6 +25,9 @@ import sysconfig
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CUDA_SRC = ROOT / "csrc" / "cuda"
+# A GPU faults on a vector access at an address that is not a multiple of its size; x86 does not. The
+# alignment check makes the emulator fault too (float4 and float2 carry their GPU alignment, 16 and 8).
+ALIGNMENT_CHECK = ["-fsanitize=alignment", "-fno-sanitize-recover=alignment"]
 
 
 def _matching(text, start, open_ch, close_ch):
@@ -123,8 +129,8 @@ def build(out_dir=None, verbose=False, memcheck=False):
     inputs = sources() + sorted(CUDA_SRC.glob("*.h")) + sorted(CUDA_SRC.glob("*.cuh")) + \
         sorted((HERE / "include").glob("*.h")) + [pathlib.Path(__file__)]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16] + ("-memcheck" * memcheck)
-    flags = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"] if memcheck else \
-        ["-O3", "-march=native", "-g0"]
+    flags = (["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"] if memcheck else
+             ["-O3", "-march=native", "-g0"]) + ALIGNMENT_CHECK
     target = out_dir / digest / ("_cuda" + sysconfig.get_config_var("EXT_SUFFIX"))
     if target.exists():
         return target
@@ -161,7 +167,7 @@ def build_program(source, out_path, memcheck=False):
     source, out_path = pathlib.Path(source), pathlib.Path(out_path)
     cpp = out_path.with_suffix(".cpp")
     cpp.write_text(f'#line 1 "{source}"\n' + rewrite(source.read_text()))
-    flags = ["-O1", "-g", "-fsanitize=address"] if memcheck else ["-O1"]
+    flags = (["-O1", "-g", "-fsanitize=address"] if memcheck else ["-O1"]) + ALIGNMENT_CHECK
     subprocess.run(["g++", "-std=c++17", *flags, "-w", "-DMINIGPT_CUDA_EMULATOR", "-I", str(HERE / "include"),
                     "-I", str(CUDA_SRC), str(cpp), "-o", str(out_path)],
                    check=True, capture_output=True, text=True)

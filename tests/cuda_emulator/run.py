@@ -48,8 +48,9 @@ def main(argv):
     launcher = ("import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import pytest; "
                 "sys.exit(pytest.main(sys.argv[1:]))")
     tests = [] if any(names_tests(arg) for arg in argv) else DEFAULT_TESTS
-    if memcheck and not any(arg.startswith(("--capture", "-s")) for arg in argv):
-        # AddressSanitizer stops the process at once: its report must not wait in pytest's captured output
+    if not any(arg.startswith(("--capture", "-s")) for arg in argv):
+        # a sanitizer (alignment always, AddressSanitizer with --memcheck) stops the process at once: its
+        # report must not wait in pytest's captured output
         argv = ["--capture=sys", *argv]
     return subprocess.call([sys.executable, "-c", launcher, *tests, *argv], env=env)
 

@@ -1,7 +1,9 @@
 // Checks of the CUDA emulator itself (tests/test_cuda_emulator.py builds and runs this with build.py's
 // rewrite): the behaviours of the CUDA model the kernels of csrc/cuda/ rely on, each with a kernel
 // whose answer is known. Prints one "name ok" or "name FAILED ..." line per check. With the argument
-// --out-of-bounds it instead runs a kernel that reads past its array, which a memcheck build must stop.
+// --out-of-bounds it instead runs a kernel that reads past its array, which a memcheck build must stop;
+// with --misaligned, one that reads a float4 at an address 4 bytes past a multiple of 16, which every
+// build must stop, as a GPU would.
 #include <cuda_runtime.h>
 
 #include "ptx.cuh"  // csrc/cuda's PTX wrappers, here their emulated versions
@@ -107,11 +109,24 @@ __global__ void out_of_bounds_kernel(float* out, const float* x, int n) {
     if (i < n) { out[i] = x[i + 1]; }
 }
 
+// Reads four floats as one float4 from wherever x points: misaligned unless x is a multiple of 16 bytes.
+__global__ void misaligned_kernel(float* out, const float* x) {
+    const float4 v = *reinterpret_cast<const float4*>(x);
+    out[0] = v.x + v.y + v.z + v.w;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--out-of-bounds") {
         std::vector<float> x(100, 1.0f), out(100);
         out_of_bounds_kernel<<<1, 128>>>(out.data(), x.data(), 100);
         std::printf("out_of_bounds_kernel ran to the end\n");
+        return 0;
+    }
+    if (argc > 1 && std::string(argv[1]) == "--misaligned") {
+        alignas(16) float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        float out[1];
+        misaligned_kernel<<<1, 1>>>(out, x + 1);
+        std::printf("misaligned_kernel ran to the end\n");
         return 0;
     }
     {
