@@ -140,10 +140,9 @@ class GPT:
         self.cache = {"x2": x2, "loss": None}
         if targets is None:
             return logits, None
-        targets = self._check_tokens(targets, "targets", allow_ignore=True)
+        targets = self._check_tokens(targets, "targets", allow_ignore=True)  # on the host: the layer copies them in
         if targets.shape != (B, T):
             raise ValueError(f"targets shape {targets.shape} must equal idx shape {(B, T)}")
-        targets = self._to_device(targets)
         loss, self.cache["loss"] = cross_entropy_forward(logits, targets, backend=self.backend)
         return logits, float(loss)  # the loss out: one number back to the host
 
@@ -163,9 +162,9 @@ class GPT:
     def forward_hidden(self, idx, train=True):
         """idx: int (B, T) token ids -> the final hidden state (B, T, C), before the output head:
         after ln_f for gpt2, the last block's output for gpt1. Fine-tuning heads read it."""
-        idx = self._to_device(self._check_tokens(idx, "idx"))  # the batch in: checked on the host, copied once
+        idx = self._check_tokens(idx, "idx")  # the batch in: checked on the host; wte copies it to the GPU
         B, T = idx.shape
-        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(T))  # (B, T, C)
+        x = self.wte.forward(idx) + self.wpe.forward(np.arange(T))  # (B, T, C)
         x = self.drop.forward(x, self.dropout_rng, train)
         for block in self.h:
             x = block.forward(x, self.dropout_rng, train)
@@ -223,11 +222,11 @@ class GPT:
         needs. The head (C x V multiply-adds per position, V = 50257 for GPT-2) then runs once per
         sequence instead of once per position of the prompt.
         """
-        idx = self._to_device(self._check_tokens(idx, "idx"))
+        idx = self._check_tokens(idx, "idx")
         B, Tn = idx.shape
         if pos + Tn > self.config.block_size:
             raise ValueError(f"positions up to {pos + Tn} exceed block_size {self.config.block_size}")
-        x = self.wte.forward(idx) + self.wpe.forward(self._xp().arange(pos, pos + Tn))  # (B, Tn, C)
+        x = self.wte.forward(idx) + self.wpe.forward(np.arange(pos, pos + Tn))  # (B, Tn, C)
         for block, layer_cache in zip(self.h, kv_cache):
             x = block.forward_cached(x, layer_cache, pos)
         if last_only:
@@ -241,10 +240,6 @@ class GPT:
     def _xp(self):
         """The array module of the parameters: NumPy, or CuPy with backend="cuda"."""
         return kernels.array_module(self.wte.params["weight"])
-
-    def _to_device(self, ids):
-        """Checked host ids where the parameters are, as int64 (what the CUDA embedding kernel takes)."""
-        return kernels.to_backend(np.ascontiguousarray(ids, dtype=np.int64), self.backend)
 
     def zero_grad(self):
         if self.flat is not None and self.flat.holds(grads=self.grads):
@@ -264,7 +259,7 @@ class GPT:
         low = -1 if allow_ignore else 0
         if ids.size and (ids.min() < low or ids.max() >= self.config.vocab_size):
             raise ValueError(f"{name} holds token ids outside [0, {self.config.vocab_size})")
-        return ids
+        return np.ascontiguousarray(ids, dtype=np.int64)  # what the CUDA kernels take
 
 
 def collect_parameters(layers, prefix=""):

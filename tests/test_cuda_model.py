@@ -141,6 +141,48 @@ def test_clip_grad_norm_on_the_gpu_matches_numpy():
         assert rel(on_gpu[name], grads[name]) < 1e-6
 
 
+counts_host_reads = pytest.mark.skipif(not hasattr(cupy, "host_reads"),
+                                       reason="the CUDA emulator's CuPy counts what the host reads from the GPU")
+
+
+@counts_host_reads
+def test_a_training_step_reads_two_numbers_from_the_gpu():
+    # Each read waits for all the work queued on the GPU, which then idles until the host queues more. A
+    # step reads the loss and the gradient norm; the batch's ids and targets are checked on the host.
+    cfg = config(dropout=0.1)
+    model = minigpt.GPT(cfg, seed=0, backend="cuda")
+    opt = minigpt.AdamW(model, lr=1e-3)
+    idx, targets = batches(cfg, 1)[0]
+
+    def step():
+        model.zero_grad()
+        model.forward(idx, targets)
+        model.backward()
+        minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
+        opt.step()
+    step()
+    before = cupy.host_reads
+    step()
+    assert cupy.host_reads - before == 2
+
+
+def test_ids_and_targets_are_checked_on_the_host_or_on_the_gpu():
+    from minigpt.layers import cross_entropy_forward, embedding_forward
+    w = cupy.asarray(np.arange(10, dtype=np.float32).reshape(5, 2))
+    for ids in (np.array([1, 5]), cupy.asarray([1, 5])):
+        with pytest.raises(ValueError, match="index 5 out of range for a table of 5 rows"):
+            embedding_forward(ids, w, backend="cuda")
+    host_out, (host_ids, _, _) = embedding_forward(np.array([4, 0, 4]), w, backend="cuda")
+    assert isinstance(host_ids, cupy.ndarray)  # copied in once, for the backward too
+    assert cupy.array_equal(host_out, embedding_forward(cupy.asarray([4, 0, 4]), w, backend="cuda")[0])
+    z = cupy.asarray(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32))
+    for targets in (np.array([0, 3]), cupy.asarray([0, 3]), np.array([-2, 0])):
+        with pytest.raises(ValueError, match="targets must lie in"):
+            cross_entropy_forward(z, targets, backend="cuda")
+    loss, _ = cross_entropy_forward(z, np.array([2, -1]), backend="cuda")  # -1: ignored
+    assert float(loss) == pytest.approx(float(cross_entropy_forward(z, cupy.asarray([2, -1]), backend="cuda")[0]))
+
+
 def test_cuda_backend_needs_float32():
     with pytest.raises(ValueError, match="float32"):
         minigpt.GPT(config(), dtype="float64", backend="cuda")

@@ -21,8 +21,12 @@ from test_prompting_evaluate import TOK, choice_task, classification_task, sprea
 from minigpt import kernels
 from minigpt.checkpoint import load_model
 from minigpt.cli import main
-from minigpt.finetune.train import FineTuneConfig, finetune
+from minigpt.finetune.batch import collate
+from minigpt.finetune.modes import trainable_parameters
+from minigpt.finetune.train import FineTuneConfig, build_model, encode_split, finetune
+from minigpt.optim import AdamW, clip_grad_norm
 from minigpt.prompting import Template, evaluate_task, score_candidates
+from minigpt.tasks import load_task
 
 if kernels.cuda_problem() is not None:
     if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
@@ -74,6 +78,34 @@ def test_finetuning_on_the_gpu_tracks_the_cpu_run(tmp_path, shape, mode):
         for name, p in pretrained.params.items():
             got = cupy.asnumpy(gpu_run.model.params[name])
             assert np.array_equal(got[:len(p)], p), name  # wte: the rows before the start/delimiter/extract ones
+
+
+@pytest.mark.skipif(not hasattr(cupy, "host_reads"),
+                    reason="the CUDA emulator's CuPy counts what the host reads from the GPU")
+@pytest.mark.parametrize("mode", ["full", "frozen"])
+def test_a_finetuning_step_reads_three_numbers_from_the_gpu(tmp_path, mode):
+    # the task loss, the LM loss and the gradient norm; labels and LM targets are checked on the host
+    checkpoint = tiny_checkpoint(tmp_path)
+    task = write_jsonl(tmp_path / "task", [TASK_ROWS["classification"](i) for i in range(8)],
+                       [TASK_ROWS["classification"](i) for i in range(4)])
+    cfg = FineTuneConfig(checkpoint=str(checkpoint), task="classification", data=str(task), mode=mode, backend="cuda",
+                         out=str(tmp_path / "ft"))
+    model, tokenizer, tokens, _ = build_model(cfg, load_task("classification", data=task))
+    train, _, _ = encode_split(load_task("classification", data=task).train, tokenizer, tokens,
+                               model.config.block_size)
+    trainable = trainable_parameters(model, mode)
+    opt, batch = AdamW(trainable, lr=1e-3), collate(train[:4])
+
+    def step():
+        model.zero_grad()
+        model.forward(batch, train=True)
+        model.backward()
+        clip_grad_norm(trainable.grads, 1.0)
+        opt.step()
+    step()
+    before = cupy.host_reads
+    step()
+    assert cupy.host_reads - before == 3
 
 
 def test_candidate_scores_on_the_gpu_equal_the_hosts():

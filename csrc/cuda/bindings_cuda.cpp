@@ -511,14 +511,16 @@ static py::object gelu_backward_py(const py::object& dout_obj, const py::object&
 // ----------------------------------------------------------------------------- cross-entropy
 
 // targets: an int64 CuPy array of shape (N,), each in [0, V) or negative (ignored). The range check
-// reads one number back from the GPU (the largest target), which waits for the work queued so far.
-static DeviceArray checked_targets(const std::string& op, const py::object& targets_obj, int64_t N, int64_t V) {
+// reads one number back from the GPU (the largest target), which waits for the work queued so far; a
+// caller that checked the targets on the host, before copying them in, passes check_range = false.
+static DeviceArray checked_targets(const std::string& op, const py::object& targets_obj, int64_t N, int64_t V,
+                                   bool check_range) {
     const DeviceArray t = device_array(op, "targets", targets_obj, "int64");
     if (!(t.ndim() == 1 && t.shape[0] == N)) {
         throw py::value_error(op + ": targets must be a contiguous " + dims_str({N}) +
                               " array, one per row of logits, got " + dims_str(t.shape));
     }
-    if (N > 0) {
+    if (check_range && N > 0) {
         const int64_t largest = targets_obj.attr("max")().attr("item")().cast<int64_t>();
         if (largest >= V) {
             throw py::value_error(op + ": target " + std::to_string(largest) + " is out of range for " +
@@ -529,11 +531,12 @@ static DeviceArray checked_targets(const std::string& op, const py::object& targ
 }
 
 static py::tuple run_cross_entropy_forward(const std::string& op, decltype(&cross_entropy_forward_cuda) kernel,
-                                           const py::object& logits_obj, const py::object& targets_obj) {
+                                           const py::object& logits_obj, const py::object& targets_obj,
+                                           bool check_range) {
     const DeviceArray logits = device_array(op, "logits", logits_obj);
     check_ndim(op, "logits", logits, 2, "(N, V)");
     const int64_t N = logits.shape[0], V = logits.shape[1];
-    const DeviceArray t = checked_targets(op, targets_obj, N, V);
+    const DeviceArray t = checked_targets(op, targets_obj, N, V, check_range);
     auto [losses, losses_ptr] = new_array({N}, false);
     auto [lse, lse_ptr] = new_array({N}, false);
     const cudaStream_t stream = current_stream();
@@ -543,21 +546,24 @@ static py::tuple run_cross_entropy_forward(const std::string& op, decltype(&cros
     }
     return py::make_tuple(losses, lse);
 }
-static py::tuple cross_entropy_forward_py(const py::object& logits, const py::object& targets) {
-    return run_cross_entropy_forward("cross_entropy_forward", cross_entropy_forward_cuda, logits, targets);
+static py::tuple cross_entropy_forward_py(const py::object& logits, const py::object& targets, bool check_range) {
+    return run_cross_entropy_forward("cross_entropy_forward", cross_entropy_forward_cuda, logits, targets,
+                                     check_range);
 }
-static py::tuple cross_entropy_forward_naive_py(const py::object& logits, const py::object& targets) {
-    return run_cross_entropy_forward("cross_entropy_forward_naive", cross_entropy_forward_naive_cuda, logits, targets);
+static py::tuple cross_entropy_forward_naive_py(const py::object& logits, const py::object& targets,
+                                                bool check_range) {
+    return run_cross_entropy_forward("cross_entropy_forward_naive", cross_entropy_forward_naive_cuda, logits, targets,
+                                     check_range);
 }
 
 static py::object cross_entropy_backward_py(const py::object& logits_obj, const py::object& lse_obj,
-                                            const py::object& targets_obj, double dloss) {
+                                            const py::object& targets_obj, double dloss, bool check_range) {
     const std::string op = "cross_entropy_backward";
     const DeviceArray logits = device_array(op, "logits", logits_obj), lse = device_array(op, "lse", lse_obj);
     check_ndim(op, "logits", logits, 2, "(N, V)");
     const int64_t N = logits.shape[0], V = logits.shape[1];
     check_vector(op, "lse", lse, N);
-    const DeviceArray t = checked_targets(op, targets_obj, N, V);
+    const DeviceArray t = checked_targets(op, targets_obj, N, V, check_range);
     auto [dlogits, dlogits_ptr] = new_array({N, V}, true);
     const cudaStream_t stream = current_stream();
     {
@@ -592,10 +598,11 @@ static void adamw_update_py(const py::object& p_obj, const py::object& m_obj, co
 
 // ----------------------------------------------------------------------------- embedding
 
-// ids: an int64 CuPy array, each in [0, V). The range check reads two numbers back from the GPU.
-static DeviceArray checked_ids(const std::string& op, const py::object& idx_obj, int64_t V) {
+// ids: an int64 CuPy array, each in [0, V). The range check reads two numbers back from the GPU, which
+// waits for the work queued so far; a caller that checked the ids on the host passes check_range = false.
+static DeviceArray checked_ids(const std::string& op, const py::object& idx_obj, int64_t V, bool check_range) {
     const DeviceArray idx = device_array(op, "idx", idx_obj, "int64");
-    if (idx.size() > 0) {
+    if (check_range && idx.size() > 0) {
         const int64_t lo = idx_obj.attr("min")().attr("item")().cast<int64_t>();
         const int64_t hi = idx_obj.attr("max")().attr("item")().cast<int64_t>();
         if (lo < 0 || hi >= V) {
@@ -606,12 +613,12 @@ static DeviceArray checked_ids(const std::string& op, const py::object& idx_obj,
     return idx;
 }
 
-static py::object embedding_forward_py(const py::object& idx_obj, const py::object& w_obj) {
+static py::object embedding_forward_py(const py::object& idx_obj, const py::object& w_obj, bool check_range) {
     const std::string op = "embedding_forward";
     const DeviceArray w = device_array(op, "w", w_obj);
     check_ndim(op, "w", w, 2, "(V, C)");
     const int64_t V = w.shape[0], C = w.shape[1];
-    const DeviceArray idx = checked_ids(op, idx_obj, V);
+    const DeviceArray idx = checked_ids(op, idx_obj, V, check_range);
     std::vector<int64_t> shape = idx.shape;
     shape.push_back(C);
     auto [out, out_ptr] = new_array(shape, false);
@@ -623,12 +630,13 @@ static py::object embedding_forward_py(const py::object& idx_obj, const py::obje
     return out;
 }
 
-static void embedding_backward_py(const py::object& dw_obj, const py::object& dout_obj, const py::object& idx_obj) {
+static void embedding_backward_py(const py::object& dw_obj, const py::object& dout_obj, const py::object& idx_obj,
+                                  bool check_range) {
     const std::string op = "embedding_backward";
     const DeviceArray dw = device_array(op, "dw", dw_obj), dout = device_array(op, "dout", dout_obj);
     check_ndim(op, "dw", dw, 2, "(V, C)");
     const int64_t V = dw.shape[0], C = dw.shape[1];
-    const DeviceArray idx = checked_ids(op, idx_obj, V);
+    const DeviceArray idx = checked_ids(op, idx_obj, V, check_range);
     std::vector<int64_t> expected = idx.shape;
     expected.push_back(C);
     if (dout.shape != expected) {
@@ -738,19 +746,24 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("gelu_forward", &gelu_forward_py, "GELU (tanh form), elementwise.", py::arg("x"));
     m.def("gelu_backward", &gelu_backward_py, "dx = dout * gelu'(x).", py::arg("dout"), py::arg("x"));
     m.def("cross_entropy_forward", &cross_entropy_forward_py, "Per-row softmax cross-entropy. logits: (N, V) float32, "
-          "targets: (N,) int64 (negative = ignored). Returns (losses (N,), lse (N,)).", py::arg("logits"),
-          py::arg("targets"));
+          "targets: (N,) int64 (negative = ignored). Returns (losses (N,), lse (N,)). check_range=False skips the "
+          "check that targets < V, which reads a number back from the GPU (for targets checked on the host).",
+          py::arg("logits"), py::arg("targets"), py::arg("check_range") = true);
     m.def("cross_entropy_forward_naive", &cross_entropy_forward_naive_py, "cross_entropy_forward with one thread per "
-          "row (teaching version): same arguments and results.", py::arg("logits"), py::arg("targets"));
+          "row (teaching version): same arguments and results.", py::arg("logits"), py::arg("targets"),
+          py::arg("check_range") = true);
     m.def("cross_entropy_backward", &cross_entropy_backward_py, "dlogits = dloss * (softmax - onehot) on counted rows. "
-          "Returns dlogits (N, V).", py::arg("logits"), py::arg("lse"), py::arg("targets"), py::arg("dloss"));
+          "Returns dlogits (N, V).", py::arg("logits"), py::arg("lse"), py::arg("targets"), py::arg("dloss"),
+          py::arg("check_range") = true);
     m.def("adamw_update", &adamw_update_py, "One AdamW step of one parameter, in place (p, m, v).", py::arg("p"),
           py::arg("m"), py::arg("v"), py::arg("g"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("weight_decay"), py::arg("bias1"), py::arg("bias2"));
     m.def("embedding_forward", &embedding_forward_py, "Rows of w picked by ids. idx: int64 (...), w: (V, C) -> "
-          "out: (..., C).", py::arg("idx"), py::arg("w"));
+          "out: (..., C). check_range=False skips the check that 0 <= ids < V, which reads two numbers back from "
+          "the GPU (for ids checked on the host).", py::arg("idx"), py::arg("w"), py::arg("check_range") = true);
     m.def("embedding_backward", &embedding_backward_py, "dw[idx] += dout in place, repeated ids accumulating. "
-          "dw: (V, C), dout: idx.shape + (C,).", py::arg("dw"), py::arg("dout"), py::arg("idx"));
+          "dw: (V, C), dout: idx.shape + (C,).", py::arg("dw"), py::arg("dout"), py::arg("idx"),
+          py::arg("check_range") = true);
 
     m.def("info", &info, "The GPU and build: {'device', 'compute_capability', 'multiprocessors', 'memory_gib', "
           "'cuda_runtime', 'cuda_driver', 'built_for'}.");

@@ -11,7 +11,6 @@ for multiple choice), so a checkpoint saves and loads a TaskModel like a GPT.
 """
 import numpy as np
 
-from minigpt import kernels
 from minigpt.finetune.heads import TaskHead
 from minigpt.finetune.losses import (classification_loss_backward, classification_loss_forward, lm_loss_backward,
                                      lm_loss_forward, mse_backward, mse_forward)
@@ -42,15 +41,14 @@ class TaskModel:
         with_lm = self.aux_lm > 0 if with_lm is None else with_lm
         h = self.gpt.forward_hidden(batch.idx, train)  # (S, T, C)
         outputs = self.head.forward(h, batch, self.gpt.dropout_rng, train)
-        labels = kernels.to_backend(batch.labels, self.backend)
+        # labels and LM targets stay on the host: the losses check and count them there and copy them in
         if self.regression:
-            task_loss, task_cache = mse_forward(outputs, labels)
+            task_loss, task_cache = mse_forward(outputs, batch.labels)
         else:
-            task_loss, task_cache = classification_loss_forward(outputs, labels)
+            task_loss, task_cache = classification_loss_forward(outputs, batch.labels)
         lm_loss, lm_cache = None, None
         if with_lm:
-            targets = kernels.to_backend(batch.lm_targets, self.backend)
-            lm_loss, lm_cache = lm_loss_forward(h, self.gpt.wte.params["weight"], targets, self.backend)
+            lm_loss, lm_cache = lm_loss_forward(h, self.gpt.wte.params["weight"], batch.lm_targets, self.backend)
         self.cache = (task_cache, lm_cache)
         loss = task_loss + (self.aux_lm * lm_loss if lm_loss is not None else 0.0)
         return outputs, {"loss": loss, "task_loss": task_loss, "lm_loss": lm_loss}

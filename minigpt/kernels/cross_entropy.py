@@ -4,12 +4,19 @@ The forward returns each row's loss and its log-sum-exp; the backward rebuilds t
 from the logits and lse, so the probabilities (as large as the logits) are never stored:
     dlogits_r = dloss_r * (softmax(z_r) - onehot(target_r))
 A negative target marks a padded position: its loss and its gradient are 0.
+
+The compiled kernels check that every target is below V before reading logits[r, target]. On the GPU
+that check reads a number back, which waits for all the work queued before it; checked=True (targets
+already checked on the host, where they came from, as the layer does) skips it there. The C++ check
+is a loop on the host and always runs.
 """
-from minigpt.kernels.backend import array_module, core
+from minigpt.kernels.backend import array_module, check_backend, core
 
 
-def cross_entropy_forward(logits, targets, backend="numpy"):
+def cross_entropy_forward(logits, targets, backend="numpy", checked=False):
     """logits: (N, V) float, targets: (N,) int64 -> losses: (N,), lse: (N,)."""
+    if check_backend(backend) == "cuda":
+        return core(backend).cross_entropy_forward(logits, targets, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_forward(logits, targets)
     xp = array_module(logits)
@@ -20,8 +27,10 @@ def cross_entropy_forward(logits, targets, backend="numpy"):
     return xp.where(counted, lse - picked, 0.0).astype(logits.dtype), lse
 
 
-def cross_entropy_backward(logits, lse, targets, dloss, backend="numpy"):
+def cross_entropy_backward(logits, lse, targets, dloss, backend="numpy", checked=False):
     """dloss: the gradient of each counted row's loss (a scalar, e.g. 1/count for a mean) -> dlogits (N, V)."""
+    if check_backend(backend) == "cuda":
+        return core(backend).cross_entropy_backward(logits, lse, targets, dloss, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_backward(logits, lse, targets, dloss)
     xp = array_module(logits)

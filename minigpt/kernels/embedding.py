@@ -6,24 +6,26 @@ The C++ extension has no embedding kernel: on the host, NumPy's fancy indexing i
 row copy per id, so backend="cpu" runs the NumPy forward. Its backward groups the rows by id first
 (sorted_row_sums), which is 5-6 times faster than np.add.at when a small vocabulary repeats each id
 many times (a character model). backend="cuda" has its own kernels (with atomicAdd in the backward),
-so the table, the ids and the gradient never leave the GPU.
+so the table, the ids and the gradient never leave the GPU. They check that every id is in [0, V)
+before using it; that reads two numbers back from the GPU, which waits for all the work queued before
+it, so checked=True (ids already checked on the host, as the layer does) skips it.
 """
 import numpy as np
 
 from minigpt.kernels.backend import array_module, check_backend, core
 
 
-def embedding_forward(idx, w, backend="numpy"):
+def embedding_forward(idx, w, backend="numpy", checked=False):
     """idx: int (...), w: (V, C) -> out: (..., C), out[...] = w[idx[...]]."""
     if check_backend(backend) == "cuda":
-        return core(backend).embedding_forward(idx, w)
+        return core(backend).embedding_forward(idx, w, check_range=not checked)
     return w[idx]
 
 
-def embedding_backward(dw, dout, idx, backend="numpy"):
+def embedding_backward(dw, dout, idx, backend="numpy", checked=False):
     """dw: (V, C), updated in place: dw[idx[...]] += dout[...]. dout: idx.shape + (C,)."""
     if check_backend(backend) == "cuda":
-        return core(backend).embedding_backward(dw, dout, idx)
+        return core(backend).embedding_backward(dw, dout, idx, check_range=not checked)
     ids, rows = idx.reshape(-1), dout.reshape(-1, dw.shape[1])
     if backend == "cpu" and ids.size:
         unique_ids, sums = sorted_row_sums(ids, rows)

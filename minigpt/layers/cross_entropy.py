@@ -24,13 +24,17 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, backend="n
     if not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got {targets.dtype}")
     xp = kernels.array_module(logits)  # NumPy, or CuPy for GPU arrays
+    # The targets are checked and counted where they are: on the host, where a batch comes from, that
+    # costs nothing; on the GPU each of the three reads waits for all the work queued there.
+    tp = kernels.array_module(targets)
     counted = targets != ignore_index
-    if xp.any((targets[counted] < 0) | (targets[counted] >= V)):
+    if tp.any((targets[counted] < 0) | (targets[counted] >= V)):
         raise ValueError(f"cross_entropy: targets must lie in [0, {V}) or equal ignore_index={ignore_index}")
-    z = xp.ascontiguousarray(logits).reshape(-1, V)  # (N, V)
-    rows = xp.where(counted, targets, -1).reshape(-1).astype(np.int64)  # (N,), -1 = not counted
-    losses, lse = kernels.cross_entropy_forward(z, rows, backend=backend)  # (N,), (N,)
     count = max(int(counted.sum()), 1)
+    rows = tp.where(counted, targets, -1).reshape(-1).astype(np.int64)  # (N,), -1 = not counted
+    rows = xp.asarray(rows)  # where the logits are: one copy to the GPU for host targets
+    z = xp.ascontiguousarray(logits).reshape(-1, V)  # (N, V)
+    losses, lse = kernels.cross_entropy_forward(z, rows, backend=backend, checked=True)  # (N,), (N,)
     # The logits and each row's log-sum-exp are kept: softmax = exp(z - lse) rebuilds the gradient.
     cache = (z, lse, rows, count, logits.shape, backend)
     return xp.asarray(losses.sum(dtype=np.float64) / count, dtype=logits.dtype), cache
@@ -39,4 +43,5 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, backend="n
 def cross_entropy_backward(dloss, cache):
     """dloss: scalar -> dlogits: (..., V) = dloss * (softmax - onehot(target)) / count on counted rows."""
     z, lse, rows, count, shape, backend = cache
-    return kernels.cross_entropy_backward(z, lse, rows, float(dloss) / count, backend=backend).reshape(shape)
+    return kernels.cross_entropy_backward(z, lse, rows, float(dloss) / count, backend=backend,
+                                          checked=True).reshape(shape)

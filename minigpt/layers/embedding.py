@@ -8,13 +8,19 @@ from minigpt import kernels
 
 
 def embedding_forward(idx, w, backend="numpy"):
-    """idx: int array (...), w: (V, C) -> out: (..., C), cache."""
+    """idx: int array (...), w: (V, C) -> out: (..., C), cache.
+
+    The ids are checked where they are, then moved to where the table is. A batch of token ids arrives
+    on the host, where the check costs nothing, and is copied to the GPU once (the backward reuses the
+    copy). Ids already on the GPU are checked there, which waits for all the work queued on it.
+    """
     V = w.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         bad = idx[(idx < 0) | (idx >= V)].ravel()[0]
         raise ValueError(f"embedding: index {int(bad)} out of range for a table of {V} rows")
+    idx = kernels.array_module(w).asarray(idx)  # a copy to the GPU for host ids and a CuPy table; else idx itself
     # Only the indices are kept: the backward scatters into rows, it never needs w's values.
-    return kernels.embedding_forward(idx, w, backend=backend), (idx, w.shape, backend)
+    return kernels.embedding_forward(idx, w, backend=backend, checked=True), (idx, w.shape, backend)
 
 
 def embedding_backward(dout, cache, dw=None):
@@ -27,7 +33,7 @@ def embedding_backward(dout, cache, dw=None):
     if dw is None:
         dw = np.zeros_like(dout, shape=shape)  # *_like: where dout lives
     dout = kernels.array_module(dout).ascontiguousarray(dout)
-    kernels.embedding_backward(dw, dout, idx, backend=backend)  # add.at: repeated rows accumulate
+    kernels.embedding_backward(dw, dout, idx, backend=backend, checked=True)  # add.at: repeated rows accumulate
     return dw
 
 

@@ -17,6 +17,14 @@ import numpy as _np
 __version__ = "emulated (NumPy " + _np.__version__ + ")"
 
 
+host_reads = 0  # device-to-host reads so far (see ndarray)
+
+
+def _count_host_read():
+    global host_reads
+    host_reads += 1
+
+
 class _Pointer:
     def __init__(self, ptr):
         self.ptr = ptr
@@ -45,9 +53,12 @@ def _unwrap(x, check_mixing=False):
 
 
 def _wrap(x):
-    """NumPy arrays (not scalars) as device arrays, recursively through tuples and lists."""
+    """NumPy arrays as device arrays, recursively through tuples and lists. A NumPy scalar becomes a 0-d
+    device array: CuPy's reductions and element reads stay on the device until the host asks."""
     if type(x) is _np.ndarray:
         return x.view(ndarray)
+    if isinstance(x, _np.generic):
+        return _np.asarray(x).view(ndarray)
     if isinstance(x, tuple):
         return tuple(_wrap(v) for v in x)
     if isinstance(x, list):
@@ -56,7 +67,11 @@ def _wrap(x):
 
 
 class ndarray(_np.ndarray):
-    """A device array: NumPy memory the emulated kernels see through data.ptr."""
+    """A device array: NumPy memory the emulated kernels see through data.ptr.
+
+    Every read of a value by the host (bool(), float(), int(), an index, .item(), .tolist(), .get())
+    is counted in host_reads: on a GPU each one waits for all the work queued before it.
+    """
 
     @property
     def data(self):
@@ -67,7 +82,36 @@ class ndarray(_np.ndarray):
         return _Device(0)
 
     def get(self, stream=None, order="C", out=None):
+        _count_host_read()
         return _np.array(self.view(_np.ndarray), order=order, copy=True)
+
+    def dot(self, b, out=None):
+        return _wrap(_np.dot(self.view(_np.ndarray), _unwrap(b, check_mixing=True)))
+
+    def __getitem__(self, key):
+        return _wrap(super().__getitem__(_unwrap(key)))
+
+    def _host_value(self):
+        _count_host_read()
+        return self.view(_np.ndarray)
+
+    def __bool__(self):
+        return bool(self._host_value())
+
+    def __float__(self):
+        return float(self._host_value())
+
+    def __int__(self):
+        return int(self._host_value())
+
+    def __index__(self):
+        return self._host_value().__index__()
+
+    def item(self, *args):
+        return self._host_value().item(*args)
+
+    def tolist(self):
+        return self._host_value().tolist()
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         inputs = _unwrap(inputs, check_mixing=True)
