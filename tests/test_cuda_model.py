@@ -175,6 +175,9 @@ def test_ids_and_targets_are_checked_on_the_host_or_on_the_gpu():
     host_out, (host_ids, _, _) = embedding_forward(np.array([4, 0, 4]), w, backend="cuda")
     assert isinstance(host_ids, cupy.ndarray)  # copied in once, for the backward too
     assert cupy.array_equal(host_out, embedding_forward(cupy.asarray([4, 0, 4]), w, backend="cuda")[0])
+    for ids in (np.array([[4, 0], [4, 1]], dtype=np.int32).T, cupy.asarray([[4, 0], [4, 1]], dtype=cupy.int32).T):
+        out, _ = embedding_forward(ids, w, backend="cuda")  # any integer type and layout, as on the host
+        assert cupy.array_equal(out, w[cupy.asarray([[4, 4], [0, 1]])])
     z = cupy.asarray(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32))
     for targets in (np.array([0, 3]), cupy.asarray([0, 3]), np.array([-2, 0])):
         with pytest.raises(ValueError, match="targets must lie in"):

@@ -327,8 +327,11 @@ if HAVE_GPU:
 #
 # The same `GPT`, layers and `AdamW` with `backend="cuda"`: the parameters, gradients and optimizer
 # moments are CuPy arrays, the layer code creates its arrays where its inputs live
-# (`kernels.array_module`), and each op dispatches to `minigpt._cuda`. The batch is copied in by
-# `forward`, the loss comes back as a float, nothing else crosses. The first step matches the CPU.
+# (`kernels.array_module`), and each op dispatches to `minigpt._cuda`. The batch's ids and targets are
+# checked on the host and copied in once (by the embedding and cross-entropy layers); the loss and
+# the gradient norm come back as floats, nothing else crosses. Each such read waits for every kernel
+# queued before it, and the GPU idles until Python queues the next one, which is why the ids are not
+# checked on the GPU. The first step matches the CPU.
 
 # %%
 if HAVE_GPU:

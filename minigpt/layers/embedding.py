@@ -18,7 +18,9 @@ def embedding_forward(idx, w, backend="numpy"):
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         bad = idx[(idx < 0) | (idx >= V)].ravel()[0]
         raise ValueError(f"embedding: index {int(bad)} out of range for a table of {V} rows")
-    idx = kernels.array_module(w).asarray(idx)  # a copy to the GPU for host ids and a CuPy table; else idx itself
+    # where the table is, as the int64 C-contiguous ids the CUDA kernels take: for host ids and a GPU table
+    # this is the one copy to the GPU; ids already in that form are used as they are
+    idx = kernels.array_module(w).asarray(idx, dtype=np.int64, order="C")
     # Only the indices are kept: the backward scatters into rows, it never needs w's values.
     return kernels.embedding_forward(idx, w, backend=backend, checked=True), (idx, w.shape, backend)
 

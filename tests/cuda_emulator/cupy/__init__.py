@@ -69,8 +69,9 @@ def _wrap(x):
 class ndarray(_np.ndarray):
     """A device array: NumPy memory the emulated kernels see through data.ptr.
 
-    Every read of a value by the host (bool(), float(), int(), an index, .item(), .tolist(), .get())
-    is counted in host_reads: on a GPU each one waits for all the work queued before it.
+    Every read of a value by the host (bool(), float(), int(), format(), an index, .item(), .tolist(),
+    .get()) is counted in host_reads: on a GPU each one waits for all the work queued before it. (One
+    read is neither counted nor refused: np.asarray(device array), which real CuPy refuses.)
     """
 
     @property
@@ -107,6 +108,9 @@ class ndarray(_np.ndarray):
     def __index__(self):
         return self._host_value().__index__()
 
+    def __format__(self, spec):  # CuPy formats the value it copies back
+        return format(self._host_value(), spec)
+
     def item(self, *args):
         return self._host_value().item(*args)
 
@@ -126,9 +130,11 @@ class ndarray(_np.ndarray):
 
 
 def asarray(x, dtype=None, order=None):
-    """Host data to the device (a copy), or a device array as it is (cast if dtype asks)."""
+    """Host data to the device (a copy), or a device array as it is (a copy if dtype or order="C" ask)."""
     if isinstance(x, ndarray):
-        return x if dtype is None or x.dtype == _np.dtype(dtype) else x.astype(dtype)
+        if (dtype is None or x.dtype == _np.dtype(dtype)) and (order != "C" or x.flags.c_contiguous):
+            return x
+        return _np.array(x.view(_np.ndarray), dtype=dtype, order=order or "K").view(ndarray)
     return _np.array(x, dtype=dtype, order=order or "K", copy=True).view(ndarray)
 
 
