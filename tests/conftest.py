@@ -15,6 +15,20 @@ if os.environ.get("MINIGPT_REQUIRE_CORE") and kernels._core is None:
 requires_core = pytest.mark.skipif(kernels._core is None, reason="minigpt._core is not built (pip install .)")
 
 
+HOST_BACKEND = "cpu" if kernels._core is not None else "numpy"  # "the CPU run" that the GPU's is compared with
+
+
+def cupy_or_skip_module():
+    """CuPy, for a test module of backend="cuda"; the whole module is skipped where that backend cannot run
+    (no minigpt._cuda, no CuPy, or no GPU), except under MINIGPT_REQUIRE_CUDA=1 (set by the GPU check
+    script and the CUDA emulator), where it is an error."""
+    if kernels.cuda_problem() is not None:
+        if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
+            raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
+        pytest.skip(kernels.cuda_problem(), allow_module_level=True)
+    return pytest.importorskip("cupy")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -33,3 +47,20 @@ def run_with_threads(script, threads, tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return dict(np.load(path))
+
+
+def counts_host_reads(test):
+    """Marks a test that counts what the host reads back from the GPU: only the CUDA emulator's CuPy counts."""
+    import cupy
+    return pytest.mark.skipif(not hasattr(cupy, "host_reads"),
+                              reason="the CUDA emulator's CuPy counts what the host reads from the GPU")(test)
+
+
+def host_reads_of(step):
+    """The values the host reads back from the GPU in one call of step(), after a first call to warm up. On a
+    GPU each read waits for all the work queued before it, which then idles until the host queues more."""
+    import cupy
+    step()
+    before = cupy.host_reads
+    step()
+    return cupy.host_reads - before

@@ -12,14 +12,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import cupy_or_skip_module
 
 from minigpt import kernels
 
-if kernels.cuda_problem() is not None:
-    if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
-        raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
-    pytest.skip(kernels.cuda_problem(), allow_module_level=True)
-cupy = pytest.importorskip("cupy")
+cupy = cupy_or_skip_module()
 _cuda = kernels._cuda
 
 

@@ -8,21 +8,15 @@ matches backend="numpy" in float32 (loss, logits, every gradient, every updated 
 Skipped where backend="cuda" cannot run (no minigpt._cuda, no CuPy, or no GPU); with
 MINIGPT_REQUIRE_CUDA=1 (the GPU check script sets it) that is an error instead.
 """
-import os
 
 import numpy as np
 import pytest
+from conftest import HOST_BACKEND, counts_host_reads, cupy_or_skip_module, host_reads_of
 
 import minigpt
 from minigpt import kernels
 
-if kernels.cuda_problem() is not None:
-    if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
-        raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
-    pytest.skip(kernels.cuda_problem(), allow_module_level=True)
-cupy = pytest.importorskip("cupy")
-
-HOST_BACKEND = "cpu" if kernels._core is not None else "numpy"  # "the CPU run"
+cupy = cupy_or_skip_module()
 
 
 def config(arch="gpt2", dropout=0.0, **kw):
@@ -141,14 +135,9 @@ def test_clip_grad_norm_on_the_gpu_matches_numpy():
         assert rel(on_gpu[name], grads[name]) < 1e-6
 
 
-counts_host_reads = pytest.mark.skipif(not hasattr(cupy, "host_reads"),
-                                       reason="the CUDA emulator's CuPy counts what the host reads from the GPU")
-
-
 @counts_host_reads
 def test_a_training_step_reads_two_numbers_from_the_gpu():
-    # Each read waits for all the work queued on the GPU, which then idles until the host queues more. A
-    # step reads the loss and the gradient norm; the batch's ids and targets are checked on the host.
+    # the loss and the gradient norm; the batch's ids and targets are checked on the host
     cfg = config(dropout=0.1)
     model = minigpt.GPT(cfg, seed=0, backend="cuda")
     opt = minigpt.AdamW(model, lr=1e-3)
@@ -160,10 +149,7 @@ def test_a_training_step_reads_two_numbers_from_the_gpu():
         model.backward()
         minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
         opt.step()
-    step()
-    before = cupy.host_reads
-    step()
-    assert cupy.host_reads - before == 2
+    assert host_reads_of(step) == 2
 
 
 def test_ids_and_targets_are_checked_on_the_host_or_on_the_gpu():

@@ -11,14 +11,13 @@ Skipped where backend="cuda" cannot run (no minigpt._cuda, no CuPy, or no GPU); 
 MINIGPT_REQUIRE_CUDA=1 (the GPU check script and the CUDA emulator set it) that is an error instead.
 """
 import json
-import os
 
 import numpy as np
 import pytest
+from conftest import HOST_BACKEND, counts_host_reads, cupy_or_skip_module, host_reads_of
 from test_finetune_train import tiny_checkpoint, write_jsonl
 from test_prompting_evaluate import TOK, choice_task, classification_task, spread_model
 
-from minigpt import kernels
 from minigpt.checkpoint import load_model
 from minigpt.cli import main
 from minigpt.finetune.batch import collate
@@ -28,13 +27,8 @@ from minigpt.optim import AdamW, clip_grad_norm
 from minigpt.prompting import Template, evaluate_task, score_candidates
 from minigpt.tasks import load_task
 
-if kernels.cuda_problem() is not None:
-    if os.environ.get("MINIGPT_REQUIRE_CUDA") == "1":
-        raise RuntimeError(f"MINIGPT_REQUIRE_CUDA=1 but backend='cuda' cannot run: {kernels.cuda_problem()}")
-    pytest.skip(kernels.cuda_problem(), allow_module_level=True)
-cupy = pytest.importorskip("cupy")
+cupy = cupy_or_skip_module()
 
-HOST_BACKEND = "cpu" if kernels._core is not None else "numpy"  # "the CPU run"
 
 # One small task of each of GPT-1's input transformations (similarity: both orderings, summed).
 TASK_ROWS = {
@@ -82,8 +76,7 @@ def test_finetuning_on_the_gpu_tracks_the_cpu_run(tmp_path, shape, mode):
             assert np.array_equal(got[:len(p)], p), name  # wte: the rows before the start/delimiter/extract ones
 
 
-@pytest.mark.skipif(not hasattr(cupy, "host_reads"),
-                    reason="the CUDA emulator's CuPy counts what the host reads from the GPU")
+@counts_host_reads
 @pytest.mark.parametrize("mode", ["full", "frozen"])
 def test_a_finetuning_step_reads_three_numbers_from_the_gpu(tmp_path, mode):
     # the task loss, the LM loss and the gradient norm; labels and LM targets are checked on the host
@@ -104,10 +97,7 @@ def test_a_finetuning_step_reads_three_numbers_from_the_gpu(tmp_path, mode):
         model.backward()
         clip_grad_norm(trainable.grads, 1.0)
         opt.step()
-    step()
-    before = cupy.host_reads
-    step()
-    assert cupy.host_reads - before == 3
+    assert host_reads_of(step) == 3
 
 
 def test_candidate_scores_on_the_gpu_equal_the_hosts():

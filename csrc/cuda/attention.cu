@@ -799,20 +799,28 @@ void backward(float* dq, float* dk, float* dv, float* scratch, const float* dout
 
 }  // namespace
 
+namespace {
+
+// The launch of a forward over q, k, v and out with their heads apart, (B, NH, T, hs) each.
+Launch forward_heads_apart(const float* q, const float* k, const float* v, int64_t B, int64_t NH, int64_t T,
+                           int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
+    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+    const HeadLayout apart = heads_apart(NH, T, hs);
+    return make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream);
+}
+
+}  // namespace
+
 void attention_forward_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
                             int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
     if (B * NH * T == 0 || hs == 0) { return; }
-    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-    const HeadLayout apart = heads_apart(NH, T, hs);
-    forward(out, lse, q, k, v, make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
+    forward(out, lse, q, k, v, forward_heads_apart(q, k, v, B, NH, T, hs, dropout_p, seed, stream));
 }
 
 void attention_forward_mma_cuda(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
                                 int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed, cudaStream_t stream) {
     if (B * NH * T == 0 || hs == 0) { return; }
-    const bool vec = hs % 4 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-    const HeadLayout apart = heads_apart(NH, T, hs);
-    forward_mma(out, lse, q, k, v, make_launch(B, NH, T, hs, apart, apart, dropout_p, seed, vec, stream));
+    forward_mma(out, lse, q, k, v, forward_heads_apart(q, k, v, B, NH, T, hs, dropout_p, seed, stream));
 }
 
 void attention_backward_cuda(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* q,
