@@ -7,7 +7,7 @@
   minigpt data        fetch the default corpus, or encode a text into token files
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
   minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back
-  minigpt info        which backends are built, with their threads and SIMD path
+  minigpt info        which backends are built and usable: threads and SIMD path, the GPU
   minigpt bench       run the benchmarks (kernels, matmul, attention, training step, generation): one table
 """
 import argparse
@@ -273,8 +273,12 @@ def cmd_info(args):
     print("backends: numpy (always)", end="")
     if kernels._core is None:
         print(f"; cpu NOT built ({kernels._CORE_IMPORT_ERROR}); build it with `pip install .`")
-        return
-    print(f"; cpu {kernels.core_info()}")
+    else:
+        print(f"; cpu {kernels.core_info()}")
+    if kernels.cuda_problem() is None:
+        print(f"cuda: {kernels.cuda_info()}")
+    else:
+        print(f"cuda: not available: {kernels.cuda_problem()}")
 
 
 def cmd_bench(args):
@@ -364,7 +368,7 @@ def build_parser():
                    help="the dropout rate of the converted model, if the HF config's three rates differ")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("info", help="show which backends are built and how many threads they use")
+    p = sub.add_parser("info", help="show which backends are built and usable (threads, SIMD path, the GPU)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="run the benchmarks and print one table against NumPy and PyTorch",

@@ -473,6 +473,9 @@ def test_bad_ids_and_targets_raise(rng):
     assert host(losses)[1] == 0.0
 
 
-def test_info_names_the_gpu():
+def test_info_names_the_gpu(capsys):
     info = kernels.cuda_info()
     assert info["multiprocessors"] > 0 and "." in info["compute_capability"] and info["built_for"]
+    from minigpt.cli import main
+    main(["info"])
+    assert f"'device': '{info['device']}'" in capsys.readouterr().out
