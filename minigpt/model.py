@@ -259,7 +259,7 @@ class GPT:
         low = -1 if allow_ignore else 0
         if ids.size and (ids.min() < low or ids.max() >= self.config.vocab_size):
             raise ValueError(f"{name} holds token ids outside [0, {self.config.vocab_size})")
-        return np.ascontiguousarray(ids, dtype=np.int64)  # what the CUDA kernels take
+        return ids
 
 
 def collect_parameters(layers, prefix=""):

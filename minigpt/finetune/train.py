@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from minigpt import kernels
-from minigpt.kernels import BACKEND_HELP
 from minigpt.checkpoint import load_weights, read_info
 from minigpt.config import GPTConfig
 from minigpt.distributed import SingleProcess, get_world
@@ -78,7 +77,7 @@ HELP = {
             "the built-in tasks' sample and the --max-eval dev subset unless --data-seed is set",
     "data_seed": "seed of the built-in tasks' sample and of the --max-eval dev subset (-1: --seed); fix it to "
                  "compare seeds on one dev set",
-    "backend": BACKEND_HELP,
+    "backend": kernels.BACKEND_HELP,
     "out": "output folder for the fine-tuned model (ckpt-<step>/: weights, head, tokenizer with its new tokens, "
            "config)",
     "metrics_out": "also write the final metrics (task, n_train, n_eval, each metric, settings) to this JSON file",
