@@ -101,13 +101,47 @@ def tf32():
     kernels.set_cuda_tf32(False)
 
 
+# The TF32 kernels: the one matmul runs with TF32 on (wgmma on an H100 or H200 built for sm_90a, and in
+# the emulator; else mma.sync), and the mma.sync one called by name.
+TF32_MATMULS = {"matmul": lambda *a: kernels.matmul(*a, backend="cuda"),
+                "matmul_tf32_mma": lambda *a: _cuda.matmul_tf32_mma(*a)}
+
+
+@pytest.mark.parametrize("variant", list(TF32_MATMULS))
 @pytest.mark.parametrize("M,K,N", MATMUL_SHAPES + [(100, 5000, 70), (384, 4096, 1152), (1000, 999, 1001)])
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, M, K, N, trans_a, trans_b):
-    # inputs rounded to 10 bits of mantissa (relative 2^-11), float32 sums: errors near 1e-4 .. 1e-3
+def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, variant, M, K, N, trans_a, trans_b):
+    # inputs cut to 10 bits of mantissa (relative 2^-11 rounded, 2^-10 truncated), float32 sums: errors
+    # near 1e-4 .. 1e-3
     a, b, bias, ref = matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=(M + K) % 2 == 0)
-    out = kernels.matmul(dev(a), dev(b), trans_a, trans_b, None if bias is None else dev(bias), backend="cuda")
+    out = TF32_MATMULS[variant](dev(a), dev(b), trans_a, trans_b, None if bias is None else dev(bias))
     assert out.shape == (M, N) and rel(out, ref) < 3e-3
+
+
+def tf32_truncated(x):
+    """x as the tensor cores read a float32 they are handed unrounded: the 13 low mantissa bits dropped."""
+    return (np.asarray(x, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+
+
+def test_tf32_kernel_is_wgmma_on_hopper_built_for_sm90a():
+    info = kernels.cuda_info()
+    hopper = info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
+    assert info["tf32_kernel"] == ("wgmma" if hopper else "mma.sync")
+
+
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_matmul_wgmma_reads_tf32_by_truncation(rng, tf32, trans_a, trans_b):
+    # wgmma reads its operands from shared memory as they are (no rounding instruction in between), and
+    # the tensor core uses their TF32 part: the product of truncated inputs, to float32 sums. Pinned here
+    # so that a GPU tells whether the emulator's model of it holds.
+    if kernels.cuda_info()["tf32_kernel"] != "wgmma":
+        pytest.skip("the TF32 kernel here is mma.sync, which rounds its inputs")
+    M, K, N = 200, 96, 136
+    a, b, _, _ = matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=False)
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    ref = (tf32_truncated(a).T if trans_a else tf32_truncated(a)) @ (tf32_truncated(b).T if trans_b else tf32_truncated(b))
+    out = kernels.matmul(dev(a), dev(b), trans_a, trans_b, backend="cuda")
+    assert rel(out, ref) < FWD  # rounding instead would be near 5e-4 off
 
 
 def test_matmul_tf32_is_a_switch(rng, tf32):

@@ -183,6 +183,11 @@ static py::object matmul_staged(const py::object& a, const py::object& b, bool t
     return run_matmul("matmul_staged", matmul_forward_staged_cuda, a, b, trans_a, trans_b, bias);
 }
 
+static py::object matmul_tf32_mma(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
+                                  const py::object& bias) {
+    return run_matmul("matmul_tf32_mma", matmul_forward_tf32_mma_cuda, a, b, trans_a, trans_b, bias);
+}
+
 static py::object matmul_tiled(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
                                const py::object& bias) {
     return run_matmul("matmul_tiled", matmul_forward_tiled_cuda, a, b, trans_a, trans_b, bias);
@@ -669,6 +674,7 @@ static py::dict info() {
     d["cuda_runtime"] = std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10);
     d["cuda_driver"] = std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10);
     d["built_for"] = MINIGPT_CUDA_ARCHITECTURES;  // CMAKE_CUDA_ARCHITECTURES at build time
+    d["tf32_kernel"] = std::string(matmul_tf32_kernel_cuda());
     return d;
 }
 
@@ -690,6 +696,10 @@ PYBIND11_MODULE(_cuda, m) {
           "of cp.async (what matmul runs before Ampere): same arguments and result; float32 even with TF32 on.",
           py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());
+    m.def("matmul_tf32_mma", &matmul_tf32_mma, "matmul on the TF32 tensor cores by mma.sync (the TF32 kernel "
+          "of Ampere and Ada; Hopper's is wgmma, see info()['tf32_kernel']), whatever set_tf32 says: same "
+          "arguments and result, to TF32 precision.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false, py::arg("bias") = py::none());
     m.def("matmul_tiled", &matmul_tiled, "matmul with 16 x 16 shared-memory tiles (teaching version): same "
           "arguments and result.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());
@@ -766,5 +776,5 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("check_range") = true);
 
     m.def("info", &info, "The GPU and build: {'device', 'compute_capability', 'multiprocessors', 'memory_gib', "
-          "'cuda_runtime', 'cuda_driver', 'built_for'}.");
+          "'cuda_runtime', 'cuda_driver', 'built_for', 'tf32_kernel'}.");
 }

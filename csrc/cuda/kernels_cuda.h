@@ -31,6 +31,9 @@ void matmul_forward_cuda(float* out,         // (M, N)
 // Off by default, so results stay float32-exact. One switch for the process (every device).
 void set_matmul_tf32_cuda(bool on);
 bool matmul_tf32_cuda();
+// Which TF32 kernel matmul_forward_cuda runs on this device: "wgmma" (Hopper's warpgroup tensor-core
+// instructions, on compute capability 9.0 when built for sm_90a) or "mma.sync" (Ampere's, everywhere else).
+const char* matmul_tf32_kernel_cuda();
 
 // The teaching versions, same arguments: one thread per output reading global memory (naive), 16 x 16
 // tiles staged through shared memory (tiled), and the tuned kernel's tiles double-buffered through
@@ -41,6 +44,10 @@ void matmul_forward_tiled_cuda(float* out, const float* a, const float* b, const
                                int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
 void matmul_forward_staged_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
+// The TF32 mma.sync kernel whatever set_matmul_tf32_cuda says (compute capability >= 8.0): on Hopper,
+// beside the wgmma kernel that matmul_forward_cuda runs there, for comparisons.
+void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                                  int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
 
 // ----------------------------------------------------------------------------- bias gradient (bias_grad.cu)
 

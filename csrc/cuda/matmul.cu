@@ -52,6 +52,18 @@ bool device_is_ampere_or_newer() {
     return device_attribute(cudaDevAttrComputeCapabilityMajor, majors) >= 8;
 }
 
+// wgmma runs on compute capability 9.0 exactly (H100, H200), from code built for sm_90a: CMake defines
+// MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a.
+static bool tf32_uses_wgmma() {
+#if defined(MINIGPT_WGMMA)
+    static int majors[64] = {0}, minors[64] = {0};
+    return device_attribute(cudaDevAttrComputeCapabilityMajor, majors) == 9 &&
+           device_attribute(cudaDevAttrComputeCapabilityMinor, minors) == 0;
+#else
+    return false;
+#endif
+}
+
 namespace {
 
 // Element (r, c) of a row-major matrix x with leading dimension ld, read transposed when TRANS.
@@ -575,6 +587,158 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
 #endif
 }
 
+// ----------------------------------------------------------------------------- tf32 on Hopper (wgmma)
+
+// Hopper (compute capability 9.0) reaches its tensor cores faster through wgmma (ptx.cuh): one
+// instruction multiplies 64 x 8 by 8 x 128 for a warpgroup of 4 warps, reading both operands straight
+// from shared memory, and runs while the threads go on. mma.sync, above, reaches about two thirds of
+// the rate; cuBLAS's TF32 kernels on an H100 are wgmma kernels. Compiled only for sm_90a (the "a":
+// features of this one architecture), so the build must ask for it (CMAKE_CUDA_ARCHITECTURES 90a).
+//   - the same 128 x 128 output tile, two warpgroups of 64 rows each, k steps of 32;
+//   - a k step of an operand is 128 rows of 32 values of k: 128 bytes a row, the width of the 128-byte
+//     swizzle that wgmma reads (SwizzledTile). wgmma takes TF32 operands with k along the rows only, so
+//     an operand that runs along i in memory (a transposed, b not) is turned around by the copy;
+//   - the copies go by cp.async, kWgmmaStages steps deep; while the tensor cores multiply step s the
+//     threads issue the copies of step s + 2, then wait for the product.
+constexpr int kWgmmaThreads = 256;  // 2 warpgroups
+constexpr int kWgmmaStages = 3;
+constexpr int kSwizzledTileBytes = BM * TBK * sizeof(float);  // 16 KiB
+// + 1 KiB: wgmma's swizzle wants each tile at a multiple of 1024 bytes, which the start of the dynamic
+// shared memory need not be; the kernel rounds it up.
+constexpr size_t kWgmmaSmemBytes = kWgmmaStages * 2 * kSwizzledTileBytes + 1024;  // 97 KiB: two blocks an SM
+
+// Where value (i, k) of an operand's k step lies in its tile, in bytes: row i of 128 bytes, in which
+// the 16-byte chunk c of 4 values of k is stored at chunk c ^ (i % 8) (ptx.cuh: wgmma_descriptor).
+__device__ __forceinline__ int swizzled(int i, int k) { return i * 128 + ((k / 4) ^ (i % 8)) * 16 + (k % 4) * 4; }
+
+// A thread's share of copying one operand's k steps into swizzled tiles. x is the row-major matrix
+// (leading dimension ld) and x(i, k) its value for the tile's row i (m for a, n for b):
+//   memory runs along k (CONTIG_K, x[i * ld + k]): a tile row is 128 contiguous bytes, 8 chunks of 16;
+//     thread tid copies chunk tid % 8 of rows tid / 8 + 32 e, e < 4: a warp reads 4 whole rows. With
+//     `vec` (ld % 4 == 0, x 16-byte aligned) as 16-byte copies, else 4 floats each.
+//   memory runs along i (x[k * ld + i]): only single floats can be turned around. A warp copies 8 values
+//     of i by 4 of k (lane % 8, lane / 8) at a time, 32-byte pieces of 4 memory rows, which land in the
+//     swizzled tile on 32 distinct banks; warp w takes k = 4w .. 4w + 3 and all 128 rows, in 16 goes.
+// Past i_end or k_end the copy itself fills zeros (src_bytes 0, from the valid address x).
+template <bool CONTIG_K>
+struct SwizzledTileCopier {
+    const float* x;
+    int64_t ld, i0, i_end, k_end;
+    bool vec;
+    int tid;
+
+    // Row i + 8 e of a tile lies 1024 e bytes after row i, with its chunks swizzled the same way.
+    __device__ __forceinline__ void start(char* tile, int64_t k0) const {
+        const bool inside = i0 + BM <= i_end && k0 + TBK <= k_end;
+        if (CONTIG_K) {
+            const int i = tid / 8, c = tid % 8;  // rows i + 32 e
+            char* dst = tile + swizzled(i, 4 * c);
+            const float* src = x + (i0 + i) * ld + k0 + 4 * c;
+            const int64_t down = 32 * ld;
+            if (inside && vec) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) { cp_async_16(dst + 4096 * e, src + e * down, 16); }
+                return;
+            }
+            const int in_row = static_cast<int>(min(max(k_end - k0 - 4 * c, int64_t{0}), int64_t{4}));
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int valid = i0 + i + 32 * e < i_end ? in_row : 0;
+                if (vec) {
+                    cp_async_16(dst + 4096 * e, valid > 0 ? src + e * down : x, valid * 4);
+                } else {
+#pragma unroll
+                    for (int q = 0; q < 4; q++) {
+                        cp_async_4(dst + 4096 * e + 4 * q, q < valid ? src + e * down + q : x, q < valid ? 4 : 0);
+                    }
+                }
+            }
+        } else {
+            const int lane = tid % 32, i = lane % 8, k = (tid / 32) * 4 + lane / 8;  // rows i + 8 e
+            char* dst = tile + swizzled(i, k);
+            const float* src = x + (k0 + k) * ld + i0 + i;
+            if (inside) {
+#pragma unroll
+                for (int e = 0; e < 16; e++) { cp_async_4(dst + 1024 * e, src + 8 * e, 4); }
+                return;
+            }
+            const bool k_inside = k0 + k < k_end;
+#pragma unroll
+            for (int e = 0; e < 16; e++) {
+                const bool valid = k_inside && i0 + i + 8 * e < i_end;
+                cp_async_4(dst + 1024 * e, valid ? src + 8 * e : x, valid ? 4 : 0);
+            }
+        }
+    }
+};
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kWgmmaThreads, 2)
+    matmul_wgmma_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
+                        const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
+                        bool vec_a, bool vec_b, bool vec_out, bool split) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // sm_90a only; the launcher runs it nowhere else
+    extern __shared__ __align__(16) char wgmma_smem[];
+    const uint32_t given = shared_address(wgmma_smem), base = (given + 1023) & ~1023u;
+    char* tiles = wgmma_smem + (base - given);  // stage s: a's tile at 2s, b's at 2s + 1
+    const int tid = threadIdx.x, group = tid / 128, warp = tid % 128 / 32, lane = tid % 32;
+    const int g = lane / 4, t = lane % 4;  // a lane's place in d (ptx.cuh)
+    const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+    const int64_t k_begin = blockIdx.z * k_per_split, k_end = min(K, k_begin + k_per_split);
+    const int64_t steps = (k_end - k_begin + TBK - 1) / TBK;
+    // a is (M, K), or (K, M) when TA; b is (K, N), or (N, K) when TB
+    const SwizzledTileCopier<!TA> copy_a{a, TA ? M : K, m0, M, k_end, vec_a, tid};
+    const SwizzledTileCopier<TB> copy_b{b, TB ? K : N, n0, N, k_end, vec_b, tid};
+    auto start_copy = [&](int stage, int64_t step) {
+        char* tile = tiles + 2 * stage * kSwizzledTileBytes;
+        copy_a.start(tile, k_begin + step * TBK);
+        copy_b.start(tile + kSwizzledTileBytes, k_begin + step * TBK);
+    };
+
+    float d[64] = {};  // this thread's outputs of its warpgroup's 64 x 128
+    // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
+#pragma unroll
+    for (int s = 0; s < kWgmmaStages - 1; s++) {
+        if (s < steps) { start_copy(s, s); }
+        cp_async_commit();
+    }
+    int read = 0, refill = kWgmmaStages - 1;
+    for (int64_t step = 0; step < steps; step++) {
+        cp_async_wait<kWgmmaStages - 2>();  // this thread's copies of `step` have landed,
+        fence_proxy_async();                // are visible to the tensor cores' reads,
+        __syncthreads();                    // and so are everyone's; both products of step - 1 are done
+        const uint32_t a_tile = base + 2 * read * kSwizzledTileBytes, b_tile = a_tile + kSwizzledTileBytes;
+        const uint64_t desc_a = wgmma_descriptor(a_tile + group * 64 * 128), desc_b = wgmma_descriptor(b_tile);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < TBK / 8; kk++) { wgmma_tf32_m64n128k8(d, desc_a + 2 * kk, desc_b + 2 * kk); }
+        wgmma_commit();
+        // step - 1's stage is free (the barrier above): refill it while the tensor cores work
+        if (step + kWgmmaStages - 1 < steps) { start_copy(refill, step + kWgmmaStages - 1); }
+        cp_async_commit();
+        wgmma_wait<0>();
+        keep_in_registers(d);
+        read = read + 1 == kWgmmaStages ? 0 : read + 1;
+        refill = refill + 1 == kWgmmaStages ? 0 : refill + 1;
+    }
+
+    // d[4j + 2h + e] is output (16 warp + g + 8h, 8j + 2t + e) of the warpgroup's rows: written two
+    // neighbours at a time (bias added by the first slice, atomicAdd when K is split).
+    const bool add_bias = bias != nullptr && blockIdx.z == 0;
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int64_t n = n0 + 8 * j + 2 * t;
+        if (n >= N) { continue; }
+        const float b0 = add_bias ? bias[n] : 0.0f, b1 = add_bias && n + 1 < N ? bias[n + 1] : 0.0f;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int64_t m = m0 + group * 64 + warp * 16 + g + 8 * h;
+            if (m < M) { store_two(out + m * N + n, d[4 * j + 2 * h] + b0, d[4 * j + 2 * h + 1] + b1, N - n, vec_out, split); }
+        }
+    }
+#endif
+}
+
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Grid y counts 128-row tiles (at most 65535 of them, the hardware's limit for y).
@@ -737,6 +901,26 @@ int64_t resident_tf32_blocks() {
                            tf32_smem_bytes<false, false, STAGES>(), resident);
 }
 
+template <bool TA, bool TB>
+void launch_wgmma(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
+                  int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
+                  bool split) {
+    static uint64_t allowed = 0;  // the shared-memory opt-in, a bit per device
+    const int device = current_device();
+    if ((allowed >> device & 1) == 0) {
+        allow_smem(matmul_wgmma_kernel<TA, TB>, kWgmmaSmemBytes, "matmul (TF32, wgmma)");
+        allowed |= uint64_t{1} << device;
+    }
+    matmul_wgmma_kernel<TA, TB><<<grid, kWgmmaThreads, kWgmmaSmemBytes, stream>>>(out, a, b, bias, M, N, K, k_per_split,
+                                                                                 vec_a, vec_b, vec_out, split);
+}
+
+int64_t resident_wgmma_blocks() {
+    static int64_t resident[64] = {0};
+    if (resident[current_device()] == 0) { allow_smem(matmul_wgmma_kernel<false, false>, kWgmmaSmemBytes, "matmul"); }
+    return resident_blocks(matmul_wgmma_kernel<false, false>, kWgmmaThreads, kWgmmaSmemBytes, resident);
+}
+
 }  // namespace
 
 namespace {
@@ -759,22 +943,26 @@ void launch_fp32(bool pipelined, dim3 grid, cudaStream_t stream, float* out, con
 }
 
 // Everything about a launch but the kernel: the grid, the split of K (and the zeroed output it adds
-// into), the alignment flags. `kind` picks the kernel: the TF32 one when TF32 is on, else the tuned
-// (pipelined) one from Ampere on, the staged one before; or the staged one on any GPU when asked for.
-enum class Fp32Kernel { best, staged };
+// into), the alignment flags. `kind` picks the kernel. best: with TF32 on, the wgmma one on Hopper (when
+// built for sm_90a), else the mma.sync one; with TF32 off, the tuned (pipelined) one from Ampere on, the
+// staged one before. Or, when asked for, the staged one (float32) or the TF32 mma.sync one on any GPU
+// that has it, for comparisons.
+enum class Kernel { best, staged, tf32_mma };
 
-void run_matmul(Fp32Kernel kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+void run_matmul(Kernel kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
     static int64_t resident_pipelined[64] = {0}, resident_staged[64] = {0};
-    const bool tf32 = tf32_enabled && kind == Fp32Kernel::best;
-    const bool pipelined = !tf32 && kind == Fp32Kernel::best && device_is_ampere_or_newer();
-    const int stages = tf32 ? tf32_stages() : 0;
+    const bool tf32 = (tf32_enabled && kind == Kernel::best) || kind == Kernel::tf32_mma;
+    const bool wgmma = tf32 && kind == Kernel::best && tf32_uses_wgmma();
+    const bool pipelined = !tf32 && kind == Kernel::best && device_is_ampere_or_newer();
+    const int stages = tf32 && !wgmma ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
     const int64_t resident =
-        tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
+        wgmma ? resident_wgmma_blocks()
+        : tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
         : pipelined ? resident_blocks(matmul_kernel<false, false>, kThreads, kPipelinedSmemBytes, resident_pipelined)
                     : resident_blocks(matmul_staged_kernel<false, false>, kThreads, 0, resident_staged);
     const int64_t splits = choose_splits(tiles_m * tiles_n, K, resident, step);
@@ -784,7 +972,13 @@ void run_matmul(Fp32Kernel kind, float* out, const float* a, const float* b, con
     const bool vec_a = (trans_a ? M : K) % 4 == 0 && aligned16(a);
     const bool vec_b = (trans_b ? K : N) % 4 == 0 && aligned16(b);
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
-    if (tf32) {  // stores two outputs at a time: 8-byte alignment is enough
+    if (wgmma) {  // stores two outputs at a time: 8-byte alignment is enough
+        const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+        auto launch = trans_a ? (trans_b ? launch_wgmma<true, true> : launch_wgmma<true, false>)
+                              : (trans_b ? launch_wgmma<false, true> : launch_wgmma<false, false>);
+        launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
+        check_launch("matmul_wgmma_kernel");
+    } else if (tf32) {
         const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
         auto launch = trans_a ? (trans_b ? launch_tf32<true, true> : launch_tf32<true, false>)
                               : (trans_b ? launch_tf32<false, true> : launch_tf32<false, false>);
@@ -800,10 +994,20 @@ void run_matmul(Fp32Kernel kind, float* out, const float* a, const float* b, con
 
 void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                          int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
-    run_matmul(Fp32Kernel::best, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+    run_matmul(Kernel::best, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
 
 void matmul_forward_staged_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
-    run_matmul(Fp32Kernel::staged, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+    run_matmul(Kernel::staged, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
+
+void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+                                  int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
+    if (!device_is_ampere_or_newer()) {
+        throw std::invalid_argument("matmul_tf32_mma: TF32 needs tensor cores of compute capability 8.0 or newer");
+    }
+    run_matmul(Kernel::tf32_mma, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+}
+
+const char* matmul_tf32_kernel_cuda() { return tf32_uses_wgmma() ? "wgmma" : "mma.sync"; }

@@ -144,7 +144,7 @@ def build(out_dir=None, verbose=False, memcheck=False):
         cmd = ["g++", "-std=c++17", *flags, "-fPIC", "-w", "-c", str(cpp), "-o", str(obj),
                "-I", str(HERE / "include"), "-I", str(CUDA_SRC), "-I", pybind11.get_include(),
                "-I", sysconfig.get_paths()["include"], "-DMINIGPT_CUDA_EMULATOR",
-               '-DMINIGPT_CUDA_ARCHITECTURES="emulated"']
+               '-DMINIGPT_CUDA_ARCHITECTURES="emulated"', "-DMINIGPT_WGMMA"]
         procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
         objects.append(str(obj))
     failed = []

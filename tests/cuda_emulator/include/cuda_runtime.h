@@ -44,6 +44,7 @@
 #define __shared__ static
 #ifndef __CUDA_ARCH__
 #define __CUDA_ARCH__ 900  // the H100 the kernels are tuned for: its code paths are the ones checked
+#define __CUDA_ARCH_FEAT_SM90_ALL 1  // and as built for sm_90a, with Hopper's wgmma
 #endif
 
 struct uint3 {
@@ -68,6 +69,7 @@ enum cudaError_t {
     cudaSuccess = 0,
     cudaErrorInvalidValue = 1,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorIllegalAddress = 700,
     cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719,
 };
@@ -77,6 +79,7 @@ typedef struct CUstream_st* cudaStream_t;
 enum cudaDeviceAttr {
     cudaDevAttrMultiProcessorCount = 16,
     cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
 };
 enum cudaFuncAttribute {
@@ -128,6 +131,7 @@ inline const char* cudaGetErrorString(cudaError_t err) {
         case cudaErrorInvalidValue: text = "invalid argument"; break;
         case cudaErrorInvalidConfiguration: text = "invalid configuration argument"; break;
         case cudaErrorMisalignedAddress: text = "misaligned address"; break;
+        case cudaErrorIllegalAddress: text = "an illegal memory access was encountered"; break;
         case cudaErrorLaunchFailure: text = "unspecified launch failure"; break;
         default: text = "unknown error"; break;
     }
@@ -142,6 +146,7 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) 
     switch (attr) {
         case cudaDevAttrMultiProcessorCount: *value = emu::kMultiprocessors; break;
         case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
         case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = emu::kSharedPerBlockOptin; break;
         default: return emu::fail(cudaErrorInvalidValue, "unknown device attribute");
     }
@@ -242,6 +247,19 @@ struct AsyncCopies {
     uint64_t commits = 0;
 };
 
+// A wgmma (ptx_emulated.h) in flight: this thread's part of the product, computed from shared memory
+// when it lands (at its issue, or at the wait for its group), added into the thread's registers d.
+struct Wgmma {
+    float* d;
+    uint64_t desc_a, desc_b;
+    uint64_t group;
+};
+struct Wgmmas {
+    std::vector<Wgmma> pending;  // oldest first
+    uint64_t commits = 0, issued = 0;
+    bool fenced = false;  // a wgmma_fence since the last wait
+};
+
 // One block's run: its fibers, and the arrival counts of its barriers. A barrier opens when every
 // live thread of the block (of the warp, for warp barriers) has arrived; `generation` counts the
 // openings, so a waiting thread knows its barrier has opened when the count moves.
@@ -254,6 +272,8 @@ struct Block {
     std::vector<uint64_t> lane_values;  // what each thread offers to a shuffle, as bits
     std::vector<std::vector<float>> warp_scratch;  // per warp, for collective operations (mma)
     std::vector<AsyncCopies> async_copies;         // per thread
+    std::vector<Wgmmas> wgmmas;                    // per thread
+    std::vector<std::vector<std::pair<uint64_t, uint64_t>>> warpgroup_descriptors;  // per warpgroup, per wgmma
     int current = 0;
     jmp_buf scheduler;
 };
@@ -336,6 +356,9 @@ inline void warp_barrier() {
 inline void thread_exit() {
     Block& b = *block;
     const int t = linear_thread(), w = t / kWarpSize;
+    if (!b.wgmmas[t].pending.empty()) {  // its results would be lost, or land in registers no longer its
+        fail(cudaErrorLaunchFailure, "a thread ended with a wgmma in flight (no wgmma_wait after it)");
+    }
     b.fibers[t].done = true;
     b.live--;
     if (b.arrived > 0 && b.arrived == b.live) {
@@ -445,6 +468,8 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
     b.lane_values.assign(n, 0);
     b.warp_scratch.resize(warps);
     b.async_copies.assign(n, {});
+    b.wgmmas.assign(n, {});
+    b.warpgroup_descriptors.assign((n + 127) / 128, {});
     while (static_cast<int>(stacks.size()) < n) { stacks.emplace_back(new char[kStackBytes]); }
     block = &b;
     block_idx = bidx;

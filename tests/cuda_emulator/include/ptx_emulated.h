@@ -122,3 +122,128 @@ inline void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&a)[4], const uint32_
         for (int k = 0; k < 8; k++) { d[e] += A[row * 8 + k] * B[k * 8 + col]; }
     }
 }
+
+// ----------------------------------------------------------------------------- wgmma (Hopper)
+//
+// Shared-memory addresses: this launch's dynamic shared memory stands at kSharedWindowOffset of the
+// block's shared window, as if 48 bytes of static shared memory came first; so a kernel that needs a
+// tile at a multiple of 1024 bytes must round the address up, as on a GPU, where nothing promises where
+// the dynamic part starts.
+//
+// wgmma: each thread computes its own 64 outputs (the layout of ptx.cuh) from shared memory, reading
+// the operands through their descriptors as the tensor core does: the 128-byte swizzle applied to the
+// address bits, the 13 low mantissa bits of each value dropped. Like a cp.async it lands at its issue or
+// at the wait for its group (the same draw), so a kernel that refills a tile while a wgmma may still
+// read it, or reads d before the wait, gets the wrong numbers. Also checked: every thread of a
+// warpgroup issues the same descriptors (the PTX ISA requires it), a wgmma_fence comes before the
+// first wgmma after each wait, the layout is the one emulated, and no thread ends with a wgmma in flight.
+namespace emu {
+
+constexpr uint32_t kSharedWindowOffset = 48;
+
+inline char* shared_window() { return dynamic_shared<char>() - kSharedWindowOffset; }
+
+inline bool in_dynamic_smem(uint32_t address, uint32_t bytes) {
+    return address >= kSharedWindowOffset && address + bytes <= kSharedWindowOffset + dynamic_smem_bytes;
+}
+
+// Element (row, k) of a wgmma operand tile, k < 8, as the tensor core reads it through descriptor `desc`.
+inline float wgmma_operand(uint64_t desc, int row, int k) {
+    const uint32_t start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
+    const uint32_t group_stride = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
+    uint32_t address = start + (row / 8) * group_stride + (row % 8) * 128 + k * 4;
+    address ^= ((address >> 7) & 7) << 4;  // 128-byte swizzle: chunk bits 4-6 ^= row bits 7-9
+    if (!in_dynamic_smem(address, 4)) {
+        fail(cudaErrorIllegalAddress, "wgmma operand at shared address " + std::to_string(address) +
+                                          ", outside the dynamic shared memory");
+        return 0.0f;
+    }
+    uint32_t bits;
+    std::memcpy(&bits, shared_window() + address, 4);
+    return tf32_operand(bits);
+}
+
+inline bool emulated_layout(uint64_t desc) {
+    const uint64_t layout = desc >> 62, base_offset = (desc >> 49) & 7;
+    return layout == 1 && base_offset == 0;  // 128-byte swizzle, tile at a multiple of 1024 bytes
+}
+
+// This thread's part of d += a b^T, m64n128k8: rows 16w + g (+ 8), columns 8j + 2t (+ 1).
+inline void land(const Wgmma& op) {
+    const int t = linear_thread() % 128, w = t / 32, g = t % 32 / 4, q = t % 4;
+    float a[2][8], b[32][8];
+    for (int h = 0; h < 2; h++) {
+        for (int k = 0; k < 8; k++) { a[h][k] = wgmma_operand(op.desc_a, 16 * w + g + 8 * h, k); }
+    }
+    for (int c = 0; c < 32; c++) {
+        for (int k = 0; k < 8; k++) { b[c][k] = wgmma_operand(op.desc_b, 8 * (c / 2) + 2 * q + c % 2, k); }
+    }
+    for (int r = 0; r < 64; r++) {
+        const int h = (r / 2) % 2, c = 2 * (r / 4) + r % 2;
+        float sum = 0.0f;
+        for (int k = 0; k < 8; k++) { sum += a[h][k] * b[c][k]; }
+        op.d[r] += sum;
+    }
+}
+
+}  // namespace emu
+
+inline uint32_t shared_address(const void* p) {
+    const char* at = static_cast<const char*>(p);
+    const char* base = emu::dynamic_shared<char>();
+    if (at < base || at > base + emu::dynamic_smem_bytes) {
+        emu::fail(cudaErrorInvalidValue, "shared_address of a pointer outside the dynamic shared memory");
+        return 0;
+    }
+    return emu::kSharedWindowOffset + static_cast<uint32_t>(at - base);
+}
+
+inline void fence_proxy_async() {}  // the emulator's copies land straight in the memory wgmma reads
+
+inline void wgmma_fence() { emu::block->wgmmas[emu::linear_thread()].fenced = true; }
+
+inline void wgmma_commit() { emu::block->wgmmas[emu::linear_thread()].commits++; }
+
+inline void keep_in_registers(float (&)[64]) {}
+
+inline void wgmma_tf32_m64n128k8(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+    emu::Block& b = *emu::block;
+    const int t = emu::linear_thread();
+    if (emu::block_dim.x * emu::block_dim.y * emu::block_dim.z % 128 != 0) {
+        emu::fail(cudaErrorLaunchFailure, "wgmma in a block that is not whole warpgroups of 128 threads");
+        return;
+    }
+    emu::Wgmmas& mine = b.wgmmas[t];
+    if (!mine.fenced) {
+        emu::fail(cudaErrorLaunchFailure, "wgmma without a wgmma_fence before it (since the last wgmma_wait)");
+        return;
+    }
+    if (!emu::emulated_layout(desc_a) || !emu::emulated_layout(desc_b)) {
+        emu::fail(cudaErrorInvalidValue, "wgmma descriptor: only the 128-byte swizzle at base offset 0 is emulated");
+        return;
+    }
+    auto& issued = b.warpgroup_descriptors[t / 128];  // the n-th wgmma of every thread of the group must agree
+    if (issued.size() <= mine.issued) {
+        issued.emplace_back(desc_a, desc_b);
+    } else if (issued[mine.issued] != std::make_pair(desc_a, desc_b)) {
+        emu::fail(cudaErrorLaunchFailure, "threads of one warpgroup issued a wgmma with different descriptors");
+        return;
+    }
+    mine.issued++;
+    const emu::Wgmma op{d, desc_a, desc_b, mine.commits};
+    if (emu::lands_early()) {
+        emu::land(op);
+    } else {
+        mine.pending.push_back(op);
+    }
+}
+
+template <int N>
+void wgmma_wait() {
+    emu::Wgmmas& mine = emu::block->wgmmas[emu::linear_thread()];
+    const uint64_t done_below = mine.commits >= N ? mine.commits - N : 0;
+    auto first_left = mine.pending.begin();
+    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { emu::land(*first_left); }
+    mine.pending.erase(mine.pending.begin(), first_left);
+    mine.fenced = false;
+}
