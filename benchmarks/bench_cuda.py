@@ -9,7 +9,9 @@ sides, then with TF32 on on both sides (our matmul's optional tensor-core path, 
 PyTorch's allow_tf32) for matmul and training:
   matmul     GFLOP/s against torch.matmul (cuBLAS), all three transpose variants a Linear layer uses;
              also our staged kernel (loads through registers, the pre-Ampere path) beside the tuned one
-             (cp.async), as the ratio staged_vs_tuned (> 1: the staged one is faster)
+             (cp.async), as the ratio staged_vs_tuned (> 1: the staged one is faster); and the TF32 mma.sync
+             kernel beside the TF32 kernel matmul runs (wgmma on an H100 built for sm_90a: info's
+             tf32_kernel), as mma_vs_tf32_kernel (> 1: mma.sync is faster)
   attention  causal forward + backward against torch's scaled_dot_product_attention (and our forward on the
              tensor cores, attention_forward_mma, beside the CUDA-core one the model uses); then as the model
              calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
@@ -113,11 +115,12 @@ def bench_matmul(torch, cupy, sync, quick):
             ours_tf32 = seconds(lambda: kernels.matmul(a_c, b_c, ta, tb, backend="cuda"), sync)
         finally:
             kernels.set_cuda_tf32(False)
+        mma_tf32 = seconds(lambda: kernels._cuda.matmul_tf32_mma(a_c, b_c, ta, tb), sync)
         rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
                      "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "staged_vs_tuned": ours / staged,
                      "rel_err_vs_fp64": diff,
                      "ours_tf32_gflops": flops / ours_tf32 / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
-                     "ratio_tf32": theirs_tf32 / ours_tf32})
+                     "ratio_tf32": theirs_tf32 / ours_tf32, "mma_vs_tf32_kernel": ours_tf32 / mma_tf32})
     return rows
 
 
@@ -412,7 +415,8 @@ def main():
                "torch_device": torch.cuda.get_device_name()}
     print(f"minigpt._cuda on {results['gpu']}; torch {torch.__version__}, cupy {cupy.__version__}")
     parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "staged_vs_tuned",
-                                       "rel_err_vs_fp64", "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32"]),
+                                       "rel_err_vs_fp64", "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32",
+                                       "mma_vs_tf32_kernel"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
                                              "mma_fwd_ms", "mma_out_rel_diff", "ours_tflops", "out_rel_diff",
                                              "dq_rel_diff", "layer_in_place_ms", "layer_split_ms", "torch_layer_ms"]),

@@ -31,6 +31,9 @@ def flops_per_token(L, C, T, V):
     return 6 * n + 12 * L * C * T
 
 
+ENGINES = ("minigpt-cpu", "minigpt-numpy", "torch")  # minigpt with its C++ kernels, minigpt on NumPy, PyTorch
+
+
 def run_minigpt(config, backend, steps, warmup):
     import numpy as np
 
@@ -109,7 +112,7 @@ def median_run(runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--engines", nargs="+", default=["minigpt-cpu", "minigpt-numpy", "torch"])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3,

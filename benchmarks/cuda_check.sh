@@ -11,7 +11,8 @@
 # (else /tmp/minigpt_cuda_check).
 #
 # usage, from anywhere:  bash benchmarks/cuda_check.sh [--quick]
-#   CUDA_ARCHS (default 90, the H100) picks the GPU generation to compile for; PYTHON the interpreter.
+#   CUDA_ARCHS (default 90a: the H100, with its wgmma instructions) picks the GPU generation to compile
+#   for; PYTHON the interpreter.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -30,9 +31,9 @@ nvcc --version | tail -n 2
 '| cupy', cupy.__version__, '| torch', torch.__version__, torch.version.cuda, '| GPU visible to torch:',
 torch.cuda.is_available())"
 
-phase "1. build (pip install -e . with MINIGPT_CUDA=ON, CUDA architectures ${CUDA_ARCHS:-90})"
+phase "1. build (pip install -e . with MINIGPT_CUDA=ON, CUDA architectures ${CUDA_ARCHS:-90a})"
 if ! timeout 420 "$PY" -m pip install --no-build-isolation --no-deps -e . \
-        -Ccmake.define.MINIGPT_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" \
+        -Ccmake.define.MINIGPT_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" \
         >"$LOGS/build.log" 2>&1; then
     tail -n 60 "$LOGS/build.log"
     echo "BUILD FAILED (full log: $LOGS/build.log)"

@@ -186,6 +186,26 @@ print(f"         three k steps in shared memory: {3 * step_bytes / 1024:.0f} KiB
 print("         you should see 0.67 and 1.00 mma per read: the wider warp tile reads a third less per product")
 
 # %% [markdown]
+# On an H100 or H200 (compute capability 9.0, built for `sm_90a`, the default) the TF32 matmul runs
+# another kernel, `matmul_wgmma_kernel`: Hopper's `wgmma` multiplies 64 x 8 by 8 x 128 for a
+# *warpgroup* of 4 warps in one instruction, reading both tiles straight from shared memory, and the
+# threads go on while it runs (`wgmma_wait` waits for it). No fragment loads are left for the
+# threads: they only copy tiles in. wgmma reads a tile through a 64-bit *descriptor* (its address and
+# layout), and TF32 tiles must have k along their rows, 32 values (128 bytes) a row, in the "128-byte
+# swizzle": chunk c of 16 bytes in row r sits at chunk c ^ (r % 8), so the 8 rows the tensor core reads
+# at once fall on different banks. An operand that runs along m or n in memory is turned around by the
+# copy, one float at a time. `kernels.cuda_info()["tf32_kernel"]` says which TF32 kernel runs.
+
+# %%
+def swizzled(i, k):  # csrc/cuda/matmul.cu: where value (i, k) of a tile lies, in bytes
+    return i * 128 + ((k // 4) ^ (i % 8)) * 16 + (k % 4) * 4
+
+
+banks = sorted({swizzled(i, k) // 4 % 32 for i in range(8) for k in range(4)})  # 8 rows x the first 4 values
+print(f"step 4b: wgmma reads 8 rows x 16 bytes at once: banks {banks[0]}..{banks[-1]}, {len(banks)} distinct")
+print("         you should see 32 distinct banks: unswizzled, all 8 rows would start on bank 0")
+
+# %% [markdown]
 # ## Step 5 · Flash attention as a CUDA kernel
 #
 # The plan of tutorial 06, mapped onto blocks. The forward gives one block of 256 threads to each
@@ -288,7 +308,8 @@ if HAVE_GPU:
         tf32_err = rel(kernels.matmul(a32, b32, backend="cuda"), a @ b)
     finally:
         kernels.set_cuda_tf32(False)
-    print(f"step 6: matmul tuned with TF32 tensor cores: {tf32_rate:6.2f} TFLOP/s, error {tf32_err:.1e}")
+    print(f"step 6: matmul with TF32 tensor cores ({kernels.cuda_info()['tf32_kernel']}): {tf32_rate:6.2f} TFLOP/s, "
+          f"error {tf32_err:.1e}")
     print("        you should see several times the float32 rate, and an error near 1e-4 instead of 1e-7")
 
 # %%

@@ -589,11 +589,11 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
 
 // ----------------------------------------------------------------------------- tf32 on Hopper (wgmma)
 
-// Hopper (compute capability 9.0) reaches its tensor cores faster through wgmma (ptx.cuh): one
+// Hopper (compute capability 9.0) reaches its tensor cores' full rate through wgmma (ptx.cuh): one
 // instruction multiplies 64 x 8 by 8 x 128 for a warpgroup of 4 warps, reading both operands straight
-// from shared memory, and runs while the threads go on. mma.sync, above, reaches about two thirds of
-// the rate; cuBLAS's TF32 kernels on an H100 are wgmma kernels. Compiled only for sm_90a (the "a":
-// features of this one architecture), so the build must ask for it (CMAKE_CUDA_ARCHITECTURES 90a).
+// from shared memory, and runs while the threads go on (mma.sync, above, still runs on Hopper, at a
+// lower rate, and ties up the threads with fragment loads). Compiled only for sm_90a (the "a": features
+// of this one architecture), so the build must ask for it (CMAKE_CUDA_ARCHITECTURES 90a).
 //   - the same 128 x 128 output tile, two warpgroups of 64 rows each, k steps of 32;
 //   - a k step of an operand is 128 rows of 32 values of k: 128 bytes a row, the width of the 128-byte
 //     swizzle that wgmma reads (SwizzledTile). wgmma takes TF32 operands with k along the rows only, so
@@ -709,6 +709,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2)
         __syncthreads();                    // and so are everyone's; both products of step - 1 are done
         const uint32_t a_tile = base + 2 * read * kSwizzledTileBytes, b_tile = a_tile + kSwizzledTileBytes;
         const uint64_t desc_a = wgmma_descriptor(a_tile + group * 64 * 128), desc_b = wgmma_descriptor(b_tile);
+        keep_in_registers(d);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < TBK / 8; kk++) { wgmma_tf32_m64n128k8(d, desc_a + 2 * kk, desc_b + 2 * kk); }

@@ -22,7 +22,8 @@
 //                              the tensor cores straight from shared memory (never through registers),
 //                              by the 128 threads of a warpgroup (4 consecutive warps) together. The
 //                              operand values are float32 bits, of which the tensor core reads the TF32
-//                              part (the 13 low mantissa bits dropped: truncation, as cuBLAS's TF32 has).
+//                              part: the 13 low mantissa bits dropped (the PTX ISA leaves this to the
+//                              hardware; the emulator and a test assume truncation).
 //                              It is asynchronous: the thread goes on at once, and d may be read only
 //                              after the wgmma_wait that covers it. Warp w of the group, lane (g, t):
 //                                d[r]: row 16w + g + 8 ((r / 2) % 2), column 8 (r / 4) + 2t + r % 2

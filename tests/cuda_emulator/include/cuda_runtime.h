@@ -245,6 +245,7 @@ struct AsyncCopy {
 struct AsyncCopies {
     std::vector<AsyncCopy> pending;  // oldest first
     uint64_t commits = 0;
+    bool unfenced = false;  // a wait since the last fence_proxy_async: what landed is not yet seen by wgmma
 };
 
 // A wgmma (ptx_emulated.h) in flight: this thread's part of the product, computed from shared memory

@@ -83,6 +83,7 @@ void cp_async_wait() {
     auto first_left = mine.pending.begin();
     for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { emu::land(*first_left); }
     mine.pending.erase(mine.pending.begin(), first_left);
+    mine.unfenced = true;
 }
 
 // cvt.rna.tf32.f32 as ptxas builds it: half a TF32 unit added to the bits of a finite float, the 13
@@ -136,7 +137,8 @@ inline void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&a)[4], const uint32_
 // at the wait for its group (the same draw), so a kernel that refills a tile while a wgmma may still
 // read it, or reads d before the wait, gets the wrong numbers. Also checked: every thread of a
 // warpgroup issues the same descriptors (the PTX ISA requires it), a wgmma_fence comes before the
-// first wgmma after each wait, the layout is the one emulated, and no thread ends with a wgmma in flight.
+// first wgmma after each wait, a fence_proxy_async between a thread's cp_async_wait and its next wgmma,
+// the layout is the one emulated, and no thread ends with a wgmma in flight.
 namespace emu {
 
 constexpr uint32_t kSharedWindowOffset = 48;
@@ -198,7 +200,9 @@ inline uint32_t shared_address(const void* p) {
     return emu::kSharedWindowOffset + static_cast<uint32_t>(at - base);
 }
 
-inline void fence_proxy_async() {}  // the emulator's copies land straight in the memory wgmma reads
+// The copies land straight in the memory wgmma reads; the fence is still required (a GPU's tensor cores
+// may otherwise read what was there before): a wgmma after a cp_async_wait and no fence is an error.
+inline void fence_proxy_async() { emu::block->async_copies[emu::linear_thread()].unfenced = false; }
 
 inline void wgmma_fence() { emu::block->wgmmas[emu::linear_thread()].fenced = true; }
 
@@ -216,6 +220,10 @@ inline void wgmma_tf32_m64n128k8(float (&d)[64], uint64_t desc_a, uint64_t desc_
     emu::Wgmmas& mine = b.wgmmas[t];
     if (!mine.fenced) {
         emu::fail(cudaErrorLaunchFailure, "wgmma without a wgmma_fence before it (since the last wgmma_wait)");
+        return;
+    }
+    if (b.async_copies[t].unfenced) {
+        emu::fail(cudaErrorLaunchFailure, "wgmma after a cp.async wait without fence_proxy_async between them");
         return;
     }
     if (!emu::emulated_layout(desc_a) || !emu::emulated_layout(desc_b)) {
