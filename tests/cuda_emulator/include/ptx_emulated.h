@@ -49,6 +49,16 @@ inline void land(const AsyncCopy& c) {
     std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, c.bytes - c.src_bytes);
 }
 
+// Land a thread's operations in flight (cp.async copies, or wgmmas) of its groups older than the newest
+// n, oldest first; operations not yet committed to a group are not waited for.
+template <typename InFlight>
+void land_groups_before_newest(InFlight& mine, uint64_t n) {
+    const uint64_t done_below = mine.commits >= n ? mine.commits - n : 0;
+    auto first_left = mine.pending.begin();
+    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { land(*first_left); }
+    mine.pending.erase(mine.pending.begin(), first_left);
+}
+
 }  // namespace emu
 
 inline void cp_async(void* smem, const void* gmem, int bytes, int src_bytes) {
@@ -75,14 +85,10 @@ inline void cp_async_4(void* smem, const void* gmem, int src_bytes) { cp_async(s
 
 inline void cp_async_commit() { emu::block->async_copies[emu::linear_thread()].commits++; }
 
-// Land every copy of the groups older than the newest N; copies not yet committed are not waited for.
 template <int N>
 void cp_async_wait() {
     emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
-    const uint64_t done_below = mine.commits >= N ? mine.commits - N : 0;
-    auto first_left = mine.pending.begin();
-    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { emu::land(*first_left); }
-    mine.pending.erase(mine.pending.begin(), first_left);
+    emu::land_groups_before_newest(mine, N);
     mine.unfenced = true;
 }
 
@@ -249,9 +255,6 @@ inline void wgmma_tf32_m64n128k8(float (&d)[64], uint64_t desc_a, uint64_t desc_
 template <int N>
 void wgmma_wait() {
     emu::Wgmmas& mine = emu::block->wgmmas[emu::linear_thread()];
-    const uint64_t done_below = mine.commits >= N ? mine.commits - N : 0;
-    auto first_left = mine.pending.begin();
-    for (; first_left != mine.pending.end() && first_left->group < done_below; ++first_left) { emu::land(*first_left); }
-    mine.pending.erase(mine.pending.begin(), first_left);
+    emu::land_groups_before_newest(mine, N);
     mine.fenced = false;
 }
