@@ -596,7 +596,7 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
 // of this one architecture), so the build must ask for it (CMAKE_CUDA_ARCHITECTURES 90a).
 //   - the same 128 x 128 output tile, two warpgroups of 64 rows each, k steps of 32;
 //   - a k step of an operand is 128 rows of 32 values of k: 128 bytes a row, the width of the 128-byte
-//     swizzle that wgmma reads (SwizzledTile). wgmma takes TF32 operands with k along the rows only, so
+//     swizzle that wgmma reads (swizzled, below). wgmma takes TF32 operands with k along the rows only, so
 //     an operand that runs along i in memory (a transposed, b not) is turned around by the copy;
 //   - the copies go by cp.async, kWgmmaStages steps deep; while the tensor cores multiply step s the
 //     threads issue the copies of step s + 2, then wait for the product.
@@ -734,7 +734,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int64_t m = m0 + group * 64 + warp * 16 + g + 8 * h;
-            if (m < M) { store_two(out + m * N + n, d[4 * j + 2 * h] + b0, d[4 * j + 2 * h + 1] + b1, N - n, vec_out, split); }
+            if (m < M) {
+                store_two(out + m * N + n, d[4 * j + 2 * h] + b0, d[4 * j + 2 * h + 1] + b1, N - n, vec_out, split);
+            }
         }
     }
 #endif
