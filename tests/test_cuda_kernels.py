@@ -199,7 +199,10 @@ def test_matmul_keeps_nan_and_inf(rng, request, use_tf32):
     assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and np.isfinite(out[2:]).all()
 
 
-def test_matmul_empty_and_zero_k(rng):
+@pytest.mark.parametrize("use_tf32", [False, True], ids=["fp32", "tf32"])
+def test_matmul_empty_and_zero_k(rng, request, use_tf32):
+    if use_tf32:
+        request.getfixturevalue("tf32")
     assert kernels.matmul(dev(np.ones((0, 3))), dev(np.ones((3, 4))), backend="cuda").shape == (0, 4)
     bias = rng.standard_normal(4)
     out = kernels.matmul(dev(np.ones((5, 0))), dev(np.ones((0, 4))), bias=dev(bias), backend="cuda")

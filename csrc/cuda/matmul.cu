@@ -1,5 +1,5 @@
 // matmul on the GPU: out = op(a) @ op(b) (+ bias), op(x) = x or x^T, row-major float32.
-// Follows minigpt/kernels/matmul.py. Five kernels, in the order to read them:
+// Follows minigpt/kernels/matmul.py. Six kernels, in the order to read them:
 //
 //   naive   one thread per output element, reading a row of op(a) and a column of op(b) from global
 //           memory: every input is read M or N times over, so it runs at memory speed.
@@ -15,6 +15,8 @@
 //   tf32    the same 128 x 128 tiles on the tensor cores in TF32, fed by asynchronous copies two k
 //           steps ahead; an option that is off by default (set_matmul_tf32_cuda): several times
 //           faster, but about 1e-3 relative error instead of 1e-6.
+//   wgmma   the TF32 option on Hopper (H100, H200): the same tiles, multiplied by Hopper's
+//           warpgroup instructions straight from shared memory.
 //
 // In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
@@ -53,12 +55,18 @@ bool device_is_ampere_or_newer() {
 }
 
 // wgmma runs on compute capability 9.0 exactly (H100, H200), from code built for sm_90a: CMake defines
-// MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a.
+// MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a. (Without it the kernel traps: never zeros.)
 static bool tf32_uses_wgmma() {
 #if defined(MINIGPT_WGMMA)
-    static int majors[64] = {0}, minors[64] = {0};
-    return device_attribute(cudaDevAttrComputeCapabilityMajor, majors) == 9 &&
-           device_attribute(cudaDevAttrComputeCapabilityMinor, minors) == 0;
+    static int capabilities[64] = {0};  // 10 major + minor, read once per device (never 0)
+    const int device = current_device();
+    if (capabilities[device] == 0) {
+        int major = 0, minor = 0;
+        cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+        cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
+        capabilities[device] = 10 * major + minor;
+    }
+    return capabilities[device] == 90;
 #else
     return false;
 #endif
@@ -607,6 +615,8 @@ constexpr int kSwizzledTileBytes = BM * TBK * sizeof(float);  // 16 KiB
 // shared memory need not be; the kernel rounds it up.
 constexpr size_t kWgmmaSmemBytes = kWgmmaStages * 2 * kSwizzledTileBytes + 1024;  // 97 KiB: two blocks an SM
 
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the copies and the kernel's body exist in sm_90a code only
+
 // Where value (i, k) of an operand's k step lies in its tile, in bytes: row i of 128 bytes, in which
 // the 16-byte chunk c of 4 values of k is stored at chunk c ^ (i % 8) (ptx.cuh: wgmma_descriptor).
 __device__ __forceinline__ int swizzled(int i, int k) { return i * 128 + ((k / 4) ^ (i % 8)) * 16 + (k % 4) * 4; }
@@ -627,50 +637,61 @@ struct SwizzledTileCopier {
     bool vec;
     int tid;
 
-    // Row i + 8 e of a tile lies 1024 e bytes after row i, with its chunks swizzled the same way.
     __device__ __forceinline__ void start(char* tile, int64_t k0) const {
-        const bool inside = i0 + BM <= i_end && k0 + TBK <= k_end;
-        if (CONTIG_K) {
-            const int i = tid / 8, c = tid % 8;  // rows i + 32 e
-            char* dst = tile + swizzled(i, 4 * c);
-            const float* src = x + (i0 + i) * ld + k0 + 4 * c;
-            const int64_t down = 32 * ld;
-            if (inside && vec) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) { cp_async_16(dst + 4096 * e, src + e * down, 16); }
-                return;
-            }
-            const int in_row = static_cast<int>(min(max(k_end - k0 - 4 * c, int64_t{0}), int64_t{4}));
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int valid = i0 + i + 32 * e < i_end ? in_row : 0;
-                if (vec) {
-                    cp_async_16(dst + 4096 * e, valid > 0 ? src + e * down : x, valid * 4);
-                } else {
-#pragma unroll
-                    for (int q = 0; q < 4; q++) {
-                        cp_async_4(dst + 4096 * e + 4 * q, q < valid ? src + e * down + q : x, q < valid ? 4 : 0);
-                    }
-                }
-            }
+        const bool inside = i0 + BM <= i_end && k0 + TBK <= k_end;  // the whole step: no checks
+        if constexpr (CONTIG_K) {
+            start_along_k(tile, k0, inside);
         } else {
-            const int lane = tid % 32, i = lane % 8, k = (tid / 32) * 4 + lane / 8;  // rows i + 8 e
-            char* dst = tile + swizzled(i, k);
-            const float* src = x + (k0 + k) * ld + i0 + i;
-            if (inside) {
+            start_along_i(tile, k0, inside);
+        }
+    }
+
+    // Row i + 32 e of a tile lies 4096 e bytes after row i, with its chunks swizzled the same way.
+    __device__ __forceinline__ void start_along_k(char* tile, int64_t k0, bool inside) const {
+        const int i = tid / 8, c = tid % 8;  // rows i + 32 e
+        char* dst = tile + swizzled(i, 4 * c);
+        const float* src = x + (i0 + i) * ld + k0 + 4 * c;
+        const int64_t down = 32 * ld;
+        if (inside && vec) {
 #pragma unroll
-                for (int e = 0; e < 16; e++) { cp_async_4(dst + 1024 * e, src + 8 * e, 4); }
-                return;
-            }
-            const bool k_inside = k0 + k < k_end;
+            for (int e = 0; e < 4; e++) { cp_async_16(dst + 4096 * e, src + e * down, 16); }
+            return;
+        }
+        const int in_row = static_cast<int>(min(max(k_end - k0 - 4 * c, int64_t{0}), int64_t{4}));
 #pragma unroll
-            for (int e = 0; e < 16; e++) {
-                const bool valid = k_inside && i0 + i + 8 * e < i_end;
-                cp_async_4(dst + 1024 * e, valid ? src + 8 * e : x, valid ? 4 : 0);
+        for (int e = 0; e < 4; e++) {
+            const int valid = i0 + i + 32 * e < i_end ? in_row : 0;
+            if (vec) {
+                cp_async_16(dst + 4096 * e, valid > 0 ? src + e * down : x, valid * 4);
+            } else {
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    cp_async_4(dst + 4096 * e + 4 * q, q < valid ? src + e * down + q : x, q < valid ? 4 : 0);
+                }
             }
         }
     }
+
+    // Row i + 8 e of a tile lies 1024 e bytes after row i, with its chunks swizzled the same way.
+    __device__ __forceinline__ void start_along_i(char* tile, int64_t k0, bool inside) const {
+        const int lane = tid % 32, i = lane % 8, k = (tid / 32) * 4 + lane / 8;  // rows i + 8 e
+        char* dst = tile + swizzled(i, k);
+        const float* src = x + (k0 + k) * ld + i0 + i;
+        if (inside) {
+#pragma unroll
+            for (int e = 0; e < 16; e++) { cp_async_4(dst + 1024 * e, src + 8 * e, 4); }
+            return;
+        }
+        const bool k_inside = k0 + k < k_end;
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            const bool valid = k_inside && i0 + i + 8 * e < i_end;
+            cp_async_4(dst + 1024 * e, valid ? src + 8 * e : x, valid ? 4 : 0);
+        }
+    }
 };
+
+#endif
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kWgmmaThreads, 2)
@@ -739,6 +760,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2)
             }
         }
     }
+#elif defined(__CUDA_ARCH__)
+    __trap();  // launched from code without sm_90a (a build that names 90a and 90 and loads the latter)
 #endif
 }
 
@@ -755,8 +778,9 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 // ----------------------------------------------------------------------------- split-K planning
 
 // Blocks of a kernel the whole GPU runs at once, as the occupancy calculator says (read once per
-// device): 2 per SM for both kernels on an H100 (the float32 one: 256 threads of 128 registers and
-// 17 KiB of shared memory; the TF32 one: 128 threads of up to 232 registers and 102-108 KiB).
+// device): 2 per SM for each kernel on an H100 (the float32 one: 256 threads of 128 registers and
+// 17 KiB of shared memory; the TF32 mma.sync one: 128 threads of up to 232 registers and 102-108 KiB;
+// the wgmma one: 256 threads of up to 128 registers and 97 KiB).
 template <typename Kernel>
 int64_t resident_blocks(Kernel kernel, int threads, size_t smem, int64_t (&per_device)[64]) {
     const int device = current_device();
@@ -904,23 +928,29 @@ int64_t resident_tf32_blocks() {
                            tf32_smem_bytes<false, false, STAGES>(), resident);
 }
 
+// The wgmma kernel's shared-memory opt-in (over 48 KiB), made once per device, as allow_tf32_smem.
+template <bool TA, bool TB>
+void allow_wgmma_smem() {
+    static uint64_t done = 0;  // a bit per device
+    const int device = current_device();
+    if ((done >> device & 1) == 0) {
+        allow_smem(matmul_wgmma_kernel<TA, TB>, kWgmmaSmemBytes, "matmul (TF32, wgmma)");
+        done |= uint64_t{1} << device;
+    }
+}
+
 template <bool TA, bool TB>
 void launch_wgmma(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
                   int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
                   bool split) {
-    static uint64_t allowed = 0;  // the shared-memory opt-in, a bit per device
-    const int device = current_device();
-    if ((allowed >> device & 1) == 0) {
-        allow_smem(matmul_wgmma_kernel<TA, TB>, kWgmmaSmemBytes, "matmul (TF32, wgmma)");
-        allowed |= uint64_t{1} << device;
-    }
+    allow_wgmma_smem<TA, TB>();
     matmul_wgmma_kernel<TA, TB><<<grid, kWgmmaThreads, kWgmmaSmemBytes, stream>>>(out, a, b, bias, M, N, K, k_per_split,
                                                                                  vec_a, vec_b, vec_out, split);
 }
 
 int64_t resident_wgmma_blocks() {
     static int64_t resident[64] = {0};
-    if (resident[current_device()] == 0) { allow_smem(matmul_wgmma_kernel<false, false>, kWgmmaSmemBytes, "matmul"); }
+    allow_wgmma_smem<false, false>();
     return resident_blocks(matmul_wgmma_kernel<false, false>, kWgmmaThreads, kWgmmaSmemBytes, resident);
 }
 
@@ -950,17 +980,17 @@ void launch_fp32(bool pipelined, dim3 grid, cudaStream_t stream, float* out, con
 // built for sm_90a), else the mma.sync one; with TF32 off, the tuned (pipelined) one from Ampere on, the
 // staged one before. Or, when asked for, the staged one (float32) or the TF32 mma.sync one on any GPU
 // that has it, for comparisons.
-enum class Kernel { best, staged, tf32_mma };
+enum class KernelChoice { best, staged, tf32_mma };
 
-void run_matmul(Kernel kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
+void run_matmul(KernelChoice kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
     if (M == 0 || N == 0) { return; }
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
     static int64_t resident_pipelined[64] = {0}, resident_staged[64] = {0};
-    const bool tf32 = (tf32_enabled && kind == Kernel::best) || kind == Kernel::tf32_mma;
-    const bool wgmma = tf32 && kind == Kernel::best && tf32_uses_wgmma();
-    const bool pipelined = !tf32 && kind == Kernel::best && device_is_ampere_or_newer();
+    const bool tf32 = (tf32_enabled && kind == KernelChoice::best) || kind == KernelChoice::tf32_mma;
+    const bool wgmma = tf32 && kind == KernelChoice::best && tf32_uses_wgmma();
+    const bool pipelined = !tf32 && kind == KernelChoice::best && device_is_ampere_or_newer();
     const int stages = tf32 && !wgmma ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
     const int64_t resident =
@@ -997,12 +1027,12 @@ void run_matmul(Kernel kind, float* out, const float* a, const float* b, const f
 
 void matmul_forward_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                          int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
-    run_matmul(Kernel::best, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+    run_matmul(KernelChoice::best, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
 
 void matmul_forward_staged_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
-    run_matmul(Kernel::staged, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+    run_matmul(KernelChoice::staged, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
 
 void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
@@ -1010,7 +1040,7 @@ void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, co
     if (!device_is_ampere_or_newer()) {
         throw std::invalid_argument("matmul_tf32_mma: TF32 needs tensor cores of compute capability 8.0 or newer");
     }
-    run_matmul(Kernel::tf32_mma, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+    run_matmul(KernelChoice::tf32_mma, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
 
 const char* matmul_tf32_kernel_cuda() { return tf32_uses_wgmma() ? "wgmma" : "mma.sync"; }

@@ -268,6 +268,9 @@ struct Block {
     std::vector<Fiber> fibers;
     int live = 0, arrived = 0;
     uint64_t generation = 0;
+    // Whether a thread reached the barrier being filled, or the last one opened, with cp.async writes
+    // that it had waited for but not passed to wgmma's proxy (AsyncCopies::unfenced; ptx_emulated.h).
+    bool arrivals_unfenced = false, opened_unfenced = false;
     std::vector<int> warp_live, warp_arrived;
     std::vector<uint64_t> warp_generation;
     std::vector<uint64_t> lane_values;  // what each thread offers to a shuffle, as bits
@@ -333,9 +336,12 @@ inline void wait_for(const uint64_t* counter, uint64_t value) {
 inline void block_barrier() {
     Block& b = *block;
     const uint64_t gen = b.generation;
+    b.arrivals_unfenced = b.arrivals_unfenced || b.async_copies[linear_thread()].unfenced;
     if (++b.arrived == b.live) {
         b.arrived = 0;
         b.generation++;
+        b.opened_unfenced = b.arrivals_unfenced;
+        b.arrivals_unfenced = false;
         return;
     }
     wait_for(&b.generation, gen);
@@ -470,6 +476,7 @@ inline bool run_block(const uint3& bidx, const dim3& bdim) {
     b.warp_scratch.resize(warps);
     b.async_copies.assign(n, {});
     b.wgmmas.assign(n, {});
+    b.arrivals_unfenced = b.opened_unfenced = false;
     b.warpgroup_descriptors.assign((n + 127) / 128, {});
     while (static_cast<int>(stacks.size()) < n) { stacks.emplace_back(new char[kStackBytes]); }
     block = &b;

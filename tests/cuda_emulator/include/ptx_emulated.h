@@ -71,6 +71,9 @@ inline void cp_async(void* smem, const void* gmem, int bytes, int src_bytes) {
         emu::fail(cudaErrorInvalidValue, "cp.async with src_bytes " + std::to_string(src_bytes));
         return;
     }
+    // A copy of no bytes reads nothing, but its address must still be one the kernel may read (the
+    // kernels pass the array's start): touched, so that the --memcheck build checks it.
+    static_cast<void>(*static_cast<const volatile char*>(gmem));
     emu::AsyncCopies& mine = emu::block->async_copies[emu::linear_thread()];
     const emu::AsyncCopy copy{smem, gmem, bytes, src_bytes, mine.commits};
     if (emu::lands_early()) {
@@ -143,8 +146,9 @@ inline void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&a)[4], const uint32_
 // at the wait for its group (the same draw), so a kernel that refills a tile while a wgmma may still
 // read it, or reads d before the wait, gets the wrong numbers. Also checked: every thread of a
 // warpgroup issues the same descriptors (the PTX ISA requires it), a wgmma_fence comes before the
-// first wgmma after each wait, a fence_proxy_async between a thread's cp_async_wait and its next wgmma,
-// the layout is the one emulated, and no thread ends with a wgmma in flight.
+// first wgmma after each wait, a fence_proxy_async after every thread's cp_async_wait and before the
+// __syncthreads that shares its copies with the wgmma, the layout is the one emulated, and no thread
+// ends with a wgmma in flight.
 namespace emu {
 
 constexpr uint32_t kSharedWindowOffset = 48;
@@ -228,8 +232,9 @@ inline void wgmma_tf32_m64n128k8(float (&d)[64], uint64_t desc_a, uint64_t desc_
         emu::fail(cudaErrorLaunchFailure, "wgmma without a wgmma_fence before it (since the last wgmma_wait)");
         return;
     }
-    if (b.async_copies[t].unfenced) {
-        emu::fail(cudaErrorLaunchFailure, "wgmma after a cp.async wait without fence_proxy_async between them");
+    if (b.async_copies[t].unfenced || b.opened_unfenced) {  // this thread's copies, or the others' it sees
+        emu::fail(cudaErrorLaunchFailure, "wgmma after a cp.async wait without fence_proxy_async between them "
+                                          "(each thread's fence must come before the barrier that shares its copies)");
         return;
     }
     if (!emu::emulated_layout(desc_a) || !emu::emulated_layout(desc_b)) {
