@@ -658,9 +658,10 @@ struct SwizzledTileCopier {
             return;
         }
         const int in_row = static_cast<int>(min(max(k_end - k0 - 4 * c, int64_t{0}), int64_t{4}));
+        const int rows_left = static_cast<int>(min(i_end - i0 - i, int64_t{BM}));  // 32-bit compares below
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const int valid = i0 + i + 32 * e < i_end ? in_row : 0;
+            const int valid = 32 * e < rows_left ? in_row : 0;
             if (vec) {
                 cp_async_16(dst + 4096 * e, valid > 0 ? src + e * down : x, valid * 4);
             } else {
@@ -682,10 +683,10 @@ struct SwizzledTileCopier {
             for (int e = 0; e < 16; e++) { cp_async_4(dst + 1024 * e, src + 8 * e, 4); }
             return;
         }
-        const bool k_inside = k0 + k < k_end;
+        const int rows_left = k0 + k < k_end ? static_cast<int>(min(i_end - i0 - i, int64_t{BM})) : 0;
 #pragma unroll
         for (int e = 0; e < 16; e++) {
-            const bool valid = k_inside && i0 + i + 8 * e < i_end;
+            const bool valid = 8 * e < rows_left;
             cp_async_4(dst + 1024 * e, valid ? src + 8 * e : x, valid ? 4 : 0);
         }
     }
