@@ -11,7 +11,8 @@ PyTorch's allow_tf32) for matmul and training:
              also our staged kernel (loads through registers, the pre-Ampere path) beside the tuned one
              (cp.async), as the ratio staged_vs_tuned (> 1: the staged one is faster); and the TF32 mma.sync
              kernel beside the TF32 kernel matmul runs (wgmma on an H100 built for sm_90a: info's
-             tf32_kernel), as mma_vs_tf32_kernel (> 1: mma.sync is faster)
+             tf32_kernel), as mma_vs_tf32_kernel (> 1: mma.sync is faster); on Hopper also the wgmma
+             kernel with a fourth stage and a group of products in flight, as overlapped_vs_tf32_kernel
   attention  causal forward + backward against torch's scaled_dot_product_attention (and our forward on the
              tensor cores, attention_forward_mma, beside the CUDA-core one the model uses); then as the model
              calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
@@ -116,11 +117,15 @@ def bench_matmul(torch, cupy, sync, quick):
         finally:
             kernels.set_cuda_tf32(False)
         mma_tf32 = seconds(lambda: kernels._cuda.matmul_tf32_mma(a_c, b_c, ta, tb), sync)
+        hopper = kernels.cuda_info()["tf32_kernel"] == "wgmma"
+        overlapped = seconds(lambda: kernels._cuda.matmul_tf32_wgmma_overlapped(a_c, b_c, ta, tb), sync) \
+            if hopper else float("nan")
         rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
                      "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "staged_vs_tuned": ours / staged,
                      "rel_err_vs_fp64": diff,
                      "ours_tf32_gflops": flops / ours_tf32 / 1e9, "torch_tf32_gflops": flops / theirs_tf32 / 1e9,
-                     "ratio_tf32": theirs_tf32 / ours_tf32, "mma_vs_tf32_kernel": ours_tf32 / mma_tf32})
+                     "ratio_tf32": theirs_tf32 / ours_tf32, "mma_vs_tf32_kernel": ours_tf32 / mma_tf32,
+                     "overlapped_vs_tf32_kernel": ours_tf32 / overlapped})
     return rows
 
 
@@ -416,7 +421,7 @@ def main():
     print(f"minigpt._cuda on {results['gpu']}; torch {torch.__version__}, cupy {cupy.__version__}")
     parts = {"matmul": (bench_matmul, ["shape", "ours_gflops", "torch_gflops", "ratio", "staged_vs_tuned",
                                        "rel_err_vs_fp64", "ours_tf32_gflops", "torch_tf32_gflops", "ratio_tf32",
-                                       "mma_vs_tf32_kernel"]),
+                                       "mma_vs_tf32_kernel", "overlapped_vs_tf32_kernel"]),
              "attention": (bench_attention, ["shape", "ours_ms", "torch_ms", "ratio", "ours_fwd_ms", "torch_fwd_ms",
                                              "mma_fwd_ms", "mma_out_rel_diff", "ours_tflops", "out_rel_diff",
                                              "dq_rel_diff", "layer_in_place_ms", "layer_split_ms", "torch_layer_ms"]),

@@ -102,20 +102,24 @@ def tf32():
 
 
 # The TF32 kernels: the one matmul runs with TF32 on (wgmma on an H100 or H200 built for sm_90a, and in
-# the emulator; else mma.sync), and the mma.sync one called by name.
+# the emulator; else mma.sync), the mma.sync one called by name, and the wgmma one with a fourth stage.
 TF32_MATMULS = {"matmul": lambda *a: kernels.matmul(*a, backend="cuda"),
-                "matmul_tf32_mma": lambda *a: _cuda.matmul_tf32_mma(*a)}
+                "matmul_tf32_mma": lambda *a: _cuda.matmul_tf32_mma(*a),
+                "matmul_tf32_wgmma_overlapped": lambda *a: _cuda.matmul_tf32_wgmma_overlapped(*a)}
 
 
-# every shape for the kernel matmul runs; the mma.sync one (matmul's on other GPUs, checked there by all
-# of them) without the two largest, which take the emulator a minute
+# every shape for the kernel matmul runs; the other two (the mma.sync one is matmul's on other GPUs,
+# checked there by all of them) without the two largest, which take the emulator a minute
 TF32_SHAPES = MATMUL_SHAPES + [(100, 5000, 70), (384, 4096, 1152), (1000, 999, 1001)]
-TF32_CASES = [("matmul", *shape) for shape in TF32_SHAPES] + [("matmul_tf32_mma", *shape) for shape in TF32_SHAPES[:-2]]
+TF32_CASES = [("matmul", *shape) for shape in TF32_SHAPES] + \
+    [(variant, *shape) for variant in ("matmul_tf32_mma", "matmul_tf32_wgmma_overlapped") for shape in TF32_SHAPES[:-2]]
 
 
 @pytest.mark.parametrize("variant,M,K,N", TF32_CASES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
 def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, variant, M, K, N, trans_a, trans_b):
+    if variant == "matmul_tf32_wgmma_overlapped" and kernels.cuda_info()["tf32_kernel"] != "wgmma":
+        pytest.skip("wgmma needs an H100 or H200 and a build for sm_90a")
     # inputs cut to 10 bits of mantissa (relative 2^-11 rounded, 2^-10 truncated), float32 sums: errors
     # near 1e-4 .. 1e-3
     a, b, bias, ref = matmul_case(rng, M, K, N, trans_a, trans_b, with_bias=(M + K) % 2 == 0)

@@ -188,6 +188,12 @@ static py::object matmul_tf32_mma(const py::object& a, const py::object& b, bool
     return run_matmul("matmul_tf32_mma", matmul_forward_tf32_mma_cuda, a, b, trans_a, trans_b, bias);
 }
 
+static py::object matmul_tf32_wgmma_overlapped(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
+                                               const py::object& bias) {
+    return run_matmul("matmul_tf32_wgmma_overlapped", matmul_forward_tf32_wgmma_overlapped_cuda, a, b, trans_a,
+                      trans_b, bias);
+}
+
 static py::object matmul_tiled(const py::object& a, const py::object& b, bool trans_a, bool trans_b,
                                const py::object& bias) {
     return run_matmul("matmul_tiled", matmul_forward_tiled_cuda, a, b, trans_a, trans_b, bias);
@@ -700,6 +706,11 @@ PYBIND11_MODULE(_cuda, m) {
           "of Ampere and Ada; Hopper's is wgmma, see info()['tf32_kernel']), whatever set_tf32 says: same "
           "arguments and result, to TF32 precision.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("bias") = py::none());
+    m.def("matmul_tf32_wgmma_overlapped", &matmul_tf32_wgmma_overlapped, "matmul on Hopper's wgmma with four "
+          "stages and one group of products kept in flight (one block an SM), beside the three-stage kernel matmul "
+          "runs with TF32 on, for timing both; whatever set_tf32 says. Needs compute capability 9.0 and a build "
+          "for sm_90a.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+          py::arg("bias") = py::none());
     m.def("matmul_tiled", &matmul_tiled, "matmul with 16 x 16 shared-memory tiles (teaching version): same "
           "arguments and result.", py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
           py::arg("bias") = py::none());

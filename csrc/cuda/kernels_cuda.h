@@ -48,6 +48,12 @@ void matmul_forward_staged_cuda(float* out, const float* a, const float* b, cons
 // beside the wgmma kernel that matmul_forward_cuda runs there, for comparisons.
 void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                                   int64_t K, bool trans_a, bool trans_b, cudaStream_t stream);
+// The wgmma kernel with four stages and one group of products kept in flight (one block an SM), whatever
+// set_matmul_tf32_cuda says, beside the three-stage one that matmul_forward_cuda runs with TF32 on:
+// which is faster is for a GPU to say (compute capability 9.0, sm_90a build; throws otherwise).
+void matmul_forward_tf32_wgmma_overlapped_cuda(float* out, const float* a, const float* b, const float* bias,
+                                               int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+                                               cudaStream_t stream);
 
 // ----------------------------------------------------------------------------- bias gradient (bias_grad.cu)
 

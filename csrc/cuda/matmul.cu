@@ -606,14 +606,27 @@ __global__ void __launch_bounds__(kTf32Threads, 2)
 //   - a k step of an operand is 128 rows of 32 values of k: 128 bytes a row, the width of the 128-byte
 //     swizzle that wgmma reads (swizzled, below). wgmma takes TF32 operands with k along the rows only, so
 //     an operand that runs along i in memory (a transposed, b not) is turned around by the copy;
-//   - the copies go by cp.async, kWgmmaStages steps deep; while the tensor cores multiply step s the
-//     threads issue the copies of step s + 2, then wait for the product.
+//   - the copies go by cp.async, two k steps ahead of the product, into a ring of STAGES steps; while
+//     the tensor cores multiply step s the threads issue the copies of step s + 2, then wait for the
+//     product (IN_FLIGHT 0), or for the one before it (IN_FLIGHT 1: the tensor cores never wait for the
+//     threads, at the price of a fourth stage of shared memory and so one block an SM instead of two).
+//     Which is faster is for a GPU to say: matmul runs WgmmaFed (3 stages, 0 in flight, two blocks an
+//     SM, whose warpgroups take turns on the tensor cores), bench_cuda.py times WgmmaOverlapped beside it.
 constexpr int kWgmmaThreads = 256;  // 2 warpgroups
-constexpr int kWgmmaStages = 3;
 constexpr int kSwizzledTileBytes = BM * TBK * sizeof(float);  // 16 KiB
-// + 1 KiB: wgmma's swizzle wants each tile at a multiple of 1024 bytes, which the start of the dynamic
-// shared memory need not be; the kernel rounds it up.
-constexpr size_t kWgmmaSmemBytes = kWgmmaStages * 2 * kSwizzledTileBytes + 1024;  // 97 KiB: two blocks an SM
+
+template <int STAGES_, int IN_FLIGHT_>
+struct WgmmaPipeline {
+    static constexpr int STAGES = STAGES_, IN_FLIGHT = IN_FLIGHT_;
+    static constexpr int AHEAD = STAGES - 1 - IN_FLIGHT;  // steps copied ahead: a stage is refilled only
+    static_assert(AHEAD == 2, "two k steps ahead");      // after both warpgroups' products of it are done
+    static constexpr int kBlocksPerSM = IN_FLIGHT == 0 ? 2 : 1;
+    // + 1 KiB: wgmma's swizzle wants each tile at a multiple of 1024 bytes, which the start of the
+    // dynamic shared memory need not be; the kernel rounds it up.
+    static constexpr size_t kSmemBytes = STAGES * 2 * kSwizzledTileBytes + 1024;  // 97 or 129 KiB
+};
+using WgmmaFed = WgmmaPipeline<3, 0>;
+using WgmmaOverlapped = WgmmaPipeline<4, 1>;
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the copies and the kernel's body exist in sm_90a code only
 
@@ -694,8 +707,8 @@ struct SwizzledTileCopier {
 
 #endif
 
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(kWgmmaThreads, 2)
+template <bool TA, bool TB, typename P>
+__global__ void __launch_bounds__(kWgmmaThreads, P::kBlocksPerSM)
     matmul_wgmma_kernel(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b,
                         const float* __restrict__ bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
                         bool vec_a, bool vec_b, bool vec_out, bool split) {
@@ -720,15 +733,15 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2)
     float d[64] = {};  // this thread's outputs of its warpgroup's 64 x 128
     // Group s of cp.async copies carries step s; empty groups past the end keep that count exact.
 #pragma unroll
-    for (int s = 0; s < kWgmmaStages - 1; s++) {
+    for (int s = 0; s < P::AHEAD; s++) {
         if (s < steps) { start_copy(s, s); }
         cp_async_commit();
     }
-    int read = 0, refill = kWgmmaStages - 1;
+    int read = 0, refill = P::AHEAD;
     for (int64_t step = 0; step < steps; step++) {
-        cp_async_wait<kWgmmaStages - 2>();  // this thread's copies of `step` have landed,
-        fence_proxy_async();                // are visible to the tensor cores' reads,
-        __syncthreads();                    // and so are everyone's; both products of step - 1 are done
+        cp_async_wait<P::AHEAD - 1>();  // this thread's copies of `step` have landed,
+        fence_proxy_async();            // are visible to the tensor cores' reads,
+        __syncthreads();                // and so are everyone's; both products of step - 1 - IN_FLIGHT are done
         const uint32_t a_tile = base + 2 * read * kSwizzledTileBytes, b_tile = a_tile + kSwizzledTileBytes;
         const uint64_t desc_a = wgmma_descriptor(a_tile + group * 64 * 128), desc_b = wgmma_descriptor(b_tile);
         keep_in_registers(d);
@@ -736,13 +749,17 @@ __global__ void __launch_bounds__(kWgmmaThreads, 2)
 #pragma unroll
         for (int kk = 0; kk < TBK / 8; kk++) { wgmma_tf32_m64n128k8(d, desc_a + 2 * kk, desc_b + 2 * kk); }
         wgmma_commit();
-        // step - 1's stage is free (the barrier above): refill it while the tensor cores work
-        if (step + kWgmmaStages - 1 < steps) { start_copy(refill, step + kWgmmaStages - 1); }
+        // the stage of step - 1 - IN_FLIGHT is free (the barrier above): refill it while the tensor cores work
+        if (step + P::AHEAD < steps) { start_copy(refill, step + P::AHEAD); }
         cp_async_commit();
+        wgmma_wait<P::IN_FLIGHT>();
+        keep_in_registers(d);
+        read = read + 1 == P::STAGES ? 0 : read + 1;
+        refill = refill + 1 == P::STAGES ? 0 : refill + 1;
+    }
+    if constexpr (P::IN_FLIGHT > 0) {
         wgmma_wait<0>();
         keep_in_registers(d);
-        read = read + 1 == kWgmmaStages ? 0 : read + 1;
-        refill = refill + 1 == kWgmmaStages ? 0 : refill + 1;
     }
 
     // d[4j + 2h + e] is output (16 warp + g + 8h, 8j + 2t + e) of the warpgroup's rows: written two
@@ -781,7 +798,7 @@ void check_grid_y(int64_t blocks_y, const char* op) {
 // Blocks of a kernel the whole GPU runs at once, as the occupancy calculator says (read once per
 // device): 2 per SM for each kernel on an H100 (the float32 one: 256 threads of 128 registers and
 // 17 KiB of shared memory; the TF32 mma.sync one: 128 threads of up to 232 registers and 102-108 KiB;
-// the wgmma one: 256 threads of up to 128 registers and 97 KiB).
+// the wgmma one: 256 threads of up to 128 registers and 97 KiB, or with WgmmaOverlapped, 1 per SM).
 template <typename Kernel>
 int64_t resident_blocks(Kernel kernel, int threads, size_t smem, int64_t (&per_device)[64]) {
     const int device = current_device();
@@ -930,29 +947,39 @@ int64_t resident_tf32_blocks() {
 }
 
 // The wgmma kernel's shared-memory opt-in (over 48 KiB), made once per device, as allow_tf32_smem.
-template <bool TA, bool TB>
+template <bool TA, bool TB, typename P>
 void allow_wgmma_smem() {
     static uint64_t done = 0;  // a bit per device
     const int device = current_device();
     if ((done >> device & 1) == 0) {
-        allow_smem(matmul_wgmma_kernel<TA, TB>, kWgmmaSmemBytes, "matmul (TF32, wgmma)");
+        allow_smem(matmul_wgmma_kernel<TA, TB, P>, P::kSmemBytes, "matmul (TF32, wgmma)");
         done |= uint64_t{1} << device;
     }
 }
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, typename P>
 void launch_wgmma(dim3 grid, cudaStream_t stream, float* out, const float* a, const float* b, const float* bias,
                   int64_t M, int64_t N, int64_t K, int64_t k_per_split, bool vec_a, bool vec_b, bool vec_out,
                   bool split) {
-    allow_wgmma_smem<TA, TB>();
-    matmul_wgmma_kernel<TA, TB><<<grid, kWgmmaThreads, kWgmmaSmemBytes, stream>>>(out, a, b, bias, M, N, K, k_per_split,
-                                                                                 vec_a, vec_b, vec_out, split);
+    allow_wgmma_smem<TA, TB, P>();
+    matmul_wgmma_kernel<TA, TB, P><<<grid, kWgmmaThreads, P::kSmemBytes, stream>>>(
+        out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, split);
 }
 
+template <typename P>
 int64_t resident_wgmma_blocks() {
     static int64_t resident[64] = {0};
-    allow_wgmma_smem<false, false>();
-    return resident_blocks(matmul_wgmma_kernel<false, false>, kWgmmaThreads, kWgmmaSmemBytes, resident);
+    allow_wgmma_smem<false, false, P>();
+    return resident_blocks(matmul_wgmma_kernel<false, false, P>, kWgmmaThreads, P::kSmemBytes, resident);
+}
+
+template <typename P>
+void launch_wgmma_trans(bool trans_a, bool trans_b, dim3 grid, cudaStream_t stream, float* out, const float* a,
+                        const float* b, const float* bias, int64_t M, int64_t N, int64_t K, int64_t k_per_split,
+                        bool vec_a, bool vec_b, bool vec_out, bool split) {
+    auto launch = trans_a ? (trans_b ? launch_wgmma<true, true, P> : launch_wgmma<true, false, P>)
+                          : (trans_b ? launch_wgmma<false, true, P> : launch_wgmma<false, false, P>);
+    launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, split);
 }
 
 }  // namespace
@@ -981,7 +1008,7 @@ void launch_fp32(bool pipelined, dim3 grid, cudaStream_t stream, float* out, con
 // built for sm_90a), else the mma.sync one; with TF32 off, the tuned (pipelined) one from Ampere on, the
 // staged one before. Or, when asked for, the staged one (float32) or the TF32 mma.sync one on any GPU
 // that has it, for comparisons.
-enum class KernelChoice { best, staged, tf32_mma };
+enum class KernelChoice { best, staged, tf32_mma, tf32_wgmma_overlapped };
 
 void run_matmul(KernelChoice kind, float* out, const float* a, const float* b, const float* bias, int64_t M, int64_t N,
                 int64_t K, bool trans_a, bool trans_b, cudaStream_t stream) {
@@ -989,13 +1016,15 @@ void run_matmul(KernelChoice kind, float* out, const float* a, const float* b, c
     const int64_t tiles_n = (N + BN - 1) / BN, tiles_m = (M + BM - 1) / BM;
     check_grid_y(tiles_m, "matmul");
     static int64_t resident_pipelined[64] = {0}, resident_staged[64] = {0};
-    const bool tf32 = (tf32_enabled && kind == KernelChoice::best) || kind == KernelChoice::tf32_mma;
-    const bool wgmma = tf32 && kind == KernelChoice::best && tf32_uses_wgmma();
+    const bool overlapped = kind == KernelChoice::tf32_wgmma_overlapped;
+    const bool tf32 = (tf32_enabled && kind == KernelChoice::best) || kind == KernelChoice::tf32_mma || overlapped;
+    const bool wgmma = overlapped || (tf32 && kind == KernelChoice::best && tf32_uses_wgmma());
     const bool pipelined = !tf32 && kind == KernelChoice::best && device_is_ampere_or_newer();
     const int stages = tf32 && !wgmma ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
     const int64_t resident =
-        wgmma ? resident_wgmma_blocks()
+        overlapped ? resident_wgmma_blocks<WgmmaOverlapped>()
+        : wgmma ? resident_wgmma_blocks<WgmmaFed>()
         : tf32 ? (stages == 3 ? resident_tf32_blocks<3>() : resident_tf32_blocks<2>())
         : pipelined ? resident_blocks(matmul_kernel<false, false>, kThreads, kPipelinedSmemBytes, resident_pipelined)
                     : resident_blocks(matmul_staged_kernel<false, false>, kThreads, 0, resident_staged);
@@ -1008,9 +1037,9 @@ void run_matmul(KernelChoice kind, float* out, const float* a, const float* b, c
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
     if (wgmma) {  // stores two outputs at a time: 8-byte alignment is enough
         const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-        auto launch = trans_a ? (trans_b ? launch_wgmma<true, true> : launch_wgmma<true, false>)
-                              : (trans_b ? launch_wgmma<false, true> : launch_wgmma<false, false>);
-        launch(grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out, splits > 1);
+        auto launch = overlapped ? launch_wgmma_trans<WgmmaOverlapped> : launch_wgmma_trans<WgmmaFed>;
+        launch(trans_a, trans_b, grid, stream, out, a, b, bias, M, N, K, k_per_split, vec_a, vec_b, vec_out,
+               splits > 1);
         check_launch("matmul_wgmma_kernel");
     } else if (tf32) {
         const bool vec_out = N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
@@ -1042,6 +1071,16 @@ void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, co
         throw std::invalid_argument("matmul_tf32_mma: TF32 needs tensor cores of compute capability 8.0 or newer");
     }
     run_matmul(KernelChoice::tf32_mma, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
+}
+
+void matmul_forward_tf32_wgmma_overlapped_cuda(float* out, const float* a, const float* b, const float* bias,
+                                               int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+                                               cudaStream_t stream) {
+    if (!tf32_uses_wgmma()) {
+        throw std::invalid_argument("matmul_tf32_wgmma_overlapped: wgmma needs compute capability 9.0 (H100, H200) "
+                                    "and a build for sm_90a (CMAKE_CUDA_ARCHITECTURES 90a)");
+    }
+    run_matmul(KernelChoice::tf32_wgmma_overlapped, out, a, b, bias, M, N, K, trans_a, trans_b, stream);
 }
 
 const char* matmul_tf32_kernel_cuda() { return tf32_uses_wgmma() ? "wgmma" : "mma.sync"; }
