@@ -21,6 +21,9 @@
 // In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
 #include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
@@ -909,15 +912,23 @@ int tf32_stages() {
 }
 
 // A kernel with more than 48 KiB of shared memory needs its opt-in (allow_smem) on each device before
-// its launch or its occupancy query; made once per device.
+// its launch or its occupancy query; made once per kernel and device. (The lock: kernels are launched
+// without the GIL, so two Python threads may get here at once.)
+template <typename Kernel>
+void allow_smem_once(Kernel kernel, size_t bytes, const char* who) {
+    static std::mutex lock;
+    static std::vector<std::pair<const void*, int>> done;  // (kernel, device)
+    const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), current_device()};
+    const std::lock_guard<std::mutex> hold(lock);
+    if (std::find(done.begin(), done.end(), key) == done.end()) {
+        allow_smem(kernel, bytes, who);
+        done.push_back(key);
+    }
+}
+
 template <bool TA, bool TB, int STAGES>
 void allow_tf32_smem() {
-    static uint64_t done = 0;  // a bit per device
-    const int device = current_device();
-    if ((done >> device & 1) == 0) {
-        allow_smem(matmul_tf32_kernel<TA, TB, STAGES>, tf32_smem_bytes<TA, TB, STAGES>(), "matmul (TF32)");
-        done |= uint64_t{1} << device;
-    }
+    allow_smem_once(matmul_tf32_kernel<TA, TB, STAGES>, tf32_smem_bytes<TA, TB, STAGES>(), "matmul (TF32)");
 }
 
 template <bool TA, bool TB, int STAGES>
@@ -946,15 +957,9 @@ int64_t resident_tf32_blocks() {
                            tf32_smem_bytes<false, false, STAGES>(), resident);
 }
 
-// The wgmma kernel's shared-memory opt-in (over 48 KiB), made once per device, as allow_tf32_smem.
 template <bool TA, bool TB, typename P>
 void allow_wgmma_smem() {
-    static uint64_t done = 0;  // a bit per device
-    const int device = current_device();
-    if ((done >> device & 1) == 0) {
-        allow_smem(matmul_wgmma_kernel<TA, TB, P>, P::kSmemBytes, "matmul (TF32, wgmma)");
-        done |= uint64_t{1} << device;
-    }
+    allow_smem_once(matmul_wgmma_kernel<TA, TB, P>, P::kSmemBytes, "matmul (TF32, wgmma)");
 }
 
 template <bool TA, bool TB, typename P>
