@@ -13,6 +13,7 @@ PyTorch's allow_tf32) for matmul and training:
              kernel beside the TF32 kernel matmul runs (wgmma on an H100 built for sm_90a: info's
              tf32_kernel), as mma_vs_tf32_kernel (> 1: mma.sync is faster); on Hopper also the wgmma
              kernel with a fourth stage and a group of products in flight, as overlapped_vs_tf32_kernel
+             (> 1: the overlapped one is faster)
   attention  causal forward + backward against torch's scaled_dot_product_attention (and our forward on the
              tensor cores, attention_forward_mma, beside the CUDA-core one the model uses); then as the model
              calls it, from the fused (B, T, 3C) projection back to its gradient: ours reading the heads
