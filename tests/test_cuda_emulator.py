@@ -111,6 +111,8 @@ def test_cuda_test_suite_passes_on_the_emulator():
 @slow_emulator_run
 def test_kernels_pass_on_an_emulated_99_kib_gpu():
     # GPUs of compute capability 8.6 and 8.9 give a block at most 99 KiB of shared memory: the TF32 matmul
-    # then runs its two-stage pipeline, and attention at head size 64 must fit as well
+    # then runs mma.sync's two-stage pipeline (the emulator reports 8.9, so not Hopper's wgmma, whose two
+    # tests by name are left out), and attention at head size 64 must fit as well
     run_on_the_emulator(str(Path(__file__).resolve().parent / "test_cuda_kernels.py"), "-k",
-                        "tf32 or (attention and hs64)", env={"MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})
+                        "(tf32 or (attention and hs64)) and not (overlapped or truncation)",
+                        env={"MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})

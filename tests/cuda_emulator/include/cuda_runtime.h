@@ -98,13 +98,17 @@ namespace emu {
 
 // The device it pretends to be: an H100's limits, so that launch checks see what they would there.
 // MINIGPT_CUDA_EMULATOR_SMEM_OPTIN (bytes) pretends a GPU that gives a block less shared memory, such
-// as the 101376 (99 KiB) of compute capability 8.6 and 8.9, to run the code paths chosen for it.
+// as the 101376 (99 KiB) of compute capability 8.6 and 8.9, to run the code paths chosen for it: it
+// then reports compute capability 8.9, so that the host code also picks what it would there (the TF32
+// matmul by mma.sync, not Hopper's wgmma). The kernels still compile as for sm_90a.
 constexpr int kMultiprocessors = 132;
 constexpr int kSharedPerBlock = 48 * 1024;  // without an opt-in
+constexpr int kHopperSharedPerBlockOptin = 227 * 1024;
 inline const int kSharedPerBlockOptin = [] {  // with cudaFuncAttributeMaxDynamicSharedMemorySize
     const char* env = std::getenv("MINIGPT_CUDA_EMULATOR_SMEM_OPTIN");
-    return env != nullptr ? std::atoi(env) : 227 * 1024;
+    return env != nullptr ? std::atoi(env) : kHopperSharedPerBlockOptin;
 }();
+inline const int kComputeCapability = kSharedPerBlockOptin >= kHopperSharedPerBlockOptin ? 90 : 89;
 constexpr int kMaxThreads = 1024;
 constexpr int kWarpSize = 32;
 
@@ -145,8 +149,8 @@ inline cudaError_t cudaGetDevice(int* device) {
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
     switch (attr) {
         case cudaDevAttrMultiProcessorCount: *value = emu::kMultiprocessors; break;
-        case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
-        case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+        case cudaDevAttrComputeCapabilityMajor: *value = emu::kComputeCapability / 10; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = emu::kComputeCapability % 10; break;
         case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = emu::kSharedPerBlockOptin; break;
         default: return emu::fail(cudaErrorInvalidValue, "unknown device attribute");
     }
@@ -156,8 +160,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
     std::memset(prop, 0, sizeof(*prop));
     std::strcpy(prop->name, "minigpt CUDA emulator (CPU)");
     prop->totalGlobalMem = size_t(80) << 30;
-    prop->major = 9;
-    prop->minor = 0;
+    prop->major = emu::kComputeCapability / 10;
+    prop->minor = emu::kComputeCapability % 10;
     prop->multiProcessorCount = emu::kMultiprocessors;
     return cudaSuccess;
 }
