@@ -52,16 +52,12 @@ int sm_count() {
     return device_attribute(cudaDevAttrMultiProcessorCount, counts);
 }
 
-bool device_is_ampere_or_newer() {
-    static int majors[64] = {0};
-    return device_attribute(cudaDevAttrComputeCapabilityMajor, majors) >= 8;
-}
+namespace {
 
-// wgmma runs on compute capability 9.0 exactly (H100, H200), from code built for sm_90a: CMake defines
-// MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a. (Without it the kernel traps: never zeros.)
-static bool tf32_uses_wgmma() {
-#if defined(MINIGPT_WGMMA)
-    static int capabilities[64] = {0};  // 10 major + minor, read once per device (never 0)
+// The current device's compute capability as 10 major + minor (80 for an A100, 90 for an H100), read
+// once per device: a cache of its own, since a minor of 0 would read as "not read yet" in device_attribute's.
+int compute_capability() {
+    static int capabilities[64] = {0};
     const int device = current_device();
     if (capabilities[device] == 0) {
         int major = 0, minor = 0;
@@ -69,11 +65,22 @@ static bool tf32_uses_wgmma() {
         cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
         capabilities[device] = 10 * major + minor;
     }
-    return capabilities[device] == 90;
+    return capabilities[device];
+}
+
+// wgmma runs on compute capability 9.0 exactly (H100, H200), from code built for sm_90a: CMake defines
+// MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a. (Without it the kernel traps: never zeros.)
+bool tf32_uses_wgmma() {
+#if defined(MINIGPT_WGMMA)
+    return compute_capability() == 90;
 #else
     return false;
 #endif
 }
+
+}  // namespace
+
+bool device_is_ampere_or_newer() { return compute_capability() >= 80; }
 
 namespace {
 
