@@ -92,6 +92,26 @@ def test_matmul_tuned_and_staged_agree_bit_for_bit(rng, M, K, N, trans_a, trans_
     assert cupy.array_equal(MATMULS["matmul"](*args), MATMULS["matmul_staged"](*args))
 
 
+def test_float32_kernel_from_the_environment(rng, monkeypatch):
+    a, b, bias, ref = matmul_case(rng, 130, 200, 72, True, False)
+    args = (dev(a), dev(b), True, False, dev(bias))
+    monkeypatch.delenv("MINIGPT_CUDA_FLOAT32_KERNEL", raising=False)
+    ampere = float(kernels.cuda_info()["compute_capability"]) >= 8.0
+    assert kernels.cuda_info()["float32_kernel"] == ("cp.async" if ampere else "staged")
+    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "staged")
+    assert kernels.cuda_info()["float32_kernel"] == "staged"
+    assert cupy.array_equal(kernels.matmul(*args, backend="cuda"), _cuda.matmul_staged(*args))
+    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "cp.async")
+    if ampere:
+        assert rel(kernels.matmul(*args, backend="cuda"), ref) < FWD
+    else:
+        with pytest.raises(ValueError, match="cp.async needs compute capability 8.0 or newer"):
+            kernels.matmul(*args, backend="cuda")
+    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "tuned")
+    with pytest.raises(ValueError, match="MINIGPT_CUDA_FLOAT32_KERNEL must be cp.async or staged"):
+        kernels.matmul(*args, backend="cuda")
+
+
 @pytest.fixture
 def tf32():
     """TF32 tensor cores on for one test, off again after it (they are off by default)."""
@@ -115,10 +135,16 @@ TF32_CASES = [("matmul", *shape) for shape in TF32_SHAPES] + \
     [(variant, *shape) for variant in ("matmul_tf32_mma", "matmul_tf32_wgmma_overlapped") for shape in TF32_SHAPES[:-2]]
 
 
+def wgmma_runs_here():
+    """Compute capability 9.0 (H100, H200) and a build for sm_90a (the emulator counts as one)."""
+    info = kernels.cuda_info()
+    return info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
+
+
 @pytest.mark.parametrize("variant,M,K,N", TF32_CASES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
 def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, variant, M, K, N, trans_a, trans_b):
-    if variant == "matmul_tf32_wgmma_overlapped" and kernels.cuda_info()["tf32_kernel"] != "wgmma":
+    if variant == "matmul_tf32_wgmma_overlapped" and not wgmma_runs_here():
         pytest.skip("wgmma needs an H100 or H200 and a build for sm_90a")
     # inputs cut to 10 bits of mantissa (relative 2^-11 rounded, 2^-10 truncated), float32 sums: errors
     # near 1e-4 .. 1e-3
@@ -132,10 +158,31 @@ def tf32_truncated(x):
     return (np.asarray(x, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
 
 
-def test_tf32_kernel_is_wgmma_on_hopper_built_for_sm90a():
-    info = kernels.cuda_info()
-    hopper = info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
-    assert info["tf32_kernel"] == ("wgmma" if hopper else "mma.sync")
+def test_tf32_kernel_is_wgmma_on_hopper_built_for_sm90a(monkeypatch):
+    monkeypatch.delenv("MINIGPT_CUDA_TF32_KERNEL", raising=False)
+    assert kernels.cuda_info()["tf32_kernel"] == ("wgmma" if wgmma_runs_here() else "mma.sync")
+
+
+def test_tf32_kernel_from_the_environment(rng, tf32, monkeypatch):
+    # K < 256: no split of K, so the same kernel gives the same bits whichever way it is picked
+    a, b, bias, ref = matmul_case(rng, 130, 200, 72, False, True)
+    args = (dev(a), dev(b), False, True, dev(bias))
+    hopper = wgmma_runs_here()  # before the variable is set: cuda_info() too refuses a wgmma it cannot run
+    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "mma.sync")
+    assert kernels.cuda_info()["tf32_kernel"] == "mma.sync"
+    assert cupy.array_equal(kernels.matmul(*args, backend="cuda"), _cuda.matmul_tf32_mma(*args))
+    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "wgmma")
+    if hopper:
+        assert kernels.cuda_info()["tf32_kernel"] == "wgmma"
+        assert rel(kernels.matmul(*args, backend="cuda"), ref) < 3e-3
+    else:
+        with pytest.raises(ValueError, match="MINIGPT_CUDA_TF32_KERNEL=wgmma, but wgmma needs compute capability 9.0"):
+            kernels.matmul(*args, backend="cuda")
+    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "fastest")
+    with pytest.raises(ValueError, match="MINIGPT_CUDA_TF32_KERNEL must be wgmma or mma.sync"):
+        kernels.matmul(*args, backend="cuda")
+    kernels.set_cuda_tf32(False)  # float32 matmuls never ask which TF32 kernel
+    assert rel(kernels.matmul(*args, backend="cuda"), ref) < FWD
 
 
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)

@@ -680,6 +680,7 @@ static py::dict info() {
     d["cuda_runtime"] = std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10);
     d["cuda_driver"] = std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10);
     d["built_for"] = MINIGPT_CUDA_ARCHITECTURES;  // CMAKE_CUDA_ARCHITECTURES at build time
+    d["float32_kernel"] = std::string(matmul_float32_kernel_cuda());
     d["tf32_kernel"] = std::string(matmul_tf32_kernel_cuda());
     return d;
 }
@@ -787,5 +788,5 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("check_range") = true);
 
     m.def("info", &info, "The GPU and build: {'device', 'compute_capability', 'multiprocessors', 'memory_gib', "
-          "'cuda_runtime', 'cuda_driver', 'built_for', 'tf32_kernel'}.");
+          "'cuda_runtime', 'cuda_driver', 'built_for', 'float32_kernel', 'tf32_kernel'}.");
 }

@@ -32,8 +32,12 @@ void matmul_forward_cuda(float* out,         // (M, N)
 void set_matmul_tf32_cuda(bool on);
 bool matmul_tf32_cuda();
 // Which TF32 kernel matmul_forward_cuda runs on this device: "wgmma" (Hopper's warpgroup tensor-core
-// instructions, on compute capability 9.0 when built for sm_90a) or "mma.sync" (Ampere's, everywhere else).
+// instructions, on compute capability 9.0 when built for sm_90a) or "mma.sync" (Ampere's, everywhere else,
+// and wherever the environment says MINIGPT_CUDA_TF32_KERNEL=mma.sync).
 const char* matmul_tf32_kernel_cuda();
+// And which float32 kernel: "cp.async" (the tuned one, from Ampere on) or "staged" (before Ampere, and
+// wherever the environment says MINIGPT_CUDA_FLOAT32_KERNEL=staged).
+const char* matmul_float32_kernel_cuda();
 
 // The teaching versions, same arguments: one thread per output reading global memory (naive), 16 x 16
 // tiles staged through shared memory (tiled), and the tuned kernel's tiles double-buffered through

@@ -21,7 +21,10 @@
 // In all of them, op(a)(m, k) = trans_a ? a[k * M + m] : a[m * K + k] (and likewise for b): the
 // transpose is a different index, never a copy.
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -70,12 +73,45 @@ int compute_capability() {
 
 // wgmma runs on compute capability 9.0 exactly (H100, H200), from code built for sm_90a: CMake defines
 // MINIGPT_WGMMA when CMAKE_CUDA_ARCHITECTURES names 90a. (Without it the kernel traps: never zeros.)
-bool tf32_uses_wgmma() {
+bool wgmma_available() {
 #if defined(MINIGPT_WGMMA)
     return compute_capability() == 90;
 #else
     return false;
 #endif
+}
+
+// A kernel choice the environment may override. Unset (or empty), `variable` gives the `preferred` kernel
+// where it runs, else the `other`; set to either name, that one (the preferred one only where it runs,
+// else it throws, as for anything else): to compare the two, or to go around a kernel that fails on some
+// GPU (benchmarks/cuda_check.sh sets these when its first look at each kernel finds one broken). Read at
+// every call, like MINIGPT_SIMD in attention.cpp, so a test can switch it.
+bool environment_picks_preferred(const char* variable, const std::string& preferred, const std::string& other,
+                                 bool preferred_runs, const char* preferred_needs) {
+    const char* env = std::getenv(variable);
+    const std::string wanted = env != nullptr ? env : "";
+    if (wanted.empty()) { return preferred_runs; }
+    if (wanted == other) { return false; }
+    if (wanted == preferred && !preferred_runs) {
+        throw std::invalid_argument(std::string(variable) + "=" + preferred + ", but " + preferred + " needs " +
+                                    preferred_needs + ": unset it or pick " + other);
+    }
+    if (wanted == preferred) { return true; }
+    throw std::invalid_argument(std::string(variable) + " must be " + preferred + " or " + other +
+                                " (or unset, for the best this GPU runs), got '" + wanted + "'");
+}
+
+// The TF32 kernel matmul runs: wgmma where it can run, else mma.sync (MINIGPT_CUDA_TF32_KERNEL).
+bool tf32_uses_wgmma() {
+    return environment_picks_preferred("MINIGPT_CUDA_TF32_KERNEL", "wgmma", "mma.sync", wgmma_available(),
+                                       "compute capability 9.0 (H100, H200) and a build for sm_90a");
+}
+
+// The float32 kernel matmul runs: the tuned one, fed by cp.async, from Ampere on; else the staged one
+// (MINIGPT_CUDA_FLOAT32_KERNEL).
+bool float32_uses_cp_async() {
+    return environment_picks_preferred("MINIGPT_CUDA_FLOAT32_KERNEL", "cp.async", "staged",
+                                       compute_capability() >= 80, "compute capability 8.0 or newer");
 }
 
 }  // namespace
@@ -1031,7 +1067,7 @@ void run_matmul(KernelChoice kind, float* out, const float* a, const float* b, c
     const bool overlapped = kind == KernelChoice::tf32_wgmma_overlapped;
     const bool tf32 = (tf32_enabled && kind == KernelChoice::best) || kind == KernelChoice::tf32_mma || overlapped;
     const bool wgmma = overlapped || (tf32 && kind == KernelChoice::best && tf32_uses_wgmma());
-    const bool pipelined = !tf32 && kind == KernelChoice::best && device_is_ampere_or_newer();
+    const bool pipelined = !tf32 && kind == KernelChoice::best && float32_uses_cp_async();
     const int stages = tf32 && !wgmma ? tf32_stages() : 0;
     const int64_t step = tf32 ? TBK : BK;
     const int64_t resident =
@@ -1088,7 +1124,7 @@ void matmul_forward_tf32_mma_cuda(float* out, const float* a, const float* b, co
 void matmul_forward_tf32_wgmma_overlapped_cuda(float* out, const float* a, const float* b, const float* bias,
                                                int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
                                                cudaStream_t stream) {
-    if (!tf32_uses_wgmma()) {
+    if (!wgmma_available()) {
         throw std::invalid_argument("matmul_tf32_wgmma_overlapped: wgmma needs compute capability 9.0 (H100, H200) "
                                     "and a build for sm_90a (CMAKE_CUDA_ARCHITECTURES 90a)");
     }
@@ -1096,3 +1132,5 @@ void matmul_forward_tf32_wgmma_overlapped_cuda(float* out, const float* a, const
 }
 
 const char* matmul_tf32_kernel_cuda() { return tf32_uses_wgmma() ? "wgmma" : "mma.sync"; }
+
+const char* matmul_float32_kernel_cuda() { return float32_uses_cp_async() ? "cp.async" : "staged"; }
