@@ -2,13 +2,18 @@
 # The GPU check of the CUDA build, in one run (about 4-6 minutes on an H100, 8 at most):
 #   1. build minigpt with its CUDA kernels, offline (no build isolation, nothing downloaded: it needs
 #      scikit-build-core, pybind11, cmake, ninja, nvcc, numpy, cupy and torch already installed);
+#   1b. a first look at every kernel, each in a process of its own (benchmarks/cuda_smoke.py). A kernel
+#      that faults leaves its process's CUDA context unusable, and so would fail every test and timing
+#      after it; instead, what the first look finds broken is routed around for the rest of the run
+#      (matmul's other kernel where there is one, else its tests and timings left out), and said;
 #   2. run the CUDA tests, which must run rather than skip (MINIGPT_REQUIRE_CUDA=1), all of them
 #      (no -x: one run should show every failure);
-#   3. time the kernels and whole training steps against PyTorch eager (benchmarks/bench_cuda.py);
+#   3. time the kernels and whole training steps against PyTorch eager (benchmarks/bench_cuda.py), each
+#      part in a process of its own, for the same reason;
 #   4. if time is left, a short compute-sanitizer memcheck pass, a racecheck pass on the cp.async
 #      pipelines, and 5. tutorial 13 on the GPU.
-# Logs (build, tests, bench, memcheck, tutorial) and bench_cuda.py's JSON go to $OUT when it is set
-# (else /tmp/minigpt_cuda_check).
+# Logs (build, smoke, tests, bench, memcheck, tutorial) and bench_cuda.py's JSON (one file per part) go to
+# $OUT when it is set (else /tmp/minigpt_cuda_check).
 #
 # usage, from anywhere:  bash benchmarks/cuda_check.sh [--quick]
 #   CUDA_ARCHS (default 90a: the H100, with its wgmma instructions) picks the GPU generation to compile
@@ -43,16 +48,38 @@ grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
 "$PY" -c "from minigpt import kernels; kernels.check_backend('cuda'); print('minigpt._cuda:', kernels.cuda_info())" \
     || { echo "minigpt._cuda does not load"; exit 1; }
 
+phase "1b. a first look at every kernel, each in its own process"
+PYTEST_LEAVE_OUT="" BENCH_SKIP=""  # what the first look finds broken, as a pytest -k expression and names
+timeout 150 "$PY" benchmarks/cuda_smoke.py --routes "$LOGS/routes.sh" 2>&1 | tee "$LOGS/smoke.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { status=1; echo "SOME KERNELS FAILED their first look (above)"; }
+if [ -f "$LOGS/routes.sh" ]; then
+    . "$LOGS/routes.sh"  # exports MINIGPT_CUDA_TF32_KERNEL / MINIGPT_CUDA_FLOAT32_KERNEL where needed
+    grep -E "^export" "$LOGS/routes.sh" || true
+    [ -z "$PYTEST_LEAVE_OUT" ] || echo "tests left out: -k \"$PYTEST_LEAVE_OUT\"; timings left out: $BENCH_SKIP"
+fi
+# A -k selection with the tests of broken kernels left out.
+select_tests() { if [ -n "$PYTEST_LEAVE_OUT" ]; then echo "($1) and $PYTEST_LEAVE_OUT"; else echo "$1"; fi; }
+
 phase "2. CUDA tests"
 MINIGPT_REQUIRE_CUDA=1 timeout 300 "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider \
+    ${PYTEST_LEAVE_OUT:+-k "$PYTEST_LEAVE_OUT"} \
     tests/test_cuda_kernels.py tests/test_cuda_model.py tests/test_cuda_tasks.py 2>&1 | tee "$LOGS/tests.log" | tail -n 60
 tests_rc=${PIPESTATUS[0]}
 [ "$tests_rc" -eq 0 ] || status=1
 
 phase "3. benchmarks against PyTorch on the same GPU"
-timeout 330 "$PY" benchmarks/bench_cuda.py ${QUICK:+--quick} --json "$LOGS/cuda_results.json" 2>&1 \
-    | tee "$LOGS/bench.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# Each part in its own process, within 330 s for all four (a part at most its own cap).
+bench_start=$SECONDS
+for part_cap in matmul:150 attention:90 training:180 profile:90; do
+    part=${part_cap%:*} cap=${part_cap#*:} bench_left=$(( 330 - (SECONDS - bench_start) ))
+    [ "$bench_left" -lt "$cap" ] && cap=$bench_left
+    if [ "$cap" -lt 15 ]; then echo "bench $part: NOT RUN, out of time"; status=1; continue; fi
+    timeout "$cap" "$PY" benchmarks/bench_cuda.py ${QUICK:+--quick} --parts "$part" ${BENCH_SKIP:+--skip $BENCH_SKIP} \
+        --json "$LOGS/cuda_results_$part.json" 2>&1 | tee "$LOGS/bench_$part.log"
+    part_rc=${PIPESTATUS[0]}
+    [ "$part_rc" -eq 124 ] && echo "bench $part: STOPPED at its limit of $cap s"
+    [ "$part_rc" -eq 0 ] || status=1
+done
 
 # The last two checks only run in the time left of the 8 minutes (each needs at least a minute).
 left() { echo $(( 470 - SECONDS )); }
@@ -62,9 +89,9 @@ if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then  # also 
     MINIGPT_REQUIRE_CUDA=1 timeout $(( $(left) > 150 ? 150 : $(left) )) "$SANITIZER" --tool memcheck \
         --report-api-errors no --error-exitcode 9 \
         "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
-        -k "B2H3T17hs64 or B2H2T65hs80 or B1H2T70hs5 or B1H2T130hs128 or 127-129-131 or 130-257-8 or 100-5000-70 \
-            or unaligned or softmax or layernorm or cross_entropy or embedding or adamw or gelu or tf32_is_a_switch \
-            or bias_grad and (7-33 or 257-33 or 1000-384 or empty)" \
+        -k "$(select_tests "B2H3T17hs64 or B2H2T65hs80 or B1H2T70hs5 or B1H2T130hs128 or 127-129-131 or 130-257-8 \
+            or 100-5000-70 or unaligned or softmax or layernorm or cross_entropy or embedding or adamw or gelu \
+            or tf32_is_a_switch or bias_grad and (7-33 or 257-33 or 1000-384 or empty)")" \
         >"$LOGS/memcheck.log" 2>&1
     memcheck_rc=$?
     tail -n 15 "$LOGS/memcheck.log"
@@ -84,8 +111,8 @@ if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then
     MINIGPT_REQUIRE_CUDA=1 timeout $(( $(left) > 120 ? 90 : $(left) - 30 )) "$SANITIZER" --tool racecheck \
         --racecheck-report hazard --error-exitcode 9 \
         "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
-        -k "tf32_matches and False-False and (127-129-131 or 256-384-512) or attention and B1H3T300hs64 and not naive \
-            or matmul_matches and 127-129-131 and not (staged or tiled or naive)" \
+        -k "$(select_tests "tf32_matches and False-False and (127-129-131 or 256-384-512) \
+            or attention and B1H3T300hs64 and not naive or matmul_matches and 127-129-131 and not (staged or tiled or naive)")" \
         >"$LOGS/racecheck.log" 2>&1
     racecheck_rc=$?
     tail -n 8 "$LOGS/racecheck.log"
@@ -104,9 +131,12 @@ if [ "$(left)" -gt 60 ]; then
     [ "$tutorial_rc" -eq 0 ] && echo "tutorial: ran to the end" || { echo "TUTORIAL FAILED (rc $tutorial_rc)"; status=1; }
 fi
 
-phase "summary (the full logs and cuda_results.json are in $LOGS)"
+phase "summary (the full logs and the cuda_results_*.json are in $LOGS)"
+grep -E "  (WRONG|FAILED|HUNG) " "$LOGS/smoke.log" || echo "first look: every kernel ok"
 echo "tests: $(grep -E "passed|failed|error" "$LOGS/tests.log" | tail -n 1)"
-sed -n '/^ratio: float32/,$p' "$LOGS/bench.log"
+for part in matmul attention training profile; do  # each part's tables, from its "ratio:" line on
+    [ -f "$LOGS/bench_$part.log" ] && sed -n '/^ratio: float32/,/^wrote /p' "$LOGS/bench_$part.log" | grep -v "^wrote "
+done
 echo
 echo "overall: $([ $status -eq 0 ] && echo OK || echo FAILED) after ${SECONDS}s"
 exit $status

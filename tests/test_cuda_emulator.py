@@ -116,3 +116,23 @@ def test_kernels_pass_on_an_emulated_99_kib_gpu():
     run_on_the_emulator(str(Path(__file__).resolve().parent / "test_cuda_kernels.py"), "-k",
                         "(tf32 or (attention and hs64)) and not (overlapped or truncation)",
                         env={"MINIGPT_CUDA_EMULATOR_SMEM_OPTIN": "101376"})
+
+
+@slow_emulator_run
+def test_first_look_at_every_kernel_passes_on_the_emulator(tmp_path):
+    # benchmarks/cuda_smoke.py, the GPU check's first step: every kernel ok in a process of its own, so
+    # nothing to route around (tests/test_cuda_check_routes.py covers the routes themselves)
+    pytest.importorskip("pybind11")
+    root = Path(__file__).resolve().parent.parent
+    routes = tmp_path / "routes.sh"
+    code = ("import subprocess, sys; sys.path.insert(0, sys.argv[1]); from run import emulator_environment; "
+            "sys.exit(subprocess.run(sys.argv[2:], env=emulator_environment()).returncode)")
+    done = subprocess.run([sys.executable, "-c", code, str(EMULATOR), sys.executable,
+                           str(root / "benchmarks" / "cuda_smoke.py"), "--routes", str(routes), "--jobs", "2",
+                           "--timeout", "600"], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert "compute capability 9.0" in lines[0] and "TF32 matmul wgmma" in lines[0]
+    outcomes = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert outcomes == {name: "ok" for name in outcomes} and len(outcomes) == 10, done.stdout
+    assert routes.read_text() == "PYTEST_LEAVE_OUT=''\nBENCH_SKIP=''\n"

@@ -406,11 +406,11 @@ NAIVE = (_cuda.attention_forward_naive, _cuda.attention_backward_naive)
 MMA = (_cuda.attention_forward_mma, FLASH[1])  # the tensor-core forward; the backward takes its out and lse
 
 
-@pytest.mark.parametrize("version", ["flash", "naive", "mma"])
+@pytest.mark.parametrize("version", ["flash", "naive", "attention_forward_mma"])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
 @pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "B{}H{}T{}hs{}".format(*s))
 def test_attention_matches_numpy(rng, version, dropout, shape):
-    forward, backward = {"flash": FLASH, "naive": NAIVE, "mma": MMA}[version]
+    forward, backward = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version]
     seed = int(rng.integers(2**63))
     q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
     out_ref, lse_ref = kernels.attention_forward(q, k, v, dropout, seed)
@@ -424,13 +424,13 @@ def test_attention_matches_numpy(rng, version, dropout, shape):
 
 
 @pytest.mark.parametrize("T,hs", [(64, 64), (100, 128)])
-@pytest.mark.parametrize("version", ["flash", "mma"])
+@pytest.mark.parametrize("version", ["flash", "attention_forward_mma"])
 def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, version):
     # With v = the identity, out[i, j] = P_ij * keep_ij / (1 - p): zero exactly where a weight was dropped
     B, NH, p, seed = 2, 2, 0.5, 2**62 + 12345  # a large seed: the 64-bit sums wrap, as in NumPy
     q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
     v = dev(np.ascontiguousarray(np.broadcast_to(np.eye(T, hs), (B, NH, T, hs))))
-    out, _ = {"flash": FLASH, "mma": MMA}[version][0](q, k, v, p, seed)
+    out, _ = {"flash": FLASH, "attention_forward_mma": MMA}[version][0](q, k, v, p, seed)
     kept = host(out)[..., :T] != 0
     expected = kernels.dropout_keep_mask(seed, (B, NH, T, T), p) & np.tril(np.ones((T, T), bool))
     assert np.array_equal(kept, expected)
@@ -440,14 +440,14 @@ def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, versio
                           kernels.dropout_keep_mask(seed, (B, NH, T, T), p))
 
 
-@pytest.mark.parametrize("version", ["flash", "mma"])
+@pytest.mark.parametrize("version", ["flash", "attention_forward_mma"])
 def test_attention_keeps_nan_in_its_rows(rng, version):
     # a NaN in query row 5 reaches every output of row 5 (its scores, then its softmax) and nothing else;
     # one in key 70 reaches every row that sees key 70, as in the NumPy reference. The NaNs have every
     # mantissa bit set, as a GPU makes them: splitting them into TF32 parts must not turn them into zeros.
     q, k, v = (rng.standard_normal((1, 2, 130, 64)).astype(np.float32) for _ in range(3))
     q[0, 0, 5, 3] = k[0, 1, 70, 0] = np.array(0x7FFFFFFF, dtype=np.uint32).view(np.float32)
-    out = host({"flash": FLASH, "mma": MMA}[version][0](dev(q), dev(k), dev(v))[0])
+    out = host({"flash": FLASH, "attention_forward_mma": MMA}[version][0](dev(q), dev(k), dev(v))[0])
     ref = kernels.attention_forward(q, k, v)[0]
     assert np.array_equal(np.isnan(out), np.isnan(ref))
     assert np.isnan(out[0, 0, 5]).all() and np.isnan(out[0, 1, 70:]).all() and np.isfinite(out[0, 1, :70]).all()
