@@ -50,8 +50,15 @@ grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
 
 phase "1b. a first look at every kernel, each in its own process"
 PYTEST_LEAVE_OUT="" BENCH_SKIP=""  # what the first look finds broken, as a pytest -k expression and names
-timeout 150 "$PY" benchmarks/cuda_smoke.py --routes "$LOGS/routes.sh" 2>&1 | tee "$LOGS/smoke.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || { status=1; echo "SOME KERNELS FAILED their first look (above)"; }
+rm -f "$LOGS/routes.sh" "$LOGS"/bench_*.log "$LOGS"/cuda_results_*.json  # nothing of an earlier run in $LOGS
+timeout 150 "$PY" benchmarks/cuda_smoke.py --timeout 40 --routes "$LOGS/routes.sh" 2>&1 | tee "$LOGS/smoke.log"
+smoke_rc=${PIPESTATUS[0]}
+case $smoke_rc in
+    0) smoke_said="every kernel ok" ;;
+    1) smoke_said="SOME KERNELS FAILED (above)"; status=1 ;;
+    *) smoke_said="DID NOT FINISH (rc $smoke_rc): nothing routed around"; status=1 ;;
+esac
+echo "first look: $smoke_said"
 if [ -f "$LOGS/routes.sh" ]; then
     . "$LOGS/routes.sh"  # exports MINIGPT_CUDA_TF32_KERNEL / MINIGPT_CUDA_FLOAT32_KERNEL where needed
     grep -E "^export" "$LOGS/routes.sh" || true
@@ -78,7 +85,7 @@ for part_cap in matmul:150 attention:90 training:180 profile:90; do
         --json "$LOGS/cuda_results_$part.json" 2>&1 | tee "$LOGS/bench_$part.log"
     part_rc=${PIPESTATUS[0]}
     [ "$part_rc" -eq 124 ] && echo "bench $part: STOPPED at its limit of $cap s"
-    [ "$part_rc" -eq 0 ] || status=1
+    [ "$part_rc" -eq 0 ] || { status=1; echo "bench $part: FAILED (rc $part_rc)" >>"$LOGS/bench_$part.log"; }
 done
 
 # The last two checks only run in the time left of the 8 minutes (each needs at least a minute).
@@ -132,10 +139,13 @@ if [ "$(left)" -gt 60 ]; then
 fi
 
 phase "summary (the full logs and the cuda_results_*.json are in $LOGS)"
-grep -E "  (WRONG|FAILED|HUNG) " "$LOGS/smoke.log" || echo "first look: every kernel ok"
+echo "first look: $smoke_said"
+grep -E "  (WRONG|FAILED|HUNG) |^route:" "$LOGS/smoke.log"
 echo "tests: $(grep -E "passed|failed|error" "$LOGS/tests.log" | tail -n 1)"
 for part in matmul attention training profile; do  # each part's tables, from its "ratio:" line on
-    [ -f "$LOGS/bench_$part.log" ] && sed -n '/^ratio: float32/,/^wrote /p' "$LOGS/bench_$part.log" | grep -v "^wrote "
+    if [ ! -f "$LOGS/bench_$part.log" ]; then echo "bench $part: not run"; continue; fi
+    sed -n '/^ratio: float32/,/^wrote /p' "$LOGS/bench_$part.log" | grep -v "^wrote "
+    grep -E "^bench $part: FAILED" "$LOGS/bench_$part.log"
 done
 echo
 echo "overall: $([ $status -eq 0 ] && echo OK || echo FAILED) after ${SECONDS}s"

@@ -1,14 +1,16 @@
-"""A first look at every CUDA kernel on a GPU, each in a process of its own, before the long tests and timings.
+"""A first look at every CUDA kernel on a GPU, in processes of their own, before the long tests and timings.
 
 A kernel that faults on the GPU (an illegal address, a trap, a misaligned access) leaves its process's
 CUDA context unusable: every later call there fails as well, so one broken kernel would fail every test
-and timing after it. This script calls each kernel once, on a few small shapes, in a fresh process with a
-time limit, against the NumPy reference in float64, and prints one line per kernel:
+and timing after it. This script calls every kernel of minigpt._cuda on a few small shapes, against the
+NumPy reference in float64, in eleven checks: each of matmul's kernels and each attention alone, the
+rest in groups (row ops, loss and update, the teaching versions). Each check runs in a fresh process
+with a time limit, and gets one line as it ends:
   ok      within the kernel's tolerance (float32 1e-4, TF32 3e-3, relative to the norm of the reference)
   WRONG   it ran, but its error is above that
   FAILED  it raised, or its process died (the last line of what it printed)
   HUNG    it did not finish in the time limit
-  n/a     not a kernel this GPU or build runs (wgmma off Hopper)
+  n/a     not a kernel this GPU or build runs (wgmma off Hopper, tensor cores before Ampere)
 With --routes FILE it also writes shell lines for benchmarks/cuda_check.sh that route the rest of the
 check around what failed: MINIGPT_CUDA_TF32_KERNEL=mma.sync when Hopper's wgmma fails and mma.sync works
 (likewise MINIGPT_CUDA_FLOAT32_KERNEL=staged), a pytest -k expression that leaves out the tests of the
@@ -164,14 +166,37 @@ def loss_and_update_pairs(rng):
     return pairs
 
 
-def hopper_only(check):
-    """check, or None (n/a) where wgmma does not run: off compute capability 9.0 or a build without 90a."""
-    def guarded(rng):
-        info = kernels.cuda_info()
-        if info["compute_capability"] != "9.0" or not ("90a" in info["built_for"] or info["built_for"] == "emulated"):
-            return None
-        return check(rng)
-    return guarded
+def teaching_version_pairs(rng):
+    """The teaching versions (one thread per output or row; 16 x 16 tiles), which the tests and tutorial 13 call."""
+    cuda = kernels._cuda
+    pairs = matmul_pairs(rng, named("matmul_naive")) + matmul_pairs(rng, named("matmul_tiled"))
+    q, k, v, dout = (rng.standard_normal((2, 3, 70, 64)) for _ in range(4))
+    out_ref, lse_ref = kernels.attention_forward(q, k, v, 0.1, 7)
+    out, lse = cuda.attention_forward_naive(*on_gpu(q, k, v), 0.1, 7)
+    pairs += [(out, out_ref), (lse, lse_ref)]
+    pairs += zip(cuda.attention_backward_naive(*on_gpu(dout, q, k, v), out, lse, 0.1, 7),
+                 kernels.attention_backward(dout, q, k, v, out_ref, lse_ref, 0.1, 7))
+    x, w, b = rng.standard_normal((37, 384)), rng.standard_normal(384), rng.standard_normal(384)
+    pairs += zip(cuda.layernorm_forward_naive(*on_gpu(x, w, b)), kernels.layernorm_forward(x, w, b))
+    pairs.append((cuda.softmax_forward_naive(*on_gpu(x)), kernels.softmax_forward(x)))
+    pairs.append((cuda.bias_grad_naive(*on_gpu(x)), kernels.bias_grad(x)))
+    targets = rng.integers(0, 384, 37)
+    pairs += zip(cuda.cross_entropy_forward_naive(*on_gpu(x, targets)), kernels.cross_entropy_forward(x, targets))
+    return pairs
+
+
+def runs_here(needs_wgmma=False):
+    """Whether this GPU and build run a kernel that needs the tensor cores (compute capability 8.0 or newer),
+    and, with needs_wgmma, Hopper's wgmma (compute capability 9.0 and a build for sm_90a)."""
+    info = kernels.cuda_info()
+    if needs_wgmma:
+        return info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
+    return float(info["compute_capability"]) >= 8.0
+
+
+def only_where_it_runs(check, needs_wgmma=False):
+    """check, or None (n/a) on a GPU or build that lacks what it needs (see runs_here)."""
+    return lambda rng: check(rng) if runs_here(needs_wgmma) else None
 
 
 # name: (what it runs, tolerance, check(rng) -> the worst relative error, or None where it does not run here)
@@ -180,21 +205,23 @@ CHECKS = {
                lambda rng: worst(matmul_pairs(rng, cuda_matmul))),
     "matmul_staged": ("the float32 kernel before Ampere, called by name", FLOAT32,
                       lambda rng: worst(matmul_pairs(rng, named("matmul_staged")))),
-    "matmul_tf32": ("matmul with TF32 on (cuda_info's tf32_kernel)", TF32,
-                    lambda rng: worst(matmul_pairs(rng, with_tf32(cuda_matmul)))),
-    "matmul_tf32_mma": ("the mma.sync TF32 kernel, called by name", TF32,
-                        lambda rng: worst(matmul_pairs(rng, named("matmul_tf32_mma")))),
-    "matmul_tf32_wgmma_overlapped": ("wgmma with a group in flight, called by name", TF32, hopper_only(
-        lambda rng: worst(matmul_pairs(rng, named("matmul_tf32_wgmma_overlapped"))))),
+    "matmul_tf32": ("matmul with TF32 on (cuda_info's tf32_kernel)", TF32, only_where_it_runs(
+        lambda rng: worst(matmul_pairs(rng, with_tf32(cuda_matmul))))),
+    "matmul_tf32_mma": ("the mma.sync TF32 kernel, called by name", TF32, only_where_it_runs(
+        lambda rng: worst(matmul_pairs(rng, named("matmul_tf32_mma"))))),
+    "matmul_tf32_wgmma_overlapped": ("wgmma with a group in flight, called by name", TF32, only_where_it_runs(
+        lambda rng: worst(matmul_pairs(rng, named("matmul_tf32_wgmma_overlapped"))), needs_wgmma=True)),
     "attention": ("flash attention forward + backward on split heads", FLOAT32,
                   lambda rng: worst(attention_pairs(rng, lambda *a: kernels.attention_forward(*a, backend="cuda")))),
     "attention_fused": ("the same, reading the heads in the fused qkv", FLOAT32,
                         lambda rng: worst(fused_attention_pairs(rng))),
-    "attention_forward_mma": ("the forward on the tensor cores (3xTF32), called by name", FLOAT32,
-                              lambda rng: worst(attention_pairs(rng, named("attention_forward_mma")))),
+    "attention_forward_mma": ("the forward on the tensor cores (3xTF32), called by name", FLOAT32, only_where_it_runs(
+        lambda rng: worst(attention_pairs(rng, named("attention_forward_mma"))))),
     "row_ops": ("LayerNorm, GELU and softmax, forward and backward", FLOAT32, lambda rng: worst(row_op_pairs(rng))),
     "loss_and_update": ("cross-entropy, AdamW, embedding, bias gradient", FLOAT32,
                         lambda rng: worst(loss_and_update_pairs(rng))),
+    "teaching_versions": ("the naive and tiled kernels the tests and tutorial 13 call", FLOAT32,
+                          lambda rng: worst(teaching_version_pairs(rng))),
 }
 
 
@@ -221,7 +248,10 @@ def run_isolated(name, timeout):
         return "FAILED", f"killed by signal {-done.returncode}" + (f" after: {lines[-1][:120]}" if lines else "")
     if done.returncode != 0 or not done.stdout.strip():
         return "FAILED", (lines[-1] if lines else f"exit status {done.returncode}")[:160]
-    error = json.loads(done.stdout.strip().splitlines()[-1])["error"]
+    try:
+        error = json.loads(done.stdout.strip().splitlines()[-1])["error"]
+    except (ValueError, KeyError, TypeError):
+        return "FAILED", f"no result line, last printed: {lines[-1][:120]}"
     if error is None:
         return "n/a", "not on this GPU or build"
     tolerance = CHECKS[name][1]
@@ -231,10 +261,13 @@ def run_isolated(name, timeout):
 
 
 # For each kernel called by name: the pytest -k words of its tests, and bench_cuda.py's --skip name.
-BY_NAME = {"matmul_staged": ("staged", "matmul_staged"),
+BY_NAME = {"matmul_staged": ("staged or float32_kernel_from_the_environment", "matmul_staged"),
            "matmul_tf32_mma": ("matmul_tf32_mma or tf32_kernel_from_the_environment", "matmul_tf32_mma"),
            "matmul_tf32_wgmma_overlapped": ("wgmma_overlapped", "matmul_tf32_wgmma_overlapped"),
-           "attention_forward_mma": ("attention_forward_mma", "attention_forward_mma")}
+           "attention_forward_mma": ("attention_forward_mma", "attention_forward_mma"),
+           # (softmax's, LayerNorm's and cross-entropy's teaching versions are tested inside the main tests)
+           "teaching_versions": ("naive or tiled or softmax_matches or layernorm_matches or cross_entropy_matches",
+                                 None)}
 
 
 def routes(outcomes, kernels_used):
@@ -262,7 +295,8 @@ def routes(outcomes, kernels_used):
     for name in sorted(broken & set(BY_NAME)):
         words, bench_name = BY_NAME[name]
         leave_out.append(words)
-        skip.append(bench_name)
+        if bench_name:  # bench_cuda.py times no teaching version
+            skip.append(bench_name)
         notes.append(f"{name} failed: its tests and timings are left out")
     for name in sorted(broken - set(BY_NAME) - {"matmul", "matmul_tf32"}):
         notes.append(f"{name} failed, and the model needs it: its tests and the timings that use it will fail")
@@ -282,7 +316,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", choices=list(CHECKS), help="run one check in this process")
     parser.add_argument("--routes", help="write the shell lines that route the GPU check around failures here")
-    parser.add_argument("--timeout", type=float, default=90.0, help="seconds each check may take (default 90)")
+    parser.add_argument("--timeout", type=float, default=40.0, help="seconds each check may take (default 40)")
     parser.add_argument("--jobs", type=int, default=4, help="checks run at the same time (default 4)")
     args = parser.parse_args()
     if args.one:
@@ -292,12 +326,13 @@ def main():
     info = kernels.cuda_info()  # reads attributes only: this process runs no kernel
     print(f"{info['device']} (compute capability {info['compute_capability']}, built for {info['built_for']}): "
           f"float32 matmul {info['float32_kernel']}, TF32 matmul {info['tf32_kernel']}")
+    width, results = max(map(len, CHECKS)), {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = {name: pool.submit(run_isolated, name, args.timeout) for name in CHECKS}
-        results = {name: future.result() for name, future in futures.items()}
-    width = max(map(len, CHECKS))
-    for name, (outcome, detail) in results.items():
-        print(f"{name.ljust(width)}  {outcome.ljust(6)}  {detail}   ({CHECKS[name][0]})")
+        futures = {pool.submit(run_isolated, name, args.timeout): name for name in CHECKS}
+        for future in concurrent.futures.as_completed(futures):  # each line as soon as it is known
+            name = futures[future]
+            outcome, detail = results[name] = future.result()
+            print(f"{name.ljust(width)}  {outcome.ljust(6)}  {detail}   ({CHECKS[name][0]})", flush=True)
     env, leave_out, skip, notes = routes({name: r[0] for name, r in results.items()}, info)
     for note in notes:
         print("route:", note)

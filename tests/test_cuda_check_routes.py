@@ -78,6 +78,16 @@ def test_kernels_called_by_name_are_left_out_and_the_rest_are_said(smoke):
     assert any(note.startswith("attention failed, and the model needs it") for note in notes)
 
 
+def test_broken_teaching_versions_leave_their_tests_out_and_no_timing(smoke):
+    _, leave_out, skip, _ = smoke.routes(all_ok(smoke, teaching_versions="FAILED"), AMPERE)
+    expression = "not (" + " or ".join(f"({w})" for w in leave_out) + ")"
+    assert skip == []
+    assert not selected(expression, "test_matmul_matches_numpy[False-False-7-13-5-matmul_naive]")
+    assert not selected(expression, "test_matmul_matches_numpy[False-False-7-13-5-matmul_tiled]")
+    assert not selected(expression, "test_attention_matches_numpy[B2H3T17hs64-0.0-naive]")
+    assert selected(expression, "test_matmul_matches_numpy[False-False-7-13-5-matmul]")
+
+
 def test_shell_lines_give_the_routes_back(smoke, tmp_path):
     _, leave_out, skip, _ = routes = smoke.routes(
         all_ok(smoke, matmul_tf32="FAILED", matmul_staged="WRONG", matmul_tf32_wgmma_overlapped="FAILED"), HOPPER)
@@ -89,6 +99,7 @@ def test_shell_lines_give_the_routes_back(smoke, tmp_path):
     assert tf32_kernel == "mma.sync" and bench_skip.split() == skip
     Expression.compile(expression)  # pytest accepts it
     assert not selected(expression, "test_matmul_tuned_and_staged_agree_bit_for_bit[False-False-7-13-5]")
+    assert not selected(expression, "test_float32_kernel_from_the_environment")  # it calls matmul_staged too
     assert selected(expression, "test_matmul_matches_numpy[False-False-127-129-131-matmul]")
     assert len(leave_out) == 3
     nothing = tmp_path / "none.sh"

@@ -134,5 +134,5 @@ def test_first_look_at_every_kernel_passes_on_the_emulator(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert "compute capability 9.0" in lines[0] and "TF32 matmul wgmma" in lines[0]
     outcomes = {line.split()[0]: line.split()[1] for line in lines[1:]}
-    assert outcomes == {name: "ok" for name in outcomes} and len(outcomes) == 10, done.stdout
+    assert outcomes == {name: "ok" for name in outcomes} and len(outcomes) == 11, done.stdout
     assert routes.read_text() == "PYTEST_LEAVE_OUT=''\nBENCH_SKIP=''\n"
