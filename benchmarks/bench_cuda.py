@@ -22,7 +22,8 @@ PyTorch's allow_tf32) for matmul and training:
              (6L/6H/384, T=256, B=64, V=65) and GPT-2 124M (12L/12H/768, T=1024, B=8, V=50257)
              against the same model in PyTorch (benchmarks/torch_reference.py); for ours also the
              milliseconds of forward, backward and clip + AdamW, each timed alone
-  profile    GPU milliseconds per "small" training step by kernel, ours and PyTorch's (torch.profiler)
+  profile    GPU milliseconds per "small" training step by kernel, ours and PyTorch's (torch.profiler), in
+             float32 and with TF32 on on both sides
 Times come from the host clock around many calls, with the GPU synchronised before and after, after
 a warm-up; the median of three such batches. A part that fails prints its error and the script
 exits non-zero at the end, after the other parts have run. This is a measurement, not a test.
@@ -368,27 +369,37 @@ def bench_training(torch, cupy, sync, quick, configs=tuple(TRAIN_CONFIGS)):
 
 
 def bench_profile(torch, cupy, sync, quick):
-    """GPU time per training step of "small" by kernel, ours and PyTorch's (float32), from PyTorch's
-    profiler: CUPTI records every kernel of the process, CuPy's and minigpt._cuda's included. Where the
-    milliseconds go, kernel by kernel; the top ones of each side and the totals."""
+    """GPU time per training step of "small" by kernel, ours and PyTorch's, in float32 and then with TF32
+    on on both sides, from PyTorch's profiler: CUPTI records every kernel of the process, CuPy's and
+    minigpt._cuda's included. Where the milliseconds go, kernel by kernel; the top ones of each side
+    (fewer with TF32) and the totals."""
     from torch.profiler import ProfilerActivity, profile
     L, H, C, T, B, V = TRAIN_CONFIGS["small"]
     data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
     rows = []
-    for side in ("ours", "torch"):
-        step = ours_trainer(data, L, H, C, T, V)[2] if side == "ours" else torch_trainer(torch, data, L, H, C, T, V)[0]
-        for i in range(2):  # warm-up: allocations, kernel caches
-            step(i)
-        sync()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for i in range(2):
+    for side, tf32 in (("ours", False), ("torch", False), ("ours tf32", True), ("torch tf32", True)):
+        if tf32 and side.startswith("ours") and "tf32" in SKIPPED:
+            continue
+        ours = side.startswith("ours")
+        step = ours_trainer(data, L, H, C, T, V)[2] if ours else torch_trainer(torch, data, L, H, C, T, V)[0]
+        kernels.set_cuda_tf32(tf32 and ours)
+        set_tf32(torch, tf32 and not ours)
+        try:
+            for i in range(2):  # warm-up: allocations, kernel caches
                 step(i)
             sync()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for i in range(2):
+                    step(i)
+                sync()
+        finally:
+            kernels.set_cuda_tf32(False)
+            set_tf32(torch, False)
         events = [e for e in prof.key_averages() if device_us(e) > 0]
         total = sum(device_us(e) for e in events) / 2e3  # ms per step
         rows.append({"side": side, "kernel": "ALL KERNELS", "ms_per_step": total, "calls_per_step":
                      sum(e.count for e in events) / 2, "share": 1.0})
-        for e in sorted(events, key=device_us, reverse=True)[:12]:
+        for e in sorted(events, key=device_us, reverse=True)[:8 if tf32 else 12]:
             rows.append({"side": side, "kernel": e.key[:70], "ms_per_step": device_us(e) / 2e3,
                          "calls_per_step": e.count / 2, "share": device_us(e) / 2e3 / total})
         del step
