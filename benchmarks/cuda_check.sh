@@ -2,10 +2,11 @@
 # The GPU check of the CUDA build, in one run (about 4-6 minutes on an H100, 8 at most):
 #   1. build minigpt with its CUDA kernels, offline (no build isolation, nothing downloaded: it needs
 #      scikit-build-core, pybind11, cmake, ninja, nvcc, numpy, cupy and torch already installed);
-#   1b. a first look at every kernel, each in a process of its own (benchmarks/cuda_smoke.py). A kernel
-#      that faults leaves its process's CUDA context unusable, and so would fail every test and timing
-#      after it; instead, what the first look finds broken is routed around for the rest of the run
-#      (matmul's other kernel where there is one, else its tests and timings left out), and said;
+#   1b. a first look at every kernel on small shapes, in checks that each run in a process of their own
+#      (benchmarks/cuda_smoke.py). A kernel that faults leaves its process's CUDA context unusable, and
+#      so would fail every test and timing after it; instead, what the first look finds broken is routed
+#      around for the rest of the run (matmul's other kernel where there is one, else its tests and
+#      timings left out), and said;
 #   2. run the CUDA tests, which must run rather than skip (MINIGPT_REQUIRE_CUDA=1), all of them
 #      (no -x: one run should show every failure);
 #   3. time the kernels and whole training steps against PyTorch eager (benchmarks/bench_cuda.py), each
@@ -48,7 +49,7 @@ grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
 "$PY" -c "from minigpt import kernels; kernels.check_backend('cuda'); print('minigpt._cuda:', kernels.cuda_info())" \
     || { echo "minigpt._cuda does not load"; exit 1; }
 
-phase "1b. a first look at every kernel, each in its own process"
+phase "1b. a first look at every kernel, in checks that each run in a process of their own"
 PYTEST_LEAVE_OUT="" BENCH_SKIP=""  # what the first look finds broken, as a pytest -k expression and names
 rm -f "$LOGS/routes.sh" "$LOGS"/bench_*.log "$LOGS"/cuda_results_*.json  # nothing of an earlier run in $LOGS
 timeout 150 "$PY" benchmarks/cuda_smoke.py --timeout 40 --routes "$LOGS/routes.sh" 2>&1 | tee "$LOGS/smoke.log"
