@@ -261,8 +261,8 @@ def run_isolated(name, timeout):
 
 
 # For each kernel called by name: the pytest -k words of its tests, and bench_cuda.py's --skip name.
-BY_NAME = {"matmul_staged": ("staged or float32_kernel_from_the_environment", "matmul_staged"),
-           "matmul_tf32_mma": ("matmul_tf32_mma or tf32_kernel_from_the_environment", "matmul_tf32_mma"),
+BY_NAME = {"matmul_staged": ("staged or kernel_from_the_environment and float32", "matmul_staged"),
+           "matmul_tf32_mma": ("matmul_tf32_mma or kernel_from_the_environment and tf32", "matmul_tf32_mma"),
            "matmul_tf32_wgmma_overlapped": ("wgmma_overlapped", "matmul_tf32_wgmma_overlapped"),
            "attention_forward_mma": ("attention_forward_mma", "attention_forward_mma"),
            # (softmax's, LayerNorm's and cross-entropy's teaching versions are tested inside the main tests)
@@ -279,7 +279,7 @@ def routes(outcomes, kernels_used):
     if "matmul_tf32" in broken:
         if kernels_used.get("tf32_kernel") == "wgmma" and outcomes.get("matmul_tf32_mma") == "ok":
             env["MINIGPT_CUDA_TF32_KERNEL"] = "mma.sync"
-            leave_out.append("tf32_kernel_from_the_environment")  # it asks for wgmma by name
+            leave_out.append("kernel_from_the_environment and tf32")  # it asks for wgmma by name
             notes.append("wgmma failed: matmul's TF32 runs on mma.sync for the rest of the check")
         else:
             leave_out.append("tf32")
@@ -288,7 +288,7 @@ def routes(outcomes, kernels_used):
     if "matmul" in broken:
         if kernels_used.get("float32_kernel") == "cp.async" and outcomes.get("matmul_staged") == "ok":
             env["MINIGPT_CUDA_FLOAT32_KERNEL"] = "staged"
-            leave_out.append("float32_kernel_from_the_environment")  # it asks for cp.async by name
+            leave_out.append("kernel_from_the_environment and float32")  # it asks for cp.async by name
             notes.append("the cp.async float32 matmul failed: matmul runs the staged kernel for the rest of the check")
         else:
             notes.append("no float32 matmul works: nothing can go around that")

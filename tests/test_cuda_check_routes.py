@@ -47,7 +47,8 @@ def test_broken_wgmma_sends_tf32_to_mma_sync(smoke):
     expression = "not (" + " or ".join(f"({w})" for w in leave_out) + ")"
     assert not selected(expression, "test_matmul_tf32_matches_numpy_to_tf32_precision[False-False-matmul_tf32_wgmma_"
                                     "overlapped-127-129-131]")
-    assert not selected(expression, "test_tf32_kernel_from_the_environment")  # it asks for wgmma by name
+    assert not selected(expression, "test_matmul_kernel_from_the_environment[tf32]")  # it asks for wgmma by name
+    assert selected(expression, "test_matmul_kernel_from_the_environment[float32]")
     assert selected(expression, "test_matmul_tf32_matches_numpy_to_tf32_precision[False-False-matmul-127-129-131]")
     assert selected(expression, "test_tf32_training_step_is_close_to_float32")
     assert any("mma.sync" in note for note in notes)
@@ -64,7 +65,7 @@ def test_no_working_tf32_kernel_leaves_tf32_out(smoke):
 
 def test_broken_cp_async_matmul_sends_float32_to_staged(smoke):
     env, leave_out, _, _ = smoke.routes(all_ok(smoke, matmul="FAILED"), HOPPER)
-    assert env == {"MINIGPT_CUDA_FLOAT32_KERNEL": "staged"} and leave_out == ["float32_kernel_from_the_environment"]
+    assert env == {"MINIGPT_CUDA_FLOAT32_KERNEL": "staged"} and leave_out == ["kernel_from_the_environment and float32"]
     env, _, _, notes = smoke.routes(all_ok(smoke, matmul="FAILED", matmul_staged="FAILED"), HOPPER)
     assert env == {} and any("nothing can go around" in note for note in notes)
 
@@ -99,7 +100,7 @@ def test_shell_lines_give_the_routes_back(smoke, tmp_path):
     assert tf32_kernel == "mma.sync" and bench_skip.split() == skip
     Expression.compile(expression)  # pytest accepts it
     assert not selected(expression, "test_matmul_tuned_and_staged_agree_bit_for_bit[False-False-7-13-5]")
-    assert not selected(expression, "test_float32_kernel_from_the_environment")  # it calls matmul_staged too
+    assert not selected(expression, "test_matmul_kernel_from_the_environment[float32]")  # it calls matmul_staged too
     assert selected(expression, "test_matmul_matches_numpy[False-False-127-129-131-matmul]")
     assert len(leave_out) == 3
     nothing = tmp_path / "none.sh"

@@ -92,26 +92,6 @@ def test_matmul_tuned_and_staged_agree_bit_for_bit(rng, M, K, N, trans_a, trans_
     assert cupy.array_equal(MATMULS["matmul"](*args), MATMULS["matmul_staged"](*args))
 
 
-def test_float32_kernel_from_the_environment(rng, monkeypatch):
-    a, b, bias, ref = matmul_case(rng, 130, 200, 72, True, False)
-    args = (dev(a), dev(b), True, False, dev(bias))
-    monkeypatch.delenv("MINIGPT_CUDA_FLOAT32_KERNEL", raising=False)
-    ampere = float(kernels.cuda_info()["compute_capability"]) >= 8.0
-    assert kernels.cuda_info()["float32_kernel"] == ("cp.async" if ampere else "staged")
-    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "staged")
-    assert kernels.cuda_info()["float32_kernel"] == "staged"
-    assert cupy.array_equal(kernels.matmul(*args, backend="cuda"), _cuda.matmul_staged(*args))
-    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "cp.async")
-    if ampere:
-        assert rel(kernels.matmul(*args, backend="cuda"), ref) < FWD
-    else:
-        with pytest.raises(ValueError, match="cp.async needs compute capability 8.0 or newer"):
-            kernels.matmul(*args, backend="cuda")
-    monkeypatch.setenv("MINIGPT_CUDA_FLOAT32_KERNEL", "tuned")
-    with pytest.raises(ValueError, match="MINIGPT_CUDA_FLOAT32_KERNEL must be cp.async or staged"):
-        kernels.matmul(*args, backend="cuda")
-
-
 @pytest.fixture
 def tf32():
     """TF32 tensor cores on for one test, off again after it (they are off by default)."""
@@ -163,26 +143,41 @@ def test_tf32_kernel_is_wgmma_on_hopper_built_for_sm90a(monkeypatch):
     assert kernels.cuda_info()["tf32_kernel"] == ("wgmma" if wgmma_runs_here() else "mma.sync")
 
 
-def test_tf32_kernel_from_the_environment(rng, tf32, monkeypatch):
+# Each of matmul's kernel choices the environment may override: (its variable, the kernel it prefers
+# where that runs, the other one, the other called by name, with TF32 on).
+KERNEL_SWITCHES = {"float32": ("MINIGPT_CUDA_FLOAT32_KERNEL", "cp.async", "staged", "matmul_staged", False),
+                   "tf32": ("MINIGPT_CUDA_TF32_KERNEL", "wgmma", "mma.sync", "matmul_tf32_mma", True)}
+
+
+@pytest.mark.parametrize("precision", list(KERNEL_SWITCHES))
+def test_matmul_kernel_from_the_environment(rng, request, monkeypatch, precision):
+    variable, preferred, other, other_by_name, use_tf32 = KERNEL_SWITCHES[precision]
+    info_key, tolerance = f"{precision}_kernel", 3e-3 if use_tf32 else FWD
+    monkeypatch.delenv(variable, raising=False)
+    # asked before the variable is set: cuda_info() too refuses a kernel that cannot run here
+    preferred_runs = wgmma_runs_here() if use_tf32 else float(kernels.cuda_info()["compute_capability"]) >= 8.0
+    assert kernels.cuda_info()[info_key] == (preferred if preferred_runs else other)
+    if use_tf32:
+        request.getfixturevalue("tf32")
     # K < 256: no split of K, so the same kernel gives the same bits whichever way it is picked
-    a, b, bias, ref = matmul_case(rng, 130, 200, 72, False, True)
-    args = (dev(a), dev(b), False, True, dev(bias))
-    hopper = wgmma_runs_here()  # before the variable is set: cuda_info() too refuses a wgmma it cannot run
-    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "mma.sync")
-    assert kernels.cuda_info()["tf32_kernel"] == "mma.sync"
-    assert cupy.array_equal(kernels.matmul(*args, backend="cuda"), _cuda.matmul_tf32_mma(*args))
-    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "wgmma")
-    if hopper:
-        assert kernels.cuda_info()["tf32_kernel"] == "wgmma"
-        assert rel(kernels.matmul(*args, backend="cuda"), ref) < 3e-3
+    a, b, bias, ref = matmul_case(rng, 130, 200, 72, use_tf32, not use_tf32)
+    args = (dev(a), dev(b), use_tf32, not use_tf32, dev(bias))
+    monkeypatch.setenv(variable, other)
+    assert kernels.cuda_info()[info_key] == other
+    assert cupy.array_equal(kernels.matmul(*args, backend="cuda"), getattr(_cuda, other_by_name)(*args))
+    monkeypatch.setenv(variable, preferred)
+    if preferred_runs:
+        assert kernels.cuda_info()[info_key] == preferred
+        assert rel(kernels.matmul(*args, backend="cuda"), ref) < tolerance
     else:
-        with pytest.raises(ValueError, match="MINIGPT_CUDA_TF32_KERNEL=wgmma, but wgmma needs compute capability 9.0"):
+        with pytest.raises(ValueError, match=f"{variable}={preferred}, but {preferred} needs compute capability"):
             kernels.matmul(*args, backend="cuda")
-    monkeypatch.setenv("MINIGPT_CUDA_TF32_KERNEL", "fastest")
-    with pytest.raises(ValueError, match="MINIGPT_CUDA_TF32_KERNEL must be wgmma or mma.sync"):
+    monkeypatch.setenv(variable, "fastest")
+    with pytest.raises(ValueError, match=f"{variable} must be {preferred} or {other}"):
         kernels.matmul(*args, backend="cuda")
-    kernels.set_cuda_tf32(False)  # float32 matmuls never ask which TF32 kernel
-    assert rel(kernels.matmul(*args, backend="cuda"), ref) < FWD
+    if use_tf32:
+        kernels.set_cuda_tf32(False)  # float32 matmuls never ask which TF32 kernel
+        assert rel(kernels.matmul(*args, backend="cuda"), ref) < FWD
 
 
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
