@@ -69,6 +69,7 @@ def matmul_pairs(rng, call):
 
 
 def with_tf32(call):
+    """call with matmul's TF32 switch on for its duration (off by default)."""
     def tf32_call(*args):
         kernels.set_cuda_tf32(True)
         try:
@@ -91,6 +92,7 @@ ATTENTION_SHAPES = [((2, 3, 130, 64), 0.0), ((1, 2, 65, 128), 0.1), ((1, 2, 70, 
 
 
 def attention_pairs(rng, forward):
+    """forward (q, k, v, dropout, seed) -> (out, lse), then the CUDA backward from its out and lse."""
     pairs = []
     for shape, dropout in ATTENTION_SHAPES:
         q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
@@ -103,6 +105,7 @@ def attention_pairs(rng, forward):
 
 
 def fused_attention_pairs(rng):
+    """The attention that reads q, k, v inside the (B, T, 3C) projection, against the split heads' reference."""
     pairs = []
     for (B, H, T, D), dropout in ATTENTION_SHAPES:
         qkv, dy = rng.standard_normal((B, T, 3 * H * D)), rng.standard_normal((B, T, H * D))
