@@ -132,11 +132,9 @@ def bench_matmul(torch, cupy, sync, quick):
             kernels.set_cuda_tf32(False)
         mma_tf32 = timed_unless_skipped("matmul_tf32_mma", lambda: kernels._cuda.matmul_tf32_mma(a_c, b_c, ta, tb),
                                         sync)
-        info = kernels.cuda_info()  # Hopper built for sm_90a, whatever MINIGPT_CUDA_TF32_KERNEL says matmul runs
-        hopper = info["compute_capability"] == "9.0" and "90a" in info["built_for"]
         overlapped = timed_unless_skipped(
             "matmul_tf32_wgmma_overlapped", lambda: kernels._cuda.matmul_tf32_wgmma_overlapped(a_c, b_c, ta, tb),
-            sync) if hopper else NOT_TIMED
+            sync) if kernels.cuda_info()["wgmma"] else NOT_TIMED
         rows.append({"shape": f"{label} {M}x{K}x{N}", "ours_gflops": flops / ours / 1e9,
                      "torch_gflops": flops / theirs / 1e9, "ratio": theirs / ours, "staged_vs_tuned": ours / staged,
                      "rel_err_vs_fp64": diff,

@@ -190,11 +190,9 @@ def teaching_version_pairs(rng):
 
 def runs_here(needs_wgmma=False):
     """Whether this GPU and build run a kernel that needs the tensor cores (compute capability 8.0 or newer),
-    and, with needs_wgmma, Hopper's wgmma (compute capability 9.0 and a build for sm_90a)."""
+    and, with needs_wgmma, Hopper's wgmma (cuda_info's wgmma: compute capability 9.0, a build for sm_90a)."""
     info = kernels.cuda_info()
-    if needs_wgmma:
-        return info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
-    return float(info["compute_capability"]) >= 8.0
+    return info["wgmma"] if needs_wgmma else float(info["compute_capability"]) >= 8.0
 
 
 def only_where_it_runs(check, needs_wgmma=False):

@@ -115,16 +115,10 @@ TF32_CASES = [("matmul", *shape) for shape in TF32_SHAPES] + \
     [(variant, *shape) for variant in ("matmul_tf32_mma", "matmul_tf32_wgmma_overlapped") for shape in TF32_SHAPES[:-2]]
 
 
-def wgmma_runs_here():
-    """Compute capability 9.0 (H100, H200) and a build for sm_90a (the emulator counts as one)."""
-    info = kernels.cuda_info()
-    return info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
-
-
 @pytest.mark.parametrize("variant,M,K,N", TF32_CASES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
 def test_matmul_tf32_matches_numpy_to_tf32_precision(rng, tf32, variant, M, K, N, trans_a, trans_b):
-    if variant == "matmul_tf32_wgmma_overlapped" and not wgmma_runs_here():
+    if variant == "matmul_tf32_wgmma_overlapped" and not kernels.cuda_info()["wgmma"]:
         pytest.skip("wgmma needs an H100 or H200 and a build for sm_90a")
     # inputs cut to 10 bits of mantissa (relative 2^-11 rounded, 2^-10 truncated), float32 sums: errors
     # near 1e-4 .. 1e-3
@@ -140,7 +134,10 @@ def tf32_truncated(x):
 
 def test_tf32_kernel_is_wgmma_on_hopper_built_for_sm90a(monkeypatch):
     monkeypatch.delenv("MINIGPT_CUDA_TF32_KERNEL", raising=False)
-    assert kernels.cuda_info()["tf32_kernel"] == ("wgmma" if wgmma_runs_here() else "mma.sync")
+    info = kernels.cuda_info()
+    # compute capability 9.0 (H100, H200) and a build for sm_90a (the emulator counts as one)
+    hopper = info["compute_capability"] == "9.0" and ("90a" in info["built_for"] or info["built_for"] == "emulated")
+    assert info["wgmma"] == hopper and info["tf32_kernel"] == ("wgmma" if hopper else "mma.sync")
 
 
 # Each of matmul's kernel choices the environment may override: (its variable, the kernel it prefers
@@ -155,7 +152,8 @@ def test_matmul_kernel_from_the_environment(rng, request, monkeypatch, precision
     info_key, tolerance = f"{precision}_kernel", 3e-3 if use_tf32 else FWD
     monkeypatch.delenv(variable, raising=False)
     # asked before the variable is set: cuda_info() too refuses a kernel that cannot run here
-    preferred_runs = wgmma_runs_here() if use_tf32 else float(kernels.cuda_info()["compute_capability"]) >= 8.0
+    info = kernels.cuda_info()
+    preferred_runs = info["wgmma"] if use_tf32 else float(info["compute_capability"]) >= 8.0
     assert kernels.cuda_info()[info_key] == (preferred if preferred_runs else other)
     if use_tf32:
         request.getfixturevalue("tf32")

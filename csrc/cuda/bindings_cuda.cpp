@@ -682,6 +682,7 @@ static py::dict info() {
     d["built_for"] = MINIGPT_CUDA_ARCHITECTURES;  // CMAKE_CUDA_ARCHITECTURES at build time
     d["float32_kernel"] = std::string(matmul_float32_kernel_cuda());
     d["tf32_kernel"] = std::string(matmul_tf32_kernel_cuda());
+    d["wgmma"] = matmul_wgmma_available_cuda();
     return d;
 }
 
@@ -788,5 +789,5 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("check_range") = true);
 
     m.def("info", &info, "The GPU and build: {'device', 'compute_capability', 'multiprocessors', 'memory_gib', "
-          "'cuda_runtime', 'cuda_driver', 'built_for', 'float32_kernel', 'tf32_kernel'}.");
+          "'cuda_runtime', 'cuda_driver', 'built_for', 'float32_kernel', 'tf32_kernel', 'wgmma' (whether wgmma can run here)}.");
 }

@@ -38,6 +38,9 @@ const char* matmul_tf32_kernel_cuda();
 // And which float32 kernel: "cp.async" (the tuned one, from Ampere on) or "staged" (before Ampere, and
 // wherever the environment says MINIGPT_CUDA_FLOAT32_KERNEL=staged).
 const char* matmul_float32_kernel_cuda();
+// Whether this device and build run Hopper's wgmma at all (compute capability 9.0, a build for sm_90a),
+// whatever MINIGPT_CUDA_TF32_KERNEL picks.
+bool matmul_wgmma_available_cuda();
 
 // The teaching versions, same arguments: one thread per output reading global memory (naive), 16 x 16
 // tiles staged through shared memory (tiled), and the tuned kernel's tiles double-buffered through

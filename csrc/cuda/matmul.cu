@@ -1134,3 +1134,5 @@ void matmul_forward_tf32_wgmma_overlapped_cuda(float* out, const float* a, const
 const char* matmul_tf32_kernel_cuda() { return tf32_uses_wgmma() ? "wgmma" : "mma.sync"; }
 
 const char* matmul_float32_kernel_cuda() { return float32_uses_cp_async() ? "cp.async" : "staged"; }
+
+bool matmul_wgmma_available_cuda() { return wgmma_available(); }
