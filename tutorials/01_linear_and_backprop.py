@@ -101,8 +101,8 @@ assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
 #
 #     f'(x) ≈ (f(x + h) - f(x - h)) / 2h
 #
-# has an error of order h² (the x² terms of the Taylor series cancel). Three lines on a function
-# whose derivative we know, f(x) = x³ at x = 2, where f'(2) = 12:
+# has an error of order h²: in f(x + h) - f(x - h) the even powers of h of the Taylor series (f''·h²/2
+# first) cancel. Three lines on a function whose derivative we know, f(x) = x³ at x = 2, where f'(2) = 12:
 
 # %%
 f, x0, h = (lambda z: z**3), 2.0, 1e-5
