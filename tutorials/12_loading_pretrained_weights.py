@@ -58,8 +58,9 @@ def randomised(model, seed=0):
 # %% [markdown]
 # ## Step 1 · What a Hugging Face folder holds
 #
-# A GPT-2-shaped model (pre-LN blocks, final LayerNorm), tiny, with a byte-level BPE trained on two
-# lines of text. `save_pretrained` writes the folder; the tokenizer goes in GPT-2's own file format.
+# A GPT-2-shaped model (pre-LN blocks, final LayerNorm), tiny, with a byte-level BPE trained on one
+# sentence repeated four times. `save_pretrained` writes the folder; the tokenizer goes in GPT-2's
+# own file format.
 
 # %%
 text = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 4

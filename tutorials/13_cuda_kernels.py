@@ -111,8 +111,13 @@ print("        make arithmetic the limit (67 TFLOP/s is the H100's float32 peak)
 # barrier, and then every thread reads a row of one tile and a column of the other from shared
 # memory, which is on the SM and about as fast as the L1 cache. Each value fetched from global
 # memory serves 16 multiply-adds. The second barrier keeps the fast threads from overwriting a tile
-# the slow ones still read. `Bs` has 17 columns: a column of 16 floats then falls in 16 different
-# banks of shared memory (it has 32, each 4 bytes wide), which can all answer in the same clock.
+# the slow ones still read. Shared memory has 32 banks, each 4 bytes wide, and serves a warp in one
+# clock when its threads read distinct banks or the same word. A warp is two rows of the block (ty,
+# ty + 1) of 16 threads: in the inner loop it reads two words of `As` (As[ty][kk], each broadcast to
+# its 16 threads) and 16 consecutive words of `Bs` (Bs[kk][tx], 16 banks), so neither tile needs
+# padding. A warp that wrote or read down a column would hit one bank 16 times: the tuned kernel of
+# step 4, whose copies write a's rows down columns of its tiles, pads each row by 4 floats (`kPad`),
+# and the TF32 kernel of step 4b pads its rows too.
 
 # %%
 print(kernel_source("matmul.cu", "matmul_tiled_kernel"))
@@ -211,8 +216,9 @@ print("         you should see 32 distinct banks: unswizzled, all 8 rows would s
 # The plan of tutorial 06, mapped onto blocks. The forward gives one block of 256 threads to each
 # (head, 64 queries). It copies its Q tile into shared memory once, then for each 64-key tile up to
 # the diagonal: load K and V, compute the 64 x 64 scores (each thread a 4 x 4 patch), update the
-# running max m and sum l of every row (a row's 16 threads combine with warp shuffles), write the
-# weights to shared memory, and add P V into the output kept in registers. Only out and
+# running max m of every row (a row's 16 threads combine their maxima with warp shuffles) and each
+# thread's part of the running sum l (combined across the row once, at the end), write the weights
+# to shared memory, and add P V into the output kept in registers. Only out and
 # lse = m + log l leave the block. The backward gives a block to each (head, 64 keys), keeps K and V,
 # and streams the query tiles that can see them, rebuilding P from q, k and lse; dk and dv collect in
 # registers, and each tile's share of dq is added to memory with atomicAdd (many key blocks add to
@@ -310,7 +316,7 @@ if HAVE_GPU:
         kernels.set_cuda_tf32(False)
     print(f"step 6: matmul with TF32 tensor cores ({kernels.cuda_info()['tf32_kernel']}): {tf32_rate:6.2f} TFLOP/s, "
           f"error {tf32_err:.1e}")
-    print("        you should see several times the float32 rate, and an error near 1e-4 instead of 1e-7")
+    print("        you should see several times the float32 rate, and an error of a few 1e-4 instead of about 1e-6")
 
 # %%
 if HAVE_GPU:

@@ -142,8 +142,8 @@ for n in (2, 4, 8):
 # %%
 from minigpt.distributed import BUCKET_BYTES  # noqa: E402
 
-for name, cfg in (("default 4x128", minigpt.GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4,
-                                                      n_embd=128)),
+for name, cfg in (("default 4x128", minigpt.GPTConfig(vocab_size=84, block_size=256, n_layer=4, n_head=4,
+                                                      n_embd=128)),  # `minigpt pretrain`'s model
                   ("GPT-2 124M", minigpt.GPTConfig.preset("gpt2"))):
     n_bytes = 4 * cfg.num_params()  # every parameter has a float32 gradient
     print(f"{name}: {n_bytes / 2**20:7.1f} MiB of float32 gradients per step, "
@@ -199,8 +199,9 @@ else:
 #
 # A step on N hosts costs one host's compute on its share, t_compute = 6 P · bT / F (P parameters, bT tokens
 # per host, F FLOP/s), plus the ring all-reduce of 4P bytes, t_comm ≈ 2(N-1)/N · 4P / bandwidth. Their
-# ratio, (4/3) · F / (bT · bandwidth), does not depend on the model size: what counts is the tokens each
-# host processes per step against its speed per byte of network. For a 2-core host (F ≈ 100 GFLOP/s)
+# ratio, (4/3) · (N-1)/N · F / (bT · bandwidth), close to (4/3) · F / (bT · bandwidth) from a few hosts on,
+# does not depend on the model size: what counts is the tokens each host processes per step against its
+# speed per byte of network. For a 2-core host (F ≈ 100 GFLOP/s)
 # with bT = 2048:
 
 # %%

@@ -149,7 +149,7 @@ template <bool TA, bool TB>
 __global__ void matmul_tiled_kernel(float* out, const float* a, const float* b, const float* bias, int64_t M,
                                     int64_t N, int64_t K) {
     __shared__ float As[kTile16][kTile16];      // op(a)[m0 .. m0+15, k0 .. k0+15]
-    __shared__ float Bs[kTile16][kTile16 + 1];  // op(b)[k0 .., n0 ..]; +1 keeps a column's reads in distinct banks
+    __shared__ float Bs[kTile16][kTile16];      // op(b)[k0 .., n0 ..]; a warp reads rows of both: no padding
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int64_t m = blockIdx.y * static_cast<int64_t>(kTile16) + ty;
     const int64_t n = blockIdx.x * static_cast<int64_t>(kTile16) + tx;

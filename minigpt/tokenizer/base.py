@@ -6,8 +6,9 @@ order they were added. Adding a special token later (GPT-1's start, delimiter an
 for fine-tuning) appends an id at the end, so a trained model's existing embeddings keep meaning
 the same thing.
 
-Special tokens follow tiktoken's rule: a special token's text inside `encode`'s input is ordinary
-text unless the caller allows it (`allowed_special="all"` or a set of names). Text from users or
+A special token's text inside `encode`'s input is ordinary text unless the caller allows it
+(`allowed_special="all"` or a set of names), as in tiktoken's `encode_ordinary` (tiktoken's `encode`
+raises on it instead). Text from users or
 data files can then never smuggle in an <|endoftext|> that the model reads as a document boundary.
 
 Subclasses (CharTokenizer, BPETokenizer) supply `n_ordinary`, `_encode_ordinary`, `_decode`,
