@@ -1,7 +1,9 @@
 // The attention tile operations in plain C++: the path for any CPU (ARM, or x86-64 without AVX2), and
 // the one to read first. The loops are written so the compiler can vectorise them for the baseline
 // instruction set; attention_avx512.cpp and attention_avx2.cpp do the same work with intrinsics.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "attention_loops.h"
 #include "attention_ops.h"
@@ -9,6 +11,109 @@
 namespace attention {
 namespace {
 
+#if defined(__GNUC__)
+// C (+)= A @ B in 6 x 8 blocks of C, the AVX2 file's micro-kernel in 4-float vectors (GCC and Clang's
+// vector extension, as in matmul_portable.cpp): 12 accumulators stay in registers for the whole k
+// loop, and each row of B loaded serves 6 rows. Moving vectors one at a time and spelling the
+// broadcast {a, a, a, a} keeps GCC from spilling the accumulators (matmul_portable.cpp has why).
+typedef float vec4 __attribute__((vector_size(16)));
+constexpr int kMR = 6;
+constexpr int kLanes = 4;
+constexpr int kMaxNV = 2;
+
+// The first `lanes` floats of p in a vector, zeros after: a row's last, partial vector, read without
+// touching memory past its end.
+inline vec4 load_lanes(const float* p, int lanes) {
+    vec4 v = {};
+    if (lanes == kLanes) {
+        std::memcpy(&v, p, sizeof(vec4));
+    } else {
+        for (int i = 0; i < lanes; i++) { v[i] = p[i]; }
+    }
+    return v;
+}
+
+inline void store_lanes(float* p, vec4 v, int lanes) {
+    if (lanes == kLanes) {
+        std::memcpy(p, &v, sizeof(vec4));
+    } else {
+        for (int i = 0; i < lanes; i++) { p[i] = v[i]; }
+    }
+}
+
+// FULL: the last vector is whole too (last_lanes == 4), the usual case, compiled without the copies.
+template <int MR, int NV, bool FULL>
+void micro(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, int64_t k0,
+           int64_t k1, int last_lanes, bool accumulate, const float* row_scale) {
+    if (FULL) { last_lanes = kLanes; }
+    vec4 acc[MR][NV];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        const float s = row_scale ? row_scale[r] : 1.0f;
+        const vec4 scale = {s, s, s, s};
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            const int lanes = v == NV - 1 ? last_lanes : kLanes;
+            // a scale of 0 reads nothing: C may hold garbage then, and 0 * NaN would be NaN
+            acc[r][v] = accumulate && s != 0.0f ? scale * load_lanes(C + r * ldc + v * kLanes, lanes) : vec4{};
+        }
+    }
+    for (int64_t k = k0; k < k1; k++) {
+        const float* b_k = B + k * ldb;
+        vec4 b[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) { b[v] = load_lanes(b_k + v * kLanes, v == NV - 1 ? last_lanes : kLanes); }
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            const float a_rk = A[r * a_rs + k * a_cs];
+            const vec4 a = {a_rk, a_rk, a_rk, a_rk};
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++) { acc[r][v] += a * b[v]; }
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            store_lanes(C + r * ldc + v * kLanes, acc[r][v], v == NV - 1 ? last_lanes : kLanes);
+        }
+    }
+}
+
+using Micro = void (*)(float*, int64_t, const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, int,
+                       bool, const float*);
+
+template <int MR, bool FULL>
+constexpr Micro micro_for(int nv) { return nv == 1 ? micro<MR, 1, FULL> : micro<MR, 2, FULL>; }
+
+template <bool FULL>
+Micro pick_micro(int mr, int nv) {
+    switch (mr) {
+        case 1: return micro_for<1, FULL>(nv);
+        case 2: return micro_for<2, FULL>(nv);
+        case 3: return micro_for<3, FULL>(nv);
+        case 4: return micro_for<4, FULL>(nv);
+        case 5: return micro_for<5, FULL>(nv);
+        default: return micro_for<6, FULL>(nv);
+    }
+}
+
+void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, int64_t M,
+          int64_t N, int64_t K, bool accumulate, const float* row_scale, Trim trim, int64_t off) {
+    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m0));
+        const TrimRange range = trim_range(trim, off, m0, mr, N, K, kLanes);
+        for (int64_t n0 = range.n_lo; n0 < N; n0 += kMaxNV * kLanes) {
+            const int64_t nn = std::min<int64_t>(kMaxNV * kLanes, N - n0);
+            const int nv = static_cast<int>((nn + kLanes - 1) / kLanes);
+            const int last_lanes = static_cast<int>(nn - (nv - 1) * kLanes);
+            const Micro micro = last_lanes == kLanes ? pick_micro<true>(mr, nv) : pick_micro<false>(mr, nv);
+            micro(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1,
+                  last_lanes, accumulate, row_scale ? row_scale + m0 : nullptr);
+        }
+    }
+}
+#else
 // C (+)= A @ B, four rows of C at a time so each row of B loaded is used four times. The inner loop
 // runs along a row of B and C: unit stride, which the compiler vectorises.
 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, int64_t M,
@@ -37,6 +142,7 @@ void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, con
         }
     }
 }
+#endif
 
 void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, float c2) {
     float m_new[kQueryTile], sum[kQueryTile] = {};
