@@ -1,41 +1,46 @@
 // The attention tile operations in plain C++: the path for any CPU (ARM, or x86-64 without AVX2), and
-// the one to read first. The loops are written so the compiler can vectorise them for the baseline
-// instruction set; attention_avx512.cpp and attention_avx2.cpp do the same work with intrinsics.
+// the one to read first. The multiply and the exponentials use GCC's 4-float vectors (simd.h: SSE2 on
+// x86-64, NEON on ARM64), the other loops are left for the compiler to vectorise; attention_avx512.cpp
+// and attention_avx2.cpp do the same work with intrinsics.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "attention_loops.h"
 #include "attention_ops.h"
+#include "simd.h"
 
 namespace attention {
 namespace {
 
-#if defined(__GNUC__)
 // C (+)= A @ B in 6 x 8 blocks of C, the AVX2 file's micro-kernel in 4-float vectors (GCC and Clang's
 // vector extension, as in matmul_portable.cpp): 12 accumulators stay in registers for the whole k
 // loop, and each row of B loaded serves 6 rows. Moving vectors one at a time and spelling the
 // broadcast {a, a, a, a} keeps GCC from spilling the accumulators (matmul_portable.cpp has why).
-typedef float vec4 __attribute__((vector_size(16)));
 constexpr int kMR = 6;
 constexpr int kLanes = 4;
 constexpr int kMaxNV = 2;
 
+inline vec4 load4(const float* p) {
+    vec4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+inline void store4(float* p, vec4 v) { std::memcpy(p, &v, sizeof v); }
+
 // The first `lanes` floats of p in a vector, zeros after: a row's last, partial vector, read without
 // touching memory past its end.
 inline vec4 load_lanes(const float* p, int lanes) {
+    if (lanes == kLanes) { return load4(p); }
     vec4 v = {};
-    if (lanes == kLanes) {
-        std::memcpy(&v, p, sizeof(vec4));
-    } else {
-        for (int i = 0; i < lanes; i++) { v[i] = p[i]; }
-    }
+    for (int i = 0; i < lanes; i++) { v[i] = p[i]; }
     return v;
 }
 
 inline void store_lanes(float* p, vec4 v, int lanes) {
     if (lanes == kLanes) {
-        std::memcpy(p, &v, sizeof(vec4));
+        store4(p, v);
     } else {
         for (int i = 0; i < lanes; i++) { p[i] = v[i]; }
     }
@@ -113,36 +118,17 @@ void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, con
         }
     }
 }
-#else
-// C (+)= A @ B, four rows of C at a time so each row of B loaded is used four times. The inner loop
-// runs along a row of B and C: unit stride, which the compiler vectorises.
-void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, int64_t M,
-          int64_t N, int64_t K, bool accumulate, const float* row_scale, Trim trim, int64_t off) {
-    constexpr int64_t kMR = 4;
-    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-        const int64_t mr = std::min(kMR, M - m0);
-        const TrimRange range = trim_range(trim, off, m0, mr, N, K, 1);
-        for (int64_t m = m0; m < m0 + mr; m++) {
-            const float scale = !accumulate ? 0.0f : row_scale ? row_scale[m] : 1.0f;
-            float* c_m = C + m * ldc;
-            if (scale == 0.0f) {  // also when C holds garbage (not yet written): 0 * NaN would be NaN
-                std::fill(c_m + range.n_lo, c_m + N, 0.0f);
-            } else if (scale != 1.0f) {
-                for (int64_t n = range.n_lo; n < N; n++) { c_m[n] *= scale; }
-            }
-        }
-        for (int64_t k = range.k0; k < range.k1; k++) {
-            const float* b_k = B + k * ldb;
-            for (int64_t m = m0; m < m0 + mr; m++) {
-                const float a = A[m * a_rs + k * a_cs];
-                float* c_m = C + m * ldc;
-                #pragma omp simd
-                for (int64_t n = range.n_lo; n < N; n++) { c_m[n] += a * b_k[n]; }
-            }
-        }
-    }
+
+// 2^t on 4 lanes, for t <= 0: simd.h's polynomial (about 1 ulp, as the AVX files use), and 0 below
+// -125 and for NaN (-inf - -inf), as in the AVX files. std::exp2 is a call into libm per float.
+inline vec4 exp2_lanes(vec4 t) {
+    const auto normal = t >= -125.0f;  // false for NaN
+    vec4 x = normal ? t : vec4{};      // keeps exp2_in_range's exponent bits in range
+    exp2_in_range(x);
+    return normal ? x : vec4{};
 }
-#endif
+
+static_assert(kQueryTile % kLanes == 0, "a tile row is whole vectors");
 
 void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, float c2) {
     float m_new[kQueryTile], sum[kQueryTile] = {};
@@ -150,15 +136,16 @@ void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, flo
     for (int64_t r = 0; r < nk; r++) {
         for (int64_t c = 0; c < kQueryTile; c++) { m_new[c] = std::max(m_new[c], s[r * kQueryTile + c] * c2); }
     }
-    for (int64_t c = 0; c < kQueryTile; c++) {
-        alpha[c] = std::exp2(m2[c] - m_new[c]);  // m2 = -inf before the first tile: alpha = 0
-        m2[c] = m_new[c];
+    for (int64_t c = 0; c < kQueryTile; c += kLanes) {
+        store4(alpha + c, exp2_lanes(load4(m2 + c) - load4(m_new + c)));  // m2 = -inf before the first tile: 0
+        store4(m2 + c, load4(m_new + c));
     }
     for (int64_t r = 0; r < nk; r++) {
-        for (int64_t c = 0; c < kQueryTile; c++) {
-            float& s_rc = s[r * kQueryTile + c];
-            s_rc = std::exp2(s_rc * c2 - m_new[c]);
-            sum[c] += s_rc;
+        float* s_r = s + r * kQueryTile;
+        for (int64_t c = 0; c < kQueryTile; c += kLanes) {
+            const vec4 p = exp2_lanes(load4(s_r + c) * c2 - load4(m_new + c));
+            store4(s_r + c, p);
+            store4(sum + c, load4(sum + c) + p);
         }
     }
     for (int64_t c = 0; c < kQueryTile; c++) { l[c] = l[c] * alpha[c] + sum[c]; }
@@ -166,7 +153,10 @@ void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, flo
 
 void exp_tile(float* s, int64_t nk, const float* lse2, float c2) {
     for (int64_t r = 0; r < nk; r++) {
-        for (int64_t c = 0; c < kQueryTile; c++) { s[r * kQueryTile + c] = std::exp2(s[r * kQueryTile + c] * c2 - lse2[c]); }
+        float* s_r = s + r * kQueryTile;
+        for (int64_t c = 0; c < kQueryTile; c += kLanes) {
+            store4(s_r + c, exp2_lanes(load4(s_r + c) * c2 - load4(lse2 + c)));
+        }
     }
 }
 

@@ -21,8 +21,16 @@
 #include "kernels.h"
 
 #define SIMD_INLINE static inline __attribute__((always_inline))
+#if defined(__x86_64__)
 #define SIMD_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
 #define SIMD_AVX2 __attribute__((target("avx2,fma")))
+#else
+// Elsewhere (ARM64) the x86 targets do not exist and only the portable path runs: simd_path() names
+// no other there (matmul.cpp offers AVX only on x86-64). The wider wrappers still compile, for the
+// baseline vector unit, so that the kernel files need no #if of their own; nothing calls them.
+#define SIMD_AVX512
+#define SIMD_AVX2
+#endif
 
 typedef float vec4 __attribute__((vector_size(16)));
 typedef float vec8 __attribute__((vector_size(32)));
