@@ -225,7 +225,7 @@ void backward_head(const TileOps& ops, const Problem& pr, float* dq, float* dk, 
 
 // Below this much work (about twice the multiply-adds of the forward) one thread does it all: waking
 // a second costs more (fastmath.h has the measurement behind MIN_PARALLEL_WORK).
-constexpr int64_t kParallelWork = 8 * MIN_PARALLEL_WORK;
+[[maybe_unused]] constexpr int64_t kParallelWork = 8 * MIN_PARALLEL_WORK;
 
 namespace {
 

@@ -35,7 +35,7 @@ void attention_cached_forward(float* y, float* k_cache, float* v_cache, const fl
     const int64_t rows = B * NH * Tn;
     // each row reads (pos + t + 1) keys and values of hs floats: about rows * (pos + Tn) * hs * 2
     // multiply-adds in all
-    const bool parallel = rows > 1 && rows * (pos + Tn) * hs >= MIN_PARALLEL_WORK;
+    [[maybe_unused]] const bool parallel = rows > 1 && rows * (pos + Tn) * hs >= MIN_PARALLEL_WORK;
 
     #pragma omp parallel if (parallel)
     {

@@ -258,7 +258,7 @@ static void matmul_blocked(const Problem& pb) {
     buffers[1] = buffers[0] + nc_step * kc_step;
     // fork threads only when there is enough work to repay the wake-up (2M multiply-adds: ~20 us
     // at this path's speed on one core)
-    const bool parallel = pb.M * pb.N * pb.K >= 128 * 128 * 128;
+    [[maybe_unused]] const bool parallel = pb.M * pb.N * pb.K >= 128 * 128 * 128;
 
     TeamBarrier barrier;
     std::atomic<int64_t> first_packed{0};  // panels of the first B block packed so far
@@ -337,7 +337,7 @@ static void matmul_rows(const Problem& pb) {
     const MatmulRowsKernel kernel = pb.trans_b ? pb.p.rows_nt : pb.p.rows_nn;
     // columns go to threads in contiguous ranges, cut at multiples of `unit` (matmul_kernels.h)
     const int64_t unit = pb.trans_b ? 4 : 64, units = ceil_div(pb.N, unit);
-    const bool parallel = pb.M * pb.N * pb.K >= SMALL_M_PARALLEL_WORK && units > 1;
+    [[maybe_unused]] const bool parallel = pb.M * pb.N * pb.K >= SMALL_M_PARALLEL_WORK && units > 1;
 
     #pragma omp parallel if (parallel)
     {
