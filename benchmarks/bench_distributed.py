@@ -81,8 +81,12 @@ def launch(config, steps, warmup, ranks, threads):
 
 def ring_allreduce_s(nbytes, ranks, bandwidth, latency=0.0):
     """The ring all-reduce (reduce-scatter then all-gather): each rank sends and receives 2(N-1)/N of the
-    bytes, in 2(N-1) rounds; bandwidth in bytes/s per link, latency in s per round."""
-    return 2 * (ranks - 1) / ranks * nbytes / bandwidth + 2 * (ranks - 1) * latency
+    bytes, in 2(N-1) rounds for each bucket of at most BUCKET_BYTES; bandwidth in bytes/s per link,
+    latency in s per round (docs/data_parallel.md)."""
+    from minigpt.distributed import BUCKET_BYTES
+
+    buckets = max(1, -(-nbytes // BUCKET_BYTES))
+    return 2 * (ranks - 1) / ranks * nbytes / bandwidth + 2 * (ranks - 1) * latency * buckets
 
 
 def main():
