@@ -104,8 +104,10 @@ AVX2 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs
 // 2^t for t <= 0, as in attention_avx512.cpp (degree-6 polynomial for 2^f, about 1 ulp; results
 // below 2^-125 flushed to exactly 0), with 2^n built from its exponent bits.
 AVX2 inline __m256 exp2(__m256 t) {
-    const __m256 normal = _mm256_cmp_ps(t, _mm256_set1_ps(-125.0f), _CMP_GE_OQ);  // false for -inf
-    t = _mm256_max_ps(t, _mm256_set1_ps(-125.0f));  // keeps the exponent bits below in range
+    // not below -125: false for -inf, true for NaN, which then comes out NaN (bad input must show)
+    const __m256 normal = _mm256_cmp_ps(t, _mm256_set1_ps(-125.0f), _CMP_NLT_UQ);
+    // keeps the exponent bits below in range; max_ps returns its second operand when either is NaN
+    t = _mm256_max_ps(_mm256_set1_ps(-125.0f), t);
     const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 f = _mm256_sub_ps(t, n);
     __m256 p = _mm256_set1_ps(1.5345812e-4f);

@@ -111,7 +111,8 @@ AVX512 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_
 // weight would change no sum of weights >= 1, and an FMA reading a denormal takes a microcode
 // assist that made the whole kernel several times slower on diagonal tiles.
 AVX512 inline __m512 exp2(__m512 t) {
-    const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_GE_OQ);  // false for -inf
+    // not below -125: false for -inf, true for NaN, which then comes out NaN (bad input must show)
+    const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ);
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
     __m512 p = _mm512_set1_ps(1.5345812e-4f);

@@ -119,13 +119,13 @@ void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, con
     }
 }
 
-// 2^t on 4 lanes, for t <= 0: simd.h's polynomial (about 1 ulp, as the AVX files use), and 0 below
-// -125 and for NaN (-inf - -inf), as in the AVX files. std::exp2 is a call into libm per float.
+// 2^t on 4 lanes, for t <= 0: simd.h's polynomial (about 1 ulp, as the AVX files use), 0 below -125,
+// and NaN for NaN, as in the AVX files (bad input must show). std::exp2 is a call into libm per float.
 inline vec4 exp2_lanes(vec4 t) {
-    const auto normal = t >= -125.0f;  // false for NaN
-    vec4 x = normal ? t : vec4{};      // keeps exp2_in_range's exponent bits in range
+    const auto underflow = t < -125.0f;  // false for NaN
+    vec4 x = underflow ? vec4{} : t;     // keeps exp2_in_range's exponent bits in range
     exp2_in_range(x);
-    return normal ? x : vec4{};
+    return t != t ? t : underflow ? vec4{} : x;
 }
 
 static_assert(kQueryTile % kLanes == 0, "a tile row is whole vectors");

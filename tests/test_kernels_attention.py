@@ -146,9 +146,10 @@ def simd(request, monkeypatch):
 
 
 @requires_core
-# head sizes 5 and 13: rows that end in a partial vector on every path
+# head sizes 3, 5, 10 and 13: rows that end in a partial vector on every path, alone in its block of
+# columns (3, 10) or after a whole vector (5, 13)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 24), (2, 1, 17, 80), (1, 2, 65, 32), (1, 1, 200, 64), (1, 1, 70, 128),
-                                   (1, 1, 37, 5), (2, 1, 70, 13)])
+                                   (1, 1, 23, 3), (1, 1, 37, 5), (1, 1, 45, 10), (2, 1, 70, 13)])
 @pytest.mark.parametrize("dropout_p", [0.0, 0.2])
 def test_every_simd_path_matches_reference(simd, shape, dropout_p):
     (q, k, v, dout), core = core_results(shape, dropout_p)
@@ -192,6 +193,28 @@ def test_core_online_softmax_survives_huge_scores(growth):
     reference = reference64(q, k, v, dout, 0.0, 0)
     for name, x, x64 in zip(("out", "lse", "dq", "dk", "dv"), core, reference):
         np.testing.assert_allclose(x, x64, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(x64).max()), err_msg=name)
+
+
+@requires_core
+@pytest.mark.parametrize("T, bad", [(8, 3), (150, 0), (150, 70), (150, 149)])
+def test_every_simd_path_passes_a_nan_key_on_to_every_query_that_sees_it(simd, T, bad):
+    # A NaN is bad input (a diverged run): it must reach every output it touches, never vanish into a
+    # weight of 0. Query i sees key j <= i, so rows bad.. of out and lse turn NaN and the rows before
+    # stay exact; in the backward, the NaN reaches every query's dq and the keys' dk and dv that they see.
+    rng = np.random.default_rng(T + bad)
+    q, k, v, dout = (rng.standard_normal((1, 2, T, 16)).astype(np.float32) for _ in range(4))
+    k[0, 1, bad, 5] = np.nan
+    out, lse = kernels.attention_forward(q, k, v, backend="cpu")
+    assert np.isnan(out[0, 1, bad:]).all() and np.isnan(lse[0, 1, bad:]).all()
+    if bad > 0:  # the queries before the NaN key: as if it were not there
+        clean_out, clean_lse = kernels.attention_forward(*(np.ascontiguousarray(x[:, :, :bad]) for x in (q, k, v)),
+                                                         backend="cpu")
+        np.testing.assert_array_equal(out[:, :, :bad], clean_out)
+        np.testing.assert_array_equal(lse[:, :, :bad], clean_lse)
+    assert np.isfinite(out[0, 0]).all(), "the other head has no NaN"
+    dq, dk, dv = kernels.attention_backward(dout, q, k, v, out, lse, backend="cpu")
+    assert np.isnan(dq[0, 1, bad:]).all() and np.isnan(dv[0, 1, :bad + 1]).any()
+    assert np.isfinite(dq[0, 0]).all() and np.isfinite(dk[0, 0]).all() and np.isfinite(dv[0, 0]).all()
 
 
 @requires_core
