@@ -91,7 +91,10 @@ static const MatmulPath& choose_path() {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { supported.push_back(&matmul_path_avx2()); }
-    if (__builtin_cpu_supports("avx512f")) { supported.push_back(&matmul_path_avx512()); }
+    // avx512dq too: this choice is every kernel's (simd.h), and the memory-bound ones are built with it
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma")) {
+        supported.push_back(&matmul_path_avx512());
+    }
 #endif
     const char* env = std::getenv("MINIGPT_SIMD");
     const std::string wanted = env != nullptr ? env : "";
