@@ -46,6 +46,23 @@ inline TrimRange trim_range(Trim trim, int64_t off, int64_t m0, int64_t mr, int6
     return r;
 }
 
+// The gemm of every path walks C in blocks of MR rows by up to MAX_NV vectors of LANES floats, skips
+// what the trim allows, and hands each block to its micro-kernel:
+//   block(m0, mr, n0, nv, last_lanes, range): rows m0 .. m0 + mr - 1, columns n0 .. in nv vectors, the
+//   last of them last_lanes floats wide, over the inner rows [range.k0, range.k1).
+template <int MR, int LANES, int MAX_NV, typename Block>
+inline void for_each_block(int64_t M, int64_t N, int64_t K, Trim trim, int64_t off, Block block) {
+    for (int64_t m0 = 0; m0 < M; m0 += MR) {
+        const int mr = static_cast<int>(std::min<int64_t>(MR, M - m0));
+        const TrimRange range = trim_range(trim, off, m0, mr, N, K, LANES);
+        for (int64_t n0 = range.n_lo; n0 < N; n0 += MAX_NV * LANES) {
+            const int64_t nn = std::min<int64_t>(MAX_NV * LANES, N - n0);
+            const int nv = static_cast<int>((nn + LANES - 1) / LANES);
+            block(m0, mr, n0, nv, static_cast<int>(nn - (nv - 1) * LANES), range);
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------- dropout mask
 
 // The finaliser of splitmix64 (Steele, Lea & Flood 2014): a bijection on uint64 whose output bits

@@ -105,18 +105,12 @@ Micro pick_micro(int mr, int nv) {
 
 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, int64_t M,
           int64_t N, int64_t K, bool accumulate, const float* row_scale, Trim trim, int64_t off) {
-    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - m0));
-        const TrimRange range = trim_range(trim, off, m0, mr, N, K, kLanes);
-        for (int64_t n0 = range.n_lo; n0 < N; n0 += kMaxNV * kLanes) {
-            const int64_t nn = std::min<int64_t>(kMaxNV * kLanes, N - n0);
-            const int nv = static_cast<int>((nn + kLanes - 1) / kLanes);
-            const int last_lanes = static_cast<int>(nn - (nv - 1) * kLanes);
-            const Micro micro = last_lanes == kLanes ? pick_micro<true>(mr, nv) : pick_micro<false>(mr, nv);
-            micro(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1,
-                  last_lanes, accumulate, row_scale ? row_scale + m0 : nullptr);
-        }
-    }
+    for_each_block<kMR, kLanes, kMaxNV>(M, N, K, trim, off, [&](int64_t m0, int mr, int64_t n0, int nv, int last_lanes,
+                                                               const TrimRange& range) {
+        const Micro micro = last_lanes == kLanes ? pick_micro<true>(mr, nv) : pick_micro<false>(mr, nv);
+        micro(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1, last_lanes,
+              accumulate, row_scale ? row_scale + m0 : nullptr);
+    });
 }
 
 // 2^t on 4 lanes, for t <= 0: simd.h's polynomial (about 1 ulp, as the AVX files use), 0 below -125,
