@@ -4,7 +4,6 @@
 // and attention_avx2.cpp do the same work with intrinsics.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "attention_loops.h"
 #include "attention_ops.h"
@@ -21,30 +20,15 @@ constexpr int kMR = 6;
 constexpr int kLanes = 4;
 constexpr int kMaxNV = 2;
 
-inline vec4 load4(const float* p) {
+// A row's vector, or with lanes < 4 its last, partial one (zeros after; nothing read or written past
+// the row's end): simd.h's load_partial and store_partial, as values.
+inline vec4 load_lanes(const float* p, int lanes = kLanes) {
     vec4 v;
-    std::memcpy(&v, p, sizeof v);
+    load_partial(v, p, lanes);
     return v;
 }
 
-inline void store4(float* p, vec4 v) { std::memcpy(p, &v, sizeof v); }
-
-// The first `lanes` floats of p in a vector, zeros after: a row's last, partial vector, read without
-// touching memory past its end.
-inline vec4 load_lanes(const float* p, int lanes) {
-    if (lanes == kLanes) { return load4(p); }
-    vec4 v = {};
-    for (int i = 0; i < lanes; i++) { v[i] = p[i]; }
-    return v;
-}
-
-inline void store_lanes(float* p, vec4 v, int lanes) {
-    if (lanes == kLanes) {
-        store4(p, v);
-    } else {
-        for (int i = 0; i < lanes; i++) { p[i] = v[i]; }
-    }
-}
+inline void store_lanes(float* p, const vec4& v, int lanes = kLanes) { store_partial(p, v, lanes); }
 
 // FULL: the last vector is whole too (last_lanes == 4), the usual case, compiled without the copies.
 template <int MR, int NV, bool FULL>
@@ -131,15 +115,16 @@ void softmax_update(float* s, int64_t nk, float* m2, float* l, float* alpha, flo
         for (int64_t c = 0; c < kQueryTile; c++) { m_new[c] = std::max(m_new[c], s[r * kQueryTile + c] * c2); }
     }
     for (int64_t c = 0; c < kQueryTile; c += kLanes) {
-        store4(alpha + c, exp2_lanes(load4(m2 + c) - load4(m_new + c)));  // m2 = -inf before the first tile: 0
-        store4(m2 + c, load4(m_new + c));
+        // m2 = -inf before the first tile: alpha 0
+        store_lanes(alpha + c, exp2_lanes(load_lanes(m2 + c) - load_lanes(m_new + c)));
+        store_lanes(m2 + c, load_lanes(m_new + c));
     }
     for (int64_t r = 0; r < nk; r++) {
         float* s_r = s + r * kQueryTile;
         for (int64_t c = 0; c < kQueryTile; c += kLanes) {
-            const vec4 p = exp2_lanes(load4(s_r + c) * c2 - load4(m_new + c));
-            store4(s_r + c, p);
-            store4(sum + c, load4(sum + c) + p);
+            const vec4 p = exp2_lanes(load_lanes(s_r + c) * c2 - load_lanes(m_new + c));
+            store_lanes(s_r + c, p);
+            store_lanes(sum + c, load_lanes(sum + c) + p);
         }
     }
     for (int64_t c = 0; c < kQueryTile; c++) { l[c] = l[c] * alpha[c] + sum[c]; }
@@ -149,7 +134,7 @@ void exp_tile(float* s, int64_t nk, const float* lse2, float c2) {
     for (int64_t r = 0; r < nk; r++) {
         float* s_r = s + r * kQueryTile;
         for (int64_t c = 0; c < kQueryTile; c += kLanes) {
-            store4(s_r + c, exp2_lanes(load4(s_r + c) * c2 - load4(lse2 + c)));
+            store_lanes(s_r + c, exp2_lanes(load_lanes(s_r + c) * c2 - load_lanes(lse2 + c)));
         }
     }
 }

@@ -28,7 +28,7 @@ constexpr int MR = 6, NR = 8, KC = 256, NC = 512;
 // Every vector is moved one at a time, and the broadcast is spelled {a, a, a, a}, so that the 12
 // accumulators, 2 B vectors, the broadcast and one product fill SSE's 16 registers and nothing else:
 // written `vec4{} + a` (an add, and a register kept at zero) and with whole-array memcpy, GCC 12 kept
-// one accumulator on the stack and stored all 12 back to it every k step, 6x slower (5-6 against
+// one accumulator on the stack and stored all 12 back to it every k step, 4-7x slower (5-9 against
 // 35-38 GFLOP/s on one AVX-512 core with MINIGPT_SIMD=portable).
 typedef float vec4 __attribute__((vector_size(16)));
 
