@@ -78,6 +78,20 @@ def clip_grad_norm(grads, max_norm, flat=None):
     return total
 
 
+class NonFiniteStep(RuntimeError):
+    """A training step whose loss or gradient norm is inf or NaN. It is raised before the optimizer's update,
+    so the weights (and any checkpoint) stay as they were: one NaN update would spread to every weight."""
+
+
+def check_finite_step(step, loss, grad_norm):
+    """Raise NonFiniteStep when this step's loss or global gradient norm is not a finite number."""
+    bad = [f"{what} is {value}" for what, value in (("the loss", loss), ("the gradient norm", grad_norm))
+           if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteStep(f"step {step}: {' and '.join(bad)}, so the weights were not updated. The run diverged "
+                            "(try a lower learning rate or gradient clipping) or its data or weights hold inf/NaN")
+
+
 def cosine_lr(step, max_lr, min_lr, warmup_iters, decay_iters):
     """Linear warmup from 0 to max_lr, then cosine decay to min_lr at decay_iters, then flat (nanoGPT's schedule)."""
     if step < warmup_iters:

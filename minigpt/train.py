@@ -4,6 +4,7 @@ The loop, in the order a step runs:
     lr      linear warmup, then cosine decay to min_lr (optim.cosine_lr)
     grads   forward + backward on grad_accum micro-batches, averaged
     clip    global gradient norm at most grad_clip
+    check   an inf or NaN loss or gradient norm stops the run before the update (optim.check_finite_step)
     update  AdamW
 Every eval_interval steps: the loss on train and validation batches, a checkpoint, a metrics
 line. Ctrl-C finishes the current step, saves a checkpoint and exits; a second Ctrl-C stops at
@@ -12,6 +13,7 @@ Under mpiexec the run is data-parallel (minigpt/distributed.py): after the backw
 are averaged across ranks, before clipping; only rank 0 prints and writes.
 """
 import json
+import math
 import os
 import signal
 import time
@@ -26,7 +28,7 @@ from minigpt.config import GPTConfig
 from minigpt.data import atomic_write_bytes, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT
-from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
+from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
 from minigpt.safetensors import load_file
 
@@ -198,7 +200,9 @@ class Run:
                 g /= cfg.grad_accum  # the mean over micro-batches, as one big batch would give
         self.bytes_reduced = self.world.allreduce_mean_(model.grads)  # the mean over ranks (none on one process)
         loss = self.world.mean(loss)
-        norm = clip_grad_norm(model.grads, cfg.grad_clip, flat=model.flat) if cfg.grad_clip > 0 else float("nan")
+        # the norm is taken even without clipping (a max of inf scales nothing): it is the check for inf/NaN gradients
+        norm = clip_grad_norm(model.grads, cfg.grad_clip if cfg.grad_clip > 0 else math.inf, flat=model.flat)
+        check_finite_step(self.step + 1, loss, norm)  # the same numbers on every rank, so every rank stops here
         self.opt.step(lr)
         self.step += 1
         return loss, lr, norm
@@ -257,7 +261,12 @@ def train_ranks(cfg, resume, progress, world):
     with StopRequest() as stop, log:
         while run.step < cfg.max_iters and not stopping:
             t0 = time.perf_counter()
-            loss, lr, norm = run.train_step()
+            try:
+                loss, lr, norm = run.train_step()
+            except NonFiniteStep as e:
+                found = list_checkpoints(run.out)
+                kept = f"the latest checkpoint is {found[-1][1]}" if found else "no checkpoint was written yet"
+                raise NonFiniteStep(f"{e}; {kept}") from None
             dt = time.perf_counter() - t0
             stopping = world.any(stop.requested)  # every rank stops at the same step
             if run.step > 1:  # the first step pays one-time costs (page faults, thread start)

@@ -195,3 +195,16 @@ def test_graded_similarity_trains_a_regression_head(tmp_path):
     assert final["n_train"] == 6 and -1 <= final["pearson"] <= 1 and -1 <= final["spearman"] <= 1
     model, _, _, info = load_task_model(tmp_path / "o")
     assert model.regression and info["finetune"]["metrics"] == ["pearson", "spearman"]
+
+
+def test_a_diverging_fine_tune_stops_with_a_clear_error(tmp_path, capsys):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 16, 4)
+    before = (checkpoint / "model.safetensors").read_bytes()
+    # 1e30 sends the trained weights past float32's range in one update, so the second step's loss is NaN
+    assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+                 "--lr", "1e30", "--warmup", "0", "--grad-clip", "0", "--batch", "8", "--backend", "numpy",
+                 "--out", str(tmp_path / "ft"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "minigpt finetune: error: step 2: the loss is nan" in err and "nothing was saved" in err
+    assert not (tmp_path / "ft").exists() or not any((tmp_path / "ft").iterdir())
+    assert (checkpoint / "model.safetensors").read_bytes() == before

@@ -1,12 +1,15 @@
 """Pre-training end to end on a tiny text: the loss falls, checkpoints appear, and a resumed run
-matches an uninterrupted one step for step."""
+matches an uninterrupted one step for step; a run whose loss turns NaN stops before the update."""
 import json
 
 import numpy as np
 import pytest
+from conftest import requires_core
 
 from minigpt.checkpoint import list_checkpoints
-from minigpt.train import TrainConfig, train
+from minigpt.cli import main
+from minigpt.optim import NonFiniteStep
+from minigpt.train import Run, TrainConfig, train
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
 
@@ -66,3 +69,34 @@ def test_bad_data_is_a_clear_error(tmp_path):
         train(config(tmp_path, "x", data=str(tmp_path / "missing.txt")), progress=False)
     with pytest.raises(ValueError, match="val-fraction"):
         train(config(tmp_path, "x", val_fraction=1.5), progress=False)
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_a_nan_loss_stops_the_step_before_the_update(tmp_path, backend):
+    run = Run(config(tmp_path, "nan", backend=backend, dropout=0.0))
+    run.train_step()
+    run.model.params["h.0.mlp.c_fc.weight"][0, 0] = np.nan  # as a diverged update would leave it
+    params = {name: p.copy() for name, p in run.model.params.items()}
+    moments = [m.copy() for m in run.opt.m.values()]
+    with pytest.raises(NonFiniteStep, match="step 2: the loss is nan and the gradient norm is nan, so the weights "
+                                            "were not updated"):
+        run.train_step()
+    assert run.step == 1 and run.opt.t == 1
+    for name, p in run.model.params.items():
+        np.testing.assert_array_equal(p, params[name])  # NaN where it was, every other weight as it was
+    for m, before in zip(run.opt.m.values(), moments):
+        np.testing.assert_array_equal(m, before)
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoint(tmp_path, capsys):
+    # A learning rate of 1e30 sends the weights past float32's range in one update, so step 2's loss is NaN.
+    cfg = config(tmp_path, "diverged", learning_rate=1e30, warmup_iters=0, eval_interval=1, grad_clip=0.0)
+    with pytest.raises(NonFiniteStep, match=r"step 2: the loss is nan.*the latest checkpoint is .*ckpt-0*1$"):
+        train(cfg, progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "diverged")] == [1]
+    assert list(losses(tmp_path / "diverged")) == [1]  # the failed step is not logged as if it had run
+    data = tmp_path / "text.txt"
+    assert main(["pretrain", "--data", str(data), "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+                 "--block-size", "16", "--batch-size", "4", "--learning-rate", "1e30", "--warmup-iters", "0",
+                 "--backend", "numpy", "--out", str(tmp_path / "cli"), "--no-progress", "--sample-tokens", "0"]) == 1
+    assert "minigpt pretrain: error: step 2: the loss is nan" in capsys.readouterr().err

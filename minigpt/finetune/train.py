@@ -41,7 +41,7 @@ from minigpt.finetune.task_model import TaskModel
 from minigpt.finetune.tokens import add_task_tokens
 from minigpt.finetune.transforms import UnencodableText, encode_example
 from minigpt.model import GPT
-from minigpt.optim import AdamW, clip_grad_norm
+from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
 from minigpt.train import StopRequest
@@ -271,7 +271,8 @@ class FineTuneRun:
             losses = {"loss": 0.0, "task_loss": 0.0, "lm_loss": 0.0 if cfg.aux_lm > 0 else None}
         self.world.allreduce_mean_(self.trainable.grads, weight=n)  # the mean over the whole batch's examples
         losses = {k: v if v is None else self.world.mean(v, weight=n) for k, v in losses.items()}
-        norm = clip_grad_norm(self.trainable.grads, cfg.grad_clip) if cfg.grad_clip > 0 else float("nan")
+        norm = clip_grad_norm(self.trainable.grads, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        check_finite_step(self.step + 1, losses["loss"], norm)  # before the update: the weights stay finite
         self.opt.step(lr)
         self.step += 1
         return losses, lr, norm
@@ -341,7 +342,11 @@ def finetune_ranks(cfg, progress, world):
         for epoch in range(cfg.epochs):
             for batch in run.epoch_batches():
                 t0 = time.perf_counter()
-                losses, lr, norm = run.train_step(batch)
+                try:
+                    losses, lr, norm = run.train_step(batch)
+                except NonFiniteStep as e:
+                    raise NonFiniteStep(f"{e}; nothing was saved to {cfg.out} (the fine-tuned model is written at "
+                                        f"the end) and {cfg.checkpoint} is untouched") from None
                 step_times.append(time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{losses['loss']:.4f}", task=f"{losses['task_loss']:.4f}", lr=f"{lr:.2e}",
                                 refresh=False)
