@@ -135,6 +135,8 @@ assert abs(val_loss0 - math.log(tok.vocab_size)) < 0.2
 #     loss = model.forward(x, y)         after model.zero_grad()
 #     model.backward()                   fills model.grads
 #     clip_grad_norm(model.grads, 1.0)   global gradient norm at most 1
+#     check_finite_step(step, loss, norm) an inf or NaN loss or norm stops the run here,
+#                                        before one NaN update spreads to every weight
 #     opt.step(lr)                       AdamW
 #
 # **Warmup.** At step 0 AdamW's second-moment estimates are built from one gradient; a full-size
