@@ -4,7 +4,8 @@ Read top to bottom: the reference, stepped through a sequence (a prompt, then on
 against full causal attention of the whole sequence (an independent formula: no cache at all);
 _core against the reference in float32, on awkward shapes (one head of size 1, head sizes that are
 no multiple of the SIMD width, several new positions at once, a batch of 2, the cache's last slot),
-on every SIMD path this CPU has, and the cache writes themselves; the same bits on 1 and 2 OpenMP
+on every SIMD path this CPU has, and the cache writes themselves; a NaN key reaching exactly the queries
+that see it; the same bits on 1 and 2 OpenMP
 threads; bad input, which must raise TypeError/ValueError and leave the process alive.
 """
 import numpy as np
@@ -88,6 +89,26 @@ def simd(request, monkeypatch):
 @pytest.mark.parametrize("shape", [SHAPES[2], SHAPES[3], SHAPES[4]])
 def test_every_simd_path_matches_reference(simd, shape):
     assert_core_matches_reference(*shape)
+
+
+@requires_core
+@pytest.mark.parametrize("bad", [0, 4, 7, 8])
+def test_every_simd_path_passes_a_nan_key_on_to_every_query_that_sees_it(simd, bad):
+    # A NaN (a diverged model) must reach every output whose weights it touches, never vanish into a weight
+    # of 0. Cached positions 0..6, new positions 7..9: a NaN key at position `bad` of head 1 reaches the new
+    # queries at positions >= bad; the queries before it and head 0 come out as if it were not there.
+    B, Tn, NH, hs, Tmax, pos = 1, 3, 2, 16, 12, 7
+    qkv, k_cache, v_cache = random_step(np.random.default_rng(bad), B, Tn, NH, hs, Tmax, pos)
+    clean = kernels.attention_cached(qkv, k_cache.copy(), v_cache.copy(), pos, backend="cpu").reshape(B, Tn, NH, hs)
+    if bad < pos:
+        k_cache[0, 1, bad, 5] = np.nan
+    else:  # a new key: in qkv's (3, NH, hs) layout, k is the second third
+        qkv[0, bad - pos, NH * hs + hs + 5] = np.nan
+    y = kernels.attention_cached(qkv, k_cache, v_cache, pos, backend="cpu").reshape(B, Tn, NH, hs)
+    sees = np.arange(pos, pos + Tn) >= bad
+    assert np.isnan(y[0, sees, 1]).all()
+    np.testing.assert_array_equal(y[0, ~sees, 1], clean[0, ~sees, 1])
+    np.testing.assert_array_equal(y[0, :, 0], clean[0, :, 0])
 
 
 @requires_core
