@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -81,14 +82,51 @@ def resolve_checkpoint(path):
 
 
 def read_info(path):
+    """(checkpoint folder, checkpoint.json as a dict), with the fields every checkpoint has checked."""
     path = resolve_checkpoint(path)
     try:
-        info = json.loads((path / "checkpoint.json").read_text())
-    except json.JSONDecodeError as e:
+        info = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path / 'checkpoint.json'} is corrupted ({e})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path / 'checkpoint.json'} holds a JSON {type(info).__name__}, not an object "
+                         "(the file is damaged or not from minigpt)")
     if info.get("format") != FORMAT:
         raise ValueError(f"{path} is not a minigpt checkpoint")
+    require_fields(path, info, ("step", "config", "dtype"))
+    check_config(path, info["config"])
+    if not isinstance(info.get("tokenizer"), (dict, type(None))):
+        raise ValueError(f"{path / 'checkpoint.json'}: 'tokenizer' is a {type(info['tokenizer']).__name__}, not an "
+                         "object (the file is damaged or not from minigpt)")
     return path, info
+
+
+def require_fields(path, info, names):
+    """Raise a ValueError naming checkpoint.json when a field the caller reads is missing: a hand-edited
+    or foreign file then fails here, at load time, rather than as a KeyError deep inside a run."""
+    missing = [name for name in names if name not in info]
+    if missing:
+        raise ValueError(f"{Path(path) / 'checkpoint.json'}: missing {', '.join(map(repr, missing))} "
+                         "(the file is damaged or not from minigpt)")
+
+
+def check_config(path, config):
+    """The saved config must hold exactly GPTConfig's fields: a missing one would silently take its
+    default (another vocabulary size, say), and an unknown one means the file was not written by minigpt."""
+    source = Path(path) / "checkpoint.json"
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: 'config' is a {type(config).__name__}, not an object "
+                         "(the file is damaged or not from minigpt)")
+    known = {f.name for f in fields(GPTConfig)}
+    unknown, missing = sorted(set(config) - known), sorted(known - set(config))
+    if unknown:
+        raise ValueError(f"{source}: 'config' has unknown fields {unknown} (the file is damaged or not from minigpt)")
+    if missing:
+        raise ValueError(f"{source}: 'config' lacks the fields {missing} (the file is damaged or not from minigpt)")
+    try:
+        GPTConfig(**config)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e} (the file is damaged or not from minigpt)") from None
 
 
 def load_weights(model, tensors, source="checkpoint"):
@@ -108,6 +146,10 @@ def load_weights(model, tensors, source="checkpoint"):
 def load_model(path, backend="numpy", dtype=None):
     """(model, info) from a checkpoint folder or a run folder (its latest checkpoint)."""
     path, info = read_info(path)
+    if info.get("finetune"):  # its task head's weights (head.*) are not the language model's
+        raise ValueError(f"{path} is a fine-tuned task model (minigpt finetune); generate/evaluate take a "
+                         "pre-trained checkpoint, such as the one it was fine-tuned from (load a task model "
+                         "with minigpt.finetune.load_task_model)")
     model = GPT(GPTConfig(**info["config"]), dtype=dtype or info["dtype"], backend=backend)
     load_weights(model, load_file(path / "model.safetensors"), source=str(path))
     return model, info

@@ -18,6 +18,7 @@ and d_head where possible:
 GPT-3 also alternates dense and locally banded sparse attention layers; that changes no
 parameter count, and the presets here are all dense.
 """
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 ARCHS = ("gpt1", "gpt2")
@@ -34,14 +35,19 @@ class GPTConfig:
     arch: str = "gpt2"  # "gpt1": post-LN blocks, no final LN; "gpt2": pre-LN blocks and a final LN
 
     def __post_init__(self):
+        # NumPy integers and floats are accepted and stored as Python ones, so to_dict() stays JSON-serialisable;
+        # bool is refused although Python counts it as an int: vocab_size=True is a mistake, not a size of 1.
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # frozen: the dataclass's own way round it
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be a number in [0, 1), got {dropout!r}")
+        object.__setattr__(self, "dropout", float(dropout))
         if self.arch not in ARCHS:
             raise ValueError(f"GPTConfig.arch must be one of {ARCHS}, got {self.arch!r}")
 

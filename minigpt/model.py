@@ -254,10 +254,12 @@ class GPT:
             raise TypeError(f"{name} must be an integer array, got {ids.dtype}")
         if ids.ndim != 2:
             raise ValueError(f"{name} must have shape (B, T), got {ids.shape}")
+        if ids.size == 0:  # caught here: an empty batch would otherwise fail deep inside a kernel
+            raise ValueError(f"{name} has shape {ids.shape}: the batch (B) and the sequence (T) must be non-empty")
         if ids.shape[1] > self.config.block_size:
             raise ValueError(f"{name} has {ids.shape[1]} positions but block_size is {self.config.block_size}")
         low = -1 if allow_ignore else 0
-        if ids.size and (ids.min() < low or ids.max() >= self.config.vocab_size):
+        if ids.min() < low or ids.max() >= self.config.vocab_size:
             raise ValueError(f"{name} holds token ids outside [0, {self.config.vocab_size})")
         return ids
 

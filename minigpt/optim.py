@@ -16,7 +16,10 @@ from minigpt import kernels
 
 class AdamW:
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+        # isfinite first: NaN would pass `lr < 0`, as every comparison with NaN is False
+        finite = all(math.isfinite(v) for v in (lr, eps, weight_decay, *betas))
+        if (not finite or lr < 0 or eps < 0 or weight_decay < 0 or len(betas) != 2
+                or not all(0.0 <= b < 1.0 for b in betas)):
             raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
         self.params, self.grads = model.params, model.grads
         self.backend = getattr(model, "backend", "numpy")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import minigpt
-from minigpt.checkpoint import list_checkpoints, load_model, load_optimizer_state, read_info, save_checkpoint
+from minigpt.checkpoint import (list_checkpoints, load_model, load_optimizer_state, read_info, require_fields,
+                                save_checkpoint)
 from minigpt.tokenizer import CharTokenizer
 
 
@@ -78,3 +79,40 @@ def test_corrupted_checkpoint_gives_a_clear_error(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda info: info.pop("config"), "missing 'config'"),
+    (lambda info: info["config"].update(foo=1), r"'config' has unknown fields \['foo'\]"),
+    (lambda info: info["config"].pop("n_head"), r"'config' lacks the fields \['n_head'\]"),
+    (lambda info: info.update(config=[1, 2]), "'config' is a list"),
+    (lambda info: info["config"].update(vocab_size=0), "GPTConfig.vocab_size must be a positive integer, got 0"),
+    (lambda info: info.update(tokenizer=[1]), "'tokenizer' is a list"),
+])
+def test_hand_damaged_checkpoint_json_names_the_file(tmp_path, damage, message):
+    path = save_checkpoint(tmp_path, tiny_model(), 1)
+    info = json.loads((path / "checkpoint.json").read_text())
+    damage(info)
+    (path / "checkpoint.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=f"checkpoint.json: {message}.*damaged or not from minigpt"):
+        load_model(tmp_path)
+
+
+def test_checkpoint_json_that_is_not_an_object_names_the_file(tmp_path):
+    path = save_checkpoint(tmp_path, tiny_model(), 1)
+    (path / "checkpoint.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="checkpoint.json holds a JSON list, not an object"):
+        read_info(tmp_path)
+
+
+def test_require_fields_names_what_is_missing(tmp_path):
+    path, info = read_info(save_checkpoint(tmp_path, tiny_model(), 1))
+    require_fields(path, info, ("step", "config"))
+    with pytest.raises(ValueError, match=r"checkpoint.json: missing 'rng', 'train_config' \(the file is damaged"):
+        require_fields(path, info, ("step", "rng", "train_config"))
+
+
+def test_a_fine_tuned_checkpoint_is_not_loaded_as_a_plain_model(tmp_path):
+    path = save_checkpoint(tmp_path, tiny_model(), 1, extra={"finetune": {"task": "sst2"}})
+    with pytest.raises(ValueError, match=r"is a fine-tuned task model \(minigpt finetune\).*load_task_model"):
+        load_model(path)

@@ -1,4 +1,5 @@
 """GPTConfig validation, presets and exact parameter counts (checked against instantiated models)."""
+import numpy as np
 import pytest
 
 import minigpt
@@ -52,6 +53,10 @@ def test_preset_overrides_and_unknown_name():
     (dict(dropout=1.0), "dropout"),
     (dict(n_layer=0), "n_layer"),
     (dict(vocab_size=2.5), "vocab_size"),
+    (dict(vocab_size=True), "vocab_size must be a positive integer, got True"),
+    (dict(n_head=np.int64(0)), "n_head"),
+    (dict(dropout="0.1"), "dropout must be a number"),
+    (dict(dropout=float("nan")), "dropout"),
 ])
 def test_bad_config_is_a_clear_error(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -63,3 +68,11 @@ def test_statistics_table_lists_every_preset_and_the_formula():
     for name in minigpt.PRESETS:
         assert name in table
     assert "1,557,611,200" in table and "116,534,784" in table and "12*C^2 + 13*C" in table
+
+
+def test_numpy_numbers_are_stored_as_python_ones():
+    cfg = minigpt.GPTConfig(vocab_size=np.int64(10), block_size=np.int32(8), n_layer=np.uint8(1), n_head=2,
+                            n_embd=np.int64(8), dropout=np.float32(0.5))
+    assert cfg.to_dict() == dict(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.5, arch="gpt2")
+    assert all(type(cfg.to_dict()[name]) is int for name in ("vocab_size", "block_size", "n_layer", "n_embd"))
+    assert type(cfg.dropout) is float

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minigpt.data import get_batch, open_token_file, read_text, token_dtype, write_token_file
+from minigpt.data import atomic_write_bytes, get_batch, open_token_file, read_text, token_dtype, write_token_file
 
 
 def test_read_file_and_folder(tmp_path):
@@ -55,3 +55,11 @@ def test_batches_are_shifted_windows_and_reproducible():
     assert np.array_equal(x, x2)
     with pytest.raises(ValueError, match="fewer than block_size"):
         get_batch(tokens[:8], 1, 8, np.random.default_rng(0))
+
+
+def test_a_failed_atomic_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "out.bin"
+    target.mkdir()  # os.replace cannot put a file over a folder
+    with pytest.raises(IsADirectoryError, match="out.bin'$"):
+        atomic_write_bytes(target, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

@@ -118,6 +118,8 @@ def test_cpu_backend_overfits_with_the_same_losses(arch):
     (np.array([[1, 11]]), ValueError, "outside"),
     (np.array([[-1, 2]]), ValueError, "outside"),
     (np.zeros((1, 7), dtype=int), ValueError, "block_size"),
+    (np.zeros((1, 0), dtype=int), ValueError, r"shape \(1, 0\): the batch \(B\) and the sequence \(T\) must be non"),
+    (np.zeros((0, 4), dtype=int), ValueError, r"shape \(0, 4\): the batch \(B\) and the sequence \(T\) must be non"),
 ])
 def test_bad_tokens_are_clear_errors(idx, error, message):
     with pytest.raises(error, match=message):

@@ -48,6 +48,14 @@ def test_bad_hyperparameters():
         AdamW(TwoParams(), betas=(0.9, 1.0))
 
 
+@pytest.mark.parametrize("bad", [dict(lr=math.nan), dict(lr=math.inf), dict(eps=math.nan), dict(eps=math.inf),
+                                 dict(weight_decay=math.nan), dict(weight_decay=math.inf),
+                                 dict(betas=(math.nan, 0.999)), dict(betas=(0.9,))])
+def test_hyperparameters_must_be_finite(bad):
+    with pytest.raises(ValueError, match="AdamW: invalid hyperparameters"):
+        AdamW(TwoParams(), **bad)
+
+
 def test_clip_grad_norm_scales_globally():
     grads = {"a": np.array([3.0]), "b": np.array([[4.0]])}
     assert np.isclose(clip_grad_norm(grads, 1.0), 5.0)

@@ -88,6 +88,20 @@ def test_cli_converts_both_ways_and_reports_errors(tmp_path, capsys):
     assert not list((tmp_path / "back").glob(".tmp-*"))
 
 
+def test_cli_convert_names_a_damaged_hf_file(tmp_path, capsys):
+    save_pretrained(minigpt.GPT(minigpt.GPTConfig(vocab_size=20, block_size=4, n_layer=1, n_head=2, n_embd=8)),
+                    tmp_path / "hf")
+    (tmp_path / "hf" / "config.json").write_text("[1]")
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "out")]) == 1
+    assert "config.json: holds a JSON list, not an object" in capsys.readouterr().err
+    hf = checkpoint_to_hf(fine_tuned_checkpoint(tmp_path), tmp_path / "hf2")
+    extras = json.loads((hf / "minigpt.json").read_text())
+    extras["info"]["step"] = "42"
+    (hf / "minigpt.json").write_text(json.dumps(extras))
+    assert main(["convert", str(hf), str(tmp_path / "out")]) == 1
+    assert "minigpt.json: 'step' must be a non-negative integer, got '42'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("arch", ["gpt1", "gpt2"])
 def test_converted_model_computes_what_the_checkpoint_did(tmp_path, arch):
     original = fine_tuned_checkpoint(tmp_path, arch)

@@ -166,6 +166,8 @@ def test_the_wrong_kind_of_folder_is_a_clear_error(tmp_path):
     ("gpt2", {"attn_pdrop": 0.2}, "dropout rates differ"),
     ("gpt2", {"model_type": "llama"}, "model_type 'llama'"),
     ("gpt2", {"n_embd": "8"}, "'n_embd' must be a positive integer"),
+    ("gpt2", {"embd_pdrop": [0.1], "attn_pdrop": [0.1], "resid_pdrop": [0.1]},
+     r"'embd_pdrop' must be a probability in \[0, 1\), got \[0.1\]"),
     ("gpt2", {"n_positions": 12}, r"wpe.weight has shape \(9, 8\), but the config makes wpe.weight \(12, 8\)"),
     ("gpt1", {"afn": "relu"}, "afn is 'relu'"),
     ("gpt1", {"layer_norm_epsilon": 1e-12}, "layer_norm_epsilon"),
@@ -175,6 +177,23 @@ def test_config_fields_that_change_the_math_are_errors(tmp_path, arch, changes, 
     edit_config(folder, **changes)
     with pytest.raises(ValueError, match=message):
         GPT.from_pretrained(folder)
+
+
+def test_json_files_that_are_not_objects_name_the_file(tmp_path):
+    _, folder = saved(tmp_path, "gpt2")
+    (folder / "config.json").write_text("[1]")
+    with pytest.raises(ValueError, match=r"config.json: holds a JSON list, not an object"):
+        GPT.from_pretrained(folder)
+    _, folder = saved(tmp_path / "b", "gpt2", vocab_size=40)
+    (folder / "minigpt.json").write_text("3")
+    with pytest.raises(ValueError, match=r"minigpt.json: holds a JSON int, not an object"):
+        load_pretrained(folder)
+    (folder / "minigpt.json").write_text(json.dumps({"format": "minigpt-hf-extras", "info": [1]}))
+    with pytest.raises(ValueError, match=r"minigpt.json: 'info' must be an object, got a list"):
+        load_pretrained(folder)
+    (folder / "minigpt.json").write_text(json.dumps({"format": "minigpt-hf-extras", "tokenizer": "gpt2"}))
+    with pytest.raises(ValueError, match=r"minigpt.json: 'tokenizer' must be an object or null, got a str"):
+        load_pretrained(folder)
 
 
 def test_an_explicit_dropout_settles_differing_rates(tmp_path):

@@ -32,6 +32,8 @@ def hf_to_checkpoint(hf_folder, out_dir, dropout=None):
     model, tokenizer, extras = load_pretrained(hf_folder, dropout=dropout)
     info = dict(extras.info)
     step = info.pop("step", 0)
+    if type(step) is not int or step < 0:  # it names the checkpoint folder, ckpt-<step>
+        raise ValueError(f"{Path(hf_folder) / 'minigpt.json'}: 'step' must be a non-negative integer, got {step!r}")
     out_dir = Path(out_dir)
     staging = out_dir / f".tmp-convert-{os.getpid()}"  # assembled beside its final place, then renamed
     shutil.rmtree(staging, ignore_errors=True)

@@ -40,6 +40,9 @@ def resolve_dropout(hf, source, dropout=None):
     if dropout is not None:
         return float(dropout)
     rates = {name: hf.get(name, 0.1) for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+    for name, rate in rates.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ValueError(f"{source}: field {name!r} must be a probability in [0, 1), got {rate!r}")
     if len(set(rates.values())) != 1:
         raise ValueError(f"{source}: the dropout rates differ ({rates}) but minigpt has one rate for all three; "
                          "pass dropout=<rate> (or --dropout) to choose it")

@@ -59,12 +59,21 @@ def read_hf_config(folder):
                          "minigpt.checkpoint.load_model, or make a HF folder of it with `minigpt convert`")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} has no config.json, so it is not a Hugging Face model folder")
-    hf = read_json(folder / "config.json")
+    hf = read_json_object(folder / "config.json")
     model_type = hf.get("model_type")
     if model_type not in BY_MODEL_TYPE:
         raise ValueError(f"{folder / 'config.json'}: model_type {model_type!r} is not one minigpt loads "
                          f"(it loads {', '.join(BY_MODEL_TYPE)})")
     return hf, BY_MODEL_TYPE[model_type]
+
+
+def read_json_object(path):
+    """A JSON file that must hold an object (a dict): a list or a number there is an error naming the file."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: holds a JSON {type(data).__name__}, not an object; the file is damaged "
+                         "or not what its name says")
+    return data
 
 
 def load_hf_model(folder, dtype="float32", backend="numpy", dropout=None):
@@ -82,9 +91,13 @@ def read_extras_json(folder):
     path = Path(folder) / EXTRAS_JSON
     if not path.is_file():
         return None
-    extras = read_json(path)
+    extras = read_json_object(path)
     if extras.get("format") != EXTRAS_FORMAT:
         raise ValueError(f"{path} is not a file minigpt wrote (format {extras.get('format')!r})")
+    if not isinstance(extras.get("info", {}), dict):
+        raise ValueError(f"{path}: 'info' must be an object, got a {type(extras['info']).__name__}")
+    if not isinstance(extras.get("tokenizer"), (dict, type(None))):
+        raise ValueError(f"{path}: 'tokenizer' must be an object or null, got a {type(extras['tokenizer']).__name__}")
     return extras
 
 
