@@ -34,7 +34,7 @@ PRETRAIN_HELP = {
     "dropout": "dropout probability (embeddings, attention weights, residual branches)",
     "batch_size": "sequences per micro-batch",
     "grad_accum": "micro-batches per optimizer step (gradient accumulation)",
-    "max_iters": "optimizer steps in total (with --resume: extends the run to this many)",
+    "max_iters": "optimizer steps in total (with --resume: the run goes on to this many)",
     "learning_rate": "peak learning rate, reached after the warmup",
     "min_lr": "learning rate at the end of the cosine decay",
     "warmup_iters": "steps of linear warmup",
@@ -76,6 +76,14 @@ def add_pretrain_options(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
+def seed_number(text):
+    """argparse type of --seed: NumPy's generators take integers >= 0 only."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def read_toml(path):
     try:
         import tomllib
@@ -87,11 +95,11 @@ def read_toml(path):
 
 def cmd_pretrain(args):
     from minigpt.generate import generate
-    from minigpt.train import TrainConfig, train
+    from minigpt.train import TrainConfig, resume_settings, train
 
     settings = read_toml(args.config) if args.config else {}
     settings.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
-    cfg = TrainConfig.from_dict(settings)
+    cfg = TrainConfig.from_dict(resume_settings(settings) if args.resume else settings)
     run, final = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in final.items()}, indent=1))
     if run.cfg.sample_tokens > 0:
@@ -304,7 +312,7 @@ def build_parser():
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
     p.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with probability >= p")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default 0)")
     p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (no KV cache)")
     p.set_defaults(func=cmd_generate)
@@ -331,7 +339,8 @@ def build_parser():
                         "(GPT-3's, the default) or per character; all three are reported")
     p.add_argument("--max-eval", type=int, default=None, help="evaluate a seeded random subset of N dev examples "
                                                               "(the same N as minigpt finetune --max-eval N)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the demonstrations and the task split")
+    p.add_argument("--seed", type=seed_number, default=0,
+                   help="random seed for the demonstrations and the task split")
     p.add_argument("--metrics-out", help="write the metrics to this JSON file")
     p.add_argument("--skip-unencodable", action="store_true",
                    help="leave out (and count) examples the tokenizer cannot encode, instead of stopping")
@@ -391,9 +400,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a folder where a file goes, ...
         print(f"minigpt {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (saved checkpoints are complete, see StopRequest)
+        print(f"minigpt {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

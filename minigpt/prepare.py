@@ -47,6 +47,15 @@ def fingerprint(train_text, val_text, cfg):
     return h.hexdigest()
 
 
+def encoded_fingerprint(val_path):
+    """The fingerprint the token files were written for; None when their metadata is unreadable (the files
+    are derived from the text, so a damaged one is simply encoded again)."""
+    try:
+        return json.loads(meta_path(val_path).read_text()).get("fingerprint")
+    except (ValueError, AttributeError):
+        return None
+
+
 def prepare_data(cfg, out):
     """(tokenizer, train token file, val token file) for a run's settings, encoding only when needed."""
     folder = Path(out) / "data"
@@ -55,9 +64,9 @@ def prepare_data(cfg, out):
     if not train_text.strip() or not val_text.strip():
         raise ValueError("the training or validation text is empty; use more text or another --val-fraction")
     key = fingerprint(train_text, val_text, cfg)
-    if all(p.exists() for p in (train_path, val_path, tok_path, meta_path(val_path))):
-        if json.loads(meta_path(val_path).read_text()).get("fingerprint") == key:
-            return load_tokenizer(tok_path), train_path, val_path
+    if all(p.exists() for p in (train_path, val_path, tok_path, meta_path(val_path))) and \
+            encoded_fingerprint(val_path) == key:
+        return load_tokenizer(tok_path), train_path, val_path
     tokenizer = build_tokenizer(cfg.tokenizer, train_text, val_text, cfg.vocab_size)
     print(f"minigpt: encoding {len(train_text) + len(val_text):,} characters with a "
           f"{tokenizer.vocab_size}-token {cfg.tokenizer} tokenizer ...", flush=True)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from minigpt import kernels
-from minigpt.checkpoint import list_checkpoints, load_optimizer_state, load_weights, read_info, save_checkpoint
+from minigpt.checkpoint import (list_checkpoints, load_optimizer_state, load_weights, read_info, require_fields,
+                                save_checkpoint)
 from minigpt.config import GPTConfig
 from minigpt.data import atomic_write_bytes, open_token_file
 from minigpt.distributed import SingleProcess, get_world
@@ -70,11 +71,50 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        """The settings of a dict (a TOML file, a checkpoint), checked: names, types, then ranges."""
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = set(d) - set(types)
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        for name, value in d.items():
+            # TOML has ints, floats and strings; an int is a fine float, a bool is no number here
+            fits = (isinstance(value, types[name]) or (types[name] is float and isinstance(value, int))) and \
+                not isinstance(value, bool)
+            if not fits:
+                kind = {int: "an integer", float: "a number", str: "a string"}[types[name]]
+                raise ValueError(f"training setting {name} must be {kind}, got {value!r}")
+        return cls(**{name: float(v) if types[name] is float else v for name, v in d.items()})
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self):
+        """Raise a ValueError naming the first setting that makes no sense; return self. The model's shape,
+        dropout and --val-fraction are checked where they are used (GPTConfig, prepare.split_text)."""
+        finite = math.isfinite
+        problems = [(self.max_iters < 1, f"--max-iters must be at least 1, got {self.max_iters}"),
+                    (self.batch_size < 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+                    (self.grad_accum < 1, f"--grad-accum must be at least 1, got {self.grad_accum}"),
+                    (self.eval_interval < 1, f"--eval-interval must be at least 1, got {self.eval_interval}"),
+                    (self.eval_iters < 1, f"--eval-iters must be at least 1, got {self.eval_iters}"),
+                    (not (finite(self.learning_rate) and self.learning_rate > 0),
+                     f"--learning-rate must be a number > 0, got {self.learning_rate}"),
+                    (not (finite(self.min_lr) and self.min_lr >= 0), f"--min-lr must be >= 0, got {self.min_lr}"),
+                    (self.warmup_iters < 0, f"--warmup-iters must be >= 0, got {self.warmup_iters}"),
+                    (self.lr_decay_iters < 0, f"--lr-decay-iters must be >= 0, got {self.lr_decay_iters}"),
+                    (not (finite(self.weight_decay) and self.weight_decay >= 0),
+                     f"--weight-decay must be >= 0, got {self.weight_decay}"),
+                    (not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1),
+                     f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}"),
+                    (not (finite(self.grad_clip) and self.grad_clip >= 0),
+                     f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
+                    (self.seed < 0, f"--seed must be >= 0, got {self.seed}"),
+                    (self.sample_tokens < 0, f"--sample-tokens must be >= 0, got {self.sample_tokens}"),
+                    (self.vocab_size < 1, f"--vocab-size must be at least 1, got {self.vocab_size}")]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+        return self
 
 
 def model_config(cfg, vocab_size):
@@ -99,6 +139,49 @@ def estimate_loss(model, tokens, cfg, step, world=SingleProcess()):
     losses = [model.forward(*world.get_batch(tokens, cfg.batch_size, cfg.block_size, rng), train=False)[1]
               for _ in range(cfg.eval_iters)]
     return world.mean(float(np.mean(losses)))
+
+
+# Settings a resumed run may change: none of them changes what a training step computes.
+RESUMABLE = ("max_iters", "backend", "metrics_out", "sample_tokens", "eval_interval", "eval_iters", "out")
+
+
+def read_run_info(out):
+    """The latest checkpoint of a pre-training run in out: (folder, checkpoint.json), with what a resume reads."""
+    path, info = read_info(out)
+    require_fields(path, info, ("train_config", "rng", "tokenizer", "optimizer"))
+    if not isinstance(info["train_config"], dict):
+        raise ValueError(f"{path / 'checkpoint.json'}: train_config is not a table of settings")
+    return path, info
+
+
+def resume_settings(given):
+    """The settings of `minigpt pretrain --resume`: the run's own, then the options given (restore_settings
+    refuses those that would change the run)."""
+    out = given.get("out", TrainConfig.out)
+    if not list_checkpoints(out):
+        raise FileNotFoundError(f"--resume: no checkpoint in {out} to resume from")
+    return {**read_run_info(out)[1]["train_config"], **given}
+
+
+def check_new_run_folder(out, command="pretrain"):
+    """A new run must not write into a folder that holds another run's checkpoints: it would replace them
+    and mix two runs' metrics. A path that is a file is an error too, before any work is done."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    found = list_checkpoints(out)
+    if found:
+        hint = "continue it with --resume, or " if command == "pretrain" else ""
+        raise ValueError(f"--out {out} already holds a run's checkpoints (latest: {found[-1][1].name}); "
+                         f"{hint}choose another --out")
+
+
+def logged_step(line):
+    """The step of a metrics.jsonl line; None for a line cut short (a kill or a full disk mid-write)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class StopRequest:
@@ -133,6 +216,11 @@ class Run:
             self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
         self.train_tokens, _ = open_token_file(train_path)
         self.val_tokens, _ = open_token_file(val_path)
+        for split, tokens in (("training", self.train_tokens), ("validation", self.val_tokens)):
+            if len(tokens) <= cfg.block_size:  # a batch is windows of block_size + 1 tokens
+                raise ValueError(f"the {split} split holds {len(tokens)} tokens, too few for one window of "
+                                 f"--block-size {cfg.block_size} + 1; use more text, a smaller --block-size"
+                                 f"{' or a larger --val-fraction' if split == 'validation' else ''}")
         self.model = GPT(model_config(cfg, self.tokenizer.vocab_size), seed=cfg.seed, backend=cfg.backend)
         self.opt = AdamW(self.model, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
                          weight_decay=cfg.weight_decay)
@@ -144,19 +232,32 @@ class Run:
             self.restore_state()
 
     def restore_settings(self, cfg):
-        path, info = read_info(self.out)
+        """cfg, checked against the settings the run was started with: only RESUMABLE ones may differ."""
+        path, info = read_run_info(self.out)
         saved_ranks = info.get("world_size", 1)
         if saved_ranks != self.world.size:
             raise ValueError(f"--resume: {path} was written by a run on {saved_ranks} rank(s), this run has "
                              f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}), "
                              "so every rank continues its own batches and dropout streams")
-        saved = TrainConfig.from_dict(info["train_config"])
-        saved.max_iters = max(saved.max_iters, cfg.max_iters)  # resuming may extend the run
-        saved.backend, saved.metrics_out = cfg.backend, cfg.metrics_out or saved.metrics_out
-        return saved
+        saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
+        changed = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run's: {getattr(saved, name)!r})"
+                   for name in (f.name for f in fields(TrainConfig))
+                   if name not in RESUMABLE and getattr(cfg, name) != getattr(saved, name)]
+        if changed:
+            raise ValueError(f"--resume continues the run in {self.out} with the settings it started with, and "
+                             f"these differ from them: {', '.join(changed)}. Start a new run (another --out) "
+                             "to change them")
+        if cfg.max_iters <= info["step"]:
+            raise ValueError(f"--resume: the run in {self.out} is at step {info['step']} already; give a larger "
+                             f"--max-iters (now {cfg.max_iters}) to train on")
+        return cfg
 
     def restore_state(self):
-        path, info = read_info(self.out)
+        path, info = read_run_info(self.out)
+        if info["tokenizer"] != self.tokenizer.to_dict():
+            raise ValueError(f"--resume: the tokenizer built from the data now differs from the one {path} was "
+                             f"trained with (the text in {self.cfg.data} changed?), so the token ids would no "
+                             "longer match the model's embeddings; restore the data or start a new run")
         load_weights(self.model, load_file(path / "model.safetensors"), source=str(path))
         load_optimizer_state(self.opt, path, info)
         self.step = info["step"]
@@ -172,7 +273,7 @@ class Run:
         the resumed run logs those steps again."""
         path = self.out / "metrics.jsonl"
         if path.exists():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            kept = [line for line in path.read_text().splitlines() if (logged_step(line) or step + 1) <= step]
             atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def save(self, metrics):
@@ -248,6 +349,8 @@ def train_ranks(cfg, resume, progress, world):
     kernels.check_backend(cfg.backend)  # a missing build or GPU is reported before any data is prepared
     if resume and not list_checkpoints(cfg.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
+    if not resume:
+        check_new_run_folder(cfg.out)
     run = Run(cfg, resume, world)
     cfg = run.cfg
     banner(run)
@@ -280,8 +383,8 @@ def train_ranks(cfg, resume, progress, world):
                 record["allreduce_bytes"] = run.bytes_reduced
             if run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stopping:
                 record.update(run.evaluate())
+                run.save(record)  # before printing: a closed standard output must not cost the checkpoint
                 bar.write(f"step {run.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
-                run.save(record)
             log.write(json.dumps(record) + "\n")
             log.flush()
     bar.close()

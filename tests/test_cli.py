@@ -20,7 +20,8 @@ def test_info_names_the_backends(capsys):
     main(["info"])
     out = capsys.readouterr().out
     assert "numpy" in out and ("cpu {" in out or "cpu NOT built" in out)
-    assert "cuda: {" in out or "cuda: not available: backend='cuda' needs" in out  # the GPU, or why not
+    # the GPU, or why not: no minigpt._cuda build ("needs ..."), no CuPy, no GPU
+    assert "cuda: {" in out or "cuda: not available: backend='cuda' " in out
 
 
 def test_module_entry_point_and_help():
@@ -72,3 +73,16 @@ def test_pretrain_bad_inputs(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text("n_layers = 2\n")
     assert main(["pretrain", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o")]) == 1
     assert "unknown training settings: n_layers" in capsys.readouterr().err
+
+
+def test_pretrain_resume_takes_the_runs_own_settings(tmp_path, capsys):
+    assert pretrain_tiny(tmp_path) == 0
+    out = ["--out", str(tmp_path / "out"), "--no-progress", "--sample-tokens", "0"]
+    assert main(["pretrain", "--resume", *out]) == 1  # the run finished its 6 steps
+    assert "is at step 6 already; give a larger --max-iters (now 6)" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", "--max-iters", "8", "--learning-rate", "0.5", *out]) == 1
+    assert "these differ from them: --learning-rate 0.5 (the run's: 0.001)" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", "--max-iters", "8", *out]) == 0  # data, model, batch: all the run's own
+    assert "resumed from" in capsys.readouterr().out and (tmp_path / "out" / "ckpt-0000008").exists()
+    assert pretrain_tiny(tmp_path) == 1  # the same command again, without --resume
+    assert "already holds a run's checkpoints (latest: ckpt-0000008)" in capsys.readouterr().err

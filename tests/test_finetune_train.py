@@ -133,6 +133,10 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
     (["--transfer-layers", "3"], "transfer_layers must be an integer from 0 to the model's 2 layers"),
     (["--epochs", "0"], "--epochs"),
     (["--lr", "0"], "--lr"),
+    (["--lr", "inf"], "--lr must be a number > 0, got inf"),
+    (["--grad-clip", "-1"], "--grad-clip must be >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be >= 0"),
+    (["--seed", "-1"], "--seed must be >= 0"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, capsys, extra, message):
     checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
@@ -208,3 +212,19 @@ def test_a_diverging_fine_tune_stops_with_a_clear_error(tmp_path, capsys):
     assert "minigpt finetune: error: step 2: the loss is nan" in err and "nothing was saved" in err
     assert not (tmp_path / "ft").exists() or not any((tmp_path / "ft").iterdir())
     assert (checkpoint / "model.safetensors").read_bytes() == before
+
+
+def test_the_out_folder_is_checked_before_any_training(tmp_path, capsys):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
+    args = ["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+            "--backend", "numpy", "--no-progress"]
+    before = (checkpoint / "model.safetensors").read_bytes()
+    # the pre-training run's own folder: its checkpoint would be replaced by the fine-tuned model
+    assert main(args + ["--out", str(checkpoint.parent)]) == 1
+    assert f"--out {checkpoint.parent} already holds a run's checkpoints (latest: ckpt-0000010); choose another " \
+           "--out" in capsys.readouterr().err
+    assert (checkpoint / "model.safetensors").read_bytes() == before
+    (tmp_path / "afile").write_text("")
+    assert main(args + ["--out", str(tmp_path / "afile")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+

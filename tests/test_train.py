@@ -8,7 +8,9 @@ from conftest import requires_core
 
 from minigpt.checkpoint import list_checkpoints
 from minigpt.cli import main
+from minigpt.data import open_token_file
 from minigpt.optim import NonFiniteStep
+from minigpt.prepare import prepare_data
 from minigpt.train import Run, TrainConfig, train
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
@@ -100,3 +102,83 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoint(tmp_p
                  "--block-size", "16", "--batch-size", "4", "--learning-rate", "1e30", "--warmup-iters", "0",
                  "--backend", "numpy", "--out", str(tmp_path / "cli"), "--no-progress", "--sample-tokens", "0"]) == 1
     assert "minigpt pretrain: error: step 2: the loss is nan" in capsys.readouterr().err
+
+
+def test_a_new_run_refuses_a_folder_that_holds_another_runs_checkpoints(tmp_path):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"already holds a run's checkpoints \(latest: ckpt-0*4\); continue it "
+                                         "with --resume, or choose another --out"):
+        train(config(tmp_path, "run", seed=7), progress=False)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        train(config(tmp_path, "file"), progress=False)
+
+
+def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    with pytest.raises(ValueError, match=r"these differ from them: --batch-size 7 \(the run's: 4\), "
+                                         r"--learning-rate 0.5 \(the run's: 0.003\)"):
+        train(config(tmp_path, "run", learning_rate=0.5, batch_size=7), resume=True, progress=False)
+    with pytest.raises(ValueError, match="is at step 4 already; give a larger --max-iters"):
+        train(config(tmp_path, "run", max_iters=4), resume=True, progress=False)
+    # what only decides when to evaluate, how long, and what to print may change
+    _, final = train(config(tmp_path, "run", max_iters=6, eval_interval=3, eval_iters=1), resume=True, progress=False)
+    assert final["iters"] == 6
+
+
+def test_resume_refuses_data_whose_tokenizer_changed(tmp_path):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    longer = config(tmp_path, "run", max_iters=8)
+    (tmp_path / "text.txt").write_text(TEXT.replace("z", "@"))  # another alphabet: every id would shift
+    with pytest.raises(ValueError, match="the tokenizer built from the data now differs"):
+        Run(longer, resume=True)
+
+
+def test_resume_skips_a_metrics_line_cut_short_by_a_kill(tmp_path):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 5, "lo')
+    train(config(tmp_path, "run", max_iters=6), resume=True, progress=False)
+    assert list(losses(tmp_path / "run")) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"eval_interval": 0}, "--eval-interval must be at least 1, got 0"),
+    ({"max_iters": -5}, "--max-iters must be at least 1"),
+    ({"grad_accum": 0}, "--grad-accum must be at least 1"),
+    ({"eval_iters": 0}, "--eval-iters must be at least 1"),
+    ({"min_lr": -0.5}, "--min-lr must be >= 0"),
+    ({"learning_rate": float("nan")}, "--learning-rate must be a number > 0"),
+    ({"grad_clip": -1.0}, "--grad-clip must be >= 0"),
+    ({"warmup_iters": -5}, "--warmup-iters must be >= 0"),
+    ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ({"seed": -1}, "--seed must be >= 0"),
+    ({"max_iters": "3"}, "training setting max_iters must be an integer, got '3'"),
+    ({"batch_size": 2.0}, "training setting batch_size must be an integer, got 2.0"),
+    ({"dropout": True}, "training setting dropout must be a number, got True"),
+])
+def test_settings_that_make_no_sense_are_clear_errors(setting, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(setting)
+    assert TrainConfig.from_dict({"learning_rate": 1}).learning_rate == 1.0  # TOML's 1 is a fine float
+
+
+def test_a_validation_split_too_short_for_one_window_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"the validation split holds \d+ tokens, too few for one window of "
+                                         "--block-size 16"):
+        train(config(tmp_path, "run", val_fraction=0.001), progress=False)
+
+
+def test_damaged_token_file_metadata_is_encoded_again(tmp_path, capsys):
+    cfg = config(tmp_path, "run")
+    prepare_data(cfg, cfg.out)
+    meta = tmp_path / "run" / "data" / "val.bin.json"
+    assert meta.exists()
+    capsys.readouterr()
+    prepare_data(cfg, cfg.out)
+    assert "encoding" not in capsys.readouterr().out  # unchanged text: the token files are reused
+    meta.write_text('{"fingerprint": "ab')
+    tokenizer, _, val_path = prepare_data(cfg, cfg.out)
+    assert "encoding" in capsys.readouterr().out and open_token_file(val_path)[0].size > 0

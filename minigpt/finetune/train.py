@@ -44,7 +44,7 @@ from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
-from minigpt.train import StopRequest
+from minigpt.train import StopRequest, check_new_run_folder
 
 INITS = ("pretrained", "random")
 
@@ -120,7 +120,12 @@ class FineTuneConfig:
                     (self.init not in INITS, f"--init must be one of {', '.join(INITS)}, got {self.init!r}"),
                     (not self.aux_lm >= 0, f"--aux-lm (λ) must be >= 0, got {self.aux_lm}"),
                     (self.epochs < 1, f"--epochs must be at least 1, got {self.epochs}"),
-                    (not self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                    (not (math.isfinite(self.lr) and self.lr > 0), f"--lr must be a number > 0, got {self.lr}"),
+                    (not (math.isfinite(self.weight_decay) and self.weight_decay >= 0),
+                     f"--weight-decay must be >= 0, got {self.weight_decay}"),
+                    (not (math.isfinite(self.grad_clip) and self.grad_clip >= 0),
+                     f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
+                    (self.seed < 0, f"--seed must be >= 0, got {self.seed}"),
                     (self.batch < 1, f"--batch must be at least 1, got {self.batch}"),
                     (not 0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
                     (not 0 <= self.warmup < 1, f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}"),
@@ -332,6 +337,7 @@ def finetune(cfg, progress=True, world=None):
 def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
+    check_new_run_folder(cfg.check().out, "finetune")  # before any work: the model is saved there at the end
     run = FineTuneRun(cfg, world)
     banner(run)
     history, record, step_times = [], {}, []
