@@ -136,10 +136,10 @@ def cmd_generate(args):
     if len(prompt) > model.config.block_size:
         raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
                          f"{model.config.block_size}; shorten it")
-    print(args.prompt, end="")
     stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop_token=tok.eot_token,
-                      use_cache=not args.no_cache)
+                      use_cache=not args.no_cache)  # checks its settings before any output
+    print(args.prompt, end="")
     print_stream(tok, stream)
 
 

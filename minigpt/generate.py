@@ -18,26 +18,33 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
     top_k keeps the k largest logits; top_p keeps the smallest set of tokens, in order of
     probability, whose probabilities sum to at least p (Holtzman et al. 2019, arXiv:1904.09751).
     """
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0 (use greedy=True for argmax decoding)")
+    check_sampling(temperature, top_k, top_p)
     z = logits.astype(np.float64) / temperature
     if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
         if top_k < z.size:
             kth = np.partition(z, -top_k)[-top_k]
             z = np.where(z < kth, -np.inf, z)
     z = z - z.max()
     z = z - np.log(np.exp(z).sum())
     if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         order = np.argsort(-z, kind="stable")
         cumulative = np.cumsum(np.exp(z[order]))
         cut = np.searchsorted(cumulative, top_p) + 1  # the first position where the sum reaches p
         z[order[cut:]] = -np.inf
         z = z - np.log(np.exp(z).sum())
     return z
+
+
+def check_sampling(temperature, top_k, top_p):
+    """Raise ValueError for settings that cannot sample: an infinite temperature would sample uniformly and a
+    NaN one gives NaN probabilities, so both are rejected along with temperature <= 0."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        hint = " (use greedy=True for argmax decoding)" if temperature <= 0 else ""
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}{hint}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:  # also rejects NaN
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def choose_token(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=None):
@@ -49,12 +56,23 @@ def choose_token(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=N
 
 def generate(model, prompt, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
              seed=0, stop_token=None, use_cache=True):
-    """Yield up to max_new_tokens new token ids after the prompt (a non-empty list of ids).
+    """An iterator of up to max_new_tokens new token ids after the prompt (a non-empty list of ids).
 
-    Stops early after yielding stop_token (e.g. the tokenizer's end-of-text id).
+    Stops early after yielding stop_token (e.g. the tokenizer's end-of-text id). The arguments are checked
+    here, when generate is called, not at the first token; the sampling settings even with greedy=True,
+    where they are unused, so that a mistyped option is reported rather than silently ignored.
     """
     if len(prompt) == 0:
         raise ValueError("the prompt must hold at least one token")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_sampling(temperature, top_k, top_p)
+    return sample_tokens(model, prompt, max_new_tokens, greedy, temperature, top_k, top_p, seed, stop_token,
+                         use_cache)
+
+
+def sample_tokens(model, prompt, max_new_tokens, greedy, temperature, top_k, top_p, seed, stop_token, use_cache):
+    """generate's loop, a generator of its own so that generate's checks run before the first token is asked for."""
     rng = np.random.default_rng(seed)
     tokens = list(prompt)
     block = model.config.block_size

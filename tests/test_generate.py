@@ -87,3 +87,20 @@ def test_filters():
             filter_logits(logits, **bad)
     with pytest.raises(ValueError, match="at least one"):
         list(generate(random_model("gpt2"), [], 3))
+
+
+def test_generate_checks_its_settings_when_called_even_with_greedy():
+    model = random_model("gpt2")
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 0, got -5"):
+        generate(model, [1, 2], -5)  # raises at the call, before any token is asked for
+    assert list(generate(model, [1, 2], 0)) == []
+    bad = [(dict(temperature=float("inf")), "temperature must be a finite number > 0, got inf"),
+           (dict(temperature=float("nan")), "temperature must be a finite number > 0, got nan"),
+           (dict(temperature=0.0), "temperature must be a finite number > 0, got 0.0"),
+           (dict(top_k=0), "top_k must be >= 1, got 0"),
+           (dict(top_p=5.0), r"top_p must be in \(0, 1\], got 5.0"),
+           (dict(top_p=float("nan")), r"top_p must be in \(0, 1\], got nan")]
+    for greedy in (False, True):
+        for kwargs, message in bad:
+            with pytest.raises(ValueError, match=message):
+                generate(model, [1, 2], 3, greedy=greedy, **kwargs)

@@ -141,6 +141,22 @@ def test_unencodable_examples_stop_the_run_or_are_counted():
     assert result["skipped"] == 1 and result["n_eval"] == 10 and "dev:99" in result["first_skipped"]
 
 
+def test_a_template_the_tokenizer_cannot_encode_is_named_not_the_first_example():
+    task = classification_task()
+    for template, message in [
+        (Template("{text}", verbalizer=("négatif", "good")), r"the verbalizer word 'négatif' cannot be encoded by "
+                                                              r"the checkpoint's tokenizer: it has 'é' \(U\+00E9\)"),
+        (Template("{text}", answer=" → {answer}", verbalizer=("bad", "good")),
+         r"the answer template ' → \{answer\}' cannot be encoded .* '→' \(U\+2192\)"),
+        (Template("Ça: {text}", verbalizer=("bad", "good")), r"the prompt template 'Ça: \{text\}' .* 'Ç' \(U\+00C7\)"),
+        (Template("{text}", verbalizer=("bad", "good"), separator="§"), r"the separator '§' cannot be encoded"),
+    ]:
+        with pytest.raises(ValueError, match=message):  # even with --skip-unencodable: every example holds it
+            evaluate_task(spread_model(), TOK, task, template, shots=1, skip_unencodable=True)
+    evaluate_task(spread_model(), TOK, task, Template("{text}", verbalizer=("bad", "good"), separator="§"),
+                  max_eval=1)  # zero-shot: no separator in any prompt
+
+
 def test_templates_are_checked_against_the_task():
     task = classification_task()
     with pytest.raises(ValueError, match=r"names \{premise\}"):
@@ -201,6 +217,13 @@ def test_cli_evaluate_bad_inputs(tmp_path, capsys):
     assert main(base + ["--task", "classification", "--data", str(tmp_path / "task"),
                         "--template-file", str(tmp_path / "t.toml")]) == 1
     assert "unknown keys ['verbaliser']" in capsys.readouterr().err
+    (tmp_path / "t.toml").write_text('prompt = "{text}"\nseparator = 5\n')
+    assert main(base + ["--task", "classification", "--data", str(tmp_path / "task"), "--shots", "1",
+                        "--template-file", str(tmp_path / "t.toml")]) == 1
+    assert f"template file {tmp_path / 't.toml'}: separator must be a string, got 5" in capsys.readouterr().err
+    assert main(base + ["--task", "classification", "--data", str(tmp_path / "task"), "--verbalizer", "good,good"]) == 1
+    assert ("error: the verbalizer (from the command line) gives the word 'good' twice (classes 'negative' and "
+            "'positive')") in capsys.readouterr().err
 
 
 def load_experiment(name):

@@ -99,6 +99,20 @@ def test_label_words():
         label_words(Template("{text}", verbalizer=("low", "high")), None, regression=True)
 
 
+def test_label_words_rejects_a_word_shared_by_two_classes():
+    labels = ("negative", "neutral", "positive")
+    with pytest.raises(ValueError, match=r"the verbalizer gives the word 'good' twice \(classes 'neutral' and "
+                                         r"'positive'\); each class needs a word of its own"):
+        label_words(Template("{text}", verbalizer=("bad", "good", "good")), labels)
+    by_name = Template("{text}", verbalizer={"negative": "ok", "neutral": "meh", "positive": "ok"}, where=" (here)")
+    with pytest.raises(ValueError, match=r"the verbalizer \(here\) gives the word 'ok' twice \(classes 'negative'"):
+        label_words(by_name, labels)
+    with pytest.raises(ValueError, match=r"gives the word 'not entailment' twice"):  # class names made readable
+        label_words(Template("{text}"), ("not_entailment", "not entailment"))
+    with pytest.raises(ValueError, match=r"gives the word '1' twice;"):
+        label_words(Template("{text}", verbalizer=("0", "1", "1")), None, regression=True)
+
+
 def test_parse_verbalizer():
     assert parse_verbalizer("no,yes") == ("no", "yes")
     assert parse_verbalizer("entailment=yes,not_entailment=no") == {"entailment": "yes", "not_entailment": "no"}
@@ -113,6 +127,8 @@ def test_template_files(tmp_path):
     path.write_text('prompt = "Q: {text}\\nA:"\nverbalizer = ["bad", "good"]\nseparator = "\\n###\\n"\n')
     t = load_template_file(path)
     assert (t.prompt, t.answer, t.verbalizer, t.separator) == ("Q: {text}\nA:", " {answer}", ("bad", "good"), "\n###\n")
+    path.write_text('prompt = "{text}"\nverbalizer = {neg = "bad", pos = "good"}\n')
+    assert load_template_file(path).verbalizer == {"neg": "bad", "pos": "good"}  # a table: words by class name
     path.write_text('prompt = "{text}"\nverbaliser = ["a", "b"]\n')
     with pytest.raises(ValueError, match=r"unknown keys \['verbaliser'\]"):
         load_template_file(path)
@@ -127,6 +143,23 @@ def test_template_files(tmp_path):
     path.write_text('prompt = "{txt}"\n')
     with pytest.raises(ValueError, match=r"\(from .*t.toml\) names \{txt\}"):  # the error says where it came from
         load_template_file(path).check("classification")
+
+
+@pytest.mark.parametrize("lines, message", [
+    ('prompt = 3', "prompt must be a string, got 3"),
+    ('prompt = "{text}"\nanswer = 5', "answer must be a string, got 5"),
+    ('prompt = "{text}"\nseparator = 5', "separator must be a string, got 5"),
+    ('prompt = "{text}"\nverbalizer = 5', "verbalizer must be a list of words, .* got 5"),
+    ('prompt = "{text}"\nverbalizer = "no,yes"', "verbalizer must be a list of words, .* got 'no,yes'"),
+    ('prompt = "{text}"\nverbalizer = ["a", 3]', r"verbalizer must be a list of words, .* got \['a', 3\]"),
+    ('prompt = "{text}"\nverbalizer = {neg = "bad", pos = 1}',
+     r"verbalizer must be .* or a table of label = \"word\", got \{'neg'"),
+])
+def test_template_file_values_of_the_wrong_type(tmp_path, lines, message):
+    path = tmp_path / "t.toml"
+    path.write_text(lines + "\n")
+    with pytest.raises(ValueError, match=rf"template file {path}: {message}"):
+        load_template_file(path)
 
 
 def test_resolve_template_overrides_parts_of_the_default():

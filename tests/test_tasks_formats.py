@@ -163,6 +163,18 @@ def test_jsonl_dev_label_outside_the_training_labels(tmp_path):
         load_task("classification", folder)
 
 
+def test_jsonl_needs_two_classes_in_training(tmp_path):
+    folder = write_jsonl(tmp_path / "s", [{"text": "a", "label": "pos"}, {"text": "b", "label": "pos"}],
+                         [{"text": "c", "label": "pos"}])
+    with pytest.raises(ValueError, match=r"s/train.jsonl: every example has the label 'pos'; a task needs at "
+                                         r"least 2 classes"):
+        load_task("classification", folder)
+    folder = write_jsonl(tmp_path / "i", [{"premise": "a", "hypothesis": "b", "label": 0}],
+                         [{"premise": "c", "hypothesis": "d", "label": 0}])
+    with pytest.raises(ValueError, match=r"i/train.jsonl: every example has the label 0; a task needs"):
+        load_task("entailment", folder)
+
+
 def test_jsonl_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.jsonl not found"):
         load_task("similarity", tmp_path)

@@ -11,6 +11,8 @@ headline. The result is a dict in the shape of `minigpt finetune`'s metrics JSON
 n_eval and each metric by name) plus what prompting adds: shots, how often k had to shrink, the
 prompt was cut or the answers were (fewshot.py), the chance level, the template.
 """
+import string
+
 import numpy as np
 
 from minigpt.prompting.fewshot import demonstration, draw_demonstrations, fit_answers, fit_prompt
@@ -33,6 +35,7 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     template.check(task.shape)
     regression = is_regression(task)
     words = None if task.shape == "multiple-choice" else label_words(template, task.labels, regression)
+    check_template_encodable(tokenizer, template, words, shots)
     examples = eval_subset(task.dev, max_eval, seed)
     if not examples:
         raise ValueError(f"task {task.name} has no evaluation examples")
@@ -74,6 +77,36 @@ def eval_subset(dev, n, seed):
         return list(dev)
     order = np.random.default_rng([seed, 6]).permutation(len(dev))
     return [dev[i] for i in order[:n]]
+
+
+def check_template_encodable(tokenizer, template, words, shots):
+    """Raise ValueError, naming the part and its characters, if the tokenizer cannot encode text that every prompt
+    or candidate holds: a verbalizer word, or the fixed text of the answer or prompt template or of the separator.
+    Found later, it would be blamed on the first example, and --skip-unencodable would leave out all of them."""
+    parts = [(f"the answer template {template.answer!r}", fixed_text(template.answer)),
+             (f"the prompt template {template.prompt!r}", fixed_text(template.prompt))]
+    parts += [(f"the separator {template.separator!r}", template.separator)] if shots else []
+    parts += [(f"the verbalizer word {word!r}", word) for word in words or ()]
+    for what, text in parts:
+        lacking = [] if encodes(tokenizer, text) else [c for c in dict.fromkeys(text) if not encodes(tokenizer, c)]
+        if lacking:
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in lacking)
+            raise ValueError(f"{what}{template.where} cannot be encoded by the checkpoint's tokenizer: it has {shown}, "
+                             "which the tokenizer's vocabulary lacks (a character-level tokenizer knows only the "
+                             "characters of its training text)")
+
+
+def fixed_text(template_text):
+    """The text of a template outside its {fields}."""
+    return "".join(part for part, *_ in string.Formatter().parse(template_text))
+
+
+def encodes(tokenizer, text):
+    try:
+        tokenizer.encode(text)
+    except ValueError:
+        return False
+    return True
 
 
 class UnencodableText(ValueError):

@@ -86,16 +86,30 @@ def label_words(template, labels, regression=False):
 
     For a regression task: the number words, which must parse as numbers.
     """
+    words = number_words(template) if regression else class_words(template, labels)
+    for i, word in enumerate(words):
+        if word in words[:i]:  # two classes with one word score alike, and argmax always picks the first
+            first = words.index(word)
+            named = f" (classes {labels[first]!r} and {labels[i]!r})" if labels and not regression else ""
+            raise ValueError(f"the verbalizer{template.where} gives the word {word!r} twice{named}; "
+                             "each class needs a word of its own")
+    return words
+
+
+def number_words(template):
     words = template.verbalizer
-    if regression:
-        if not words or isinstance(words, dict):
-            raise ValueError(f"a regression task needs a verbalizer of number words, e.g. 0,1,2,3,4,5{template.where}")
-        try:
-            [float(w) for w in words]
-        except ValueError:
-            raise ValueError(f"the verbalizer of a regression task must be numbers, got {list(words)}"
-                             f"{template.where}") from None
-        return tuple(words)
+    if not words or isinstance(words, dict):
+        raise ValueError(f"a regression task needs a verbalizer of number words, e.g. 0,1,2,3,4,5{template.where}")
+    try:
+        [float(w) for w in words]
+    except ValueError:
+        raise ValueError(f"the verbalizer of a regression task must be numbers, got {list(words)}"
+                         f"{template.where}") from None
+    return tuple(words)
+
+
+def class_words(template, labels):
+    words = template.verbalizer
     if labels is None:
         raise ValueError("this task has no class names, so it cannot be scored through a verbalizer")
     if words is None:
@@ -143,11 +157,26 @@ def load_template_file(path):
         raise ValueError(f"template file {path}: unknown keys {unknown}; expected {', '.join(FILE_KEYS)}")
     if "prompt" not in settings:
         raise ValueError(f"template file {path} needs a prompt = \"...\" line")
+    check_file_types(settings, path)
     verbalizer = settings.get("verbalizer")
     if isinstance(verbalizer, list):
         verbalizer = tuple(verbalizer)
     return Template(settings["prompt"], settings.get("answer", " {answer}"), verbalizer,
                     settings.get("separator", "\n\n"), where=f" (from {path})")
+
+
+def check_file_types(settings, path):
+    """Raise ValueError naming the file and key for a value that is not text: TOML also has numbers, booleans,
+    arrays and tables, and a 5 where a string belongs would otherwise fail later with a TypeError."""
+    for key in ("prompt", "answer", "separator"):
+        if key in settings and not isinstance(settings[key], str):
+            raise ValueError(f"template file {path}: {key} must be a string, got {settings[key]!r}")
+    if "verbalizer" in settings:
+        verbalizer = settings["verbalizer"]
+        words = verbalizer.values() if isinstance(verbalizer, dict) else verbalizer
+        if not isinstance(verbalizer, (list, dict)) or not all(isinstance(word, str) for word in words):
+            raise ValueError(f"template file {path}: verbalizer must be a list of words, e.g. [\"no\", \"yes\"], "
+                             f"or a table of label = \"word\", got {verbalizer!r}")
 
 
 DEFAULTS = {

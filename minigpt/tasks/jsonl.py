@@ -8,6 +8,7 @@
 Class labels are either all strings or all integers within a task. Strings: the label set is the
 sorted set of strings seen in train.jsonl, so a dev label never seen in training is an error (the
 model could never predict it). Integers: classes 0 .. the largest label seen in train.jsonl.
+Either way a task needs at least two classes.
 Other fields are ignored, so files with ids or metadata load as they are.
 """
 from pathlib import Path
@@ -37,6 +38,9 @@ def load_jsonl(shape, data):
     if not train_rows:
         raise fail(paths[0], "has no examples")
     labels, index = (None, choice_index) if shape == "multiple-choice" else label_set(train_rows)
+    if labels is not None and len(labels) < 2:  # one class: nothing to choose between, and a 1-output head
+        raise fail(paths[0], f"every example has the label {train_rows[0][1]!r}; a task needs "
+                             "at least 2 classes to choose between")
     # train is checked whole before dev is read, so the first error reported is the first in train
     train = [Example(shape, texts, index(value, source, len(texts) - 1), source) for texts, value, source in train_rows]
     dev = [Example(shape, texts, index(value, source, len(texts) - 1), source)
