@@ -94,6 +94,9 @@ def read_info(path):
     if info.get("format") != FORMAT:
         raise ValueError(f"{path} is not a minigpt checkpoint")
     require_fields(path, info, ("step", "config", "dtype"))
+    if type(info["step"]) is not int or info["step"] < 0:
+        raise ValueError(f"{path / 'checkpoint.json'}: 'step' must be a non-negative integer, got {info['step']!r} "
+                         "(the file is damaged or not from minigpt)")
     check_config(path, info["config"])
     if not isinstance(info.get("tokenizer"), (dict, type(None))):
         raise ValueError(f"{path / 'checkpoint.json'}: 'tokenizer' is a {type(info['tokenizer']).__name__}, not an "

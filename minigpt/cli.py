@@ -17,6 +17,7 @@ from dataclasses import fields
 
 from minigpt import kernels
 from minigpt.config import PRESETS, statistics_table
+from minigpt.data import atomic_write_bytes, check_output_file
 
 PRETRAIN_HELP = {
     "data": "a UTF-8 text file or a folder of .txt files; 'shakespeare' (default) is the complete works, "
@@ -111,16 +112,20 @@ def cmd_pretrain(args):
         print_stream(tok, stream)
 
 
-def print_stream(tokenizer, stream):
-    """Print tokens as they come, decoding whole UTF-8 characters (a BPE token can end mid-character)."""
+def print_stream(tokenizer, stream, prompt=""):
+    """Print the prompt, then tokens as they come, decoding whole UTF-8 characters (a BPE token can end
+    mid-character). The prompt waits for the first token, so an error in the first step prints nothing."""
     ids, shown = [], ""
     for token in stream:
+        if prompt:
+            print(prompt, end="")
+            prompt = ""
         ids.append(token)
         text = tokenizer.decode(ids)
         if not text.endswith("\ufffd"):
             print(text[len(shown):], end="", flush=True)
             shown = text
-    print(tokenizer.decode(ids)[len(shown):])
+    print(prompt + tokenizer.decode(ids)[len(shown):])
 
 
 def cmd_generate(args):
@@ -139,8 +144,7 @@ def cmd_generate(args):
     stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop_token=tok.eot_token,
                       use_cache=not args.no_cache)  # checks its settings before any output
-    print(args.prompt, end="")
-    print_stream(tok, stream)
+    print_stream(tok, stream, prompt=args.prompt)
 
 
 def cmd_evaluate(args):
@@ -155,6 +159,7 @@ def cmd_evaluate(args):
         raise ValueError(f"--shots must be >= 0, got {args.shots}")
     if args.max_eval is not None and args.max_eval < 1:
         raise ValueError(f"--max-eval must be >= 1, got {args.max_eval}")
+    check_output_file(args.metrics_out, "--metrics-out")
     template = resolve_template(args.task, prompt=unescape(args.template), answer=unescape(args.answer),
                                 verbalizer=args.verbalizer, separator=unescape(args.separator),
                                 path=args.template_file)
@@ -174,7 +179,6 @@ def cmd_evaluate(args):
     print(f"the first prompt:\n{result['example_prompt']!r}\ncandidates: {result['example_candidates']}")
     print(evaluation_summary(result, task.metrics))
     if args.metrics_out:
-        from minigpt.data import atomic_write_bytes
         atomic_write_bytes(args.metrics_out, json.dumps(result, indent=1).encode())
         print(f"metrics: {args.metrics_out}")
     else:

@@ -84,6 +84,17 @@ def get_batch(tokens, batch_size, block_size, rng):
     return windows[:, :-1], windows[:, 1:]
 
 
+def check_output_file(path, option):
+    """Raise before a run when the file it will write at the end cannot be written there (empty path: none)."""
+    if not path:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def atomic_write_bytes(path, data):
     """Write data to path through a temporary file in the same folder and a rename, so a crash or
     Ctrl-C mid-write leaves either the old file or the new one, never half of one."""

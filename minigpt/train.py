@@ -26,7 +26,7 @@ from minigpt import kernels
 from minigpt.checkpoint import (list_checkpoints, load_optimizer_state, load_weights, read_info, require_fields,
                                 save_checkpoint)
 from minigpt.config import GPTConfig
-from minigpt.data import atomic_write_bytes, open_token_file
+from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
@@ -148,9 +148,14 @@ RESUMABLE = ("max_iters", "backend", "metrics_out", "sample_tokens", "eval_inter
 def read_run_info(out):
     """The latest checkpoint of a pre-training run in out: (folder, checkpoint.json), with what a resume reads."""
     path, info = read_info(out)
+    if info.get("finetune"):
+        raise ValueError(f"{path} is a fine-tuned task model (minigpt finetune), not a pre-training run to resume")
     require_fields(path, info, ("train_config", "rng", "tokenizer", "optimizer"))
-    if not isinstance(info["train_config"], dict):
-        raise ValueError(f"{path / 'checkpoint.json'}: train_config is not a table of settings")
+    rng = info["rng"] if isinstance(info["rng"], dict) else {}
+    states = [rng.get("data"), *rng.get("dropout_ranks", [rng.get("dropout")])]
+    if not (isinstance(info["train_config"], dict) and all(isinstance(state, dict) for state in states)):
+        raise ValueError(f"{path / 'checkpoint.json'}: train_config or the random-generator states in rng are not "
+                         "tables (the file is damaged or not from minigpt)")
     return path, info
 
 
@@ -351,6 +356,7 @@ def train_ranks(cfg, resume, progress, world):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
     if not resume:
         check_new_run_folder(cfg.out)
+    check_output_file(cfg.metrics_out, "--metrics-out")
     run = Run(cfg, resume, world)
     cfg = run.cfg
     banner(run)
@@ -381,12 +387,14 @@ def train_ranks(cfg, resume, progress, world):
                       "gflops": tokens_per_s * flops_per_token(run.model) / 1e9}
             if world.size > 1:
                 record["allreduce_bytes"] = run.bytes_reduced
-            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stopping:
+            evaluating = run.step % cfg.eval_interval == 0 or run.step == cfg.max_iters or stopping
+            if evaluating:
                 record.update(run.evaluate())
-                run.save(record)  # before printing: a closed standard output must not cost the checkpoint
-                bar.write(f"step {run.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
+                run.save(record)
             log.write(json.dumps(record) + "\n")
             log.flush()
+            if evaluating:  # printed last: a closed standard output must not cost the checkpoint or its line
+                bar.write(f"step {run.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
     bar.close()
     found = list_checkpoints(run.out)
     final = {"train_loss": record.get("train_loss"), "val_loss": record.get("val_loss"), "iters": run.step,

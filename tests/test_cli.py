@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+from conftest import requires_core
 from minigpt.cli import main
 
 
@@ -64,6 +65,18 @@ def test_generate_bad_inputs(tmp_path, capsys):
     assert "'~'" in capsys.readouterr().err  # a character the char tokenizer never saw
     assert main(["generate", "--checkpoint", str(tmp_path / "nothing"), "--backend", "numpy"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--top-k", "0"]) == 1
+    assert capsys.readouterr().out == ""  # the prompt is not echoed before the error
+
+
+@requires_core
+def test_generate_prints_nothing_when_its_first_step_fails(tmp_path, capsys, monkeypatch):
+    assert pretrain_tiny(tmp_path) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("MINIGPT_SIMD", "bogus")  # read by the C++ kernels at their first call
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--backend", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert "MINIGPT_SIMD" in captured.err and captured.out == ""
 
 
 def test_pretrain_bad_inputs(tmp_path, capsys):

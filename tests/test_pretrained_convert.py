@@ -86,6 +86,9 @@ def test_cli_converts_both_ways_and_reports_errors(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
     assert not list((tmp_path / "back").glob(".tmp-*"))
+    (tmp_path / "afile").write_text("")
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "afile")]) == 1
+    assert "afile is a file; convert into a folder" in capsys.readouterr().err
 
 
 def test_cli_convert_names_a_damaged_hf_file(tmp_path, capsys):

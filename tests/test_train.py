@@ -182,3 +182,37 @@ def test_damaged_token_file_metadata_is_encoded_again(tmp_path, capsys):
     meta.write_text('{"fingerprint": "ab')
     tokenizer, _, val_path = prepare_data(cfg, cfg.out)
     assert "encoding" in capsys.readouterr().out and open_token_file(val_path)[0].size > 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    ({"step": "x"}, "'step' must be a non-negative integer, got 'x'"),
+    ({"step": -3}, "'step' must be a non-negative integer, got -3"),
+    ({"rng": {"data": 5, "dropout": {}}}, "the random-generator states in rng are not tables"),
+    ({"finetune": {"task": "x"}}, "is a fine-tuned task model"),
+])
+def test_resume_from_a_damaged_checkpoint_names_it(tmp_path, damage, message):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    info_path = tmp_path / "run" / "ckpt-0000004" / "checkpoint.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), **damage}))
+    with pytest.raises(ValueError, match=message):
+        train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
+
+
+def test_a_metrics_file_that_cannot_be_written_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--metrics-out .* is a folder"):
+        train(config(tmp_path, "run", metrics_out=str(tmp_path)), progress=False)
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        train(config(tmp_path, "run", metrics_out=str(tmp_path / "nowhere" / "m.json")), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_closed_standard_output_costs_neither_the_checkpoint_nor_its_metrics_line(tmp_path, monkeypatch):
+    import tqdm
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")  # as `minigpt pretrain | head -3` does once head exits
+    monkeypatch.setattr(tqdm.tqdm, "write", closed)
+    with pytest.raises(BrokenPipeError):
+        train(config(tmp_path, "run"), progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [4]
+    assert list(losses(tmp_path / "run")) == [1, 2, 3, 4]

@@ -33,6 +33,7 @@ import numpy as np
 from minigpt import kernels
 from minigpt.checkpoint import load_weights, read_info
 from minigpt.config import GPTConfig
+from minigpt.data import check_output_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.finetune.batch import collate
 from minigpt.finetune.checkpoint import save_task_model
@@ -338,6 +339,7 @@ def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
     check_new_run_folder(cfg.check().out, "finetune")  # before any work: the model is saved there at the end
+    check_output_file(cfg.metrics_out, "--metrics-out")
     run = FineTuneRun(cfg, world)
     banner(run)
     history, record, step_times = [], {}, []

@@ -35,6 +35,8 @@ def hf_to_checkpoint(hf_folder, out_dir, dropout=None):
     if type(step) is not int or step < 0:  # it names the checkpoint folder, ckpt-<step>
         raise ValueError(f"{Path(hf_folder) / 'minigpt.json'}: 'step' must be a non-negative integer, got {step!r}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file; convert into a folder")
     staging = out_dir / f".tmp-convert-{os.getpid()}"  # assembled beside its final place, then renamed
     shutil.rmtree(staging, ignore_errors=True)
     try:
