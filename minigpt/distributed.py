@@ -21,6 +21,7 @@ yet: its gradients live on the GPU, and an all-reduce over them needs a CUDA-awa
 import contextlib
 import os
 import sys
+import time
 import traceback
 import zlib
 
@@ -194,6 +195,9 @@ class MPIWorld(SingleProcess):
             sys.stderr.write(f"minigpt: rank {self.rank} of {self.size} failed:\n{traceback.format_exc()}"
                              f"minigpt: stopping all {self.size} ranks (MPI_Abort){where}\n")
             sys.stderr.flush()
+            # mpiexec forwards a rank's output through a pipe to its launcher, and MPI_Abort kills them all at
+            # once: without a pause the message could still sit in the pipe and be lost (1 run in 8 here)
+            time.sleep(1.0)
             self.comm.Abort(1)
 
 
