@@ -13,7 +13,7 @@ import os
 import shutil
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from minigpt import GPT, GPTConfig
@@ -123,6 +123,9 @@ def openai_pair(openai_folder):
 def test_openai_gpt_matches_on_random_text(openai_pair, text):
     """The same ids, or an error on both sides: a character can be in the corpus, but not at a word's end
     (no 'x</w>' token), which neither tokenizer can then encode."""
+    # literal "<unk>" in the text: transformers reads it as its special token, minigpt as text (as tiktoken's
+    # encode_ordinary does); the docstring of minigpt/tokenizer/openai_gpt_bpe.py lists the difference
+    assume("<unk>" not in text)
     ours, theirs = openai_pair
     try:
         expected = theirs.encode(text)

@@ -30,6 +30,8 @@ dashes and ellipses, and newlines were tokens of their own there (here they are 
 
 A character that is not in the vocabulary (GPT-1's has no byte fallback) is an error naming it,
 unless the vocabulary holds an unknown token ("<unk>"): then it maps to that, as in `tokenizers`.
+The literal text "<unk>" in the input is text here, split like any other word; transformers'
+tokenizer turns it into the unknown token itself.
 Decoding gives the lowercased words joined by spaces: case and the original spacing are lost.
 """
 import json
