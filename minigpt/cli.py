@@ -12,6 +12,7 @@
 """
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -404,6 +405,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except BrokenPipeError:  # the reader of standard output went away (`minigpt info | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 1
     except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a folder where a file goes, ...
         print(f"minigpt {args.command}: error: {e}", file=sys.stderr)
         return 1
