@@ -10,7 +10,7 @@
 //
 // Two shapes of loop, one per layout of b (op(a) arrives as a contiguous (M, K) array; matmul.cpp
 // makes a small copy when trans_a):
-//   nn  b is (K, N) (x @ w):    walk b four rows at a time, each row a contiguous stream, and add
+//   nn  b is (K, N) (x @ w):    walk b eight rows at a time, each row a contiguous stream, and add
 //                               a[m, k] * b[k, :] into out[m, :], which stays in L1 meanwhile;
 //   nt  b is (N, K) (x @ w^T):  each out[m, n] is the dot product of two contiguous rows, a[m, :]
 //                               and b[n, :]; four rows of b at a time, each used by RM rows of a.
@@ -38,30 +38,28 @@ template <typename Vec>
 MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
                            int64_t n0, int64_t n1) {
     constexpr int64_t W = sizeof(Vec) / sizeof(float);
-    constexpr int64_t NB = 512;  // columns per block: out[:, block] is M x 2 KiB, in L1 for the M we see
+    constexpr int64_t R = 8;  // rows of b per pass over out
+    // Columns per block: out[:, block] is 8 KiB up to M = 4 (16 KiB at M = 8), so it stays in L1 while
+    // the rows of b stream past it. Longer pieces of each row are easier for the hardware prefetchers
+    // to follow: 8 rows of 2,048 columns at M = 1, against 4 rows of 512 before, read GPT-2's weights
+    // 1.2-1.5x faster (AMD EPYC, one and two threads, weights out of cache). Same sums, same bits.
+    const int64_t NB = std::max<int64_t>(512, 2048 / std::max<int64_t>(M, 1) / W * W);
     for (int64_t j0 = n0; j0 < n1; j0 += NB) {
         const int64_t j1 = std::min(j0 + NB, n1);
         const int64_t jv = j0 + (j1 - j0) / W * W;  // [j0, jv) in whole vectors, [jv, j1) one by one
         for (int64_t m = 0; m < M; m++) { std::fill(out + m * N + j0, out + m * N + j1, 0.0f); }
         int64_t k = 0;
-        // four rows of b per pass over out: four streams for the prefetchers, a quarter of the
-        // loads and stores of out
-        for (; k + 4 <= K; k += 4) {
-            const float* b0 = b + k * N;  // (4, N): rows k .. k+3
+        // R rows of b per pass over out: R streams for the prefetchers, 1/R of the loads and stores of out
+        for (; k + R <= K; k += R) {
+            const float* b0 = b + k * N;  // (R, N): rows k .. k+R-1
             for (int64_t j = j0; j < jv; j += W) {
-                Vec v0, v1, v2, v3;
-                std::memcpy(&v0, b0 + j, sizeof(Vec));
-                std::memcpy(&v1, b0 + N + j, sizeof(Vec));
-                std::memcpy(&v2, b0 + 2 * N + j, sizeof(Vec));
-                std::memcpy(&v3, b0 + 3 * N + j, sizeof(Vec));
+                Vec v[R];
+                for (int64_t r = 0; r < R; r++) { std::memcpy(&v[r], b0 + r * N + j, sizeof(Vec)); }
                 for (int64_t m = 0; m < M; m++) {
-                    const float* a_m = a + m * K + k;  // (4,)
+                    const float* a_m = a + m * K + k;  // (R,)
                     Vec o;
                     std::memcpy(&o, out + m * N + j, sizeof(Vec));
-                    o += a_m[0] * v0;
-                    o += a_m[1] * v1;
-                    o += a_m[2] * v2;
-                    o += a_m[3] * v3;
+                    for (int64_t r = 0; r < R; r++) { o += a_m[r] * v[r]; }  // k ascending
                     std::memcpy(out + m * N + j, &o, sizeof(Vec));
                 }
             }
@@ -69,15 +67,12 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M
                 for (int64_t m = 0; m < M; m++) {
                     const float* a_m = a + m * K + k;
                     float o = out[m * N + j];
-                    o += a_m[0] * b0[j];
-                    o += a_m[1] * b0[N + j];
-                    o += a_m[2] * b0[2 * N + j];
-                    o += a_m[3] * b0[3 * N + j];
+                    for (int64_t r = 0; r < R; r++) { o += a_m[r] * b0[r * N + j]; }
                     out[m * N + j] = o;
                 }
             }
         }
-        for (; k < K; k++) {  // the last K % 4 rows of b
+        for (; k < K; k++) {  // the last K % R rows of b
             const float* b_k = b + k * N;  // (N,)
             for (int64_t j = j0; j < jv; j += W) {
                 Vec v;

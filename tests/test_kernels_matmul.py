@@ -102,14 +102,15 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # so that edge tiles, several kc blocks (the accumulate and bias steps) and several nc blocks
 # (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
 # The small-M path (M <= 8 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
-# thread shares and vectors, K past whole groups of 4 rows and whole vectors.
+# thread shares, vectors and column blocks (2,048 columns at M = 1, 672 or 680 at M = 3), K past whole
+# groups of 8 rows and whole vectors.
 # Then one size of 65 among larger ones, as in the tied head of a 65-character vocabulary (logits
 # N = 65, their backward K = 65 and M = 65): the last tile is one column wide on every path, which
 # the half-width kernel takes. Last, N on both sides of NR / 2 (the widest tile the half-width kernel
 # takes: 16, 8, 4) with K = 37, which leaves a tail after the whole W x W blocks of the transposing
 # pack of b (W = 16, 8, 4) and, where NR / 2 < N < NR, a B panel whose second half is partly outside b.
 EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
-               (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385),
+               (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385), (1, 4200, 19), (3, 1500, 9),
                (70, 65, 130), (70, 130, 65), (65, 70, 130),
                (20, 48, 37), (20, 49, 37), (20, 24, 37), (20, 12, 37),
                (64, 160, 400), (32, 800, 130)]  # x^T @ dout with N >= 2M, M whole panels: computed as its transpose
