@@ -17,14 +17,18 @@ BACKENDS = ("numpy", "cpu", "cuda")
 BACKEND_HELP = ("numpy (the readable reference), cpu (the C++ kernels) or cuda (the CUDA kernels: an NVIDIA GPU, "
                 "CuPy and a build with -Ccmake.define.MINIGPT_CUDA=ON)")  # for --backend in every command
 
-# How idle OpenMP threads wait, read once by the OpenMP runtime when _core loads it. By default GNU
-# OpenMP spins (for milliseconds) in every barrier and between parallel regions; when another
-# process keeps a core busy, a spinning thread holds the very core that the thread it waits for
-# needs, and a training step ran 4-15x slower (README, "Threads"). "passive" sleeps instead. It is
-# set only while _core loads, and only if the user chose no policy, so other libraries keep theirs.
+# How idle OpenMP threads wait, read once by the OpenMP runtime when _core loads it. GNU OpenMP's
+# default is to spin for 300,000 rounds (milliseconds) in every barrier and between parallel regions;
+# when another process keeps a core busy, a spinning thread holds the very core that the thread it
+# waits for needs, and a training step ran 4-15x slower (README, "Threads"). Sleeping at once
+# (OMP_WAIT_POLICY=passive) avoids that, but every parallel region then pays a wake-up of 10-30 us,
+# and a one-token generation step is dozens of regions a few tens of microseconds apart. So minigpt
+# spins 1,000 rounds (25-50 us: the Python between two kernels) and then sleeps. It is set only while
+# _core loads, and only if the user chose no policy, so other libraries keep theirs.
+SPIN_ROUNDS = "1000"
 _WAIT_POLICY_CHOSEN = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
 if not _WAIT_POLICY_CHOSEN:
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ["GOMP_SPINCOUNT"] = SPIN_ROUNDS
 try:
     from minigpt import _core
     _CORE_IMPORT_ERROR = None
@@ -33,7 +37,7 @@ except ImportError as e:  # the package can be read and used with backend="numpy
     _CORE_IMPORT_ERROR = e
 finally:
     if not _WAIT_POLICY_CHOSEN:
-        del os.environ["OMP_WAIT_POLICY"]
+        del os.environ["GOMP_SPINCOUNT"]
 
 try:  # built only with -Ccmake.define.MINIGPT_CUDA=ON; importing it needs no GPU
     from minigpt import _cuda
@@ -101,7 +105,7 @@ def core_info():
         info["omp_wait"] = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                                      if k in os.environ)
     else:
-        info["omp_wait"] = "passive (minigpt's default)"
+        info["omp_wait"] = f"GOMP_SPINCOUNT={SPIN_ROUNDS}, then sleep (minigpt's default)"
     return info
 
 
