@@ -12,6 +12,7 @@
 """
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import fields
@@ -78,12 +79,25 @@ def add_pretrain_options(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
-def seed_number(text):
-    """argparse type of --seed: NumPy's generators take integers >= 0 only."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+def checked(convert, holds, requirement):
+    """An argparse type that converts the text, then refuses a value for which holds(value) is false, so that
+    the error names the flag (`argument --top-k: must be an integer >= 1, got 0`) rather than an API argument."""
+    def parse(text):
+        value = convert(text)
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+    parse.__name__ = convert.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
+
+
+# NumPy's generators take integers >= 0 only.
+seed_number = checked(int, lambda v: v >= 0, "an integer >= 0")
+# inf would sample uniformly and NaN gives NaN probabilities (generate.check_sampling).
+sampling_temperature = checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+top_k_count = checked(int, lambda v: v >= 1, "an integer >= 1")
+top_p_mass = checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")  # NaN fails too
+token_count = checked(int, lambda v: v >= 0, "an integer >= 0")
 
 
 def read_toml(path):
@@ -312,10 +326,11 @@ def build_parser():
     p = sub.add_parser("generate", help="sample text from a checkpoint")
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
     p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate (default 500)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature > 0 (default 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
-    p.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with probability >= p")
+    p.add_argument("--max-new-tokens", type=token_count, default=500, help="tokens to generate (default 500)")
+    p.add_argument("--temperature", type=sampling_temperature, default=0.8,
+                   help="sampling temperature > 0 (default 0.8)")
+    p.add_argument("--top-k", type=top_k_count, default=None, help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=top_p_mass, default=None, help="sample from the smallest set with probability >= p")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default 0)")
     p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")

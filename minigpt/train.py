@@ -31,6 +31,7 @@ from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
+from minigpt.runlock import claim_run_folder
 from minigpt.safetensors import load_file
 
 
@@ -170,10 +171,8 @@ def resume_settings(given):
 
 def check_new_run_folder(out, command="pretrain"):
     """A new run must not write into a folder that holds another run's checkpoints: it would replace them
-    and mix two runs' metrics. A path that is a file is an error too, before any work is done."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+    and mix two runs' metrics. Checked once the folder is claimed (runlock.py), so no other run can start
+    writing there between the check and this run's first checkpoint."""
     found = list_checkpoints(out)
     if found:
         hint = "continue it with --resume, or " if command == "pretrain" else ""
@@ -344,7 +343,7 @@ def train(cfg, resume=False, progress=True, world=None):
     """Run (or resume) pre-training; return (run, final metrics dict). world: a distributed world (default:
     MPI when launched by mpiexec with several ranks, else one process)."""
     world = world or get_world(backend=cfg.backend)
-    with world.stop_all_on_error(cfg.out):
+    with world.stop_all_on_error(cfg.out), claim_run_folder(cfg.out, "pretrain", world):
         return train_ranks(cfg, resume, progress, world)
 
 

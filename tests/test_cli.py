@@ -2,8 +2,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import requires_core
 from minigpt.cli import main
+from minigpt.runlock import LOCK_NAME, claim_run_folder
 
 
 def test_params_prints_the_statistics_table(capsys):
@@ -65,8 +68,26 @@ def test_generate_bad_inputs(tmp_path, capsys):
     assert "'~'" in capsys.readouterr().err  # a character the char tokenizer never saw
     assert main(["generate", "--checkpoint", str(tmp_path / "nothing"), "--backend", "numpy"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
-    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--top-k", "0"]) == 1
-    assert capsys.readouterr().out == ""  # the prompt is not echoed before the error
+    assert main(["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--greedy",
+                 "--max-new-tokens", "0"]) == 0
+    assert capsys.readouterr().out == "ROMEO:\n"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--top-k", "0", "argument --top-k: must be an integer >= 1, got 0"),
+    ("--top-p", "1.5", "argument --top-p: must be a number in (0, 1], got 1.5"),
+    ("--top-p", "nan", "argument --top-p: must be a number in (0, 1], got nan"),
+    ("--temperature", "0", "argument --temperature: must be a finite number > 0, got 0"),
+    ("--temperature", "inf", "argument --temperature: must be a finite number > 0, got inf"),
+    ("--max-new-tokens", "-3", "argument --max-new-tokens: must be an integer >= 0, got -3"),
+    ("--seed", "-1", "argument --seed: must be an integer >= 0, got -1"),
+    ("--top-k", "x", "argument --top-k: invalid int value: 'x'")])
+def test_generate_refuses_bad_sampling_options_by_their_flag(option, value, message, tmp_path, capsys):
+    # Checked before the checkpoint is read, so a missing one does not hide the message; nothing is printed.
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "--checkpoint", str(tmp_path / "nothing"), option, value])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2 and message in captured.err and captured.out == ""
 
 
 @requires_core
@@ -86,6 +107,19 @@ def test_pretrain_bad_inputs(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text("n_layers = 2\n")
     assert main(["pretrain", "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o")]) == 1
     assert "unknown training settings: n_layers" in capsys.readouterr().err
+
+
+def test_a_folder_in_use_by_another_run_is_refused_and_left_alone(tmp_path, capsys):
+    assert pretrain_tiny(tmp_path) == 0
+    assert not (tmp_path / "out" / LOCK_NAME).exists()  # a finished run frees its folder
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    with claim_run_folder(tmp_path / "out", "finetune"):  # as another process would
+        assert main(["pretrain", "--resume", "--max-iters", "8", "--out", str(tmp_path / "out"), "--no-progress",
+                     "--sample-tokens", "0"]) == 1
+        assert f"--out {tmp_path / 'out'} is in use by `minigpt finetune`, process " in capsys.readouterr().err
+        assert pretrain_tiny(tmp_path) == 1  # a new run too, before it looks for checkpoints
+        assert "is in use by" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 
 def test_pretrain_resume_takes_the_runs_own_settings(tmp_path, capsys):

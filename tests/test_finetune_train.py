@@ -11,6 +11,7 @@ from minigpt.checkpoint import save_checkpoint
 from minigpt.cli import main
 from minigpt.finetune import load_task_model
 from minigpt.finetune.train import FineTuneConfig, evaluate, finetune, linear_warmup_decay
+from minigpt.runlock import claim_run_folder
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,'"
 
@@ -227,4 +228,9 @@ def test_the_out_folder_is_checked_before_any_training(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     assert main(args + ["--out", str(tmp_path / "afile")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
+    with claim_run_folder(tmp_path / "busy", "pretrain"):  # another run is writing there
+        assert main(args + ["--out", str(tmp_path / "busy")]) == 1
+        assert f"--out {tmp_path / 'busy'} is in use by `minigpt pretrain`" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "ft")]) == 0
+    assert not (tmp_path / "ft" / "run.lock").exists()  # freed when the run ends
 

@@ -45,6 +45,7 @@ from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
+from minigpt.runlock import claim_run_folder
 from minigpt.train import StopRequest, check_new_run_folder
 
 INITS = ("pretrained", "random")
@@ -331,14 +332,14 @@ def finetune(cfg, progress=True, world=None):
     """Run fine-tuning; return (run, final metrics dict). The dict is also written to cfg.metrics_out.
     world: a distributed world (default: MPI when launched by mpiexec with several ranks, else one process)."""
     world = world or get_world(backend=cfg.backend)
-    with world.stop_all_on_error(cfg.out):
+    with world.stop_all_on_error(cfg.out), claim_run_folder(cfg.check().out, "finetune", world):
         return finetune_ranks(cfg, progress, world)
 
 
 def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
-    check_new_run_folder(cfg.check().out, "finetune")  # before any work: the model is saved there at the end
+    check_new_run_folder(cfg.out, "finetune")  # before any work: the model is saved there at the end
     check_output_file(cfg.metrics_out, "--metrics-out")
     run = FineTuneRun(cfg, world)
     banner(run)
