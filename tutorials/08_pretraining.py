@@ -193,6 +193,8 @@ assert first["iters"] == FIRST_SITTING and first["val_loss"] < val_loss0 - 1.5
 # never runs code, unlike pickle), AdamW's two moment estimates per parameter, and a JSON file with
 # the configs, the tokenizer, the step and the random-generator states. It is written under a
 # temporary name and renamed into place, so an interrupted save never leaves half a checkpoint.
+# While it runs, a run holds a lock on `run.lock` in its folder (minigpt/runlock.py): a second run
+# given the same `--out` stops with an error instead of writing its checkpoints between these.
 
 # %%
 checkpoints = list_checkpoints(cfg.out)
