@@ -95,7 +95,7 @@ def checked(convert, holds, requirement):
 seed_number = checked(int, lambda v: v >= 0, "an integer >= 0")
 # inf would sample uniformly and NaN gives NaN probabilities (generate.check_sampling).
 sampling_temperature = checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-top_k_count = checked(int, lambda v: v >= 1, "an integer >= 1")
+positive_count = checked(int, lambda v: v >= 1, "an integer >= 1")
 top_p_mass = checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")  # NaN fails too
 token_count = checked(int, lambda v: v >= 0, "an integer >= 0")
 
@@ -156,10 +156,16 @@ def cmd_generate(args):
     if len(prompt) > model.config.block_size:
         raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
                          f"{model.config.block_size}; shorten it")
-    stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
-                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop_token=tok.eot_token,
-                      use_cache=not args.no_cache)  # checks its settings before any output
-    print_stream(tok, stream, prompt=args.prompt)
+    if args.greedy and args.num_samples > 1:
+        raise ValueError("--greedy takes no random choices, so its --num-samples samples would be one text repeated")
+    for i in range(args.num_samples):
+        if i > 0:
+            print("-" * 16)
+        # sample i draws with seed + i, so any one of them is reproduced alone by --seed (seed + i)
+        stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, seed=args.seed + i, stop_token=tok.eot_token,
+                          use_cache=not args.no_cache)  # checks its settings before any output
+        print_stream(tok, stream, prompt=args.prompt)
 
 
 def cmd_evaluate(args):
@@ -329,10 +335,12 @@ def build_parser():
     p.add_argument("--max-new-tokens", type=token_count, default=500, help="tokens to generate (default 500)")
     p.add_argument("--temperature", type=sampling_temperature, default=0.8,
                    help="sampling temperature > 0 (default 0.8)")
-    p.add_argument("--top-k", type=top_k_count, default=None, help="sample among the k most likely tokens only")
+    p.add_argument("--top-k", type=positive_count, default=None, help="sample among the k most likely tokens only")
     p.add_argument("--top-p", type=top_p_mass, default=None, help="sample from the smallest set with probability >= p")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default 0)")
+    p.add_argument("--num-samples", type=positive_count, default=1,
+                   help="samples to print, one after another; sample i uses seed + i (default 1)")
     p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (no KV cache)")
     p.set_defaults(func=cmd_generate)

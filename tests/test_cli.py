@@ -73,6 +73,21 @@ def test_generate_bad_inputs(tmp_path, capsys):
     assert capsys.readouterr().out == "ROMEO:\n"
 
 
+def test_generate_several_samples_each_reproducible_by_its_seed(tmp_path, capsys):
+    assert pretrain_tiny(tmp_path) == 0
+    capsys.readouterr()
+    base = ["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "ROMEO:", "--max-new-tokens", "12",
+            "--backend", "numpy"]
+    assert main(base + ["--seed", "5", "--num-samples", "3"]) == 0
+    samples = capsys.readouterr().out[:-1].split("\n" + "-" * 16 + "\n")  # each ends in a newline
+    assert len(samples) == 3 and all(s.startswith("ROMEO:") for s in samples)
+    assert len(set(samples)) > 1  # different seeds, different text (12 characters of a barely trained model)
+    assert main(base + ["--seed", "7"]) == 0  # the third sample alone: seed 5 + 2
+    assert capsys.readouterr().out == samples[2] + "\n"  # (the tokens printed after ROMEO: hold newlines too)
+    assert main(base + ["--greedy", "--num-samples", "2"]) == 1
+    assert "would be one text repeated" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--top-k", "0", "argument --top-k: must be an integer >= 1, got 0"),
     ("--top-p", "1.5", "argument --top-p: must be a number in (0, 1], got 1.5"),
@@ -81,6 +96,7 @@ def test_generate_bad_inputs(tmp_path, capsys):
     ("--temperature", "inf", "argument --temperature: must be a finite number > 0, got inf"),
     ("--max-new-tokens", "-3", "argument --max-new-tokens: must be an integer >= 0, got -3"),
     ("--seed", "-1", "argument --seed: must be an integer >= 0, got -1"),
+    ("--num-samples", "0", "argument --num-samples: must be an integer >= 1, got 0"),
     ("--top-k", "x", "argument --top-k: invalid int value: 'x'")])
 def test_generate_refuses_bad_sampling_options_by_their_flag(option, value, message, tmp_path, capsys):
     # Checked before the checkpoint is read, so a missing one does not hide the message; nothing is printed.
