@@ -543,7 +543,12 @@ static py::dict info() {
 #endif
     d["simd"] = matmul_simd_path();  // the matmul micro-kernel in use; MINIGPT_SIMD forces a lower one
     d["attention_simd"] = attention_simd();  // the attention tile kernels in use, chosen the same way
-    d["matmul_small_m"] = matmul_small_m();  // products with at most this many rows skip the packing
+    py::dict small_m;  // products with at most this many rows of op(a) skip the packing, per variant
+    small_m["nn"] = matmul_small_m(false, false);
+    small_m["nt"] = matmul_small_m(false, true);
+    small_m["tn"] = matmul_small_m(true, false);
+    small_m["tt"] = matmul_small_m(true, true);
+    d["matmul_small_m"] = small_m;
     return d;
 }
 
@@ -627,5 +632,5 @@ PYBIND11_MODULE(_core, m) {
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
           py::arg("bias1"), py::arg("bias2"));
 
-    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m'}.");
+    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m': {'nn', 'nt', 'tn', 'tt'}}.");
 }

@@ -28,9 +28,10 @@ void matmul_forward(float* out,         // (M, N)
                     const float* bias,  // (N,) or nullptr
                     int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b);
 
-// Products with at most this many rows of op(a) (M <= matmul_small_m()) take an unpacked path that
-// streams b once (matmul_rows.h): generation's one-token steps. info()["matmul_small_m"] reports it.
-int64_t matmul_small_m();
+// Products with at most this many rows of op(a) (M <= matmul_small_m(trans_a, trans_b): 8 to 32) take an
+// unpacked path that streams b once (matmul_rows.h): generation's one-token steps, prompts, few-shot
+// candidates. info()["matmul_small_m"] reports it for each variant.
+int64_t matmul_small_m(bool trans_a, bool trans_b);
 
 // The SIMD path matmul_forward runs: "avx512", "avx2" or "portable", the best this CPU supports
 // unless the environment variable MINIGPT_SIMD names a lower one (read once, at the first call).

@@ -10,7 +10,7 @@
 //                         (Goto & van de Geijn 2008, https://doi.org/10.1145/1356052.1356053;
 //                         Van Zee & van de Geijn 2015, https://doi.org/10.1145/2764454).
 //
-// Products with only a few rows (M <= SMALL_M, e.g. one token in generation) skip all of this and
+// Products with only a few rows (M <= 8 to 32, e.g. one token in generation) skip all of this and
 // take the small-M path below (matmul_rows.h has why); the rest go through matmul_blocked:
 //
 // matmul_forward, loop by loop (block sizes of the AVX-512 path; every path has its own):
@@ -312,15 +312,22 @@ static void matmul_blocked(const Problem& pb) {
 
 // ----------------------------------------------------------------------------- the small-M path
 
-// Products with at most this many rows of op(a) take the small-M path (matmul_rows.h): no packing,
+// Products with at most small_m_limit rows of op(a) take the small-M path (matmul_rows.h): no packing,
 // every float of b read once and used by all M rows. Generation feeds M = 1 (one new token) to every
-// layer and to the head. Measured with benchmarks/bench_matmul.py --small-m on the AVX-512 path, 2
-// threads, K = 768, N = 768 / 2304 / 3072 and the tied head: the row path is many times faster at
-// M = 1 (the packed path packs all of b for one row) and still ahead at M = 8, where the packed
-// path's 14-row tiles are mostly padding; from M = 16 the packed path wins.
-constexpr int64_t SMALL_M = 8;
+// layer and to the head; a prompt, or the candidates that few-shot evaluation scores, feed a few to a
+// few dozen. The packed path pays for packing b (a read and a write of every float of b) before it
+// multiplies, which only many rows repay, and its tiles are MR = 14 rows (AVX-512) of which small M
+// fills few. Measured on the AVX-512 path, 2 threads (AMD EPYC), GPT-2's K x N = 768 x 3072, 3072 x 768,
+// 768 x 2304, 768 x 768 and the default model's 128 x 512, 512 x 128, small-M path against packed:
+//   nn  (x @ w)            1.5-3.7x at M = 9-16, 1.1-1.9x at M = 32, 0.75-1.5x at M = 64;
+//   nt  (x @ w^T, the head) 1.0-2.2x at M = 9-16, 1.0-1.4x at M = 24, 0.6-1.2x at M = 48;
+//   tn  (x^T @ dout)       0.7-1.0x at M = 16 (its K is B * T, and a^T is copied first).
+static int64_t small_m_limit(bool trans_a, bool trans_b) {
+    if (trans_a) { return 8; }
+    return trans_b ? 16 : 32;
+}
 
-int64_t matmul_small_m() { return SMALL_M; }
+int64_t matmul_small_m(bool trans_a, bool trans_b) { return small_m_limit(trans_a, trans_b); }
 
 // Below this many multiply-adds a small-M product runs on one thread: waking the team costs more
 // than it saves (MIN_PARALLEL_WORK of fastmath.h: 131k, 512 KiB of b at M = 1, ~20-40 us).
@@ -392,7 +399,7 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         }
         return;
     }
-    if (trans_a && !trans_b && bias == nullptr && SMALL_M < M && M % path.NR == 0 && 2 * M <= N) {
+    if (trans_a && !trans_b && bias == nullptr && small_m_limit(true, false) < M && M % path.NR == 0 && 2 * M <= N) {
         // x^T @ dout with a few times fewer rows than columns: the weight gradient of a layer that widens
         // (M = C_in, N = C_out, K = B * T). Computed as its transpose dout^T @ x = (b^T a)^T, then
         // transposed back. Every element of out is still one chain of multiply-adds over k in the same kc
@@ -408,7 +415,7 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         return;
     }
     const Problem pb{path, out, a, b, bias, M, N, K, trans_a, trans_b};
-    if (M <= SMALL_M) {
+    if (M <= small_m_limit(trans_a, trans_b)) {
         matmul_rows(pb);
     } else {
         matmul_blocked(pb);

@@ -101,9 +101,9 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # portable 6 x 8) and cache blocks (kc <= 384, or 256 on the portable path; nc <= 768, or 512),
 # so that edge tiles, several kc blocks (the accumulate and bias steps) and several nc blocks
 # (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
-# The small-M path (M <= 8 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
-# thread shares, vectors and column blocks (2,048 columns at M = 1, 672 or 680 at M = 3), K past whole
-# groups of 8 rows and whole vectors.
+# The small-M path (M <= 8 to 32 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
+# thread shares, vectors and column blocks (2,048 columns at M = 1, 672 or 680 at M = 3, 240 or 236 at
+# M = 17, 128 at M = 32), K past whole groups of 8 rows and whole vectors.
 # Then one size of 65 among larger ones, as in the tied head of a 65-character vocabulary (logits
 # N = 65, their backward K = 65 and M = 65): the last tile is one column wide on every path, which
 # the half-width kernel takes. Last, N on both sides of NR / 2 (the widest tile the half-width kernel
@@ -111,6 +111,7 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # pack of b (W = 16, 8, 4) and, where NR / 2 < N < NR, a B panel whose second half is partly outside b.
 EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
                (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385), (1, 4200, 19), (3, 1500, 9),
+               (17, 500, 41), (33, 70, 20),
                (70, 65, 130), (70, 130, 65), (65, 70, 130),
                (20, 48, 37), (20, 49, 37), (20, 24, 37), (20, 12, 37),
                (64, 160, 400), (32, 800, 130)]  # x^T @ dout with N >= 2M, M whole panels: computed as its transpose
@@ -174,7 +175,7 @@ def test_core_every_simd_path_on_1_and_2_threads(path, tmp_path):
 # op(a) and op(b) given as they are and as transposed copies: all four variants of one product.
 # Packing reads a and b in the order they are stored and writes the same panels whatever the flags,
 # and the micro-kernel does the same multiply-adds in the same order, so the four results must agree
-# bit for bit (M > 8: the small-M path sums trans_b products in another order).
+# bit for bit (M above every variant's small-M limit: the small-M path sums trans_b products in another order).
 SAME_PRODUCT_SCRIPT = """
 import json, sys
 import numpy as np
@@ -195,7 +196,7 @@ np.savez(sys.argv[1], **saved)
 @requires_core
 @pytest.mark.parametrize("path", SIMD_PATHS)
 def test_core_transposes_change_only_how_operands_are_read(path, tmp_path):
-    shapes = [(M, N, K) for M, N, K in EDGE_SHAPES if M > kernels.core_info()["matmul_small_m"]]
+    shapes = [(M, N, K) for M, N, K in EDGE_SHAPES if M > max(kernels.core_info()["matmul_small_m"].values())]
     npz = tmp_path / f"{path}.npz"
     result = run_child(SAME_PRODUCT_SCRIPT, {"MINIGPT_SIMD": path}, tmp_path, str(npz), json.dumps(shapes))
     if "lacks" in result.stderr:
@@ -224,10 +225,12 @@ import numpy as np
 from minigpt import kernels
 small = kernels.core_info()["matmul_small_m"]
 rng = np.random.default_rng(2)
-saved = {"small_m": small, "num_threads": kernels.core_info()["num_threads"]}
-for M in (1, small, small + 1):
-    for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1)):
-        for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
+saved = {"num_threads": kernels.core_info()["num_threads"]}
+saved.update({"small_m_" + variant: limit for variant, limit in small.items()})
+for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
+    limit = small[("t" if trans_a else "n") + ("t" if trans_b else "n")]  # "nn", "nt", "tn" or "tt"
+    for M in (1, limit, limit + 1):
+        for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1)):
             a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
             b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
             bias = rng.standard_normal(N).astype(np.float32)
@@ -240,10 +243,10 @@ np.savez(sys.argv[1], **saved)
 
 @requires_core
 def test_core_small_m_boundary_on_1_and_2_threads(tmp_path):
-    # M = 1 and M = matmul_small_m take the unpacked small-M path, M = matmul_small_m + 1 the packed one
+    # M = 1 and M = the variant's matmul_small_m take the unpacked small-M path, one more row the packed one
     one, two = (run_with_threads(SMALL_M_SCRIPT, threads, tmp_path) for threads in (1, 2))
-    small = int(one["small_m"])
-    assert small == kernels.core_info()["matmul_small_m"] >= 1
+    small = {variant: int(one["small_m_" + variant]) for variant in ("nn", "nt", "tn", "tt")}
+    assert small == kernels.core_info()["matmul_small_m"] and min(small.values()) >= 1
     if kernels.core_info()["openmp"]:
         assert (int(one["num_threads"]), int(two["num_threads"])) == (1, 2)
     names = [key[3:] for key in one if key.startswith("out")]
