@@ -18,7 +18,7 @@ The small-M rows are the matrix-vector products of generation (one token: M = 1)
 or a few few-shot candidates (M = 8, 24), weights of GPT-2 124M: their limit is reading the weight once,
 so they get GB/s of weight too (the tied head's 154 MB comes from DRAM; the blocks' 7-9 MB may stay in
 L3 between calls). NumPy's products run on OpenBLAS's threads, which spin for about 0.1 s after a call,
-so these contenders sleep 0.15 s before each block of calls.
+so a pause of 0.15 s follows each of NumPy's blocks of calls.
 Each figure is the median of many calls, the contenders taking turns in rounds. This is a
 measurement, not a test.
 """
@@ -34,10 +34,12 @@ from minigpt import kernels
 from report import print_header, row, write_rows
 
 
-def side_by_side(fns, rounds=7, min_time=0.02, pause=0.0):
+def side_by_side(fns, rounds=7, min_time=0.02, spinning=()):
     """{name: median seconds per call}; the functions take turns, one block of calls each per round.
-    pause: seconds of sleep before each block, for contenders that leave threads spinning after a call
-    (OpenBLAS's spin for about 0.1 s, taking a core from whoever runs next: benchmarks/bench_matmul.py)."""
+    spinning: the names of functions whose library leaves threads spinning after a call (OpenBLAS's, for
+    about 0.1 s), which would take a core from whoever runs next: a pause of 0.15 s follows their blocks.
+    The pause goes after them rather than before every block: a team of threads left asleep for long
+    on a VM may wake up sharing one vCPU (the other looks preempted to the scheduler) and stay so."""
     inner = {}
     for name, fn in fns.items():
         # warm-up for 50 ms, not one call: page in buffers, start threads, let the allocator settle
@@ -53,11 +55,12 @@ def side_by_side(fns, rounds=7, min_time=0.02, pause=0.0):
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            time.sleep(pause)
             t0 = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner[name])
+            if name in spinning:
+                time.sleep(0.15)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -86,11 +89,11 @@ class Copier:
     def bandwidth(self, n_bytes):
         return 8 * max(64, n_bytes // 8) / min(side_by_side(self.copies(n_bytes)).values())
 
-    def timed_with_copy(self, fns, n_bytes, pause=0.0):
+    def timed_with_copy(self, fns, n_bytes, spinning=()):
         """({name: seconds per call}, copy bandwidth): the functions and the copies take turns in the same
         rounds, so that a slow spell of this shared machine falls on both sides of the ratio."""
         copies = self.copies(n_bytes)
-        t = side_by_side({**fns, **copies}, pause=pause)
+        t = side_by_side({**fns, **copies}, spinning=spinning)
         return {name: t[name] for name in fns}, 8 * max(64, n_bytes // 8) / min(t[name] for name in copies)
 
 
@@ -164,7 +167,7 @@ def main():
             rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
         for label, n_bytes, fn in small_m_cases(args.quick):  # NumPy's products run on OpenBLAS's threads
             t, copy = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")}, n_bytes,
-                                             pause=0.15)
+                                             spinning={"numpy"})
             ours = n_bytes / t["cpu"]
             print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
                   f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
