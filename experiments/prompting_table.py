@@ -18,7 +18,7 @@ template (see minigpt/prompting/templates.py). The fine-tuned column runs `minig
 reads the headline metric from its metrics JSON. Both evaluate the same --max-eval dev examples
 (a seeded random subset, drawn the same way by both; --max-eval and --seed are passed to finetune).
 Chance is a uniform random guess; "majority" always answers the commonest training class. k-shrink:
-with a short context (the default run's is 64 characters) the demonstrations do not fit, and the
+with a short context (the default run's is 256 characters) the demonstrations do not fit, and the
 table says how many were kept on average.
 Small models sit near chance zero-shot; the table reports what it measures.
 """
@@ -41,14 +41,16 @@ def finetune_score(checkpoint, task, data, head, args):
     """The headline metric of `minigpt finetune` on this task, or a short reason why there is none."""
     with tempfile.TemporaryDirectory() as tmp:
         metrics = Path(tmp) / "metrics.json"
-        cmd = [sys.executable, "-m", "minigpt", "finetune", "--checkpoint", str(checkpoint), "--task", task,
-               "--metrics-out", str(metrics), "--seed", str(args.seed), "--backend", args.backend,
+        cmd = [sys.executable, "-m", "minigpt", "finetune", "--checkpoint", str(Path(checkpoint).resolve()),
+               "--task", task, "--metrics-out", str(metrics), "--seed", str(args.seed), "--backend", args.backend,
                "--max-eval", str(args.max_eval), "--out", str(Path(tmp) / "run")]
         if data:
-            cmd += ["--data", data]
+            cmd += ["--data", str(Path(data).resolve()) if Path(data).exists() else data]
         cmd += args.finetune_args.split()
         print("running:", " ".join(cmd), flush=True)
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        # cwd: `python -m` looks in the current folder first, and from the repository root it would import the
+        # source folder, without the extension that `pip install .` built, rather than the installed package
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
         if result.returncode != 0:
             if "invalid choice: 'finetune'" in result.stderr:
                 return None, "minigpt finetune is not available in this version"

@@ -305,7 +305,8 @@ def cmd_convert(args):
 def cmd_info(args):
     print("backends: numpy (always)", end="")
     if kernels._core is None:
-        print(f"; cpu NOT built ({kernels._CORE_IMPORT_ERROR}); build it with `pip install .`")
+        print(f"; cpu NOT built ({kernels._CORE_IMPORT_ERROR}); build it with `pip install .`."
+              f"{kernels.backend.source_tree_hint()}")
     else:
         print(f"; cpu {kernels.core_info()}")
     if kernels.cuda_problem() is None:

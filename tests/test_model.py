@@ -154,3 +154,19 @@ def test_missing_extension_error_says_how_to_build(monkeypatch):
     monkeypatch.setattr(minigpt.kernels.backend, "_core", None)
     with pytest.raises(RuntimeError, match="pip install"):
         minigpt.GPT(tiny_config("gpt2"), backend="cpu")
+
+
+def test_missing_extension_error_names_a_source_folder_that_hides_the_installed_package(monkeypatch, tmp_path):
+    # `python -m ...` in a repository root imports its minigpt/ folder, which `pip install .` did not build into
+    fake = tmp_path / "minigpt" / "kernels" / "backend.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(minigpt.kernels.backend, "_core", None)
+    monkeypatch.setattr(minigpt.kernels.backend, "__file__", str(fake))
+    with pytest.raises(RuntimeError) as plain:
+        minigpt.GPT(tiny_config("gpt2"), backend="cpu")
+    assert "source folder" not in str(plain.value)  # an installed package's folder: no such note
+    (tmp_path / "CMakeLists.txt").write_text("")
+    (tmp_path / "csrc").mkdir()
+    with pytest.raises(RuntimeError, match=rf"imported from the source folder {tmp_path / 'minigpt'}, which holds "
+                                           r"no build: .* run from another folder"):
+        minigpt.GPT(tiny_config("gpt2"), backend="cpu")

@@ -141,6 +141,17 @@ def test_unencodable_examples_stop_the_run_or_are_counted():
     assert result["skipped"] == 1 and result["n_eval"] == 10 and "dev:99" in result["first_skipped"]
 
 
+def test_an_unencodable_demonstration_is_named_as_itself():
+    task = classification_task()
+    bad = Example("classification", ("ÆTHELRED was grim",), 0, "train:99")
+    task = TaskData(task.name, task.shape, task.labels, task.metrics, [bad], task.dev)
+    template = Template("{text}", verbalizer=("bad", "good"))
+    with pytest.raises(ValueError, match=r"demonstration \(for example dev:0\): training example train:99: .*'Æ'"):
+        evaluate_task(spread_model(), TOK, task, template, shots=1)
+    with pytest.raises(ValueError, match="1 shots asked for, but only 0 of the 1 training examples can be encoded"):
+        evaluate_task(spread_model(), TOK, task, template, shots=1, skip_unencodable=True)
+
+
 def test_a_template_the_tokenizer_cannot_encode_is_named_not_the_first_example():
     task = classification_task()
     for template, message in [

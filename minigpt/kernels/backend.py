@@ -10,6 +10,7 @@ not built, or for "cuda" on a machine without CuPy or a GPU, raises an error tha
 import functools
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,17 @@ except ImportError as e:
     _CUDA_IMPORT_ERROR = e
 
 
+def source_tree_hint():
+    """A note for when this minigpt is a source checkout's folder that Python found first (`python -m` and
+    `python -c` put the current folder first on the import path), hiding the installed, built one."""
+    package = Path(__file__).resolve().parent.parent  # minigpt/
+    if not (package.parent / "CMakeLists.txt").exists() or not (package.parent / "csrc").is_dir():
+        return ""
+    return (f" This minigpt was imported from the source folder {package}, which holds no build: if you "
+            "installed it with `pip install .`, run from another folder (Python looks in the current folder "
+            "first), or install it with `pip install -e .` so that the source folder is the installed one.")
+
+
 @functools.lru_cache(maxsize=None)
 def cuda_problem():
     """Why backend="cuda" cannot run in this process, or None when it can (looked up once)."""
@@ -75,7 +87,7 @@ def check_backend(backend):
         raise RuntimeError(
             "backend='cpu' needs the compiled extension minigpt._core, which is not importable "
             f"({_CORE_IMPORT_ERROR}). Build it with `pip install .` (or `pip install -e .` for "
-            "development) from the repository root, or use backend='numpy'."
+            f"development) from the repository root, or use backend='numpy'.{source_tree_hint()}"
         )
     if backend == "cuda":
         if cuda_problem() is not None:

@@ -40,6 +40,9 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     if not examples:
         raise ValueError(f"task {task.name} has no evaluation examples")
     pool = demonstration_pool(task.train, template, words, tokenizer, skip_unencodable) if shots else []
+    if len(pool) < shots <= len(task.train):
+        raise ValueError(f"{shots} shots asked for, but only {len(pool)} of the {len(task.train)} training examples "
+                         "can be encoded by the checkpoint's tokenizer")
     draw_demonstrations(pool, shots, seed, 0)  # fails early, and clearly, if the pool is too small
     rows, skipped = [], []
     for i, example in enumerate(progress_bar(examples, progress, task.name)):
@@ -113,11 +116,11 @@ class UnencodableText(ValueError):
     """A text the tokenizer cannot encode, with the example it belongs to."""
 
 
-def encode_checked(tokenizer, text, example):
+def encode_checked(tokenizer, text, example, role="example"):
     try:
         return tokenizer.encode(text)
     except ValueError as e:
-        raise UnencodableText(f"example {example.source or '?'}: {e}") from None
+        raise UnencodableText(f"{role} {example.source or '?'}: {e}") from None
 
 
 def predict(model, tokenizer, template, example, demos, words, regression):
@@ -134,6 +137,9 @@ def predict(model, tokenizer, template, example, demos, words, regression):
     if answers_cut:  # compare what is scored: the beginnings (per_char divides by their length)
         texts = [tokenizer.decode(c) for c in candidates]
     budget = block - (max(len(c) for c in candidates) - 1)
+    for demo in demos:  # so that an unencodable demonstration is named as itself, not as this example
+        encode_checked(tokenizer, demonstration(template, demo, words) + template.separator, demo,
+                       f"demonstration (for example {example.source or '?'}): training example")
     prompt = fit_prompt(encode, template, example, demos, words, budget)
     logprobs = score_candidates(model, prompt.ids, candidates)
     prediction = {}
