@@ -65,14 +65,14 @@ __attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, con
 typedef float Vec8 __attribute__((vector_size(32)));
 constexpr int RM = 2;
 
-__attribute__((target("avx2,fma"))) void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N,
-                                              int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nn<Vec8>(out, a, b, M, N, K, n0, n1);
+__attribute__((target("avx2,fma"))) void rows_nn(float* out, const float* a, int64_t lda, const float* b, int64_t M,
+                                              int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec8>(out, a, lda, b, M, N, K, n0, n1);
 }
 
-__attribute__((target("avx2,fma"))) void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N,
-                                              int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nt<Vec8, RM>(out, a, b, M, N, K, n0, n1);
+__attribute__((target("avx2,fma"))) void rows_nt(float* out, const float* a, int64_t lda, const float* b, int64_t M,
+                                              int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec8, RM>(out, a, lda, b, M, N, K, n0, n1);
 }
 
 // The packing loops (matmul_pack.h); the transposing one moves 8 x 8 blocks of Vec8 rows.

@@ -87,14 +87,14 @@ __attribute__((target("avx512f,fma"))) void kernel(int64_t kc, const float* ap, 
 typedef float Vec16 __attribute__((vector_size(64)));
 constexpr int RM = 4;
 
-__attribute__((target("avx512f,fma"))) void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N,
-                                              int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nn<Vec16>(out, a, b, M, N, K, n0, n1);
+__attribute__((target("avx512f,fma"))) void rows_nn(float* out, const float* a, int64_t lda, const float* b, int64_t M,
+                                              int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec16>(out, a, lda, b, M, N, K, n0, n1);
 }
 
-__attribute__((target("avx512f,fma"))) void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N,
-                                              int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nt<Vec16, RM>(out, a, b, M, N, K, n0, n1);
+__attribute__((target("avx512f,fma"))) void rows_nt(float* out, const float* a, int64_t lda, const float* b, int64_t M,
+                                              int64_t N, int64_t K, int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec16, RM>(out, a, lda, b, M, N, K, n0, n1);
 }
 
 // The packing loops (matmul_pack.h); the transposing one moves 16 x 16 blocks of Vec16 rows.

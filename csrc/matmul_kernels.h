@@ -36,11 +36,11 @@
 using MatmulMicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                                    const float* bias, bool accumulate, int m, int n);
 
-// The small-M path (matmul_rows.h): out[:, n0:n1] = a @ op(b)[:, n0:n1] for a contiguous (M, K) a;
-// b is (K, N) for rows_nn, (N, K) for rows_nt. n0 and n1 must be multiples of 64 (or n1 = N) for
-// rows_nn, multiples of 4 (or n1 = N) for rows_nt.
-using MatmulRowsKernel = void (*)(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                                  int64_t n0, int64_t n1);
+// The small-M path (matmul_rows.h): out[:, n0:n1] = a @ op(b)[:, n0:n1] for an (M, K) a whose rows are lda
+// floats apart; b is (K, N) for rows_nn, (N, K) for rows_nt. n0 and n1 must be multiples of 64 (or n1 = N)
+// for rows_nn, multiples of 4 (or n1 = N) for rows_nt.
+using MatmulRowsKernel = void (*)(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N,
+                                  int64_t K, int64_t n0, int64_t n1);
 
 // Packs one panel (matmul_pack.h) of kc steps from src, the panel's first float in a or b, whose
 // rows are ld floats apart; edge (m or n) rows of A or columns of B lie inside the operand, the rest

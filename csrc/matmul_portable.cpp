@@ -89,12 +89,14 @@ void kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
 // plus 4 rows of b and one of a: 13 of SSE's 16 registers.
 typedef float Vec4 __attribute__((vector_size(16)));
 
-void rows_nn(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nn<Vec4>(out, a, b, M, N, K, n0, n1);
+void rows_nn(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N, int64_t K,
+             int64_t n0, int64_t n1) {
+    matmul_rows::nn<Vec4>(out, a, lda, b, M, N, K, n0, n1);
 }
 
-void rows_nt(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1) {
-    matmul_rows::nt<Vec4, 2>(out, a, b, M, N, K, n0, n1);
+void rows_nt(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N, int64_t K,
+             int64_t n0, int64_t n1) {
+    matmul_rows::nt<Vec4, 2>(out, a, lda, b, M, N, K, n0, n1);
 }
 
 // The packing loops (matmul_pack.h); the transposing one moves 4 x 4 blocks of Vec4 rows.

@@ -8,8 +8,8 @@
 // used by all M rows at once while it sits in registers. The work is one multiply-add per float of
 // b per row, so for M = 1 the speed is the memory bandwidth, which is as fast as it can be.
 //
-// Two shapes of loop, one per layout of b (op(a) arrives as a contiguous (M, K) array; matmul.cpp
-// makes a small copy when trans_a):
+// Two shapes of loop, one per layout of b (op(a) arrives as an (M, K) array with rows lda floats apart;
+// matmul.cpp makes a copy when trans_a, and when its rows would be 4 KiB apart):
 //   nn  b is (K, N) (x @ w):    walk b eight rows at a time, each row a contiguous stream, and add
 //                               a[m, k] * b[k, :] into out[m, :], which stays in L1 meanwhile;
 //   nt  b is (N, K) (x @ w^T):  each out[m, n] is the dot product of two contiguous rows, a[m, :]
@@ -36,8 +36,8 @@ namespace matmul_rows {
 // vector width; so must n1 unless it is N (the last columns, past the last whole vector, are done
 // one float at a time).
 template <typename Vec>
-MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                           int64_t n0, int64_t n1) {
+MATMUL_ROWS_INLINE void nn(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N,
+                           int64_t K, int64_t n0, int64_t n1) {
     constexpr int64_t W = sizeof(Vec) / sizeof(float);
     constexpr int64_t R = 8;  // rows of b per pass over out
     // Columns per block: out[:, block] is 8 KiB up to M = 4 and 16 KiB from M = 8 on (512 columns, then
@@ -68,7 +68,7 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M
                 Vec v[R];
                 for (int64_t r = 0; r < R; r++) { std::memcpy(&v[r], b0 + r * N + j, sizeof(Vec)); }
                 for (int64_t m = 0; m < M; m++) {
-                    const float* a_m = a + m * K + k;  // (R,)
+                    const float* a_m = a + m * lda + k;  // (R,)
                     Vec o;
                     std::memcpy(&o, t + m * ld + j, sizeof(Vec));
                     for (int64_t r = 0; r < R; r++) { o += a_m[r] * v[r]; }  // k ascending
@@ -77,7 +77,7 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M
             }
             for (int64_t j = jv; j < nb; j++) {
                 for (int64_t m = 0; m < M; m++) {
-                    const float* a_m = a + m * K + k;
+                    const float* a_m = a + m * lda + k;
                     float o = t[m * ld + j];
                     for (int64_t r = 0; r < R; r++) { o += a_m[r] * b0[r * N + j]; }
                     t[m * ld + j] = o;
@@ -92,12 +92,12 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M
                 for (int64_t m = 0; m < M; m++) {
                     Vec o;
                     std::memcpy(&o, t + m * ld + j, sizeof(Vec));
-                    o += a[m * K + k] * v;
+                    o += a[m * lda + k] * v;
                     std::memcpy(t + m * ld + j, &o, sizeof(Vec));
                 }
             }
             for (int64_t j = jv; j < nb; j++) {
-                for (int64_t m = 0; m < M; m++) { t[m * ld + j] += a[m * K + k] * b_k[j]; }
+                for (int64_t m = 0; m < M; m++) { t[m * ld + j] += a[m * lda + k] * b_k[j]; }
             }
         }
         for (int64_t m = 0; m < M; m++) { std::memcpy(out + m * N + j0, t + m * ld, nb * sizeof(float)); }
@@ -110,7 +110,7 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, const float* b, int64_t M
 // GCC left one of them rolled, acc[i][j] had a variable index, so it kept acc in memory and stored
 // every accumulator back to the stack at each k step (AVX2: all of them; AVX-512 at M = 1).
 template <typename Vec, int MR, int NBR>
-MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, const float* b, int64_t K) {
+MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, int64_t lda, const float* b, int64_t K) {
     constexpr int64_t W = sizeof(Vec) / sizeof(float);
     Vec acc[MR][NBR];
 #pragma GCC unroll 16
@@ -126,7 +126,7 @@ MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, const
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             Vec av;
-            std::memcpy(&av, a + i * K + k, sizeof(Vec));
+            std::memcpy(&av, a + i * lda + k, sizeof(Vec));
 #pragma GCC unroll 16
             for (int j = 0; j < NBR; j++) { acc[i][j] += av * bv[j]; }
         }
@@ -146,7 +146,7 @@ MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, const
     for (int i = 0; i < MR; i++) {
         for (int j = 0; j < NBR; j++) {
             float s = sums[i][j];
-            for (int64_t k = kv; k < K; k++) { s += a[i * K + k] * b[j * K + k]; }
+            for (int64_t k = kv; k < K; k++) { s += a[i * lda + k] * b[j * K + k]; }
             out[i * ldo + j] = s;
         }
     }
@@ -154,25 +154,25 @@ MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, const
 
 // out (M, N) row stride N; only the columns [n0, n1) are written. b is (N, K).
 template <typename Vec, int RM>
-MATMUL_ROWS_INLINE void nt(float* out, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                           int64_t n0, int64_t n1) {
+MATMUL_ROWS_INLINE void nt(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N,
+                           int64_t K, int64_t n0, int64_t n1) {
     int64_t n = n0;
     // One row of a (a generation step): eight rows of b at a time, eight independent chains of multiply-adds
     // and eight streams from memory where four left the FMA latency showing. GPT-2's tied head (154 MB
     // from DRAM), against four rows: 1.1x on the AVX-512 path, 1.3x on AVX2 and 1.1-1.2x portable.
     if (M == 1) {
-        for (; n + 8 <= n1; n += 8) { dot_block<Vec, 1, 8>(out + n, N, a, b + n * K, K); }
+        for (; n + 8 <= n1; n += 8) { dot_block<Vec, 1, 8>(out + n, N, a, lda, b + n * K, K); }
     }
     // four rows of b at a time: loaded once from memory, then used by every row of a from L1
     for (; n + 4 <= n1; n += 4) {
         int64_t m = 0;
-        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 4>(out + m * N + n, N, a + m * K, b + n * K, K); }
-        for (; m < M; m++) { dot_block<Vec, 1, 4>(out + m * N + n, N, a + m * K, b + n * K, K); }
+        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 4>(out + m * N + n, N, a + m * lda, lda, b + n * K, K); }
+        for (; m < M; m++) { dot_block<Vec, 1, 4>(out + m * N + n, N, a + m * lda, lda, b + n * K, K); }
     }
     for (; n < n1; n++) {
         int64_t m = 0;
-        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 1>(out + m * N + n, N, a + m * K, b + n * K, K); }
-        for (; m < M; m++) { dot_block<Vec, 1, 1>(out + m * N + n, N, a + m * K, b + n * K, K); }
+        for (; m + RM <= M; m += RM) { dot_block<Vec, RM, 1>(out + m * N + n, N, a + m * lda, lda, b + n * K, K); }
+        for (; m < M; m++) { dot_block<Vec, 1, 1>(out + m * N + n, N, a + m * lda, lda, b + n * K, K); }
     }
 }
 

@@ -103,7 +103,8 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # (the double-buffered B packing) all run. The sizes live in csrc/matmul_*.cpp.
 # The small-M path (M <= 8 to 32 rows, csrc/matmul_rows.h) gets its own shapes: N past whole 64-column
 # thread shares, vectors and column blocks (2,048 columns at M = 1, 672 or 680 at M = 3, 240 or 236 at
-# M = 17, 128 at M = 32), K past whole groups of 8 rows and whole vectors.
+# M = 17, 128 at M = 32), K past whole groups of 8 rows and whole vectors, and K a multiple of 1,024 (rows
+# of a 4 KiB apart, which the small-M path copies into rows 64 bytes further apart).
 # Then one size of 65 among larger ones, as in the tied head of a 65-character vocabulary (logits
 # N = 65, their backward K = 65 and M = 65): the last tile is one column wide on every path, which
 # the half-width kernel takes. Last, N on both sides of NR / 2 (the widest tile the half-width kernel
@@ -111,7 +112,7 @@ SIMD_PATHS = ["avx512", "avx2", "portable"]
 # pack of b (W = 16, 8, 4) and, where NR / 2 < N < NR, a B panel whose second half is partly outside b.
 EDGE_SHAPES = [(13, 31, 383), (14, 32, 384), (15, 33, 385), (5, 17, 257), (29, 97, 769), (45, 769, 130),
                (1, 513, 40), (130, 7, 1), (8, 131, 37), (2, 1029, 70), (1, 50, 385), (1, 4200, 19), (3, 1500, 9),
-               (17, 500, 41), (33, 70, 20),
+               (17, 500, 41), (33, 70, 20), (12, 300, 1024), (3, 70, 2048),  # K % 1024 = 0: a copied, padded
                (70, 65, 130), (70, 130, 65), (65, 70, 130),
                (20, 48, 37), (20, 49, 37), (20, 24, 37), (20, 12, 37),
                (64, 160, 400), (32, 800, 130)]  # x^T @ dout with N >= 2M, M whole panels: computed as its transpose
