@@ -632,5 +632,6 @@ PYBIND11_MODULE(_core, m) {
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
           py::arg("bias1"), py::arg("bias2"));
 
-    m.def("info", &info, "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m': {'nn', 'nt', 'tn', 'tt'}}.");
+    m.def("info", &info,
+          "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m': {'nn', 'nt', 'tn', 'tt'}}.");
 }

@@ -45,7 +45,8 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, int64_t lda, const float*
     // for the hardware prefetchers to follow: 8 rows of 2,048 columns at M = 1, against 4 rows of 512
     // before, read GPT-2's weights 1.2-1.5x faster (AMD EPYC, one and two threads, weights out of
     // cache). Same sums, same bits.
-    const int64_t NB = std::max<int64_t>(W, std::max<int64_t>(2048 / M, std::min<int64_t>(512, 4096 / M)) / W * W);
+    const int64_t columns = std::max<int64_t>(2048 / M, std::min<int64_t>(512, 4096 / M));
+    const int64_t NB = std::max<int64_t>(W, columns / W * W);
     // The block of out is summed in a buffer whose rows are NB + 16 floats apart, then copied to out.
     // In out itself the rows are N floats apart, and where that is a multiple of 4 KiB (GPT-2's N =
     // 3,072: 12 KiB) the same column of every row falls in one set of the L1 cache, which holds 8
@@ -110,7 +111,8 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, int64_t lda, const float*
 // GCC left one of them rolled, acc[i][j] had a variable index, so it kept acc in memory and stored
 // every accumulator back to the stack at each k step (AVX2: all of them; AVX-512 at M = 1).
 template <typename Vec, int MR, int NBR>
-MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, int64_t lda, const float* b, int64_t K) {
+MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, int64_t lda, const float* b,
+                                  int64_t K) {
     constexpr int64_t W = sizeof(Vec) / sizeof(float);
     Vec acc[MR][NBR];
 #pragma GCC unroll 16
