@@ -333,7 +333,7 @@ int64_t matmul_small_m(bool trans_a, bool trans_b) { return small_m_limit(trans_
 // than it saves (MIN_PARALLEL_WORK of fastmath.h: 131k, 512 KiB of b at M = 1, ~20-40 us).
 constexpr int64_t SMALL_M_PARALLEL_WORK = MIN_PARALLEL_WORK;
 
-static thread_local ScratchBuffer a_rows_buffer;  // op(a) as a contiguous (M, K), when trans_a
+static thread_local ScratchBuffer a_rows_buffer;  // op(a) copied into padded rows (matmul_rows below)
 
 static void matmul_rows(const Problem& pb) {
     const float* a = pb.a;  // (M, K), rows lda floats apart

@@ -68,7 +68,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scoring", default="per_token", choices=["total", "per_token", "per_char"])
     p.add_argument("--backend", default="cpu", choices=["numpy", "cpu"])
-    p.add_argument("--finetune-args", default="", help="extra options for minigpt finetune")
+    p.add_argument("--finetune-args", default="", help="extra options for minigpt finetune (it runs in a "
+                   "temporary folder: give paths in them absolute)")
     p.add_argument("--no-finetune", action="store_true")
     p.add_argument("--json", default="prompting_table.json")
     args = p.parse_args(argv)

@@ -94,7 +94,8 @@ def checked(convert, holds, requirement):
 # NumPy's generators take integers >= 0 only.
 seed_number = checked(int, lambda v: v >= 0, "an integer >= 0")
 # inf would sample uniformly and NaN gives NaN probabilities (generate.check_sampling).
-sampling_temperature = checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+sampling_temperature = checked(float, lambda v: math.isfinite(v) and v > 0,
+                               "a finite number > 0 (--greedy takes the most likely token)")
 positive_count = checked(int, lambda v: v >= 1, "an integer >= 1")
 top_p_mass = checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")  # NaN fails too
 token_count = checked(int, lambda v: v >= 0, "an integer >= 0")

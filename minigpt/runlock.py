@@ -8,10 +8,12 @@ one process only, and releases it when that process ends in any way, even killed
 so a crashed run never leaves a folder locked. The file names its holder, for the error message only.
 """
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 
 LOCK_NAME = "run.lock"
@@ -35,10 +37,27 @@ def is_open_file(fd, path):
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def lock_file(path, out):
-    """Open path and hold its exclusive lock; return the descriptor, or raise ValueError naming the holder."""
+# flock's errors where a file system does not support it (some cluster file systems, mounted without locks)
+UNSUPPORTED = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
+
+
+def open_lock_file(path, out):
+    """A descriptor of path, created if missing, and whether it was opened for writing. O_NOFOLLOW: a
+    symbolic link named run.lock is refused, not followed to a file that the holder line would overwrite."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), True
+        except FileNotFoundError:  # the folder was removed by a run that failed as this one started
+            out.mkdir(parents=True, exist_ok=True)
+        except PermissionError:  # another user's run.lock, left by a killed run: flock needs no write access
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW), False
+
+
+def lock_file(path, out):
+    """Open path and hold its exclusive lock: (descriptor, writable), or (None, False) where the file system
+    has no flock; ValueError naming the holder if another run holds it."""
+    while True:
+        fd, writable = open_lock_file(path, out)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # NB: fail at once rather than wait
         except BlockingIOError:
@@ -48,9 +67,25 @@ def lock_file(path, out):
                    if holder else "another run")
             raise ValueError(f"--out {out} is in use by {who}; wait for it to finish, or choose another "
                              "--out") from None
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in UNSUPPORTED:
+                raise
+            warnings.warn(f"the file system of {out} does not support locks ({e.strerror}): nothing stops "
+                          "another run from writing to this folder at the same time", stacklevel=3)
+            return None, False
         if is_open_file(fd, path):
-            return fd
+            return fd, writable
         os.close(fd)  # the file was replaced under us: lock the new one
+
+
+def missing_folders(out):
+    """out and those of its parents that do not exist yet, deepest first: what mkdir(parents=True) creates."""
+    missing = []
+    while not out.exists() and out != out.parent:
+        missing.append(out)
+        out = out.parent
+    return missing
 
 
 @contextlib.contextmanager
@@ -65,18 +100,23 @@ def claim_run_folder(out, command, world=None):
         return
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
-    created = not out.exists()
+    created = missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_NAME
-    fd = lock_file(path, out)
+    fd, writable = lock_file(path, out)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command})
-                      + "\n").encode())
+        if writable:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command})
+                          + "\n").encode())
         yield out
     finally:
-        path.unlink(missing_ok=True)  # removed while still locked, so no other run holds it
-        os.close(fd)
-        if created:  # a run that failed before writing anything leaves no empty folder behind
+        if fd is not None:
             with contextlib.suppress(OSError):
-                out.rmdir()  # only if empty
+                path.unlink(missing_ok=True)  # removed while still locked, so no other run holds it
+            os.close(fd)
+        for folder in created:  # a run that failed before writing anything leaves no empty folders behind
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break

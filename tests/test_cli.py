@@ -92,8 +92,9 @@ def test_generate_several_samples_each_reproducible_by_its_seed(tmp_path, capsys
     ("--top-k", "0", "argument --top-k: must be an integer >= 1, got 0"),
     ("--top-p", "1.5", "argument --top-p: must be a number in (0, 1], got 1.5"),
     ("--top-p", "nan", "argument --top-p: must be a number in (0, 1], got nan"),
-    ("--temperature", "0", "argument --temperature: must be a finite number > 0, got 0"),
-    ("--temperature", "inf", "argument --temperature: must be a finite number > 0, got inf"),
+    ("--temperature", "0", "argument --temperature: must be a finite number > 0 (--greedy takes the most likely "
+                           "token), got 0"),
+    ("--temperature", "inf", "argument --temperature: must be a finite number > 0"),
     ("--max-new-tokens", "-3", "argument --max-new-tokens: must be an integer >= 0, got -3"),
     ("--seed", "-1", "argument --seed: must be an integer >= 0, got -1"),
     ("--num-samples", "0", "argument --num-samples: must be an integer >= 1, got 0"),

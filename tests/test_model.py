@@ -161,6 +161,8 @@ def test_missing_extension_error_names_a_source_folder_that_hides_the_installed_
     fake = tmp_path / "minigpt" / "kernels" / "backend.py"
     fake.parent.mkdir(parents=True)
     monkeypatch.setattr(minigpt.kernels.backend, "_core", None)
+    monkeypatch.setattr(minigpt.kernels.backend, "_CORE_IMPORT_ERROR", ImportError(
+        "cannot import name '_core' from partially initialized module 'minigpt'"))
     monkeypatch.setattr(minigpt.kernels.backend, "__file__", str(fake))
     with pytest.raises(RuntimeError) as plain:
         minigpt.GPT(tiny_config("gpt2"), backend="cpu")
@@ -170,3 +172,8 @@ def test_missing_extension_error_names_a_source_folder_that_hides_the_installed_
     with pytest.raises(RuntimeError, match=rf"imported from the source folder {tmp_path / 'minigpt'}, which holds "
                                            r"no build: .* run from another folder"):
         minigpt.GPT(tiny_config("gpt2"), backend="cpu")
+    # an editable install's _core that fails to load (a missing libgomp, say) is another matter
+    monkeypatch.setattr(minigpt.kernels.backend, "_CORE_IMPORT_ERROR", ImportError("libgomp.so.1: cannot open"))
+    with pytest.raises(RuntimeError) as other:
+        minigpt.GPT(tiny_config("gpt2"), backend="cpu")
+    assert "libgomp" in str(other.value) and "source folder" not in str(other.value)

@@ -50,9 +50,12 @@ except ImportError as e:
 
 def source_tree_hint():
     """A note for when this minigpt is a source checkout's folder that Python found first (`python -m` and
-    `python -c` put the current folder first on the import path), hiding the installed, built one."""
+    `python -c` put the current folder first on the import path), hiding the installed, built one: the
+    folder has no _core at all (an editable install's _core, found elsewhere, fails with another error)."""
     package = Path(__file__).resolve().parent.parent  # minigpt/
     if not (package.parent / "CMakeLists.txt").exists() or not (package.parent / "csrc").is_dir():
+        return ""
+    if "cannot import name '_core'" not in str(_CORE_IMPORT_ERROR) or any(package.glob("_core*")):
         return ""
     return (f" This minigpt was imported from the source folder {package}, which holds no build: if you "
             "installed it with `pip install .`, run from another folder (Python looks in the current folder "
