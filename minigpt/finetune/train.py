@@ -43,9 +43,9 @@ from minigpt.finetune.tokens import add_task_tokens
 from minigpt.finetune.transforms import UnencodableText, encode_example
 from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
+from minigpt.runlock import claim_run_folder
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
-from minigpt.runlock import claim_run_folder
 from minigpt.train import StopRequest, check_new_run_folder
 
 INITS = ("pretrained", "random")
