@@ -109,7 +109,7 @@ MATMUL_ROWS_INLINE void nn(float* out, const float* a, int64_t lda, const float*
 // of W lanes, summed across the lanes at the end, then the K % W tail one float at a time.
 // The loops over i and j are unrolled by force and the lane sums are taken before the tail loop: where
 // GCC left one of them rolled, acc[i][j] had a variable index, so it kept acc in memory and stored
-// every accumulator back to the stack at each k step (AVX2: all of them; AVX-512 at M = 1).
+// every accumulator back to the stack at each k step (the AVX2 build; the AVX-512 one was spared).
 template <typename Vec, int MR, int NBR>
 MATMUL_ROWS_INLINE void dot_block(float* out, int64_t ldo, const float* a, int64_t lda, const float* b,
                                   int64_t K) {
