@@ -633,5 +633,6 @@ PYBIND11_MODULE(_core, m) {
           py::arg("bias1"), py::arg("bias2"));
 
     m.def("info", &info,
-          "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', 'matmul_small_m': {'nn', 'nt', 'tn', 'tt'}}.");
+          "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', "
+          "'matmul_small_m': {'nn', 'nt', 'tn', 'tt'}}.");
 }

@@ -312,7 +312,7 @@ static void matmul_blocked(const Problem& pb) {
 
 // ----------------------------------------------------------------------------- the small-M path
 
-// Products with at most small_m_limit rows of op(a) take the small-M path (matmul_rows.h): no packing,
+// Products with at most matmul_small_m rows of op(a) take the small-M path (matmul_rows.h): no packing,
 // every float of b read once and used by all M rows. Generation feeds M = 1 (one new token) to every
 // layer and to the head; a prompt, or the candidates that few-shot evaluation scores, feed a few to a
 // few dozen. The packed path pays for packing b (a read and a write of every float of b) before it
@@ -322,12 +322,10 @@ static void matmul_blocked(const Problem& pb) {
 //   nn  (x @ w)            1.5-3.7x at M = 9-16, 1.1-1.9x at M = 32, 0.75-1.5x at M = 64;
 //   nt  (x @ w^T, the head) 1.0-2.2x at M = 9-16, 1.0-1.4x at M = 24, 0.6-1.2x at M = 48;
 //   tn  (x^T @ dout)       0.7-1.0x at M = 16 (its K is B * T, and a^T is copied first).
-static int64_t small_m_limit(bool trans_a, bool trans_b) {
+int64_t matmul_small_m(bool trans_a, bool trans_b) {
     if (trans_a) { return 8; }
     return trans_b ? 16 : 32;
 }
-
-int64_t matmul_small_m(bool trans_a, bool trans_b) { return small_m_limit(trans_a, trans_b); }
 
 // Below this many multiply-adds a small-M product runs on one thread: waking the team costs more
 // than it saves (MIN_PARALLEL_WORK of fastmath.h: 131k, 512 KiB of b at M = 1, ~20-40 us).
@@ -410,7 +408,8 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         }
         return;
     }
-    if (trans_a && !trans_b && bias == nullptr && small_m_limit(true, false) < M && M % path.NR == 0 && 2 * M <= N) {
+    if (trans_a && !trans_b && bias == nullptr && matmul_small_m(true, false) < M && M % path.NR == 0 &&
+        2 * M <= N) {
         // x^T @ dout with a few times fewer rows than columns: the weight gradient of a layer that widens
         // (M = C_in, N = C_out, K = B * T). Computed as its transpose dout^T @ x = (b^T a)^T, then
         // transposed back. Every element of out is still one chain of multiply-adds over k in the same kc
@@ -426,7 +425,7 @@ void matmul_forward(float* out, const float* a, const float* b, const float* bia
         return;
     }
     const Problem pb{path, out, a, b, bias, M, N, K, trans_a, trans_b};
-    if (M <= small_m_limit(trans_a, trans_b)) {
+    if (M <= matmul_small_m(trans_a, trans_b)) {
         matmul_rows(pb);
     } else {
         matmul_blocked(pb);

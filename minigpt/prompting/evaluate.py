@@ -137,10 +137,13 @@ def predict(model, tokenizer, template, example, demos, words, regression):
     if answers_cut:  # compare what is scored: the beginnings (per_char divides by their length)
         texts = [tokenizer.decode(c) for c in candidates]
     budget = block - (max(len(c) for c in candidates) - 1)
-    for demo in demos:  # so that an unencodable demonstration is named as itself, not as this example
-        encode_checked(tokenizer, demonstration(template, demo, words) + template.separator, demo,
-                       f"demonstration (for example {example.source or '?'}): training example")
-    prompt = fit_prompt(encode, template, example, demos, words, budget)
+    try:
+        prompt = fit_prompt(encode, template, example, demos, words, budget)
+    except UnencodableText:  # the example itself encoded above: a demonstration holds the character, name it
+        for demo in demos:
+            encode_checked(tokenizer, demonstration(template, demo, words) + template.separator, demo,
+                           f"demonstration (for example {example.source or '?'}): training example")
+        raise
     logprobs = score_candidates(model, prompt.ids, candidates)
     prediction = {}
     for rule in SCORINGS:
