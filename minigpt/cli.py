@@ -3,6 +3,7 @@
   minigpt pretrain    pre-train a GPT (default: characters of Shakespeare's plays), then sample
   minigpt generate    sample from a checkpoint
   minigpt evaluate    zero- or few-shot evaluation of a checkpoint on a labelled task
+  minigpt perplexity  zero-shot language modelling: loss, perplexity and bits per character of a text
   minigpt finetune    fine-tune a checkpoint on a labelled task (GPT-1: task tokens, a head, the auxiliary LM loss)
   minigpt data        fetch the default corpus, or encode a text into token files
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
@@ -235,6 +236,66 @@ def evaluation_summary(result, metrics):
     return "\n".join(lines)
 
 
+class WindowProgress:
+    """A tqdm bar over the windows of `minigpt perplexity`, made when the first batch reports the total."""
+
+    def __init__(self, enabled):
+        self.enabled, self.bar = enabled, None
+
+    def update(self, done, total):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc="windows", dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_perplexity(args):
+    from minigpt.checkpoint import load_model, resolve_checkpoint
+    from minigpt.corpus import shakespeare_splits
+    from minigpt.data import read_text
+    from minigpt.prompting import UnencodableText, score_text
+    from minigpt.tokenizer import tokenizer_from_dict
+
+    check_output_file(args.metrics_out, "--metrics-out")
+    path = resolve_checkpoint(args.checkpoint)
+    model, info = load_model(path, backend=args.backend)
+    if not info.get("tokenizer"):
+        raise ValueError(f"{path} has no tokenizer saved; cannot encode the text")
+    tok = tokenizer_from_dict(info["tokenizer"])
+    # the default run's validation split: six plays the model never trained on
+    text = shakespeare_splits()[1] if args.text == "shakespeare" else read_text(args.text)
+    if args.max_chars is not None:
+        text = text[:args.max_chars]
+    T = model.config.block_size
+    stride = args.stride if args.stride is not None else T // 2
+    if stride > T:
+        raise ValueError(f"--stride must be at most the context length {T}, got {stride}")
+    print(f"minigpt: scoring {len(text):,} characters of {args.text} with checkpoint {path} (step {info.get('step')}), "
+          f"context {T} tokens, stride {stride}, backend {args.backend}")
+    bar = WindowProgress(enabled=not args.no_progress)
+    try:
+        result = score_text(model, tok, text, stride=stride, progress=bar.update)
+    except UnencodableText as e:
+        raise ValueError(f"{args.text}: {e}") from None
+    finally:
+        bar.close()
+    result.update(text=str(args.text), checkpoint=str(path), step=info.get("step"), block_size=T)
+    print(f"{result['tokens']:,} tokens scored ({result['chars']:,} characters): loss {result['loss']:.4f} nats per "
+          f"token, perplexity {result['perplexity']:.3f}, {result['bits_per_char']:.4f} bits per character, "
+          f"{result['bits_per_byte']:.4f} bits per byte")
+    if args.metrics_out:
+        atomic_write_bytes(args.metrics_out, json.dumps(result, indent=1).encode())
+        print(f"metrics: {args.metrics_out}")
+    else:
+        print(json.dumps(result, indent=1))
+
+
 def cmd_finetune(args):
     from minigpt.finetune.train import FineTuneConfig, finetune
 
@@ -377,6 +438,25 @@ def build_parser():
     p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("perplexity", help="zero-shot language modelling: loss, perplexity and bits per character "
+                                          "of a text",
+                       description="Score every token of a text by the probability the model gives it (GPT-2's "
+                                   "zero-shot language modelling): loss, perplexity, bits per token, character and "
+                                   "byte. A text longer than the context is read in windows that slide by --stride; "
+                                   "each token is scored once.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
+    p.add_argument("--text", default="shakespeare",
+                   help="a UTF-8 text file or a folder of .txt files; 'shakespeare' (default) is the default run's "
+                        "validation split, the six held-out plays")
+    p.add_argument("--stride", type=positive_count, default=None,
+                   help="tokens the window moves each time, 1 to the context length (default half the context: "
+                        "every prediction sees at least half a context)")
+    p.add_argument("--max-chars", type=positive_count, default=None, help="score only the text's first N characters")
+    p.add_argument("--metrics-out", help="write the results to this JSON file")
+    p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+    p.set_defaults(func=cmd_perplexity)
 
     p = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint on a labelled task, GPT-1 style",
                        description="GPT-1's discriminative fine-tuning (Radford et al. 2018): start, delimiter and "

@@ -20,7 +20,9 @@
 # 2. pre-trains a small model on text in which a sentiment task hides, and solves the task zero-shot;
 # 3. evaluates that at every checkpoint of the run (GPT-1's figure 2, right);
 # 4. adds demonstrations (few-shot) and sees what a 64-character context does to them;
-# 5. runs the same from the command line: `minigpt evaluate`.
+# 5. runs the same from the command line: `minigpt evaluate`;
+# 6. measures how well the model predicts a whole held-out text: loss, perplexity, bits per
+#    character (GPT-2's zero-shot language modelling), and why the window has to slide.
 #
 # It takes well under a minute on two cores. Run it from the repository root after `pip install .`:
 #
@@ -39,7 +41,7 @@ from minigpt.checkpoint import list_checkpoints, load_model
 from minigpt.cli import main as minigpt_cli
 from minigpt.config import GPTConfig
 from minigpt.model import GPT
-from minigpt.prompting import Template, aggregate, evaluate_task, score_candidates
+from minigpt.prompting import Template, aggregate, evaluate_task, score_candidates, score_text
 from minigpt.tasks import Example, TaskData
 from minigpt.train import TrainConfig, train
 
@@ -302,6 +304,68 @@ print("        you should see exit code 0 and the accuracy of step 5")
 assert code == 0 and saved["accuracy"] == zero["accuracy"]
 
 # %% [markdown]
+# ## Step 9 · Zero-shot language modelling: a whole text
+#
+# GPT-2's first results are not about tasks at all (Radford et al. 2019, sec. 3.1, table 3): the model
+# reads corpora it was not trained on, and each token is scored by the probability the model gave it.
+# The sum of -log P(token | the tokens before it) over the text, divided by the number of tokens, is
+# the loss the trainer prints; e^loss is the **perplexity** (as if the model hesitated among that many
+# tokens at every step), and the sum in bits divided by the text's characters is **bits per
+# character**, which, unlike the other two, does not depend on the tokenizer.
+#
+# A text longer than the context is read in windows of block_size tokens. If the windows simply
+# followed one another, the first token of each would be predicted from nothing, the second from one
+# token, and so on: a context of 32 characters on average here, not 64. So the window **slides** by
+# a stride and scores only the tokens no earlier window scored: with stride S, every prediction after
+# the first window sees at least 64 - S + 1 characters. `score_text` (and `minigpt perplexity`) does
+# that, with the trainer's own loss: the targets already scored are given the ignore index.
+#
+# The validation split of the run (the last 10% of the text, never trained on), its first 3,000
+# characters, at four strides:
+
+# %%
+corpus = (run_dir / "reviews.txt").read_text()
+held_out_text = corpus[int(len(corpus) * 0.9):][:3000]  # the run's validation split (prepare.split_text)
+print("step 9:  stride  windows  loss (nats/token)  perplexity  bits/char")
+by_stride = {}
+for stride in (64, 32, 8, 1):
+    by_stride[stride] = score_text(model, tok, held_out_text, stride=stride)
+    r = by_stride[stride]
+    print(f"        {stride:>6}  {r['windows']:>7}  {r['loss']:>17.4f}  {r['perplexity']:>10.3f}  {r['bits_per_char']:.4f}")
+print(f"        {by_stride[1]['tokens']:,} tokens scored at every stride: each once (the first character is context)")
+print("        you should see the loss fall from stride 64 to 32, where no window starts from nothing any more,")
+print("        and then change little either way: the reviews are independent lines of about 30 characters, so")
+print("        context beyond the current line does not help. All about the validation loss of step 4.")
+assert by_stride[32]["loss"] < by_stride[64]["loss"] and by_stride[1]["loss"] < by_stride[64]["loss"]
+assert len({r["tokens"] for r in by_stride.values()}) == 1
+
+# %% [markdown]
+# Per token, those losses are small: the model knows the form of a review by heart, and most of the
+# uncertainty left is which adjective comes and how the verdict is phrased. Now the same model on
+# text unlike its training text: a sentence made of characters it knows, in words it has never read.
+# Bits per character is the yardstick GPT-2 used for enwik8 and text8; a model that guessed
+# uniformly among its characters would need log2 of their number.
+
+# %%
+other = "the old dog slept in the sun all day. i loved the dog.\n" * 5
+strange = score_text(model, tok, other, stride=32)
+print(f"step 9b: {strange['bits_per_char']:.2f} bits per character on {other[:55]!r} x 5, against "
+      f"{by_stride[32]['bits_per_char']:.2f} on the held-out reviews; uniform guessing: {math.log2(tok.vocab_size):.2f}")
+print("         you should see more bits than uniform guessing for the unfamiliar text: the model is not unsure")
+print("         there but confidently wrong, and a confident miss costs many bits")
+assert strange["bits_per_char"] > max(2 * by_stride[32]["bits_per_char"], math.log2(tok.vocab_size))
+
+# %%
+(run_dir / "held_out.txt").write_text(held_out_text)
+code = minigpt_cli(["perplexity", "--checkpoint", train_cfg.out, "--text", str(run_dir / "held_out.txt"),
+                    "--backend", BACKEND, "--no-progress", "--metrics-out", str(run_dir / "perplexity.json")])
+from_cli = json.loads((run_dir / "perplexity.json").read_text())
+print(f"step 9c: minigpt perplexity: exit code {code}, loss {from_cli['loss']:.4f} at its default stride "
+      f"{from_cli['stride']} (half the context)")
+print("         you should see exit code 0 and the loss of stride 32 above")
+assert code == 0 and from_cli["stride"] == 32 and abs(from_cli["loss"] - by_stride[32]["loss"]) < 1e-6
+
+# %% [markdown]
 # ## What to take away
 #
 # - Zero-shot classification is likelihood comparison: a template turns the example into text, a
@@ -311,6 +375,8 @@ assert code == 0 and saved["accuracy"] == zero["accuracy"]
 # - The skill comes from pre-training text that contains the task, and it grows during
 #   pre-training (step 6, GPT-1's observation). The template must speak the model's language.
 # - Few-shot needs context room and, to help, scale; `k_mean` and `k_shrunk` say what was really used.
+# - Language modelling itself is the first zero-shot test: loss, perplexity and bits per character on
+#   a held-out text, read in windows that slide so that every prediction has context.
 #
 # `experiments/prompting_table.py` compares fine-tuning, zero-shot and 1/4/8-shot on the built-in
 # Shakespeare tasks for the model of the default pre-training run.
