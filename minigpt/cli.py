@@ -173,6 +173,7 @@ def cmd_generate(args):
 def cmd_evaluate(args):
     from minigpt.checkpoint import load_model, resolve_checkpoint
     from minigpt.prompting import evaluate_task, resolve_template
+    from minigpt.prompting.evaluate import check_scoring
     from minigpt.tasks import TASK_NAMES, load_task
     from minigpt.tokenizer import tokenizer_from_dict
 
@@ -193,13 +194,18 @@ def cmd_evaluate(args):
         raise ValueError(f"{path} has no tokenizer saved; cannot encode the prompts")
     tok = tokenizer_from_dict(info["tokenizer"])
     kind = "" if task.shape == args.task else f" ({task.shape})"
-    print(f"minigpt: {args.task}{kind}, {args.shots}-shot, scoring {args.scoring}; checkpoint {path} "
+    scoring = check_scoring(args.scoring, task.shape == "completion")
+    print(f"minigpt: {args.task}{kind}, {args.shots}-shot, scoring {scoring}; checkpoint {path} "
           f"(step {info.get('step')}), context {model.config.block_size} tokens, backend {args.backend}")
     result = evaluate_task(model, tok, task, template, shots=args.shots, seed=args.seed, max_eval=args.max_eval,
-                           scoring=args.scoring, skip_unencodable=args.skip_unencodable,
+                           scoring=scoring, skip_unencodable=args.skip_unencodable,
                            progress=not args.no_progress)
     result.update(checkpoint=str(path), step=info.get("step"))
-    print(f"the first prompt:\n{result['example_prompt']!r}\ncandidates: {result['example_candidates']}")
+    if task.shape == "completion":
+        print(f"the first prompt:\n{result['example_prompt']!r}\nanswer: {result['example_candidates'][0]!r}, "
+              f"the model wrote: {result['example_prediction']!r}")
+    else:
+        print(f"the first prompt:\n{result['example_prompt']!r}\ncandidates: {result['example_candidates']}")
     print(evaluation_summary(result, task.metrics))
     if args.metrics_out:
         atomic_write_bytes(args.metrics_out, json.dumps(result, indent=1).encode())
@@ -218,6 +224,11 @@ def evaluation_summary(result, metrics):
     head = metrics[0]
     lines = [f"{result['task']}: {head} {result[head]:.4f} on {result['n_eval']} examples ({result['shots']}-shot)"]
     chance = result["chance"]
+    if "majority_answer" in chance:
+        lines.append(f"chance: {head} {chance['majority'][head]:.4f} always answering {chance['majority_answer']!r} "
+                     "(the commonest training answer)")
+        lines.append(f"the answers' perplexity under the model: {result['answer_perplexity']:.2f} "
+                     f"({result['answer_nats_per_token']:.3f} nats per answer token)")
     if "uniform_accuracy" in chance:
         lines.append(f"chance: {chance['uniform_accuracy']:.4f} accuracy guessing uniformly" +
                      (f", {head} {chance['majority'][head]:.4f} always answering {chance['majority_class']!r}"
@@ -413,7 +424,8 @@ def build_parser():
                                    "(no training); write the metrics JSON of `minigpt finetune`.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
     p.add_argument("--task", required=True, help="a task name, as for `minigpt finetune` (e.g. sst2, race, "
-                                                 "shakespeare-next-line, classification)")
+                                                 "shakespeare-next-line, classification), or one with open answers "
+                                                 "that the model writes: shakespeare-last-word, completion")
     p.add_argument("--data", help="the task's data: a file or folder (see `minigpt finetune --help`)")
     p.add_argument("--shots", type=int, default=0, help="demonstrations from the training split per example "
                                                         "(default 0: zero-shot)")
@@ -425,9 +437,10 @@ def build_parser():
     p.add_argument("--separator", help="text between demonstrations (default a blank line)")
     p.add_argument("--template-file", help="a TOML file with prompt, answer, verbalizer, separator "
                                            "(options above override it)")
-    p.add_argument("--scoring", choices=["total", "per_token", "per_char"], default="per_token",
+    p.add_argument("--scoring", choices=["total", "per_token", "per_char", "greedy"], default=None,
                    help="the headline rule for comparing answers: summed log-probability, or per token "
-                        "(GPT-3's, the default) or per character; all three are reported")
+                        "(GPT-3's, the default) or per character; all three are reported. Completion tasks "
+                        "(open answers) have one rule, greedy: the model writes its answer")
     p.add_argument("--max-eval", type=int, default=None, help="evaluate a seeded random subset of N dev examples "
                                                               "(the same N as minigpt finetune --max-eval N)")
     p.add_argument("--seed", type=seed_number, default=0,

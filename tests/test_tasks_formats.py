@@ -182,10 +182,11 @@ def test_jsonl_missing_files(tmp_path):
 
 def test_task_names_and_dispatch_errors():
     assert TASK_NAMES == ("sst2", "cola", "mnli", "snli", "qnli", "rte", "mrpc", "qqp", "stsb", "race", "storycloze",
-                          "classification", "entailment", "similarity", "multiple-choice", "movie-reviews",
-                          "shakespeare-genre", "shakespeare-follows", "shakespeare-same-play",
-                          "shakespeare-next-line")
+                          "classification", "entailment", "similarity", "multiple-choice", "completion",
+                          "movie-reviews", "shakespeare-genre", "shakespeare-follows", "shakespeare-same-play",
+                          "shakespeare-next-line", "shakespeare-last-word")
     assert is_regression("stsb") and not is_regression("mrpc") and not is_regression("race")
+    assert not is_regression("completion") and not is_regression("shakespeare-last-word")
     with pytest.raises(ValueError, match="unknown task 'sst-3'; available: sst2"):
         load_task("sst-3")
     with pytest.raises(ValueError, match="unknown task"):

@@ -13,8 +13,8 @@ import pytest
 from minigpt.corpus import GENRE_OF, HELD_OUT, cache_dir
 from minigpt.tasks import load_task
 from minigpt.tasks.plays import play_speeches
-from minigpt.tasks.shakespeare import (GENRE_CHARS, GENRES, LINE_CHARS, PAIR_CHARS, PREMISE_CHARS, SAME_PLAY_GAP,
-                                       SIZES, corpus_plays, load_shakespeare_task)
+from minigpt.tasks.shakespeare import (GENRE_CHARS, GENRES, LAST_WORD_CHARS, LINE_CHARS, PAIR_CHARS, PREMISE_CHARS,
+                                       SAME_PLAY_GAP, SIZES, corpus_plays, load_shakespeare_task, parse_plays)
 
 PLAY = """THE TRAGEDY OF NOBODY
 
@@ -89,7 +89,8 @@ WORDS = ("love", "crown", "night", "sword", "honour", "fool", "king", "grace", "
          "sweet", "death", "france", "wit", "heaven", "villain", "gentle", "sorrow", "mirth", "war", "hand", "eyes")
 TRAIN_PLAYS = ("tempest", "as_you_like_it", "john", "henry_viii", "hamlet", "lear")
 SMALL_SIZES = {"shakespeare-genre": (60, 30), "shakespeare-follows": (80, 40), "shakespeare-same-play": (80, 40),
-               "shakespeare-next-line": (60, 24)}
+               "shakespeare-next-line": (60, 24), "shakespeare-last-word": (60, 30)}
+CHOICE_TASKS = [name for name in SIZES if name != "shakespeare-last-word"]  # the ones with classes or choices
 
 
 def made_up_play(name, rng):
@@ -140,7 +141,7 @@ def test_dev_only_from_held_out_plays_and_never_shares_text_with_train(works, na
     assert not any(text in train_texts for e in task.dev for text in e.texts)
 
 
-@pytest.mark.parametrize("name", list(SIZES))
+@pytest.mark.parametrize("name", CHOICE_TASKS)
 def test_classes_are_balanced(works, name):
     task = build(name, works)
     n_classes = len(task.labels) if task.labels else len(task.train[0].choices)
@@ -223,6 +224,21 @@ def test_too_small_a_corpus_is_an_error(works):
         load_shakespeare_task("shakespeare-rhyme", works=works)
 
 
+def test_last_word_context_and_answer_make_the_passage(works):
+    task = build("shakespeare-last-word", works)
+    assert task.shape == "completion" and task.labels is None and task.metrics == ("accuracy",)
+    spoken = {play: [line for speech in speeches for _, line in speech]
+              for play, speeches in parse_plays(works).items()}
+    for e in task.train + task.dev:
+        context, answer = e.texts[0], e.label
+        assert re.fullmatch(r"[A-Za-z][A-Za-z']*[A-Za-z]", answer)  # a word, without the punctuation after it
+        *whole, last = (context + " " + answer).split("\n")
+        lines = spoken[plays_of(e.source)[0]]
+        assert all(line in lines for line in whole)  # spoken lines, then the beginning of one, up to its last word
+        assert any(re.fullmatch(re.escape(last) + r"[^A-Za-z\s]*", line) for line in lines)
+        assert len(context) + 1 + len(answer) <= LAST_WORD_CHARS[1]
+
+
 # ---- the real tasks, where the corpus is cached ----
 
 corpus_cached = len(list((cache_dir() / "shakespeare").glob("*.txt"))) == len(GENRE_OF)
@@ -231,7 +247,7 @@ requires_corpus = pytest.mark.skipif(not corpus_cached, reason="the Shakespeare 
 
 
 @requires_corpus
-@pytest.mark.parametrize("name", list(SIZES))
+@pytest.mark.parametrize("name", CHOICE_TASKS)
 def test_real_tasks(name):
     task = load_task(name)
     assert (len(task.train), len(task.dev)) == SIZES[name]
@@ -245,3 +261,13 @@ def test_real_tasks(name):
     for e in task.dev[:200]:  # every line of every text is a line spoken in the example's play(s)
         lines_of_plays = set().union(*(spoken[p] for p in plays_of(e.source)))
         assert all(line in lines_of_plays for text in e.texts for line in text.split("\n"))
+
+
+@requires_corpus
+def test_real_last_word_task():
+    task = load_task("shakespeare-last-word")
+    assert (len(task.train), len(task.dev)) == SIZES["shakespeare-last-word"]
+    assert all(set(plays_of(e.source)) <= set(HELD_OUT) for e in task.dev)
+    assert not any(set(plays_of(e.source)) & set(HELD_OUT) for e in task.train)
+    assert all(re.fullmatch(r"[A-Za-z][A-Za-z']*[A-Za-z]", e.label) for e in task.train + task.dev)
+    assert len({e.label for e in task.dev}) > 300  # open answers: many different words

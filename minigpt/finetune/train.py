@@ -231,6 +231,10 @@ class FineTuneRun:
         # the data seed fixes the task sample and the dev subset, so runs of different seeds score one dev set
         data_seed = cfg.seed if cfg.data_seed == -1 else cfg.data_seed
         self.task = load_task(cfg.task, cfg.data or None, seed=data_seed)
+        if self.task.shape == "completion":
+            raise ValueError(f"task {cfg.task} has open answers (the text that follows): GPT-1's fine-tuning picks "
+                             "among classes or candidates with a linear head, and has nothing to pick among here; "
+                             f"evaluate it with `minigpt evaluate --task {cfg.task}`: the model writes its answer")
         if not self.task.train or not self.task.dev:
             raise ValueError(f"task {cfg.task} needs both training and dev examples "
                              f"(has {len(self.task.train)} and {len(self.task.dev)})")

@@ -6,15 +6,21 @@ score each candidate answer by its log-likelihood (scoring.py), and predict
     multiple choice                          the choice that scores highest
     regression (STS-B)                       the expected value sum_i p_i * value_i, where p is the
                                              softmax of the number words' scores
+    completion (open answers)                what the model writes: its greedy continuation
 The three scoring rules come from the same forward passes, so all are reported; `scoring` picks the
-headline. The result is a dict in the shape of `minigpt finetune`'s metrics JSON (task, n_train,
-n_eval and each metric by name) plus what prompting adds: shots, how often k had to shrink, the
+headline. A completion task has one rule, "greedy" (see predict_completion): right when the model
+writes the answer's tokens and then does not go on with the word, as GPT-2 scored LAMBADA's last
+words; it also reports the answers' perplexity under the model, GPT-2's other LAMBADA number.
+The result is a dict in the shape of `minigpt finetune`'s metrics JSON (task, n_train, n_eval and
+each metric by name) plus what prompting adds: shots, how often k had to shrink, the
 prompt was cut or the answers were (fewshot.py), the chance level, the template.
 """
 import string
+from collections import Counter
 
 import numpy as np
 
+from minigpt.generate import generate
 from minigpt.prompting.fewshot import demonstration, draw_demonstrations, fit_answers, fit_prompt
 from minigpt.prompting.scoring import SCORINGS, aggregate, score_candidates
 from minigpt.prompting.templates import label_words
@@ -22,19 +28,20 @@ from minigpt.tasks import is_regression
 from minigpt.tasks.metrics import compute
 
 
-def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring="per_token",
+def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring=None,
                   skip_unencodable=False, progress=False):
     """Evaluate `model` on task.dev (or max_eval of its examples, see eval_subset) by prompting; return the metrics.
 
     task: a minigpt.tasks.TaskData. template: a Template (checked against the task's shape here).
+    scoring: the headline rule, one of SCORINGS (default per_token); a completion task has only "greedy".
     skip_unencodable: leave out examples the tokenizer cannot encode (a character-level tokenizer
     knows only the characters of its training text) and count them, instead of stopping at the first.
     """
-    if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    completion = task.shape == "completion"
+    scoring = check_scoring(scoring, completion)
     template.check(task.shape)
     regression = is_regression(task)
-    words = None if task.shape == "multiple-choice" else label_words(template, task.labels, regression)
+    words = None if task.shape in ("multiple-choice", "completion") else label_words(template, task.labels, regression)
     check_template_encodable(tokenizer, template, words, shots)
     examples = eval_subset(task.dev, max_eval, seed)
     if not examples:
@@ -46,9 +53,12 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     draw_demonstrations(pool, shots, seed, 0)  # fails early, and clearly, if the pool is too small
     rows, skipped = [], []
     for i, example in enumerate(progress_bar(examples, progress, task.name)):
+        demos = draw_demonstrations(pool, shots, seed, i)
         try:
-            rows.append(predict(model, tokenizer, template, example, draw_demonstrations(pool, shots, seed, i), words,
-                                regression))
+            if completion:
+                rows.append(predict_completion(model, tokenizer, template, example, demos))
+            else:
+                rows.append(predict(model, tokenizer, template, example, demos, words, regression))
         except UnencodableText as e:
             if not skip_unencodable:
                 raise ValueError(f"{e}; pass --skip-unencodable to leave such examples out") from None
@@ -56,7 +66,8 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     if not rows:
         raise ValueError(f"none of the {len(examples)} examples could be encoded; the first: {skipped[0]}")
     labels = [row["label"] for row in rows]
-    by_scoring = {rule: compute(task.metrics, [row["prediction"][rule] for row in rows], labels) for rule in SCORINGS}
+    rules = ("greedy",) if completion else SCORINGS
+    by_scoring = {rule: compute(task.metrics, [row["prediction"][rule] for row in rows], labels) for rule in rules}
     result = {"task": task.name, "n_train": len(pool) if shots else 0, "n_eval": len(rows),
               **by_scoring[scoring],
               "shots": shots, "scoring": scoring, "seed": seed,
@@ -65,12 +76,31 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
               "prompt_truncated": sum(row["truncated"] > 0 for row in rows),
               "answers_cut": sum(row["answers_cut"] for row in rows),
               "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
-              "chance": chance_level(task, rows, regression),
+              "chance": chance_level(task, rows, regression, template),
               "by_scoring": by_scoring,
               "template": {"prompt": template.prompt, "answer": template.answer,
                            "verbalizer": list(words) if words else None, "separator": template.separator},
               "example_prompt": tokenizer.decode(rows[0]["prompt_ids"]), "example_candidates": rows[0]["texts"]}
+    if completion:
+        answer_logprobs = np.concatenate([row["answer_logprobs"] for row in rows])
+        nats = -float(answer_logprobs.mean())  # per answer token, over all the answers
+        result.update(answer_nats_per_token=nats, answer_perplexity=float(np.exp(nats)),
+                      example_prediction=rows[0]["prediction"]["greedy"])
     return result
+
+
+def check_scoring(scoring, completion):
+    """The scoring rule to report first: the default of the task's kind, or the one asked for if it applies."""
+    if completion:
+        if scoring not in (None, "greedy"):
+            raise ValueError(f"a completion task is scored by what the model writes (its greedy continuation), not by "
+                             f"comparing candidates' likelihoods: scoring {scoring!r} does not apply; leave it out")
+        return "greedy"
+    if scoring is None:
+        return "per_token"
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    return scoring
 
 
 def eval_subset(dev, n, seed):
@@ -158,6 +188,38 @@ def predict(model, tokenizer, template, example, demos, words, regression):
             "n_candidates": len(candidates), "prompt_ids": prompt.ids, "texts": texts}
 
 
+def predict_completion(model, tokenizer, template, example, demos):
+    """What the model writes after the prompt, greedily, and whether that is the answer.
+
+    The model writes as many tokens as the answer has (L) and, when the answer ends inside a word (a
+    letter or digit), one more: if that one goes on with the word ("lord" then "ship"), the prediction
+    is the longer word and does not match. Greedy decoding writes the answer exactly when, fed the
+    answer's own tokens, the model ranks each of them first (tests/test_prompting_completion.py checks
+    that against one plain forward). The answer's log-probabilities come from the same prompt.
+    """
+    encode = lambda text: encode_checked(tokenizer, text, example)
+    answer = template.answer_text(example.label)
+    answer_ids = encode(answer)
+    if not answer_ids:
+        raise ValueError(f"the answer {answer!r} encodes to no tokens; the answer template must add some text")
+    # the model reads the prompt and all L answer tokens (the token after them is predicted too): fit into
+    # block_size - 1 the way candidates whose last token is never read fit into block_size
+    (answer_ids,), answers_cut = fit_answers([answer_ids], len(encode(template.fill(example))),
+                                             model.config.block_size - 1)
+    if answers_cut:  # judge the beginning the model has room to write
+        answer = tokenizer.decode(answer_ids)
+    prompt = fit_prompt(encode, template, example, demos, None, model.config.block_size - len(answer_ids))
+    inside_word = not answers_cut and answer[-1].isalnum()
+    written = list(generate(model, prompt.ids, len(answer_ids) + inside_word, greedy=True))
+    prediction = tokenizer.decode(written[:len(answer_ids)])
+    after = tokenizer.decode(written)[len(prediction):]
+    if inside_word and after[:1].isalnum():
+        prediction += after  # the model went on with the word: the word it wrote is longer than the answer
+    return {"label": answer, "prediction": {"greedy": prediction}, "k": prompt.k, "truncated": prompt.truncated,
+            "answers_cut": answers_cut, "n_candidates": 1, "prompt_ids": prompt.ids, "texts": [answer],
+            "answer_logprobs": score_candidates(model, prompt.ids, [answer_ids])[0]}
+
+
 def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
     """The training examples to draw demonstrations from: all of them, or, with skip_unencodable, those
     whose demonstration the tokenizer can encode (so a drawn demonstration never fails)."""
@@ -173,14 +235,18 @@ def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
     return usable
 
 
-def chance_level(task, rows, regression):
+def chance_level(task, rows, regression, template):
     """What guessing scores on the evaluated examples: a uniform random guess (expected accuracy) and
-    always answering the most frequent class of the training split."""
+    always answering the most frequent class (completion: answer) of the training split."""
     if regression:
         return {"note": "a constant guess has no correlation: 0"}
+    labels = [row["label"] for row in rows]
+    if task.shape == "completion":  # no uniform guess over open answers: the commonest training answer
+        answers = [template.answer_text(e.label) for e in task.train] or labels
+        common = Counter(answers).most_common(1)[0][0]
+        return {"majority_answer": common, "majority": compute(task.metrics, [common] * len(labels), labels)}
     if task.shape == "multiple-choice":
         return {"uniform_accuracy": float(np.mean([1 / row["n_candidates"] for row in rows]))}
-    labels = [row["label"] for row in rows]
     train_labels = [e.label for e in task.train] or labels
     majority = int(np.bincount(train_labels, minlength=len(task.labels)).argmax())
     return {"uniform_accuracy": 1 / len(task.labels),

@@ -46,7 +46,10 @@ def demonstration(template, example, words):
 
 
 def correct_answer(example, words):
-    """The answer text of an example: its choice, its class's word, or the number word nearest its value."""
+    """The answer text of an example: its choice, its class's word, the number word nearest its value, or
+    (completion) the answer itself."""
+    if example.shape == "completion":
+        return example.label
     if example.shape == "multiple-choice":
         return example.choices[example.label]
     if isinstance(example.label, float):  # regression: the closest number word, e.g. 3.8 -> "4"

@@ -7,6 +7,7 @@ A template has
                  or {label name: word}; None uses the task's label names. Multiple-choice tasks have
                  none: their answers are the choices. A regression task (STS-B) gives number words
                  ("0" .. "5"); its prediction is the expected value under the candidates' probabilities.
+                 Completion tasks have none either: the answer is the text the model should write.
     separator    between few-shot demonstrations; default a blank line
 The fields of each shape are FIELDS below (the texts of minigpt.tasks.Example, in order). Literal
 braces are written {{ and }}, as in str.format.
@@ -20,7 +21,7 @@ import string
 from dataclasses import dataclass, field, replace
 
 FIELDS = {"classification": ("text",), "entailment": ("premise", "hypothesis"),
-          "similarity": ("text_a", "text_b"), "multiple-choice": ("context",)}
+          "similarity": ("text_a", "text_b"), "multiple-choice": ("context",), "completion": ("context",)}
 FILE_KEYS = ("prompt", "answer", "verbalizer", "separator")
 
 
@@ -50,6 +51,8 @@ class Template:
             raise ValueError(f"the answer template{self.where} must hold {{answer}} exactly once, got {self.answer!r}")
         if shape == "multiple-choice" and self.verbalizer is not None:
             raise ValueError(f"a multiple-choice task has no verbalizer (its answers are the choices){self.where}")
+        if shape == "completion" and self.verbalizer is not None:
+            raise ValueError(f"a completion task has no verbalizer (its answer is the text that follows){self.where}")
         return self
 
     def fill(self, example):
@@ -209,6 +212,8 @@ DEFAULTS = {
     "race": Template("{context}\nAnswer:"),
     "storycloze": Template("{context}"),
     "multiple-choice": Template("{context}\nAnswer:"),
+    # completion: the context, continued by the answer after a space (the context ends before it)
+    "completion": Template("{context}"),
     # the built-in Shakespeare tasks (genre: the class names comedy, history, tragedy are the words)
     "shakespeare-genre": Template("{text}\n\nThis passage is from a"),
     "shakespeare-follows": Template("{premise}\n{hypothesis}\n\nDoes the second line follow the first? Answer:",
@@ -216,6 +221,7 @@ DEFAULTS = {
     "shakespeare-same-play": Template("{text_a}\n\n{text_b}\n\nAre both passages from the same play? Answer:",
                                       verbalizer={"different": "no", "same": "yes"}),
     "shakespeare-next-line": Template("{context}", answer="\n{answer}"),
+    "shakespeare-last-word": Template("{context}"),
 }
 
 

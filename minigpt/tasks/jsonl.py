@@ -4,6 +4,7 @@
     entailment        {"premise": ..., "hypothesis": ..., "label": ...}
     similarity        {"text_a": ..., "text_b": ..., "label": ...}
     multiple-choice   {"context": ..., "choices": [...], "label": index of the right choice}
+    completion        {"context": ..., "answer": the text that follows}       (prompting only)
 
 Class labels are either all strings or all integers within a task. Strings: the label set is the
 sorted set of strings seen in train.jsonl, so a dev label never seen in training is an error (the
@@ -22,7 +23,9 @@ FIELDS = {
     "entailment": ("premise", "hypothesis"),
     "similarity": ("text_a", "text_b"),
     "multiple-choice": ("context", "choices"),
+    "completion": ("context",),
 }
+LABEL_FIELD = {"completion": "answer"}  # every other shape: "label"
 
 
 def load_jsonl(shape, data):
@@ -37,7 +40,12 @@ def load_jsonl(shape, data):
     train_rows = read_records(shape, paths[0])
     if not train_rows:
         raise fail(paths[0], "has no examples")
-    labels, index = (None, choice_index) if shape == "multiple-choice" else label_set(train_rows)
+    if shape == "completion":
+        labels, index = None, answer_text
+    elif shape == "multiple-choice":
+        labels, index = None, choice_index
+    else:
+        labels, index = label_set(train_rows)
     if labels is not None and len(labels) < 2:  # one class: nothing to choose between, and a 1-output head
         raise fail(paths[0], f"every example has the label {train_rows[0][1]!r}; a task needs "
                              "at least 2 classes to choose between")
@@ -56,10 +64,11 @@ def read_records(shape, path):
     rows = []
     for number, record in read_jsonl(path):
         source = f"{path}:{number}"
-        for field in FIELDS[shape] + ("label",):
+        label_field = LABEL_FIELD.get(shape, "label")
+        for field in FIELDS[shape] + (label_field,):
             if field not in record:
                 raise fail(source, f"missing field {field!r} (a {shape} line needs "
-                                   f"{', '.join(FIELDS[shape] + ('label',))})")
+                                   f"{', '.join(FIELDS[shape] + (label_field,))})")
         texts = []
         for field in FIELDS[shape]:
             value = record[field]
@@ -71,7 +80,7 @@ def read_records(shape, path):
                 raise fail(source, f"{field!r} must be a string, got {type(value).__name__}")
             else:
                 texts.append(value)
-        rows.append((tuple(texts), record["label"], source))
+        rows.append((tuple(texts), record[label_field], source))
     return rows
 
 
@@ -108,6 +117,12 @@ def kind_of(value, source):
         return "int"
     raise fail(source, f"label {value!r} must be a string or a non-negative integer "
                        f"(got {type(value).__name__})")
+
+
+def answer_text(value, source, n_choices=None):  # n_choices: the signature of choice_index, unused here
+    if not isinstance(value, str) or not value.strip():
+        raise fail(source, f"'answer' must be a non-empty string, got {value!r}")
+    return value
 
 
 def choice_index(value, source, n_choices):

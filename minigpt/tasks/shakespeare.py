@@ -1,4 +1,5 @@
-"""Built-in tasks made from Shakespeare's plays, one for each of GPT-1's four input shapes.
+"""Built-in tasks made from Shakespeare's plays, one for each of GPT-1's four input shapes, and one
+with open answers for prompting (GPT-2's LAMBADA, on the plays).
 
 They need nothing beyond the corpus that pre-training already fetches, and they are made the same
 way every time: `seed` picks the sample, and the same seed gives the same examples.
@@ -7,6 +8,7 @@ way every time: `seed` picks the sample, and the same seed gives the same exampl
     shakespeare-follows    entailment       is the hypothesis line the line that follows the premise?
     shakespeare-same-play  similarity       do two passages come from the same play?
     shakespeare-next-line  multiple choice  which of four lines comes next?
+    shakespeare-last-word  completion       the last word of a passage, written by the model
 
 How the splits are drawn, so that the dev score measures generalisation:
 - Dev examples come only from the six plays held out of pre-training (corpus.HELD_OUT: two of
@@ -16,8 +18,8 @@ How the splits are drawn, so that the dev score measures generalisation:
   pre-training, which is the point of transfer: what the task needs must carry over to new plays.
 - Passages are consecutive spoken lines (no speaker names, which would name the play, and no stage
   directions), cut at line boundaries, short enough that a whole example fits a 256-character
-  context: 100-200 characters for genre, 60-120 for each passage of a pair, 60-150 for a premise
-  or context and 20-80 for a candidate line. Within a split no passage or premise is drawn twice
+  context: 100-200 characters for genre and last-word, 60-120 for each passage of a pair, 60-150 for
+  a premise or context and 20-80 for a candidate line. Within a split no passage or premise is drawn twice
   (a follows premise appears in two examples by design, see below).
 - Classes are balanced exactly (a size divisible by the number of classes), and each split takes
   the same number of examples from each play of a kind (genre) or from each play (the others).
@@ -28,8 +30,14 @@ How the splits are drawn, so that the dev score measures generalisation:
   Each follows premise appears twice, once with its real next line and once with a wrong one, so
   the premise alone tells nothing. Half the different-play pairs are two plays of the same kind, so
   genre alone cannot reach more than 75% on same-play.
+- A last-word passage ends in a word after a space (not a line's first word, not a hyphenated
+  half); its context is the passage up to that space and its answer the word, without the
+  punctuation after it. LAMBADA (Paperno et al. 2016) kept only passages where people needed the
+  whole passage to guess the word; these are not filtered, so many answers are guessable from the
+  last line alone, and some from nothing.
 """
 import random
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,8 +52,11 @@ SIZES = {  # (train, dev) examples
     "shakespeare-follows": (4000, 1000),
     "shakespeare-same-play": (4000, 1000),
     "shakespeare-next-line": (3000, 800),
+    "shakespeare-last-word": (1000, 1000),  # train: only a pool of demonstrations
 }
 GENRE_CHARS = (100, 200)
+LAST_WORD_CHARS = (100, 200)
+LAST_WORD = re.compile(r" ([A-Za-z][A-Za-z']*[A-Za-z])[^A-Za-z\s]*$")  # a passage's last word, after a space
 PAIR_CHARS = (60, 120)
 PREMISE_CHARS = (60, 150)
 LINE_CHARS = (20, 80)
@@ -160,11 +171,30 @@ def same_play_examples(plays, names, n, rng):
     return examples
 
 
+def last_word_examples(plays, names, n, rng):
+    examples = []
+    for play, k in spread(n, names, rng).items():
+        found = [e for e in map(last_word_example, passages(play, plays[play], *LAST_WORD_CHARS)) if e is not None]
+        examples.extend(sample_passages(found, k, rng, play))
+    rng.shuffle(examples)
+    return examples
+
+
+def last_word_example(passage):
+    """The completion Example of a passage (context: up to the space before its last word; answer: the
+    word), or None if the passage does not end in a word after a space."""
+    match = LAST_WORD.search(passage.text)
+    if match is None:
+        return None
+    return Example("completion", (passage.text[:match.start()],), match.group(1), passage.source)
+
+
 BUILDERS = {
     "shakespeare-genre": (genre_examples, GENRES, "classification"),
     "shakespeare-follows": (follows_examples, ("does not follow", "follows"), "entailment"),
     "shakespeare-same-play": (same_play_examples, ("different", "same"), "similarity"),
     "shakespeare-next-line": (next_line_examples, None, "multiple-choice"),
+    "shakespeare-last-word": (last_word_examples, None, "completion"),
 }
 
 

@@ -11,7 +11,7 @@ METRIC_NAMES = ("accuracy", "f1", "matthews", "pearson", "spearman")
 class TaskData:
     name: str
     shape: str  # one of SHAPES
-    labels: object  # tuple of class names in index order; None for regression and multiple choice
+    labels: object  # tuple of class names in index order; None for regression, multiple choice and completion
     metrics: tuple  # metric names, the headline metric first
     train: list  # [Example]
     dev: list  # [Example]
@@ -29,7 +29,7 @@ class TaskData:
 
     @property
     def is_regression(self):
-        return self.labels is None and self.shape != "multiple-choice"
+        return self.labels is None and self.shape not in ("multiple-choice", "completion")
 
     def check(self, example):
         """Raise if `example` does not fit this task: its shape, or a label outside the label set."""
