@@ -171,8 +171,8 @@ print("        you should see both losses within about 0.03 of 4.1589")
 # %% [markdown]
 # ## Step 5 · A whole-model gradient check
 #
-# `GPT.backward` calls every layer's backward in reverse order: embeddings, blocks, LayerNorms,
-# the tied head, the loss. If any one of them were wrong, the gradient of some parameter would be.
+# `GPT.backward` calls every layer's backward in reverse order: the loss, the tied head, the final
+# LayerNorm, the blocks from last to first, the embeddings. If any one of them were wrong, the gradient of some parameter would be.
 # Check a few parameters of both layouts against central differences of the loss, in float64.
 # The weights are first enlarged from 0.02 to 0.3: at the initial scale attention is nearly
 # uniform and some paths carry almost no gradient, which would make the check weak.

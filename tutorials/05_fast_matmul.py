@@ -158,7 +158,8 @@ print("        buys ~50x, and the compiled loop is still ~40-100x below the peak
 #
 # Whether the column walk costs anything depends on the cache. The next 15 columns read the same K
 # lines again, so if those lines are still in the cache by then, each line is fetched from memory
-# once after all. They usually are: at N = 1000 a column is 1000 lines, 64 KiB, which stays in L2.
+# once after all. They usually are: at N = 1000 a column is 1000 lines, 64 KiB, which stays in L2
+# (not in L1, so each of those reads is an L2 hit, on a page of its own: still a cost, but a small one).
 # And the triple loop is slow anyway, for another reason: its K adds go into one sum, each waiting
 # for the one before (3-4 cycles), and out-of-order execution fetches the next loads meanwhile.
 #
@@ -166,7 +167,7 @@ print("        buys ~50x, and the compiled loop is still ~40-100x below the peak
 # by address bits, a line may only go into its own set, and a set holds 8-16 lines (the "ways").
 # Lines 4096 bytes apart all land in the same set of L1 and in 1/64 of the sets of L2, so a
 # column's 1024 lines no longer fit there: every read goes further out. Below, the same 256 rows of
-# a times b at N = 1000 and at N = 1024, 2.4% more work.
+# a times b at N = 1000 and at N = 1024, 4.9% more work ((1024/1000)^2).
 #
 # Reordering the loops avoids the question without transposing anything: with k in the middle and n
 # innermost ("ikj" order), each step adds a multiple of a row of b to a row of out,
@@ -197,14 +198,14 @@ if HAVE_CORE:
         print(f"step 3: N = K = {n}: b read down columns {gflops(rows, n, n, t_strided):5.2f} GFLOP/s, along rows "
               f"{gflops(rows, n, n, t_contiguous):5.2f} GFLOP/s ({t_strided / t_contiguous:.1f}x); identical: {same}")
         assert same
-    print("        you should see N = 1000 about level (the column stays in cache) and N = 1024 several times")
+    print("        you should see N = 1000 within about 1.5x (the column stays in L2) and N = 1024 several times")
     print("        slower down columns (every line of a column in the same few sets); bit-identical results")
 
 # %% [markdown]
 # ## Step 4 · Blocking: tiles that fit the caches
 #
-# Even walking rows, the triple loop streams all of b through the core once per row of a: 2·K·N
-# floats read for 2·K·N FLOPs, one float per FLOP, far more than memory can deliver. The cure is
+# Even walking rows, the triple loop streams all of b through the core once per row of a: K·N
+# floats of b read for 2·K·N FLOPs, half a float per FLOP, far more than memory can deliver. The cure is
 # reuse: cut the matrices into blocks small enough to stay in a cache, and do all the work that
 # involves a block while it is there. This is the loop nest of `csrc/matmul.cpp`, written with NumPy
 # products on the blocks:

@@ -109,10 +109,10 @@ print("        you should see about 1e-16 (float64 rounding) for every block siz
 #
 # Now for a whole head: cut the queries into tiles of Br rows and the keys into tiles of Bc rows.
 # A query tile keeps its own running max, sum and output (Br of each) and walks the key tiles left
-# to right, doing step 2's block update with a (Br, Bc) tile of scores. Causality makes two kinds of
-# key tile: those wholly at or below the diagonal need no mask at all, and those wholly above it
+# to right, doing step 2's block update with a (Br, Bc) tile of scores. Causality makes three kinds
+# of key tile: those wholly at or below the diagonal need no mask at all; those wholly above it
 # (every key later than every query of the tile) would contribute exactly zero, so they are never
-# visited. Only the tiles that cross the diagonal need the -inf mask. About half the T x T work
+# visited; only the tiles that cross the diagonal need the -inf mask. About half the T x T work
 # disappears, and nothing larger than a (Br, Bc) tile is ever held.
 
 # %%

@@ -161,8 +161,8 @@ assert " then" in chunks and "'s" in chunks and " 1623" in chunks and "".join(ch
 # ## Step 4 · A real BPE vocabulary from Shakespeare
 #
 # Now train on 300 KB of Shakespeare's plays for a 1,024-token vocabulary: 256 bytes, 767 merges and
-# `<|endoftext|>`. The validation plays (held out of training: *Macbeth*, *Othello*, ...) measure how
-# well the vocabulary compresses text it did not see. The measure is **bytes per token**: 1.0 for raw
+# `<|endoftext|>`. The first 100,000 characters of the plays held out of training (most of *Twelfth
+# Night*, the first of them) measure how well the vocabulary compresses text it did not see. The measure is **bytes per token**: 1.0 for raw
 # bytes; the higher, the more text fits in a context of T tokens.
 
 # %%
@@ -179,7 +179,7 @@ def bytes_per_token(tokenizer, text):
 
 bpt_train, bpt_val = bytes_per_token(bpe, sample), bytes_per_token(bpe, held_out)
 print(f"step 4: trained {bpe.vocab_size} tokens on {len(sample):,} characters in {train_s:.1f} s")
-print(f"        bytes per token: {bpt_train:.2f} on the training text, {bpt_val:.2f} on held-out plays")
+print(f"        bytes per token: {bpt_train:.2f} on the training text, {bpt_val:.2f} on held-out text")
 print("        you should see under a second of training, about 2.5 bytes per token on the training text and a")
 print("        little less (about 2.25) on plays it never saw: merges fitted to one text suit it best")
 assert bpt_val > 2.0 and bpt_train > bpt_val
@@ -310,8 +310,8 @@ plain, allowed = bpe.encode(doc), bpe.encode(doc, allowed_special="all")
 print(f"step 6: our BPE's <|endoftext|> is id {bpe.eot_token} (the last id, vocab {bpe.vocab_size})")
 print(f"        as ordinary text: {len(plain)} tokens, contains {bpe.eot_token}: {bpe.eot_token in plain}")
 print(f"        allowed:          {len(allowed)} tokens, contains {bpe.eot_token}: {bpe.eot_token in allowed}")
-new_ids = bpe.add_special_tokens(["<|start|>", "<|delimiter|>", "<|extract|>"])
-task = bpe.encode("<|start|>It rains.<|delimiter|>The ground is wet.<|extract|>", allowed_special="all")
+new_ids = bpe.add_special_tokens(["<|start|>", "<|delim|>", "<|extract|>"])  # minigpt.finetune.tokens' names
+task = bpe.encode("<|start|>It rains.<|delim|>The ground is wet.<|extract|>", allowed_special="all")
 print(f"        GPT-1's task tokens get ids {new_ids}; an entailment example: {task}")
 print(f"        decoded: {bpe.decode(task)!r}")
 print("        you should see 1023 for <|endoftext|>, found only when allowed, then ids 1024-1026")

@@ -22,7 +22,8 @@
 # 4. adds demonstrations (few-shot) and sees what a 64-character context does to them;
 # 5. runs the same from the command line: `minigpt evaluate`;
 # 6. measures how well the model predicts a whole held-out text: loss, perplexity, bits per
-#    character (GPT-2's zero-shot language modelling), and why the window has to slide.
+#    character (GPT-2's zero-shot language modelling), and why the window has to slide;
+# 7. lets the model write its answer instead of choosing one (open answers, as in LAMBADA).
 #
 # It takes well under a minute on two cores. Run it from the repository root after `pip install .`:
 #
@@ -334,8 +335,9 @@ for stride in (64, 32, 8, 1):
     print(f"        {stride:>6}  {r['windows']:>7}  {r['loss']:>17.4f}  {r['perplexity']:>10.3f}  {r['bits_per_char']:.4f}")
 print(f"        {by_stride[1]['tokens']:,} tokens scored at every stride: each once (the first character is context)")
 print("        you should see the loss fall from stride 64 to 32, where no window starts from nothing any more,")
-print("        and then change little either way: the reviews are independent lines of about 30 characters, so")
-print("        context beyond the current line does not help. All about the validation loss of step 4.")
+print("        and then stay within about 0.19-0.22: the reviews are independent lines of about 30 characters,")
+print("        so context beyond the current line does not help, and stride 1 scores every token at the last")
+print("        position of a window, where this model happens to do a little worse. All near step 4's loss.")
 assert by_stride[32]["loss"] < by_stride[64]["loss"] and by_stride[1]["loss"] < by_stride[64]["loss"]
 assert len({r["tokens"] for r in by_stride.values()}) == 1
 
@@ -343,8 +345,8 @@ assert len({r["tokens"] for r in by_stride.values()}) == 1
 # Per token, those losses are small: the model knows the form of a review by heart, and most of the
 # uncertainty left is which adjective comes and how the verdict is phrased. Now the same model on
 # text unlike its training text: a sentence made of characters it knows, in words it has never read.
-# Bits per character is the yardstick GPT-2 used for enwik8 and text8; a model that guessed
-# uniformly among its characters would need log2 of their number.
+# Bits per character (or per byte) is the yardstick GPT-2 used for text8 (enwik8: per byte); a
+# model that guessed uniformly among its characters would need log2 of their number.
 
 # %%
 other = "the old dog slept in the sun all day. i loved the dog.\n" * 5
@@ -366,6 +368,29 @@ print("         you should see exit code 0 and the loss of stride 32 above")
 assert code == 0 and from_cli["stride"] == 32 and abs(from_cli["loss"] - by_stride[32]["loss"]) < 1e-6
 
 # %% [markdown]
+# ## Step 10 · Open answers: the model writes
+#
+# So far the model chose among answers we gave it. Some tasks have no list to choose from: GPT-2's
+# LAMBADA asks for the last word of a passage, GPT-3's question answering for a name or a number.
+# Then the model **writes** (greedy decoding, the likeliest token each time), and it is right when
+# it writes the answer, and then does not go on with the word ("bore" followed by "d" is "bored",
+# not "bore"). That is the `completion` shape: the example is the context, the label the answer.
+# Here the held-out reviews, cut before the verdict's last word: "the plot was tedious. what a" ->
+# "bore" or "joy". Nothing offers the model those two words.
+
+# %%
+open_task = TaskData("verdict", "completion", None, ("accuracy",), train=[],
+                     dev=[Example("completion", (f"{s} was {adj}. what a",), "joy" if adj in GOOD else "bore",
+                                  f"held-out:{s}/{adj}") for s, adj in sorted(held_out)])
+written = evaluate_task(model, tok, open_task, Template("{context}"))
+print(f"step 10: the first prompt {written['example_prompt']!r}: the model wrote {written['example_prediction']!r}, "
+      f"the answer is {written['example_candidates'][0]!r}")
+print(f"         accuracy {written['accuracy']:.3f} on {written['n_eval']} held-out reviews; the answers' perplexity "
+      f"{written['answer_perplexity']:.2f} (GPT-2's other LAMBADA number)")
+print("         you should see about the zero-shot accuracy of step 5: the same knowledge, now written out")
+assert written["accuracy"] >= 0.75
+
+# %% [markdown]
 # ## What to take away
 #
 # - Zero-shot classification is likelihood comparison: a template turns the example into text, a
@@ -377,6 +402,8 @@ assert code == 0 and from_cli["stride"] == 32 and abs(from_cli["loss"] - by_stri
 # - Few-shot needs context room and, to help, scale; `k_mean` and `k_shrunk` say what was really used.
 # - Language modelling itself is the first zero-shot test: loss, perplexity and bits per character on
 #   a held-out text, read in windows that slide so that every prediction has context.
+# - Where there is no list of answers, the model writes one (greedily), and it counts when it writes
+#   the answer and stops the word there.
 #
 # `experiments/prompting_table.py` compares fine-tuning, zero-shot and 1/4/8-shot on the built-in
 # Shakespeare tasks for the model of the default pre-training run.

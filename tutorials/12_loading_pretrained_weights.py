@@ -7,7 +7,8 @@
 # writes one that the `transformers` library opens. Because minigpt's parameter names follow the
 # GPT-2 checkpoint, importing weights is a mapping of names, not a puzzle.
 #
-# This tutorial makes a tiny model itself, so it runs offline in a second:
+# This tutorial makes a tiny model itself, so it runs offline in a second (about ten where PyTorch and
+# transformers are installed: step 7 imports them to load our export):
 #
 # 1. what a Hugging Face folder holds, written by `model.save_pretrained`
 # 2. the name mapping, and why no weight needs a transpose
