@@ -6,9 +6,9 @@ The targets (issue 3, point 1) are stated against OpenBLAS at its best kernel, s
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_matmul.py
 One row per shape and variant (NN = a @ b, NT = a @ b.T, TN = a.T @ b, the three products of a
 Linear layer): minigpt's and NumPy's GFLOP/s, their ratio, and minigpt's fraction of the FP32
-FMA peak. The peak is --peak when given, else measured by compiling ../shared/bench/peak_fma.c
-with gcc when both are there; it is the best of that program's repetitions, since load from
-other processes can only lower a measurement.
+FMA peak. The peak is --peak when given, else measured by the extension's fma_peak (independent
+multiply-add chains in registers, on the SIMD path the kernels run, all threads at once); it is the
+best of its rounds, since load from other processes can only lower a measurement.
 
 How it measures on a shared, noisy machine: the two libraries take turns, in blocks of calls with
 a pause before each block, for several rounds; each figure is the median over all calls. The
@@ -21,12 +21,7 @@ This is a measurement, not a test.
 import argparse
 import math
 import os
-import pathlib
-import re
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 
 import numpy as np
@@ -40,28 +35,10 @@ SHAPES = [(2048, 384, 1536), (2048, 1536, 384), (2048, 768, 3072), (2048, 3072, 
           (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048)]
 QUICK_SHAPES = [(2048, 384, 1536), (1024, 1024, 1024)]
 VARIANTS = {"NN": (False, False), "NT": (False, True), "TN": (True, False)}
-PEAK_SOURCE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench" / "peak_fma.c"
-
-
-def measured_peak(threads):
-    """(best, median) FP32 FMA GFLOP/s on `threads` threads from peak_fma.c, or None without gcc or the file."""
-    gcc = shutil.which("gcc")
-    if gcc is None or not PEAK_SOURCE.exists():
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "peak_fma")
-        subprocess.run([gcc, "-O2", "-march=native", "-fopenmp", str(PEAK_SOURCE), "-o", exe], check=True)
-        text = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
-    # lines like "FP32 FMA AVX-512, 2 thread(s): median 139.1 GFLOP/s  [min 90.6 max 184.8]"
-    rows = re.findall(r"FP32 FMA (AVX2|AVX-512)\s*, (\d) thread\(s\): median ([\d.]+) GFLOP/s\s+\[min [\d.]+ "
-                      r"max ([\d.]+)\]", text)
-    widest = "AVX-512" if any(r[0] == "AVX-512" for r in rows) else "AVX2"  # the machine's peak, whatever path runs
-    measured_threads = 1 if threads == 1 else 2  # peak_fma measures 1 and 2 threads; scale beyond that
-    for width, n, median, best in rows:
-        if width == widest and int(n) == measured_threads:
-            scale = threads / measured_threads
-            return float(best) * scale, float(median) * scale, f"{widest}, {measured_threads} threads"
-    return None
+def measured_peak():
+    """(best, median, note): the FP32 FMA GFLOP/s of all threads on the kernels' SIMD path (fma_peak.cpp)."""
+    peak = kernels._core.fma_peak(rounds=7)
+    return peak["best"], peak["median"], f"{peak['simd']}, {peak['threads']} threads"
 
 
 def side_by_side(fns, seconds, rounds=5, pause=0.15):
@@ -87,20 +64,18 @@ def side_by_side(fns, seconds, rounds=5, pause=0.15):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two shapes instead of seven")
-    parser.add_argument("--peak", type=float, help="FP32 FMA peak in GFLOP/s (default: measure it with peak_fma.c)")
+    parser.add_argument("--peak", type=float, help="FP32 FMA peak in GFLOP/s (default: measured, see fma_peak)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent calling per shape and variant")
     parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     args = parser.parse_args()
 
-    info = kernels.core_info()
+    kernels.core_info()  # without the extension: an error that says how to build it
     print_header()
     if args.peak:
         peak, peak_note = args.peak, "given with --peak"
     else:
-        measured = measured_peak(info["num_threads"])
-        peak = measured[0] if measured else None
-        peak_note = (f"measured by peak_fma.c ({measured[2]}): best {measured[0]:.0f}, median {measured[1]:.0f}"
-                     if measured else "unknown (no gcc or no ../shared/bench/peak_fma.c; pass --peak)")
+        best, median, where = measured_peak()
+        peak, peak_note = best, f"measured by fma_peak ({where}): best {best:.0f}, median {median:.0f}"
     print(f"FP32 FMA peak: {f'{peak:.0f} GFLOP/s, ' if peak else ''}{peak_note}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()

@@ -530,6 +530,38 @@ static void adamw_update_py(py::array& p, py::array& m, py::array& v, const py::
     }
 }
 
+// ----------------------------------------------------------------------------- the FMA peak
+
+static py::dict fma_peak_py(py::object path, int threads, double seconds, int rounds) {
+    const std::string name = path.is_none() ? std::string(matmul_simd_path()) : path.cast<std::string>();
+#ifdef MINIGPT_OPENMP
+    if (threads == 0) { threads = omp_get_max_threads(); }
+#else
+    if (threads == 0) { threads = 1; }
+#endif
+    if (threads < 1 || rounds < 1 || !(seconds > 0.0) || seconds > 60.0) {
+        throw py::value_error("fma_peak: threads must be >= 1 (0: all), rounds >= 1, seconds in (0, 60]");
+    }
+    std::vector<double> gflops(rounds);
+    {
+        py::gil_scoped_release release;
+        fma_peak(gflops.data(), name.c_str(), threads, seconds, rounds);
+    }
+    std::vector<double> sorted = gflops;
+    std::sort(sorted.begin(), sorted.end());
+    py::dict d;
+    d["simd"] = name;
+#ifdef MINIGPT_OPENMP
+    d["threads"] = threads;
+#else
+    d["threads"] = 1;  // no OpenMP in this build
+#endif
+    d["gflops"] = gflops;
+    d["best"] = sorted.back();
+    d["median"] = sorted[sorted.size() / 2];
+    return d;
+}
+
 // ----------------------------------------------------------------------------- info
 
 static py::dict info() {
@@ -631,6 +663,11 @@ PYBIND11_MODULE(_core, m) {
           py::arg("p").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("g").noconvert(),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
           py::arg("bias1"), py::arg("bias2"));
+
+    m.def("fma_peak", &fma_peak_py, "The FP32 multiply-add rate of `threads` threads (0: all) on a SIMD path "
+          "(None: the one the kernels run), measured over `rounds` rounds of about `seconds` each: "
+          "{'simd', 'threads', 'gflops': [per round], 'best', 'median'}, in GFLOP/s.",
+          py::arg("path") = py::none(), py::arg("threads") = 0, py::arg("seconds") = 0.2, py::arg("rounds") = 5);
 
     m.def("info", &info,
           "Build facts: {'num_threads', 'openmp', 'simd', 'attention_simd', "

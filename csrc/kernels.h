@@ -192,3 +192,11 @@ void bias_grad(float* db,           // (C,)
 // One AdamW step in place on p, m, v (n,), with gradient g (n,); bias1, bias2 = 1 - beta^t.
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float bias1, float bias2);
+
+// ----------------------------------------------------------------------------- the FMA peak
+
+// The FP32 multiply-add rate of `threads` threads running at once on SIMD path `path` ("avx512",
+// "avx2" or "portable"), in GFLOP/s, one figure per round into gflops (rounds,); each round lasts
+// about seconds_per_round. Only registers are used: the rate no kernel can exceed (fma_peak.cpp).
+void fma_peak(double* gflops, const char* path, int threads, double seconds_per_round, int rounds);
+

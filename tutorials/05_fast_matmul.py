@@ -28,8 +28,6 @@
 import json
 import os
 import pathlib
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -363,8 +361,9 @@ if HAVE_CORE:
 # process), and NumPy's `@` runs in the first of them; it calls NumPy's BLAS (OpenBLAS in the
 # NumPy wheels), itself a GotoBLAS descendant. Everything runs on one thread: the micro-kernel and
 # the caches are the story here, and one thread gives steady numbers even on a busy machine. The
-# peak is the best one-thread figure of `../shared/bench/peak_fma.c`, a loop of independent FMAs,
-# when that file and gcc are there. Times are the best of five calls after a warm-up. For all
+# peak is the best of five rounds of `kernels._core.fma_peak` on one thread: twelve independent
+# chains of FMAs on registers alone (`csrc/fma_peak.cpp`), the rate no kernel can beat. Times are
+# the best of five calls after a warm-up. For all
 # cores, the GPT shapes and the transposed variants, run `benchmarks/bench_matmul.py`.
 
 # %%
@@ -415,21 +414,8 @@ def path_gflops(path, with_numpy):
 
 
 def measured_peak():
-    """Best one-thread FP32 FMA GFLOP/s from peak_fma.c (its widest vectors), or None without gcc or the file."""
-    source, gcc = ROOT.parent / "shared" / "bench" / "peak_fma.c", shutil.which("gcc")
-    if gcc is None or not source.exists():
-        return None
-    # peak_fma.c repeats each measurement 9 times over 1e8 iterations (~15 s in all); 3 times over
-    # 3e7 iterations is enough here
-    code = source.read_text().replace("const int R = 9;", "const int R = 3;").replace("100000000", "30000000")
-    with tempfile.TemporaryDirectory() as tmp:
-        pathlib.Path(tmp, "peak_fma.c").write_text(code)
-        subprocess.run([gcc, "-O2", "-march=native", "-fopenmp", f"{tmp}/peak_fma.c", "-o", f"{tmp}/peak"], check=True)
-        text = subprocess.run([f"{tmp}/peak"], check=True, capture_output=True, text=True).stdout
-    # lines like "FP32 FMA AVX-512, 1 thread(s): median 150.1 GFLOP/s  [min 69.2 max 164.5]"
-    rows = re.findall(r"FP32 FMA (AVX2|AVX-512)\s*, 1 thread\(s\): median [\d.]+ GFLOP/s\s+\[min [\d.]+ "
-                      r"max ([\d.]+)\]", text)
-    return max(float(best) for width, best in rows) if rows else None
+    """Best one-thread FP32 FMA GFLOP/s on the SIMD path the kernels run: the widest, unless MINIGPT_SIMD is set."""
+    return kernels._core.fma_peak(threads=1, seconds=0.2, rounds=5)["best"]
 
 
 if HAVE_CORE:
@@ -447,14 +433,14 @@ if HAVE_CORE:
         curves["C++ triple loop"].append(gflops(n, n, n, best_seconds(lambda: kernels._core.matmul_naive(a, b), 1)))
     peak = measured_peak()
     print("step 7: GFLOP/s of n x n @ n x n on one thread" +
-          (f"; FP32 FMA peak {peak:.0f} GFLOP/s" if peak else "; peak not measured (no gcc or peak_fma.c)"))
+          f"; FP32 FMA peak {peak:.0f} GFLOP/s")
     print(f"        {'':18s}" + "".join(f"{n:>9d}" for n in SIZES))
     for name, values in curves.items():
         print(f"        {name:18s}" + "".join(f"{v:9.1f}" for v in values))
     best_path = next(iter(curves))
     mine, theirs = curves[best_path][-1], curves["NumPy (BLAS)"][-1]
     print(f"        at n = {SIZES[-1]}: {best_path} / NumPy = {mine / theirs:.2f}" +
-          (f", {mine / peak:.0%} of the peak" if peak else ""))
+          f", {mine / peak:.0%} of the peak")
     print("        you should see, with AVX-512, the avx512 path level with NumPy (0.9-1.1x) and at 75-90% of")
     print("        the peak from n = 512; avx2 at half of that on a core with two 512-bit FMA units, nearly level")
     print("        where 512-bit FMAs run as two halves (AMD Zen 4); the portable path (SSE: 4 floats a vector,")
@@ -476,8 +462,7 @@ if HAVE_CORE:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, values in curves.items():
             ax.plot(SIZES[:len(values)], values, marker="o", label=name)
-        if peak:
-            ax.axhline(peak, color="black", linestyle="--", label="FP32 FMA peak")
+        ax.axhline(peak, color="black", linestyle="--", label="FP32 FMA peak")
         ax.set(xscale="log", yscale="log", xlabel="n (n x n @ n x n)", ylabel="GFLOP/s",
                title="float32 matmul, one thread")
         ax.set_xticks(SIZES, [str(n) for n in SIZES])

@@ -1,0 +1,30 @@
+"""The FMA peak that the benchmarks and tutorial 05 compare against (csrc/fma_peak.cpp): its result and its
+refusals. Its figures are measurements, printed by the benchmarks; nothing here times anything."""
+import pytest
+from conftest import requires_core
+
+from minigpt import kernels
+
+pytestmark = requires_core
+
+
+def test_a_measurement_per_round_on_the_path_and_threads_asked_for():
+    core = kernels._core
+    result = core.fma_peak("portable", threads=1, seconds=0.01, rounds=3)
+    assert result["simd"] == "portable" and result["threads"] == 1 and len(result["gflops"]) == 3
+    assert all(g > 0 for g in result["gflops"]) and result["best"] == max(result["gflops"])
+    assert sorted(result["gflops"])[1] == result["median"]
+    default = core.fma_peak(seconds=0.01, rounds=1)  # the kernels' own path, on all their threads
+    assert default["simd"] == core.info()["simd"] and default["threads"] == core.info()["num_threads"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"path": "sse9"}, "no SIMD path 'sse9'"),
+    ({"threads": -1}, "threads must be >= 1"),
+    ({"rounds": 0}, "rounds >= 1"),
+    ({"seconds": 0.0}, "seconds in"),
+    ({"seconds": float("nan")}, "seconds in"),
+])
+def test_bad_arguments_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kernels._core.fma_peak(**{"seconds": 0.01, **kwargs})
