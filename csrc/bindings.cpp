@@ -334,9 +334,9 @@ static py::array_t<float> attention_cached_forward_py(const py::array& qkv, py::
                               shape_str(k_cache) + " of (B, NH, Tmax, hs), i.e. " + dims_str({k_cache.shape(0), Tn,
                               3 * NH * hs}));
     }
-    if (pos < 0 || pos + Tn > Tmax) {
-        throw py::value_error(op + ": positions pos .. pos+Tn-1 = " + std::to_string(pos) + " .. " +
-                              std::to_string(pos + Tn - 1) + " must lie inside the cache's " + std::to_string(Tmax) +
+    if (pos < 0 || pos > Tmax - Tn) {  // not pos + Tn > Tmax: a pos near 2^63 would overflow it and pass
+        throw py::value_error(op + ": positions pos .. pos+Tn-1 (pos = " + std::to_string(pos) + ", Tn = " +
+                              std::to_string(Tn) + ") must lie inside the cache's " + std::to_string(Tmax) +
                               " positions");
     }
     if (!k_cache.writeable() || !v_cache.writeable()) {

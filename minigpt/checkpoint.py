@@ -141,6 +141,9 @@ def load_weights(model, tensors, source="checkpoint"):
     for name, value in tensors.items():
         if value.shape != model.params[name].shape:
             raise ValueError(f"{source}: {name} has shape {value.shape}, the model expects {model.params[name].shape}")
+        if not np.isfinite(value).all():  # such a model writes token 0 forever, or scores every answer alike
+            raise ValueError(f"{source}: {name} holds NaN or inf values; the weights are damaged (or were saved "
+                             "from a run that diverged)")
     for name, value in tensors.items():
         target = model.params[name]
         target[...] = array_module(target).asarray(value)  # a copy to the GPU for backend="cuda"

@@ -19,7 +19,11 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
     probability, whose probabilities sum to at least p (Holtzman et al. 2019, arXiv:1904.09751).
     """
     check_sampling(temperature, top_k, top_p)
-    z = logits.astype(np.float64) / temperature
+    # the max first, then the temperature: a tiny temperature makes the others -inf, the max 0 (dividing first
+    # would give inf - inf = NaN)
+    z = logits.astype(np.float64)
+    with np.errstate(over="ignore"):  # overflowing to -inf is what a tiny temperature means: probability 0
+        z = (z - z.max()) / temperature
     if top_k is not None:
         if top_k < z.size:
             kth = np.partition(z, -top_k)[-top_k]
@@ -48,6 +52,9 @@ def check_sampling(temperature, top_k, top_p):
 
 
 def choose_token(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=None):
+    if not np.isfinite(logits).all():  # argmax would pick token 0 and sampling fail on NaN probabilities
+        raise ValueError("the model's logits are not finite (NaN or inf): its weights are damaged, or training "
+                         "diverged")
     if greedy:
         return int(np.argmax(logits))
     logprobs = filter_logits(logits, temperature, top_k, top_p)

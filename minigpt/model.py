@@ -224,8 +224,12 @@ class GPT:
         """
         idx = self._check_tokens(idx, "idx")
         B, Tn = idx.shape
-        if pos + Tn > self.config.block_size:
-            raise ValueError(f"positions up to {pos + Tn} exceed block_size {self.config.block_size}")
+        if pos < 0 or pos + Tn > self.config.block_size:
+            raise ValueError(f"positions {pos} .. {pos + Tn - 1} must lie in 0 .. block_size - 1 = "
+                             f"{self.config.block_size - 1}")
+        if len(kv_cache) != self.config.n_layer:  # zip below would skip the layers without a cache, silently
+            raise ValueError(f"kv_cache holds {len(kv_cache)} layers' keys and values, the model has "
+                             f"{self.config.n_layer} layers; make one with new_kv_cache")
         x = self.wte.forward(idx) + self.wpe.forward(np.arange(pos, pos + Tn))  # (B, Tn, C)
         for block, layer_cache in zip(self.h, kv_cache):
             x = block.forward_cached(x, layer_cache, pos)

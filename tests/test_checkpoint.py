@@ -76,6 +76,15 @@ def test_corrupted_checkpoint_gives_a_clear_error(tmp_path):
         load_model(tmp_path)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_holding_nan_or_inf_are_refused(tmp_path, bad):
+    model = tiny_model()
+    model.params["h.0.mlp.c_fc.weight"][0, 0] = bad  # one damaged value among many
+    save_checkpoint(tmp_path, model, 1)
+    with pytest.raises(ValueError, match="h.0.mlp.c_fc.weight holds NaN or inf values"):
+        load_model(tmp_path)
+
+
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_model(tmp_path)

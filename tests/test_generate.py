@@ -4,7 +4,7 @@ import pytest
 
 import minigpt
 from conftest import requires_core
-from minigpt.generate import filter_logits, generate
+from minigpt.generate import choose_token, filter_logits, generate
 
 
 def random_model(arch, block_size=12, backend="numpy", dtype="float64"):
@@ -69,10 +69,24 @@ def test_stop_token_ends_generation():
     assert stopped == first[:first.index(first[1]) + 1]
 
 
-def test_cache_rejects_positions_past_the_context():
+def test_cache_rejects_positions_past_the_context_and_a_cache_of_another_depth():
     model = random_model("gpt2", block_size=4)
-    with pytest.raises(ValueError, match="exceed block_size"):
+    with pytest.raises(ValueError, match=r"positions 2 .. 4 must lie in 0 .. block_size - 1 = 3"):
         model.forward_cached(np.array([[1, 2, 3]]), model.new_kv_cache(1), 2)
+    with pytest.raises(ValueError, match=r"positions -1 .. 0"):
+        model.forward_cached(np.array([[1, 2]]), model.new_kv_cache(1), -1)
+    with pytest.raises(ValueError, match="kv_cache holds 0 layers' keys and values, the model has 2 layers"):
+        model.forward_cached(np.array([[1]]), [], 0)  # zip would have skipped every layer
+
+
+def test_a_tiny_temperature_is_argmax_and_non_finite_logits_are_an_error():
+    logits = np.array([3.0, 1.0, 2.0, -5.0])
+    rng = np.random.default_rng(0)
+    assert [choose_token(logits, rng, temperature=1e-310) for _ in range(5)] == [0] * 5  # was NaN probabilities
+    for bad in (np.nan, np.inf):
+        for greedy in (True, False):
+            with pytest.raises(ValueError, match="logits are not finite"):
+                choose_token(np.array([1.0, bad, 0.0]), rng, greedy=greedy)
 
 
 def test_filters():

@@ -167,9 +167,16 @@ BAD_INPUTS = [  # (qkv, k_cache, v_cache, pos), the error, words the message mus
     ((QKV, CACHE, CACHE[:, :, :4].copy(), 0), ValueError, "v_cache must have the shape of k_cache"),
     ((QKV[..., :12].copy(), CACHE, CACHE, 0), ValueError, r"must be \(B, Tn, 3 \* NH \* hs\)"),
     ((np.ones((2, 2, 24), np.float32), CACHE, CACHE, 0), ValueError, r"must be \(B, Tn, 3 \* NH \* hs\)"),
-    ((QKV, CACHE, CACHE, 4), ValueError, r"positions pos .. pos\+Tn-1 = 4 .. 5 must lie inside"),
+    ((QKV, CACHE, CACHE, 4), ValueError, r"positions pos .. pos\+Tn-1 \(pos = 4, Tn = 2\) must lie inside"),
     ((QKV, CACHE, CACHE, -1), ValueError, "must lie inside the cache's 5 positions"),
+    ((QKV, CACHE, CACHE, 2**63 - 1), ValueError, "must lie inside"),  # pos + Tn would overflow (it wrote out of bounds)
 ]
+
+
+@pytest.mark.parametrize("pos", [-1, 4, 2**63 - 1])
+def test_numpy_reference_rejects_positions_outside_the_cache(pos):
+    with pytest.raises(ValueError, match="must lie inside the cache's 5 positions"):
+        kernels.attention_cached(QKV, CACHE.copy(), CACHE.copy(), pos)
 
 
 @requires_core

@@ -149,7 +149,10 @@ def attention_cached(qkv, k_cache, v_cache, pos, backend="numpy"):
         return core(backend).attention_cached_forward(qkv, k_cache, v_cache, int(pos))
     xp = array_module(qkv)
     B, Tn, C3 = qkv.shape
-    NH, hs = k_cache.shape[1], k_cache.shape[3]
+    NH, Tmax, hs = k_cache.shape[1], k_cache.shape[2], k_cache.shape[3]
+    if not 0 <= pos <= Tmax - Tn:  # a negative pos would slice from the end of the cache, silently
+        raise ValueError(f"attention_cached: positions pos .. pos+Tn-1 (pos = {pos}, Tn = {Tn}) must lie inside "
+                         f"the cache's {Tmax} positions")
     q, k, v = qkv.reshape(B, Tn, 3, NH, hs).transpose(2, 0, 3, 1, 4)  # each (B, NH, Tn, hs)
     k_cache[:, :, pos:pos + Tn] = k
     v_cache[:, :, pos:pos + Tn] = v

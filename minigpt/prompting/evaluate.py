@@ -167,13 +167,7 @@ def predict(model, tokenizer, template, example, demos, words, regression):
     if answers_cut:  # compare what is scored: the beginnings (per_char divides by their length)
         texts = [tokenizer.decode(c) for c in candidates]
     budget = block - (max(len(c) for c in candidates) - 1)
-    try:
-        prompt = fit_prompt(encode, template, example, demos, words, budget)
-    except UnencodableText:  # the example itself encoded above: a demonstration holds the character, name it
-        for demo in demos:
-            encode_checked(tokenizer, demonstration(template, demo, words) + template.separator, demo,
-                           f"demonstration (for example {example.source or '?'}): training example")
-        raise
+    prompt = fit_prompt_naming_demonstrations(tokenizer, template, example, demos, words, budget)
     logprobs = score_candidates(model, prompt.ids, candidates)
     prediction = {}
     for rule in SCORINGS:
@@ -186,6 +180,19 @@ def predict(model, tokenizer, template, example, demos, words, regression):
     return {"label": example.label, "prediction": prediction, "k": prompt.k, "truncated": prompt.truncated,
             "answers_cut": answers_cut,
             "n_candidates": len(candidates), "prompt_ids": prompt.ids, "texts": texts}
+
+
+def fit_prompt_naming_demonstrations(tokenizer, template, example, demos, words, budget):
+    """fewshot.fit_prompt, with an unencodable demonstration named as itself: the example encoded before this is
+    called, so a character the tokenizer lacks is in a demonstration, which the error then names."""
+    try:
+        return fit_prompt(lambda text: encode_checked(tokenizer, text, example), template, example, demos, words,
+                          budget)
+    except UnencodableText:
+        for demo in demos:
+            encode_checked(tokenizer, demonstration(template, demo, words) + template.separator, demo,
+                           f"demonstration (for example {example.source or '?'}): training example")
+        raise
 
 
 def predict_completion(model, tokenizer, template, example, demos):
@@ -208,7 +215,8 @@ def predict_completion(model, tokenizer, template, example, demos):
                                              model.config.block_size - 1)
     if answers_cut:  # judge the beginning the model has room to write
         answer = tokenizer.decode(answer_ids)
-    prompt = fit_prompt(encode, template, example, demos, None, model.config.block_size - len(answer_ids))
+    prompt = fit_prompt_naming_demonstrations(tokenizer, template, example, demos, None,
+                                              model.config.block_size - len(answer_ids))
     inside_word = not answers_cut and answer[-1].isalnum()
     written = list(generate(model, prompt.ids, len(answer_ids) + inside_word, greedy=True))
     prediction = tokenizer.decode(written[:len(answer_ids)])
