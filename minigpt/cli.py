@@ -17,6 +17,7 @@ import math
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from minigpt import kernels
 from minigpt.config import PRESETS, statistics_table
@@ -113,20 +114,29 @@ def read_toml(path):
 
 def cmd_pretrain(args):
     from minigpt.generate import generate
+    from minigpt.prompting.evaluate import encodes
     from minigpt.train import TrainConfig, resume_settings, train
 
     settings = read_toml(args.config) if args.config else {}
     settings.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
+    shape = [name for name in ("n_layer", "n_head", "n_embd", "arch") if name in settings]
+    if settings.get("preset") and shape and not args.resume:  # the preset would silently win
+        raise ValueError(f"--preset {settings['preset']} sets the model's shape; leave out "
+                         f"{', '.join('--' + name.replace('_', '-') for name in shape)}, or leave out --preset")
     cfg = TrainConfig.from_dict(resume_settings(settings) if args.resume else settings)
     run, final = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in final.items()}, indent=1))
-    if run.cfg.sample_tokens > 0:
+    if run.cfg.sample_tokens > 0 and not final["interrupted"]:
         tok = run.tokenizer
-        prompt = tok.encode("\n")
+        # a newline starts a line of the text; a text without one starts from its own first token
+        prompt = tok.encode("\n") if encodes(tok, "\n") else [int(run.train_tokens[0])]
         print(f"--- a sample of {run.cfg.sample_tokens} tokens (temperature 0.8, top-k 40) ---")
         stream = generate(run.model, prompt, run.cfg.sample_tokens, temperature=0.8, top_k=40, seed=run.cfg.seed,
                           stop_token=tok.eot_token)
         print_stream(tok, stream)
+    if final["interrupted"]:  # saved, but stopped early: a script's `&&` must not go on as if it had finished
+        return 128 + final["stop_signal"]
+    return 0
 
 
 def print_stream(tokenizer, stream, prompt=""):
@@ -148,12 +158,20 @@ def print_stream(tokenizer, stream, prompt=""):
 def cmd_generate(args):
     from minigpt.checkpoint import load_model
     from minigpt.generate import generate
+    from minigpt.prompting.evaluate import encodes
     from minigpt.tokenizer import tokenizer_from_dict
 
     model, info = load_model(args.checkpoint, backend=args.backend)
     if not info.get("tokenizer"):
         raise ValueError(f"{args.checkpoint} has no tokenizer saved; cannot encode a text prompt")
     tok = tokenizer_from_dict(info["tokenizer"])
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+        raise ValueError("--prompt is not valid UTF-8 text (check the terminal's or the file's encoding)") from None
+    if args.prompt == "\n" and not encodes(tok, "\n"):
+        raise ValueError("the default prompt is a newline, which this checkpoint's tokenizer cannot encode (its "
+                         "text had none); give one with --prompt")
     prompt = tok.encode(args.prompt)
     if len(prompt) > model.config.block_size:
         raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
@@ -319,6 +337,7 @@ def cmd_finetune(args):
     print(json.dumps(head, indent=1))
     if args.metrics_out:
         print(f"metrics: {args.metrics_out}")
+    return 128 + final["stop_signal"] if final["interrupted"] else 0  # saved, but stopped early
 
 
 def add_finetune_options(parser):
@@ -362,10 +381,18 @@ def cmd_params(args):
 
 def cmd_convert(args):
     from minigpt.pretrained import checkpoint_to_hf, hf_to_checkpoint, is_hf_folder
+    from minigpt.runlock import claim_run_folder
+    from minigpt.train import check_new_run_folder
 
     try:
         if is_hf_folder(args.source):
-            path = hf_to_checkpoint(args.source, args.out, dropout=args.dropout)
+            if Path(args.out).resolve() == Path(args.source).resolve():
+                raise ValueError(f"{args.out} is the Hugging Face folder itself; convert into another folder")
+            # a run folder like pretrain's: a converted model must not join another run's checkpoints (resume
+            # and generate would take it for that run's latest), nor a folder a run is writing to
+            with claim_run_folder(args.out, "convert"):
+                check_new_run_folder(args.out, "convert")
+                path = hf_to_checkpoint(args.source, args.out, dropout=args.dropout)
             print(f"wrote the minigpt checkpoint {path}; sample from it with: minigpt generate --checkpoint {path}")
         else:
             path = checkpoint_to_hf(args.source, args.out)
@@ -522,17 +549,21 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except BrokenPipeError:  # the reader of standard output went away (`minigpt info | head -1`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 1
     except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a folder where a file goes, ...
         print(f"minigpt {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except MemoryError:  # numpy names the size it could not allocate; say what to do
+        print(f"minigpt {args.command}: error: out of memory: the model or the batch is too large for this machine "
+              "(use a smaller --n-embd, --n-layer, --batch-size or --block-size)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once (saved checkpoints are complete, see StopRequest)
         print(f"minigpt {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

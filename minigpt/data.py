@@ -14,13 +14,25 @@ import numpy as np
 
 
 def read_text(path):
-    """The text of a UTF-8 file, or of every *.txt file in a folder (sorted, joined by blank lines)."""
+    """The text of a UTF-8 file, or of every *.txt file in a folder (sorted, joined by blank lines; empty ones
+    are left out, as they add nothing)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise ValueError(f"{path} is a folder with no .txt files in it")
-        return "\n\n".join(read_text(f) for f in files)
+        texts = [text for text in map(file_text, files) if text.strip()]
+        if not texts:
+            raise ValueError(f"{path}: every .txt file in it is empty")
+        return "\n\n".join(texts)
+    text = file_text(path)
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    return text
+
+
+def file_text(path):
+    """The text of one UTF-8 file, without a byte-order mark; clear errors for a missing file or other bytes."""
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     raw = path.read_bytes()
@@ -30,8 +42,6 @@ def read_text(path):
         line = raw[:e.start].count(b"\n") + 1
         raise ValueError(f"{path} is not valid UTF-8: byte {e.start} (line {line}) is {raw[e.start:e.start + 1]!r}. "
                          "Convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
-    if not text.strip():
-        raise ValueError(f"{path} is empty")
     return text.removeprefix("\ufeff")  # a byte-order mark is not text
 
 

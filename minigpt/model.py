@@ -16,6 +16,7 @@ float; logits are returned where they were computed (cupy.asnumpy brings them to
 Shapes: B batch, T time (sequence), C n_embd, V vocab_size.
 """
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -84,6 +85,8 @@ class GPT:
             raise ValueError(f"backend={backend!r} runs float32 kernels; use dtype='float32' (float64 is for "
                              "backend='numpy')")
         self.config, self.backend, self.dtype = cfg, backend, DTYPES[dtype]
+        if backend != "cuda":  # the GPU's memory is CuPy's to report
+            check_fits_in_memory(cfg, self.dtype, 2, "its weights and gradients")
         rng = np.random.default_rng(seed)
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, self.dtype, backend=backend)
         self.wpe = Embedding(cfg.block_size, cfg.n_embd, rng, self.dtype, backend=backend)
@@ -266,6 +269,24 @@ class GPT:
         if ids.min() < low or ids.max() >= self.config.vocab_size:
             raise ValueError(f"{name} holds token ids outside [0, {self.config.vocab_size})")
         return ids
+
+
+def physical_memory():
+    """Bytes of RAM on this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(cfg, dtype, copies, what):
+    """Raise before allocating a model whose `copies` arrays of every parameter exceed this machine's RAM: NumPy
+    would fail with a traceback, or the system swap until it kills the process."""
+    total = physical_memory()
+    need = cfg.num_params() * np.dtype(dtype).itemsize * copies
+    if total is not None and need > total:
+        raise ValueError(f"a GPT of {cfg.num_params():,} parameters needs {need / 2**30:,.1f} GiB for {what} in "
+                         f"{np.dtype(dtype).name}; this machine has {total / 2**30:,.1f} GiB of memory")
 
 
 def collect_parameters(layers, prefix=""):

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from minigpt import kernels
-from minigpt.checkpoint import (list_checkpoints, load_optimizer_state, load_weights, read_info, require_fields,
-                                save_checkpoint)
+from minigpt.checkpoint import (clean_unfinished_saves, list_checkpoints, load_optimizer_state, load_weights,
+                                read_info, require_fields, save_checkpoint)
 from minigpt.config import GPTConfig
 from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
-from minigpt.model import GPT
+from minigpt.model import GPT, check_fits_in_memory
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
-from minigpt.runlock import claim_run_folder
+from minigpt.runlock import LOCK_NAME, claim_run_folder
 from minigpt.safetensors import load_file
 
 
@@ -101,6 +101,11 @@ class TrainConfig:
                     (not (finite(self.learning_rate) and self.learning_rate > 0),
                      f"--learning-rate must be a number > 0, got {self.learning_rate}"),
                     (not (finite(self.min_lr) and self.min_lr >= 0), f"--min-lr must be >= 0, got {self.min_lr}"),
+                    (self.min_lr > self.learning_rate, f"--min-lr ({self.min_lr}) must not exceed --learning-rate "
+                                                       f"({self.learning_rate}): the decay would raise the rate"),
+                    (not self.out.strip(), "--out must name a folder (an empty one would mean the current folder)"),
+                    (not self.data.strip(), "--data must name a file or folder (an empty one would mean the current "
+                                            "folder)"),
                     (self.warmup_iters < 0, f"--warmup-iters must be >= 0, got {self.warmup_iters}"),
                     (self.lr_decay_iters < 0, f"--lr-decay-iters must be >= 0, got {self.lr_decay_iters}"),
                     (not (finite(self.weight_decay) and self.weight_decay >= 0),
@@ -169,6 +174,13 @@ def resume_settings(given):
     return {**read_run_info(out)[1]["train_config"], **given}
 
 
+def same_setting(name, given, saved):
+    """Whether a resumed run's setting is the run's own: --data as the same file, however the path is written."""
+    if name == "data" and given != saved and "shakespeare" not in (given, saved):
+        return Path(given).resolve() == Path(saved).resolve()
+    return given == saved
+
+
 def check_new_run_folder(out, command="pretrain"):
     """A new run must not write into a folder that holds another run's checkpoints: it would replace them
     and mix two runs' metrics. Checked once the folder is claimed (runlock.py), so no other run can start
@@ -180,6 +192,20 @@ def check_new_run_folder(out, command="pretrain"):
                          f"{hint}choose another --out")
 
 
+def check_metrics_out(cfg):
+    """--metrics-out must be a file the run may overwrite: not its data, and not one of the files it keeps in --out
+    (metrics.jsonl, loss.png, run.lock, or anything in its checkpoint and data folders)."""
+    check_output_file(cfg.metrics_out, "--metrics-out")
+    if not cfg.metrics_out:
+        return
+    target, out = Path(cfg.metrics_out).resolve(), Path(cfg.out).resolve()
+    own = target.parent == out and target.name in ("metrics.jsonl", "loss.png", LOCK_NAME)
+    inside = out in target.parents and target.parent != out  # out/ckpt-*/..., out/data/...
+    if own or inside or (cfg.data != "shakespeare" and target == Path(cfg.data).resolve()):
+        raise ValueError(f"--metrics-out {cfg.metrics_out} would overwrite one of the run's own files; choose "
+                         f"another name (e.g. {Path(cfg.out) / 'final.json'})")
+
+
 def logged_step(line):
     """The step of a metrics.jsonl line; None for a line cut short (a kill or a full disk mid-write)."""
     try:
@@ -189,23 +215,35 @@ def logged_step(line):
 
 
 class StopRequest:
-    """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts."""
+    """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts.
+
+    SIGTERM (sent by `kill`, `timeout` and job schedulers) and SIGHUP (a closed terminal) are a first Ctrl-C
+    too: the run finishes its step and saves, instead of losing every step since the last checkpoint.
+    """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self):
         self.requested = False
+        self.signal = None  # the first signal received, for the exit code (128 + its number)
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
         return self
 
     def handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nminigpt: Ctrl-C: finishing this step, saving a checkpoint (Ctrl-C again to abort)", flush=True)
+        self.requested, self.signal = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        try:
+            print(f"\nminigpt: {name}: finishing this step, saving a checkpoint (Ctrl-C again to abort)", flush=True)
+        except OSError:  # SIGHUP: the terminal may be gone; saving matters more than saying so
+            pass
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
 
 
 class Run:
@@ -213,8 +251,13 @@ class Run:
 
     def __init__(self, cfg, resume=False, world=SingleProcess()):
         self.out, self.world = Path(cfg.out), world
+        if world.is_main:  # the folder is claimed: no save of another process is under way
+            for name in clean_unfinished_saves(self.out) if self.out.is_dir() else []:
+                print(f"minigpt: {self.out / name}: left by a save that was killed midway; cleaned up", flush=True)
         if resume:
             cfg = self.restore_settings(cfg)
+        elif cfg.data != "shakespeare":  # saved absolute, so that --resume works from any folder
+            cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
         self.cfg = cfg
         with world.main_first():  # rank 0 fetches and encodes the corpus; the others then find its files
             self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
@@ -225,7 +268,10 @@ class Run:
                 raise ValueError(f"the {split} split holds {len(tokens)} tokens, too few for one window of "
                                  f"--block-size {cfg.block_size} + 1; use more text, a smaller --block-size"
                                  f"{' or a larger --val-fraction' if split == 'validation' else ''}")
-        self.model = GPT(model_config(cfg, self.tokenizer.vocab_size), seed=cfg.seed, backend=cfg.backend)
+        config = model_config(cfg, self.tokenizer.vocab_size)
+        if cfg.backend != "cuda":
+            check_fits_in_memory(config, np.float32, 4, "its weights, gradients and AdamW's two moments")
+        self.model = GPT(config, seed=cfg.seed, backend=cfg.backend)
         self.opt = AdamW(self.model, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
                          weight_decay=cfg.weight_decay)
         self.data_rng = np.random.default_rng([cfg.seed, 1])  # the same global batches on every rank
@@ -246,7 +292,7 @@ class Run:
         saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
         changed = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run's: {getattr(saved, name)!r})"
                    for name in (f.name for f in fields(TrainConfig))
-                   if name not in RESUMABLE and getattr(cfg, name) != getattr(saved, name)]
+                   if name not in RESUMABLE and not same_setting(name, getattr(cfg, name), getattr(saved, name))]
         if changed:
             raise ValueError(f"--resume continues the run in {self.out} with the settings it started with, and "
                              f"these differ from them: {', '.join(changed)}. Start a new run (another --out) "
@@ -355,7 +401,7 @@ def train_ranks(cfg, resume, progress, world):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
     if not resume:
         check_new_run_folder(cfg.out)
-    check_output_file(cfg.metrics_out, "--metrics-out")
+    check_metrics_out(cfg)  # cfg holds a resumed run's saved --metrics-out too (resume_settings)
     run = Run(cfg, resume, world)
     cfg = run.cfg
     banner(run)
@@ -399,12 +445,13 @@ def train_ranks(cfg, resume, progress, world):
     final = {"train_loss": record.get("train_loss"), "val_loss": record.get("val_loss"), "iters": run.step,
              "tokens_per_s": timed_tokens / timed_seconds if timed_seconds else None,
              "wall_s": time.perf_counter() - started, "interrupted": stopping,
+             "stop_signal": stop.signal,
              "checkpoint": str(found[-1][1]) if found else None, "ranks": world.size}
     if not world.is_main:
         run.cfg = replace(cfg, sample_tokens=0)  # only rank 0 samples at the end (cli.cmd_pretrain)
         return run, final
     if cfg.metrics_out:
-        Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+        atomic_write_bytes(cfg.metrics_out, json.dumps(final, indent=1).encode())
     plot_losses(metrics_path, run.out / "loss.png")
     return run, final
 

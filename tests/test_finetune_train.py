@@ -129,6 +129,8 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--task", "sentiment"], "unknown task 'sentiment'"),
     (["--aux-lm", "-0.5"], "--aux-lm"),
+    (["--aux-lm", "inf"], "--aux-lm (λ) must be a number >= 0, got inf"),
+    (["--out", ""], "--out must name a folder"),
     (["--mode", "frozen", "--init", "random"], "--mode full for the random-init baseline"),
     (["--init", "random", "--transfer-layers", "1"], "needs --init pretrained"),
     (["--transfer-layers", "3"], "transfer_layers must be an integer from 0 to the model's 2 layers"),

@@ -79,8 +79,10 @@ def test_cli_converts_both_ways_and_reports_errors(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
     assert "wrote the minigpt checkpoint" in capsys.readouterr().out
     assert (tmp_path / "back" / original.name / "checkpoint.json").exists()
-    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 1  # would overwrite
-    assert "already exists" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 1  # would join that run's checkpoints
+    assert "already holds a run's checkpoints" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "hf")]) == 1
+    assert "is the Hugging Face folder itself" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "run"), str(tmp_path / "hf")]) == 1
     assert "not an empty folder" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 1
@@ -88,7 +90,7 @@ def test_cli_converts_both_ways_and_reports_errors(tmp_path, capsys):
     assert not list((tmp_path / "back").glob(".tmp-*"))
     (tmp_path / "afile").write_text("")
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "afile")]) == 1
-    assert "afile is a file; convert into a folder" in capsys.readouterr().err
+    assert "afile is a file, not a folder" in capsys.readouterr().err
 
 
 def test_cli_convert_names_a_damaged_hf_file(tmp_path, capsys):

@@ -26,14 +26,13 @@ import json
 import math
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from minigpt import kernels
 from minigpt.checkpoint import load_weights, read_info
 from minigpt.config import GPTConfig
-from minigpt.data import check_output_file
+from minigpt.data import atomic_write_bytes, check_output_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.finetune.batch import collate
 from minigpt.finetune.checkpoint import save_task_model
@@ -120,7 +119,9 @@ class FineTuneConfig:
                     (not self.task, "--task is required"),
                     (self.mode not in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
                     (self.init not in INITS, f"--init must be one of {', '.join(INITS)}, got {self.init!r}"),
-                    (not self.aux_lm >= 0, f"--aux-lm (λ) must be >= 0, got {self.aux_lm}"),
+                    (not (math.isfinite(self.aux_lm) and self.aux_lm >= 0),
+                     f"--aux-lm (λ) must be a number >= 0, got {self.aux_lm}"),
+                    (not self.out.strip(), "--out must name a folder (an empty one would mean the current folder)"),
                     (self.epochs < 1, f"--epochs must be at least 1, got {self.epochs}"),
                     (not (math.isfinite(self.lr) and self.lr > 0), f"--lr must be a number > 0, got {self.lr}"),
                     (not (math.isfinite(self.weight_decay) and self.weight_decay >= 0),
@@ -375,12 +376,12 @@ def finetune_ranks(cfg, progress, world):
                 break
     bar.close()
     final = final_metrics(run, record, history, step_times, time.perf_counter() - started, stopping)
-    final["ranks"] = world.size
+    final["ranks"], final["stop_signal"] = world.size, stop.signal
     if world.is_main:
         final["checkpoint"] = str(save_task_model(cfg.out, run.model, run.step, run.tokenizer, run.task,
                                                   run.settings(), metrics=final))
         if cfg.metrics_out:
-            Path(cfg.metrics_out).write_text(json.dumps(final, indent=1))
+            atomic_write_bytes(cfg.metrics_out, json.dumps(final, indent=1).encode())
     final["checkpoint"] = world.broadcast(final.get("checkpoint"))
     return run, final
 

@@ -26,6 +26,7 @@ FIELDS = {
     "completion": ("context",),
 }
 LABEL_FIELD = {"completion": "answer"}  # every other shape: "label"
+MAX_CLASSES = 65_536  # a head of more classes than this is a label column that holds ids, not classes
 
 
 def load_jsonl(shape, data):
@@ -91,6 +92,10 @@ def label_set(train_rows):
         if kind_of(value, source) != kind:
             raise fail(source, f"label {value!r} mixes string and integer labels; use one kind in a task")
     values = [value for _, value, _ in train_rows]
+    if kind == "int" and max(values) >= MAX_CLASSES:  # integer labels are class indices: 0 .. the largest
+        big = next((v, source) for _, v, source in train_rows if v >= MAX_CLASSES)
+        raise fail(big[1], f"label {big[0]} would make {big[0] + 1:,} classes (integer labels are class indices "
+                           f"0, 1, ...); at most {MAX_CLASSES:,} are supported")
     labels = tuple(sorted(set(values))) if kind == "str" else tuple(str(i) for i in range(max(values) + 1))
 
     def index(value, source, n_choices=None):  # n_choices: the signature of choice_index, unused here
