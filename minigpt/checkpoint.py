@@ -187,4 +187,8 @@ def load_optimizer_state(optimizer, path, info):
         xp = array_module(optimizer.m[name])
         optimizer.m[name][...] = xp.asarray(moments[f"m.{name}"])
         optimizer.v[name][...] = xp.asarray(moments[f"v.{name}"])
-    optimizer.t = info["optimizer"]["t"]
+    t = info["optimizer"].get("t") if isinstance(info["optimizer"], dict) else None
+    if type(t) is not int or t < 0:  # AdamW's step count: its bias correction divides by 1 - beta^t
+        raise ValueError(f"{Path(path) / 'checkpoint.json'}: optimizer.t must be a step count, got {t!r} (the file is "
+                         "damaged)")
+    optimizer.t = t

@@ -109,7 +109,10 @@ def read_toml(path):
     except ImportError:  # Python < 3.11
         import tomli as tomllib
     with open(path, "rb") as f:
-        return tomllib.load(f)
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path} is not valid TOML: {e}") from None
 
 
 def cmd_pretrain(args):

@@ -78,9 +78,15 @@ def open_token_file(path):
         info = json.loads(meta_path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: missing or unreadable metadata {meta_path(path)} ({e})") from None
-    dtype = np.dtype(info["dtype"])
-    if path.stat().st_size != info["num_tokens"] * dtype.itemsize:
-        raise ValueError(f"{path} holds {path.stat().st_size} bytes, its metadata promises {info['num_tokens']} "
+    try:
+        dtype, num_tokens = np.dtype(info["dtype"]), info["num_tokens"]
+        if dtype not in (np.uint16, np.uint32) or type(num_tokens) is not int or num_tokens < 0:
+            raise TypeError
+    except (KeyError, TypeError):  # an edited file: its tokens would be read as the wrong type, or not at all
+        raise ValueError(f"{meta_path(path)} is damaged (its dtype must be uint16 or uint32 and num_tokens a count); "
+                         f"delete the folder {path.parent} and it is encoded again from the text") from None
+    if path.stat().st_size != num_tokens * dtype.itemsize:
+        raise ValueError(f"{path} holds {path.stat().st_size} bytes, its metadata promises {num_tokens} "
                          f"{dtype.name} tokens: the file is truncated or not a token file")
     return np.memmap(path, dtype=dtype, mode="r"), info
 

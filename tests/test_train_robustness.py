@@ -139,3 +139,20 @@ def test_an_integer_label_that_would_make_millions_of_classes_is_refused(tmp_pat
                                                  json.dumps({"text": "b", "label": label}) + "\n")
     with pytest.raises(ValueError, match=r"train.jsonl:2.*label 100000000 would make 100,000,001 classes"):
         load_task("classification", str(tmp_path))
+
+
+def test_hand_edited_run_files_are_named(tmp_path, capsys):
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    meta = tmp_path / "run" / "data" / "train.bin.json"
+    saved = meta.read_text()
+    meta.write_text(json.dumps({**json.loads(saved), "dtype": "float32"}))  # would read the tokens as floats
+    with pytest.raises(ValueError, match=r"train.bin.json is damaged .*delete the folder"):
+        train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
+    meta.write_text(saved)
+    info = tmp_path / "run" / "ckpt-0000004" / "checkpoint.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "optimizer": {"t": "x"}}))
+    with pytest.raises(ValueError, match=r"optimizer.t must be a step count, got 'x'"):
+        train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
+    (tmp_path / "bad.toml").write_text("n_layer = = 2\n")
+    assert main(["pretrain", "--config", str(tmp_path / "bad.toml")]) == 1
+    assert "bad.toml is not valid TOML" in capsys.readouterr().err
