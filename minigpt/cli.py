@@ -158,16 +158,28 @@ def print_stream(tokenizer, stream, prompt=""):
     print(prompt + tokenizer.decode(ids)[len(shown):])
 
 
-def cmd_generate(args):
-    from minigpt.checkpoint import load_model
-    from minigpt.generate import generate
-    from minigpt.prompting.evaluate import encodes
+def load_language_model(checkpoint, backend, needs):
+    """(model, tokenizer, checkpoint folder, checkpoint.json) of a pre-trained checkpoint or run folder (its latest),
+    which must hold a tokenizer that fits the model. needs: what the tokenizer is for, for the error message."""
+    from minigpt.checkpoint import load_model, resolve_checkpoint
     from minigpt.tokenizer import tokenizer_from_dict
 
-    model, info = load_model(args.checkpoint, backend=args.backend)
+    path = resolve_checkpoint(checkpoint)
+    model, info = load_model(path, backend=backend)
     if not info.get("tokenizer"):
-        raise ValueError(f"{args.checkpoint} has no tokenizer saved; cannot encode a text prompt")
+        raise ValueError(f"{path} has no tokenizer saved; cannot encode {needs}")
     tok = tokenizer_from_dict(info["tokenizer"])
+    if tok.vocab_size > model.config.vocab_size:  # its last ids would index past the embedding table
+        raise ValueError(f"{path}: the tokenizer has {tok.vocab_size:,} tokens, the model's embedding only "
+                         f"{model.config.vocab_size:,} rows; the checkpoint's files do not belong together")
+    return model, tok, path, info
+
+
+def cmd_generate(args):
+    from minigpt.generate import generate
+    from minigpt.prompting.evaluate import encodes
+
+    model, tok, _, _ = load_language_model(args.checkpoint, args.backend, "a text prompt")
     try:
         args.prompt.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
@@ -192,11 +204,9 @@ def cmd_generate(args):
 
 
 def cmd_evaluate(args):
-    from minigpt.checkpoint import load_model, resolve_checkpoint
     from minigpt.prompting import evaluate_task, resolve_template
     from minigpt.prompting.evaluate import check_scoring
     from minigpt.tasks import TASK_NAMES, load_task
-    from minigpt.tokenizer import tokenizer_from_dict
 
     if args.task not in TASK_NAMES:
         raise ValueError(f"unknown task {args.task!r}; choose one of: {', '.join(TASK_NAMES)}")
@@ -209,11 +219,7 @@ def cmd_evaluate(args):
                                 verbalizer=args.verbalizer, separator=unescape(args.separator),
                                 path=args.template_file)
     task = load_task(args.task, data=args.data, seed=args.seed)
-    path = resolve_checkpoint(args.checkpoint)
-    model, info = load_model(path, backend=args.backend)
-    if not info.get("tokenizer"):
-        raise ValueError(f"{path} has no tokenizer saved; cannot encode the prompts")
-    tok = tokenizer_from_dict(info["tokenizer"])
+    model, tok, path, info = load_language_model(args.checkpoint, args.backend, "the prompts")
     kind = "" if task.shape == args.task else f" ({task.shape})"
     scoring = check_scoring(args.scoring, task.shape == "completion")
     print(f"minigpt: {args.task}{kind}, {args.shots}-shot, scoring {scoring}; checkpoint {path} "
@@ -288,18 +294,12 @@ class WindowProgress:
 
 
 def cmd_perplexity(args):
-    from minigpt.checkpoint import load_model, resolve_checkpoint
     from minigpt.corpus import shakespeare_splits
     from minigpt.data import read_text
     from minigpt.prompting import UnencodableText, score_text
-    from minigpt.tokenizer import tokenizer_from_dict
 
     check_output_file(args.metrics_out, "--metrics-out")
-    path = resolve_checkpoint(args.checkpoint)
-    model, info = load_model(path, backend=args.backend)
-    if not info.get("tokenizer"):
-        raise ValueError(f"{path} has no tokenizer saved; cannot encode the text")
-    tok = tokenizer_from_dict(info["tokenizer"])
+    model, tok, path, info = load_language_model(args.checkpoint, args.backend, "the text")
     # the default run's validation split: six plays the model never trained on
     text = shakespeare_splits()[1] if args.text == "shakespeare" else read_text(args.text)
     if args.max_chars is not None:

@@ -156,3 +156,14 @@ def test_hand_edited_run_files_are_named(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text("n_layer = = 2\n")
     assert main(["pretrain", "--config", str(tmp_path / "bad.toml")]) == 1
     assert "bad.toml is not valid TOML" in capsys.readouterr().err
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_named(tmp_path, capsys):
+    from minigpt.checkpoint import save_checkpoint
+    from minigpt.tokenizer import CharTokenizer
+    model = minigpt.GPT(minigpt.GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    save_checkpoint(tmp_path / "run", model, 1, CharTokenizer.train("abcdefghij"))  # 10 characters, 5 rows
+    for command in (["generate", "--prompt", "a"], ["perplexity", "--text", str(tmp_path / "t.txt")]):
+        (tmp_path / "t.txt").write_text("abc")
+        assert main([*command, "--checkpoint", str(tmp_path / "run"), "--backend", "numpy"]) == 1
+        assert "the tokenizer has 10 tokens, the model's embedding only 5 rows" in capsys.readouterr().err
