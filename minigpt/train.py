@@ -156,6 +156,10 @@ def read_run_info(out):
     path, info = read_info(out)
     if info.get("finetune"):
         raise ValueError(f"{path} is a fine-tuned task model (minigpt finetune), not a pre-training run to resume")
+    if "train_config" not in info and "optimizer" not in info:  # e.g. written by minigpt convert
+        raise ValueError(f"{path} holds a model's weights only (no training settings, optimizer state or random "
+                         "generators, as minigpt convert writes), so there is no run to resume; sample from it, "
+                         "evaluate or fine-tune it")
     require_fields(path, info, ("train_config", "rng", "tokenizer", "optimizer"))
     rng = info["rng"] if isinstance(info["rng"], dict) else {}
     states = [rng.get("data"), *rng.get("dropout_ranks", [rng.get("dropout")])]

@@ -167,3 +167,11 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_named(tmp_path, capsys
         (tmp_path / "t.txt").write_text("abc")
         assert main([*command, "--checkpoint", str(tmp_path / "run"), "--backend", "numpy"]) == 1
         assert "the tokenizer has 10 tokens, the model's embedding only 5 rows" in capsys.readouterr().err
+
+
+def test_resuming_a_weights_only_checkpoint_says_what_it_is(tmp_path):
+    from minigpt.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "run", minigpt.GPT(minigpt.GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=2,
+                                                                    n_embd=8)), 3)  # as minigpt convert writes one
+    with pytest.raises(ValueError, match="holds a model's weights only .* no run to resume"):
+        train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
