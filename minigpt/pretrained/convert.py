@@ -11,6 +11,7 @@ travel: an HF folder is a model, not a training run (resume from the original ch
 """
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 from minigpt.checkpoint import load_weights, read_info, save_checkpoint
@@ -30,6 +31,9 @@ def is_hf_folder(path):
 def hf_to_checkpoint(hf_folder, out_dir, dropout=None):
     """Write the HF model in hf_folder as out_dir/ckpt-<step>/; return its path."""
     model, tokenizer, extras = load_pretrained(hf_folder, dropout=dropout)
+    if tokenizer is None:  # a weights-only folder converts, but what is made of it should not surprise later
+        warnings.warn(f"{hf_folder} has no tokenizer files (vocab.json + merges.txt), so the checkpoint holds the "
+                      "model only: `minigpt generate` and fine-tuning need a tokenizer", stacklevel=2)
     info = dict(extras.info)
     step = info.pop("step", 0)
     if type(step) is not int or step < 0:  # it names the checkpoint folder, ckpt-<step>

@@ -4,6 +4,7 @@ A Hugging Face config.json describes more models than minigpt can run. Every fie
 the math is checked here, and anything minigpt would compute differently is an error that names
 the field, never a model that loads and quietly gives other numbers.
 """
+from minigpt.config import GPTConfig
 from minigpt.kernels.layernorm import EPS
 
 # The tanh approximation of GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), under its
@@ -18,10 +19,19 @@ def require_int(hf, name, source):
     return value
 
 
+def make_config(source, **fields):
+    """GPTConfig(**fields), with GPTConfig's own checks (n_head dividing n_embd, say) naming config.json."""
+    try:
+        return GPTConfig(**fields)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
 def check_layer_norm_epsilon(hf, source):
     """minigpt's LayerNorm adds 1e-5 to the variance, as GPT-1, GPT-2 and PyTorch do."""
     eps = hf.get("layer_norm_epsilon", EPS)
-    if not isinstance(eps, (int, float)) or abs(eps - EPS) > 1e-12:
+    # "not <=" rather than ">": JSON's NaN compares false with everything, and must be refused too.
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not abs(eps - EPS) <= 1e-12:
         raise ValueError(f"{source}: layer_norm_epsilon is {eps!r}; minigpt's LayerNorm uses {EPS}, "
                          "so this model would compute different values")
 

@@ -27,7 +27,7 @@ import numpy as np
 from minigpt.data import atomic_write_bytes
 from minigpt.model import GPT
 from minigpt.pretrained import hf_gpt2, hf_openai_gpt
-from minigpt.pretrained.hf_tokenizer import read_hf_tokenizer, read_json, write_hf_tokenizer
+from minigpt.pretrained.hf_tokenizer import read_hf_tokenizer, read_json_object, write_hf_tokenizer
 from minigpt.pretrained.hf_weights import load_weights_into, to_host, weight_files
 from minigpt.safetensors import load_file, save_file
 from minigpt.tokenizer import tokenizer_from_dict
@@ -61,19 +61,10 @@ def read_hf_config(folder):
         raise FileNotFoundError(f"{folder} has no config.json, so it is not a Hugging Face model folder")
     hf = read_json_object(folder / "config.json")
     model_type = hf.get("model_type")
-    if model_type not in BY_MODEL_TYPE:
+    if not isinstance(model_type, str) or model_type not in BY_MODEL_TYPE:  # (a list is not hashable)
         raise ValueError(f"{folder / 'config.json'}: model_type {model_type!r} is not one minigpt loads "
                          f"(it loads {', '.join(BY_MODEL_TYPE)})")
     return hf, BY_MODEL_TYPE[model_type]
-
-
-def read_json_object(path):
-    """A JSON file that must hold an object (a dict): a list or a number there is an error naming the file."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: holds a JSON {type(data).__name__}, not an object; the file is damaged "
-                         "or not what its name says")
-    return data
 
 
 def load_hf_model(folder, dtype="float32", backend="numpy", dropout=None):
@@ -103,25 +94,39 @@ def read_extras_json(folder):
 
 def tokenizer_from_pretrained(folder):
     """The tokenizer of a HF model folder (vocab.json + merges.txt), as a minigpt tokenizer."""
-    folder = Path(folder)
-    hf, _ = read_hf_config(folder)
-    extras = read_extras_json(folder)
-    if extras and extras.get("tokenizer"):
-        return tokenizer_from_dict(extras["tokenizer"])
-    tokenizer = read_hf_tokenizer(folder, hf["model_type"])
+    tokenizer = read_folder_tokenizer(folder)
     if tokenizer is None:
         raise FileNotFoundError(f"{folder} has no tokenizer files (vocab.json and merges.txt)")
     return tokenizer
 
 
-def load_pretrained(folder, dtype="float32", backend="numpy", dropout=None):
-    """(model, tokenizer or None, Extras) from a HF model folder, with what minigpt saved beside it."""
+def read_folder_tokenizer(folder):
+    """The folder's tokenizer (minigpt.json's, or vocab.json + merges.txt), or None if it has no tokenizer
+    files at all. Tokenizer files minigpt cannot read (tokenizer.json alone, vocab.json without merges.txt)
+    are an error that says how to fix them, not None."""
     folder = Path(folder)
+    hf, _ = read_hf_config(folder)
+    extras = read_extras_json(folder)
+    if extras and extras.get("tokenizer"):
+        try:
+            return tokenizer_from_dict(extras["tokenizer"])
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{folder / EXTRAS_JSON}: 'tokenizer' is not a valid minigpt tokenizer: {e}") from None
+    return read_hf_tokenizer(folder, hf["model_type"])
+
+
+def load_pretrained(folder, dtype="float32", backend="numpy", dropout=None):
+    """(model, tokenizer or None, Extras) from a HF model folder, with what minigpt saved beside it.
+
+    The tokenizer is None only for a folder with no tokenizer files at all (weights only: fine for a
+    model, the caller decides whether it needs text). A folder that ships a tokenizer minigpt cannot
+    read (tokenizer.json without vocab.json + merges.txt, or half of the pair) is an error, not None:
+    whoever converts such a folder expects its tokenizer to come along, and a checkpoint without it
+    could not generate text (a warning would scroll past, and the fix is to convert again anyway, once
+    the files are there: the message says how)."""
+    folder = Path(folder)
+    tokenizer = read_folder_tokenizer(folder)  # first: quick to read, so a broken one fails before the weights load
     model = load_hf_model(folder, dtype, backend, dropout)
-    try:
-        tokenizer = tokenizer_from_pretrained(folder)
-    except FileNotFoundError:
-        tokenizer = None  # weights only: fine for a model, the caller decides whether it needs text
     if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                          f"{model.config.vocab_size} embeddings")

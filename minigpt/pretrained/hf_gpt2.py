@@ -11,9 +11,8 @@ layer's causal mask as a buffer (h.N.attn.bias, h.N.attn.masked_bias): not weigh
 """
 import re
 
-from minigpt.config import GPTConfig
-from minigpt.pretrained.hf_config import (TANH_GELU, check_layer_norm_epsilon, check_tied, require_int,
-                                          resolve_dropout)
+from minigpt.pretrained.hf_config import (TANH_GELU, check_layer_norm_epsilon, check_tied, make_config,
+                                          require_int, resolve_dropout)
 
 MODEL_TYPE = "gpt2"
 ARCH = "gpt2"
@@ -41,9 +40,9 @@ def config_from_hf(hf, source, dropout=None):
     # reorder_and_upcast_attn only moves the softmax to float32, which minigpt computes in anyway.
     check_layer_norm_epsilon(hf, source)
     check_tied(hf, source)
-    return GPTConfig(vocab_size=require_int(hf, "vocab_size", source), block_size=n_positions,
-                     n_layer=require_int(hf, "n_layer", source), n_head=require_int(hf, "n_head", source),
-                     n_embd=n_embd, dropout=resolve_dropout(hf, source, dropout), arch=ARCH)
+    return make_config(source, vocab_size=require_int(hf, "vocab_size", source), block_size=n_positions,
+                       n_layer=require_int(hf, "n_layer", source), n_head=require_int(hf, "n_head", source),
+                       n_embd=n_embd, dropout=resolve_dropout(hf, source, dropout), arch=ARCH)
 
 
 def config_to_hf(cfg, eot_token=None):

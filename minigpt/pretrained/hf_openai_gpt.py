@@ -14,9 +14,9 @@ Names differ from GPT-2's only in the embeddings: tokens_embed (wte) and positio
 The weights are Conv1D, (in, out), as in minigpt: no transposes. Files from older transformers
 versions also hold each layer's causal mask (h.N.attn.bias), a buffer, not a weight: skipped.
 """
-from minigpt.config import GPTConfig
 from minigpt.pretrained.hf_gpt2 import BUFFER
-from minigpt.pretrained.hf_config import check_layer_norm_epsilon, check_tied, require_int, resolve_dropout
+from minigpt.pretrained.hf_config import (check_layer_norm_epsilon, check_tied, make_config, require_int,
+                                          resolve_dropout)
 
 MODEL_TYPE = "openai-gpt"
 ARCH = "gpt1"
@@ -32,10 +32,10 @@ def config_from_hf(hf, source, dropout=None):
         raise ValueError(f"{source}: afn is {afn!r}; minigpt's MLP uses the tanh GELU (afn 'gelu' in OpenAIGPT)")
     check_layer_norm_epsilon(hf, source)
     check_tied(hf, source)
-    return GPTConfig(vocab_size=require_int(hf, "vocab_size", source),
-                     block_size=require_int(hf, "n_positions", source), n_layer=require_int(hf, "n_layer", source),
-                     n_head=require_int(hf, "n_head", source), n_embd=require_int(hf, "n_embd", source),
-                     dropout=resolve_dropout(hf, source, dropout), arch=ARCH)
+    return make_config(source, vocab_size=require_int(hf, "vocab_size", source),
+                       block_size=require_int(hf, "n_positions", source), n_layer=require_int(hf, "n_layer", source),
+                       n_head=require_int(hf, "n_head", source), n_embd=require_int(hf, "n_embd", source),
+                       dropout=resolve_dropout(hf, source, dropout), arch=ARCH)
 
 
 def config_to_hf(cfg, eot_token=None):

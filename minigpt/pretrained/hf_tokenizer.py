@@ -28,8 +28,17 @@ CLASSES = {"GPT2Tokenizer": "gpt2", "GPT2TokenizerFast": "gpt2", "OpenAIGPTToken
 def read_json(path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def read_json_object(path):
+    """A JSON file that must hold an object (a dict): a list or a number there is an error naming the file."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: holds a JSON {type(data).__name__}, not an object; the file is damaged "
+                         "or not what its name says")
+    return data
 
 
 def read_hf_tokenizer(folder, model_type):
@@ -37,13 +46,9 @@ def read_hf_tokenizer(folder, model_type):
     folder = Path(folder)
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     if not (vocab.is_file() and merges.is_file()):
-        if (folder / "tokenizer.json").is_file():
-            raise FileNotFoundError(
-                f"{folder} has tokenizer.json but not vocab.json + merges.txt, which minigpt reads. Write them "
-                "once with transformers installed: python -c \"from transformers import AutoTokenizer; "
-                f"AutoTokenizer.from_pretrained('{folder}').backend_tokenizer.model.save('{folder}')\"")
+        check_no_unreadable_tokenizer(folder)
         return None
-    tok_config = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+    tok_config = read_tokenizer_config(folder)
     kind = CLASSES.get(tok_config.get("tokenizer_class"), model_type)
     if kind == "gpt2":
         byte_ids, merge_ids, specials = read_gpt2_files(vocab, merges)
@@ -57,17 +62,92 @@ def read_hf_tokenizer(folder, model_type):
     return tokenizer
 
 
-def added_tokens(folder, tok_config):
-    """{id: text} of the tokens HF added to the vocabulary, from whichever files list them."""
-    found = {}
-    for token_id, entry in tok_config.get("added_tokens_decoder", {}).items():
-        found[int(token_id)] = entry["content"] if isinstance(entry, dict) else str(entry)
+def check_no_unreadable_tokenizer(folder):
+    """A folder without vocab.json + merges.txt may still have a tokenizer minigpt cannot read: say so and how
+    to fix it. Passing over it (as if the folder had no tokenizer) would give a model whose ids cannot be
+    turned into text, with nothing to tell why."""
     if (folder / "tokenizer.json").is_file():
-        for entry in read_json(folder / "tokenizer.json").get("added_tokens", []):
-            found[entry["id"]] = entry["content"]
+        raise FileNotFoundError(
+            f"{folder} has tokenizer.json but not vocab.json + merges.txt, which minigpt reads. Write them "
+            "once with transformers installed: python -c \"from transformers import AutoTokenizer; "
+            f"AutoTokenizer.from_pretrained('{folder}').backend_tokenizer.model.save('{folder}')\"")
+    present = [name for name in ("vocab.json", "merges.txt") if (folder / name).is_file()]
+    if present:
+        missing = "merges.txt" if present == ["vocab.json"] else "vocab.json"
+        raise FileNotFoundError(f"{folder} has {present[0]} but no {missing}; minigpt reads the tokenizer from "
+                                f"both (copy {missing} from where the model came from)")
+
+
+def read_tokenizer_config(folder):
+    """tokenizer_config.json as a dict ({} if there is none), its tokenizer_class checked to be a name."""
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return {}
+    tok_config = read_json_object(path)
+    if not isinstance(tok_config.get("tokenizer_class"), (str, type(None))):
+        raise ValueError(f"{path}: 'tokenizer_class' must be a string, got {tok_config['tokenizer_class']!r}")
+    return tok_config
+
+
+def added_tokens(folder, tok_config):
+    """{id: text} of the tokens HF added to the vocabulary, from whichever files list them.
+    The files must agree: one id with two texts is an error, not a silent choice of one."""
+    found = {}  # id -> (text, the file that gave it)
+    listed = [(folder / "tokenizer_config.json", decoder_tokens(folder / "tokenizer_config.json", tok_config))]
+    if (folder / "tokenizer.json").is_file():
+        listed.append((folder / "tokenizer.json", tokenizer_json_tokens(folder / "tokenizer.json")))
     if (folder / "added_tokens.json").is_file():
-        found.update({token_id: text for text, token_id in read_json(folder / "added_tokens.json").items()})
-    return found
+        listed.append((folder / "added_tokens.json", added_tokens_json(folder / "added_tokens.json")))
+    for path, tokens in listed:
+        for token_id, text in tokens:
+            if token_id in found and found[token_id][0] != text:
+                raise ValueError(f"{path} gives id {token_id} to {text!r}, but {found[token_id][1]} to "
+                                 f"{found[token_id][0]!r}")
+            found[token_id] = (text, path)
+    return {token_id: text for token_id, (text, _) in found.items()}
+
+
+def is_token_id(value):
+    return type(value) is int and value >= 0  # (not bool, which is an int to isinstance)
+
+
+def decoder_tokens(path, tok_config):
+    """[(id, text)] of tokenizer_config.json's "added_tokens_decoder": {"<id>": {"content": text, ...}}."""
+    decoder = tok_config.get("added_tokens_decoder", {})
+    if not isinstance(decoder, dict):
+        raise ValueError(f"{path}: 'added_tokens_decoder' must be an object of id -> token, "
+                         f"got a {type(decoder).__name__}")
+    tokens = []
+    for key, entry in decoder.items():
+        text = entry.get("content") if isinstance(entry, dict) else entry
+        if not key.isascii() or not key.isdecimal() or not isinstance(text, str):
+            raise ValueError(f"{path}: added_tokens_decoder holds {key!r}: {entry!r:.100}; each entry must be "
+                             "\"<id>\": {\"content\": text, ...}, the id a string of digits")
+        tokens.append((int(key), text))
+    return tokens
+
+
+def tokenizer_json_tokens(path):
+    """[(id, text)] of tokenizer.json's "added_tokens": [{"id": id, "content": text, ...}]."""
+    entries = read_json_object(path).get("added_tokens", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: 'added_tokens' must be a list, got a {type(entries).__name__}")
+    tokens = []
+    for entry in entries:
+        if not (isinstance(entry, dict) and is_token_id(entry.get("id")) and isinstance(entry.get("content"), str)):
+            raise ValueError(f"{path}: added token {entry!r:.100} is not {{\"id\": id >= 0, \"content\": text}}")
+        tokens.append((entry["id"], entry["content"]))
+    return tokens
+
+
+def added_tokens_json(path):
+    """[(id, text)] of added_tokens.json: {text: id}."""
+    tokens = []
+    for text, token_id in read_json_object(path).items():
+        if not is_token_id(token_id):
+            raise ValueError(f"{path}: token {text!r} has id {token_id!r}; ids must be integers >= 0")
+        tokens.append((token_id, text))
+    return tokens
 
 
 def add_hf_added_tokens(tokenizer, added, folder):

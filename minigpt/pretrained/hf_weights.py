@@ -10,12 +10,12 @@ file format that can run code (pickle: pytorch_model.bin) is read at all.
 """
 import json
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
 from minigpt import kernels
-from minigpt.safetensors import read_header
+from minigpt.safetensors import METADATA, read_header
 
 # The float dtypes a checkpoint may hold; bfloat16 is read as its 16 raw bits and widened below.
 FILE_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16}
@@ -37,36 +37,56 @@ def weight_files(folder):
         return [folder / "model.safetensors"]
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{index}: not a valid safetensors index (no weight_map: {e})") from None
-        return [folder / name for name in sorted(set(weight_map.values()))]
+        return shard_files(folder, index)
     if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
         raise FileNotFoundError(pickle_only_message(folder))
     raise FileNotFoundError(f"{folder}: no model.safetensors (or model.safetensors.index.json) in this folder")
 
 
+def shard_files(folder, index):
+    """The shards model.safetensors.index.json lists: its "weight_map" is {tensor name: shard file name}."""
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{index}: not a valid safetensors index (not valid JSON: {e})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or \
+            not all(isinstance(shard, str) for shard in weight_map.values()):
+        raise ValueError(f"{index}: not a valid safetensors index: it needs a non-empty \"weight_map\" object of "
+                         f"tensor name -> shard file name, got {weight_map!r:.200}")
+    return [shard_path(folder, index, shard) for shard in sorted(set(weight_map.values()))]
+
+
+def shard_path(folder, index, shard):
+    """folder / shard, refusing a name that leads out of the folder: an index that came with a downloaded
+    model must not make minigpt read other files ("../other/model.safetensors", "/home/...").
+    The test is on the name, not the resolved path: in a Hugging Face cache the files are symlinks
+    into ../../blobs/, and those are fine."""
+    name = PurePosixPath(shard.replace("\\", "/"))  # a Windows-style name is checked the same way
+    if not shard or name.is_absolute() or PureWindowsPath(shard).drive or ".." in name.parts:
+        raise ValueError(f"{index}: shard {shard!r} is not a file name inside {folder}; an index may only name "
+                         "files in its own folder")
+    path = folder / shard
+    if not path.is_file():
+        raise FileNotFoundError(f"{index} lists the shard {shard!r}, but {path} is not a file")
+    return path
+
+
 def read_entries(files):
-    """{tensor name: (path, header entry, start of the data)} over all files; checks dtypes and offsets."""
+    """{tensor name: (path, header entry, start of the data)} over all files. read_header has checked
+    each entry's shape and offsets against its file; the dtypes minigpt reads are checked here."""
     entries = {}
     for path in files:
         with open(path, "rb") as f:
             header, start = read_header(f, path)
-            data_size = f.seek(0, 2) - start
         for name, entry in header.items():
-            if name == "__metadata__":
+            if name == METADATA:
                 continue
             if name in entries:
                 raise ValueError(f"tensor {name!r} is in both {entries[name][0]} and {path}")
-            if entry.get("dtype") not in FILE_DTYPES:
-                raise ValueError(f"{path}: tensor {name!r} has dtype {entry.get('dtype')!r}; minigpt reads the "
+            if entry["dtype"] not in FILE_DTYPES:
+                raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']!r}; minigpt reads the "
                                  f"float dtypes {', '.join(FILE_DTYPES)}")
-            begin, end = entry["data_offsets"]
-            nbytes = int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(FILE_DTYPES[entry["dtype"]]).itemsize
-            if not 0 <= begin <= end <= data_size or end - begin != nbytes:
-                raise ValueError(f"{path}: tensor {name!r} has offsets {begin}..{end} that do not fit its shape "
-                                 f"{entry['shape']} or the file; the file is corrupted or truncated")
             entries[name] = (path, entry, start)
     return entries
 

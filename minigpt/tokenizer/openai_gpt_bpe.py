@@ -34,10 +34,10 @@ The literal text "<unk>" in the input is text here, split like any other word; t
 tokenizer turns it into the unknown token itself.
 Decoding gives the lowercased words joined by spaces: case and the original spacing are lost.
 """
-import json
 import unicodedata
 
 from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, require
+from minigpt.tokenizer.gpt2_files import read_json_file, read_text_lines
 
 END_OF_WORD = "</w>"
 NEVER_MERGED = float("inf")
@@ -134,8 +134,7 @@ class OpenAIGPTTokenizer(Tokenizer):
     @classmethod
     def from_files(cls, vocab_json, merges_txt, special_tokens=None):
         """GPT-1's tokenizer from Hugging Face's vocab.json (token -> id) and merges.txt."""
-        with open(vocab_json, encoding="utf-8") as f:
-            encoder = json.load(f)
+        encoder = read_json_file(vocab_json)
         if not isinstance(encoder, dict):
             raise ValueError(f"{vocab_json}: expected a JSON object of token -> id")
         vocab = [None] * len(encoder)
@@ -145,7 +144,11 @@ class OpenAIGPTTokenizer(Tokenizer):
                                  f"{token!r} has id {i!r}")
             vocab[i] = token
         unk = "<unk>" if "<unk>" in encoder else None
-        return cls(vocab, read_merges_txt(merges_txt), special_tokens, unk_token=unk)
+        merges = read_merges_txt(merges_txt)
+        try:
+            return cls(vocab, merges, special_tokens, unk_token=unk)
+        except ValueError as e:  # a merge naming a token vocab.json lacks, say: which files, then what
+            raise ValueError(f"{merges_txt} with {vocab_json}: {e}") from None
 
     @property
     def n_ordinary(self):
@@ -205,8 +208,7 @@ class OpenAIGPTTokenizer(Tokenizer):
 
 def read_merges_txt(path):
     """[(left, right)] from a merges.txt: an optional '#version' line, then one 'left right' per line."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = read_text_lines(path)
     pairs = []
     for number, line in enumerate(lines, start=1):
         if not line or (number == 1 and line.startswith("#version")):
