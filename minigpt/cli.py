@@ -383,6 +383,7 @@ def cmd_params(args):
 
 
 def cmd_convert(args):
+    from minigpt.checkpoint import read_info
     from minigpt.pretrained import checkpoint_to_hf, hf_to_checkpoint, is_hf_folder
     from minigpt.runlock import claim_run_folder
     from minigpt.train import check_new_run_folder
@@ -396,7 +397,10 @@ def cmd_convert(args):
             with claim_run_folder(args.out, "convert"):
                 check_new_run_folder(args.out, "convert")
                 path = hf_to_checkpoint(args.source, args.out, dropout=args.dropout)
-            print(f"wrote the minigpt checkpoint {path}; sample from it with: minigpt generate --checkpoint {path}")
+            if read_info(path)[1].get("tokenizer"):
+                print(f"wrote the minigpt checkpoint {path}; sample from it with: minigpt generate --checkpoint {path}")
+            else:  # hf_to_checkpoint has warned: without a tokenizer, no text goes in or out
+                print(f"wrote the minigpt checkpoint {path} (weights only: load it with minigpt.checkpoint.load_model)")
         else:
             path = checkpoint_to_hf(args.source, args.out)
             print(f"wrote the Hugging Face folder {path}; in transformers: "

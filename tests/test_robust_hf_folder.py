@@ -282,6 +282,14 @@ def test_a_weights_only_folder_converts_with_a_warning(tmp_path):
     assert (path / "model.safetensors").is_file()
 
 
+def test_the_command_does_not_suggest_generate_for_a_weights_only_checkpoint(tmp_path, capsys):
+    _, folder = saved(tmp_path, "gpt2")
+    with pytest.warns(UserWarning, match="no tokenizer files"):
+        assert main(["convert", str(folder), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "(weights only: load it with minigpt.checkpoint.load_model)" in out and "minigpt generate" not in out
+
+
 # --- config.json and minigpt.json ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("eps", [float("nan"), float("inf"), float("-inf"), True])
