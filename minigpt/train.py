@@ -315,9 +315,13 @@ class Run:
         load_weights(self.model, load_file(path / "model.safetensors"), source=str(path))
         load_optimizer_state(self.opt, path, info)
         self.step = info["step"]
-        self.data_rng.bit_generator.state = info["rng"]["data"]
-        self.model.dropout_rng.bit_generator.state = info["rng"].get("dropout_ranks", [info["rng"]["dropout"]])[
-            self.world.rank]
+        try:  # NumPy checks a state it is given; its message does not say where the state came from
+            self.data_rng.bit_generator.state = info["rng"]["data"]
+            self.model.dropout_rng.bit_generator.state = info["rng"].get("dropout_ranks", [info["rng"]["dropout"]])[
+                self.world.rank]
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise ValueError(f"{path / 'checkpoint.json'}: its random-generator states (rng) are damaged ({e})") \
+                from None
         if self.world.is_main:
             self.forget_metrics_after(self.step)
         print(f"minigpt: resumed from {path} at step {self.step}")

@@ -175,3 +175,19 @@ def test_resuming_a_weights_only_checkpoint_says_what_it_is(tmp_path):
                                                                     n_embd=8)), 3)  # as minigpt convert writes one
     with pytest.raises(ValueError, match="holds a model's weights only .* no run to resume"):
         train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
+
+
+def test_damaged_generator_states_and_deeply_nested_jsonl_are_named(tmp_path):
+    from minigpt.tasks import load_task
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    info = tmp_path / "run" / "ckpt-0000004" / "checkpoint.json"
+    saved = json.loads(info.read_text())
+    saved["rng"]["data"] = {"bit_generator": "MT19937", "state": {}}
+    info.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"ckpt-0000004/checkpoint.json: its random-generator states \(rng\) are "
+                                         "damaged"):
+        train(config(tmp_path, "run", max_iters=8), resume=True, progress=False)
+    (tmp_path / "train.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "dev.jsonl").write_text("")
+    with pytest.raises(ValueError, match=r"train.jsonl:1.*nested thousands of levels deep"):
+        load_task("classification", str(tmp_path))

@@ -79,6 +79,8 @@ def read_jsonl(path):
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise fail(f"{path}:{number}", f"is not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:  # arrays or objects nested deeper than Python's parser goes
+            raise fail(f"{path}:{number}", "is not a record: its JSON is nested thousands of levels deep") from None
         if not isinstance(record, dict):
             raise fail(f"{path}:{number}", f"must hold a JSON object, got {type(record).__name__}")
         records.append((number, record))
