@@ -58,22 +58,23 @@ def save_checkpoint(out_dir, model, step, tokenizer=None, optimizer=None, extra=
 
 
 def clean_unfinished_saves(out_dir):
-    """Remove what a save killed midway left in out_dir (call it with the run folder claimed, runlock.py, so no
-    save is running): .tmp-ckpt-* folders, each incomplete and up to three times the model's size; and an
-    .old-ckpt-* folder (a step saved again, moved aside) goes back to its name if its replacement never arrived.
-    Returns the names removed or restored."""
-    out_dir, touched = Path(out_dir), []
+    """Tidy what a save killed midway left in out_dir (call it with the run folder claimed, runlock.py, so no
+    save is running): .tmp-ckpt-* folders, each incomplete and up to three times the model's size, are removed;
+    an .old-ckpt-* folder (a step saved again, moved aside) goes back to its name if its replacement never
+    arrived, else it is removed. Returns {name: "removed" or "restored as ckpt-..."}."""
+    out_dir, done = Path(out_dir), {}
     for tmp in sorted(out_dir.glob(".tmp-ckpt-*")):
         shutil.rmtree(tmp, ignore_errors=True)
-        touched.append(tmp.name)
+        done[tmp.name] = "removed"
     for old in sorted(out_dir.glob(".old-ckpt-*")):
         final = out_dir / old.name[len(".old-"):].rsplit("-", 1)[0]  # .old-ckpt-0000100-4242 -> ckpt-0000100
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
+            done[old.name] = "removed"
         else:
             old.rename(final)
-        touched.append(old.name)
-    return touched
+            done[old.name] = f"restored as {final.name}"
+    return done
 
 
 def list_checkpoints(out_dir):

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -137,9 +138,16 @@ def cmd_pretrain(args):
         stream = generate(run.model, prompt, run.cfg.sample_tokens, temperature=0.8, top_k=40, seed=run.cfg.seed,
                           stop_token=tok.eot_token)
         print_stream(tok, stream)
-    if final["interrupted"]:  # saved, but stopped early: a script's `&&` must not go on as if it had finished
-        return 128 + final["stop_signal"]
-    return 0
+    return stopped_exit_code(final)
+
+
+def stopped_exit_code(final):
+    """0 for a run that finished; 128 + the signal's number for one that a signal stopped early (saved, but a
+    script's `&&` must not go on as if it had finished). Under MPI a rank that was not signalled itself stops
+    with the others and knows no signal: it says SIGINT's 130."""
+    if not final["interrupted"]:
+        return 0
+    return 128 + (final["stop_signal"] or signal.SIGINT)
 
 
 def print_stream(tokenizer, stream, prompt=""):
@@ -340,7 +348,7 @@ def cmd_finetune(args):
     print(json.dumps(head, indent=1))
     if args.metrics_out:
         print(f"metrics: {args.metrics_out}")
-    return 128 + final["stop_signal"] if final["interrupted"] else 0  # saved, but stopped early
+    return stopped_exit_code(final)
 
 
 def add_finetune_options(parser):
@@ -564,8 +572,10 @@ def main(argv=None):
         print(f"minigpt {args.command}: error: {e}", file=sys.stderr)
         return 1
     except MemoryError:  # numpy names the size it could not allocate; say what to do
-        print(f"minigpt {args.command}: error: out of memory: the model or the batch is too large for this machine "
-              "(use a smaller --n-embd, --n-layer, --batch-size or --block-size)", file=sys.stderr)
+        hint = (" (use a smaller --n-embd, --n-layer, --batch-size or --block-size)" if args.command == "pretrain"
+                else " (use a smaller --batch-size)" if args.command == "finetune" else "")
+        print(f"minigpt {args.command}: error: out of memory: the model or its batch is too large for this "
+              f"machine{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once (saved checkpoints are complete, see StopRequest)
         print(f"minigpt {args.command}: interrupted", file=sys.stderr)

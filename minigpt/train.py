@@ -174,7 +174,9 @@ def resume_settings(given):
     refuses those that would change the run)."""
     out = given.get("out", TrainConfig.out)
     if not list_checkpoints(out):
-        raise FileNotFoundError(f"--resume: no checkpoint in {out} to resume from")
+        moved = sorted(Path(out).glob(".old-ckpt-*"))  # the run's only checkpoint, moved aside by a killed save
+        hint = f" (a save was killed while replacing one: rename {moved[-1]} to ckpt-<its step>)" if moved else ""
+        raise FileNotFoundError(f"--resume: no checkpoint in {out} to resume from{hint}")
     return {**read_run_info(out)[1]["train_config"], **given}
 
 
@@ -183,6 +185,11 @@ def same_setting(name, given, saved):
     if name == "data" and given != saved and "shakespeare" not in (given, saved):
         return Path(given).resolve() == Path(saved).resolve()
     return given == saved
+
+
+def clean_after_killed_saves(out):
+    for name, done in clean_unfinished_saves(out).items():
+        print(f"minigpt: {Path(out) / name}: left by a save that was killed midway; {done}", flush=True)
 
 
 def check_new_run_folder(out, command="pretrain"):
@@ -222,7 +229,8 @@ class StopRequest:
     """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts.
 
     SIGTERM (sent by `kill`, `timeout` and job schedulers) and SIGHUP (a closed terminal) are a first Ctrl-C
-    too: the run finishes its step and saves, instead of losing every step since the last checkpoint.
+    too: the run finishes its step and saves, instead of losing every step since the last checkpoint. A signal
+    the process was started to ignore stays ignored: `nohup minigpt pretrain &` must outlive its terminal.
     """
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -232,7 +240,8 @@ class StopRequest:
         self.signal = None  # the first signal received, for the exit code (128 + its number)
 
     def __enter__(self):
-        self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
+        self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS
+                         if signal.getsignal(signum) is not signal.SIG_IGN}
         return self
 
     def handle(self, signum, frame):
@@ -241,7 +250,8 @@ class StopRequest:
         self.requested, self.signal = True, signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         try:
-            print(f"\nminigpt: {name}: finishing this step, saving a checkpoint (Ctrl-C again to abort)", flush=True)
+            print(f"\nminigpt: {name}: finishing this step, saving a checkpoint ({name} again to stop at once)",
+                  flush=True)
         except OSError:  # SIGHUP: the terminal may be gone; saving matters more than saying so
             pass
 
@@ -255,9 +265,6 @@ class Run:
 
     def __init__(self, cfg, resume=False, world=SingleProcess()):
         self.out, self.world = Path(cfg.out), world
-        if world.is_main:  # the folder is claimed: no save of another process is under way
-            for name in clean_unfinished_saves(self.out) if self.out.is_dir() else []:
-                print(f"minigpt: {self.out / name}: left by a save that was killed midway; cleaned up", flush=True)
         if resume:
             cfg = self.restore_settings(cfg)
         elif cfg.data != "shakespeare":  # saved absolute, so that --resume works from any folder
@@ -405,6 +412,9 @@ def train_ranks(cfg, resume, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
     kernels.check_backend(cfg.backend)  # a missing build or GPU is reported before any data is prepared
+    with world.main_first():  # before anyone lists the checkpoints; the folder is claimed, so no save is under way
+        if world.is_main:
+            clean_after_killed_saves(cfg.out)
     if resume and not list_checkpoints(cfg.out):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
     if not resume:

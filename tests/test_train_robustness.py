@@ -61,6 +61,33 @@ def test_sigterm_and_sighup_finish_the_step_and_save(tmp_path, signum):
     assert step >= 1 and "a sample of" not in stdout  # stopped: no sample of 500 tokens after it
 
 
+def test_a_run_started_with_sighup_ignored_keeps_running_when_the_terminal_closes(tmp_path):
+    (tmp_path / "text.txt").write_text(TEXT)
+    out = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "text.txt"), str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
+    deadline = time.time() + 60
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert time.time() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGHUP)
+    steps = len((out / "metrics.jsonl").read_text().splitlines())
+    while len((out / "metrics.jsonl").read_text().splitlines()) < steps + 3:  # it goes on training
+        assert time.time() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 128 + signal.SIGTERM and "SIGHUP" not in stdout and "SIGTERM" in stdout, stderr
+
+
+def test_a_rank_stopped_by_a_signal_sent_to_another_exits_as_interrupted():
+    from minigpt.cli import stopped_exit_code
+    assert stopped_exit_code({"interrupted": False, "stop_signal": None}) == 0
+    assert stopped_exit_code({"interrupted": True, "stop_signal": signal.SIGTERM}) == 143
+    assert stopped_exit_code({"interrupted": True, "stop_signal": None}) == 130  # was 128 + None: a TypeError
+
+
 def test_a_save_killed_midway_is_cleaned_up_and_a_moved_aside_checkpoint_restored(tmp_path, capsys):
     train(config(tmp_path, "run", max_iters=8), progress=False)
     out = tmp_path / "run"
@@ -70,9 +97,21 @@ def test_a_save_killed_midway_is_cleaned_up_and_a_moved_aside_checkpoint_restore
     capsys.readouterr()
     train(config(tmp_path, "run", max_iters=12), resume=True, progress=False)
     printed = capsys.readouterr().out
-    assert ".tmp-ckpt-0000012-999: left by a save that was killed midway; cleaned up" in printed
+    assert ".tmp-ckpt-0000012-999: left by a save that was killed midway; removed" in printed
+    assert ".old-ckpt-0000008-999: left by a save that was killed midway; restored as ckpt-0000008" in printed
     assert not list(out.glob(".tmp-*")) and not list(out.glob(".old-*"))
     assert [step for step, _ in list_checkpoints(out)] == [4, 8, 12]  # step 8 came back and was resumed from
+
+
+def test_a_runs_only_checkpoint_moved_aside_by_a_killed_save_is_not_overwritten_by_a_new_run(tmp_path, capsys):
+    train(config(tmp_path, "run", max_iters=4, eval_interval=4), progress=False)
+    out = tmp_path / "run"
+    (out / "ckpt-0000004").rename(out / ".old-ckpt-0000004-999")  # the only checkpoint, moved aside
+    assert main(["pretrain", "--out", str(out), "--resume", "--max-iters", "8", "--no-progress"]) == 1
+    assert "rename " in capsys.readouterr().err  # says where the checkpoint went
+    with pytest.raises(ValueError, match="already holds a run's checkpoints"):  # restored first, then refused
+        train(config(tmp_path, "run", max_iters=4), progress=False)
+    assert [step for step, _ in list_checkpoints(out)] == [4]
 
 
 def test_a_relative_data_path_resumes_from_another_folder(tmp_path, monkeypatch):
