@@ -261,7 +261,7 @@ def evaluation_summary(result, metrics):
     chance = result["chance"]
     if "majority_answer" in chance:
         lines.append(f"chance: {head} {chance['majority'][head]:.4f} always answering {chance['majority_answer']!r} "
-                     "(the commonest training answer)")
+                     f"(the commonest {'training' if chance['majority_from'] == 'train' else 'dev'} answer)")
         lines.append(f"the answers' perplexity under the model: {result['answer_perplexity']:.2f} "
                      f"({result['answer_nats_per_token']:.3f} nats per answer token)")
     if "uniform_accuracy" in chance:
@@ -320,7 +320,7 @@ def cmd_perplexity(args):
           f"context {T} tokens, stride {stride}, backend {args.backend}")
     bar = WindowProgress(enabled=not args.no_progress)
     try:
-        result = score_text(model, tok, text, stride=stride, progress=bar.update)
+        result = score_text(model, tok, text, stride=stride, progress=bar.update, eot_prefix=args.eot_prefix)
     except UnencodableText as e:
         raise ValueError(f"{args.text}: {e}") from None
     finally:
@@ -508,6 +508,9 @@ def build_parser():
                    help="tokens the window moves each time, 1 to the context length (default half the context: "
                         "every prediction sees at least half a context)")
     p.add_argument("--max-chars", type=positive_count, default=None, help="score only the text's first N characters")
+    p.add_argument("--eot-prefix", action="store_true",
+                   help="put <|endoftext|> before the text so that its first token is scored too: for a model "
+                        "trained on documents separated by it (GPT-2's weights), not one pre-trained here")
     p.add_argument("--metrics-out", help="write the results to this JSON file")
     p.add_argument("--backend", choices=kernels.BACKENDS, default="cpu", help=kernels.BACKEND_HELP + " (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")

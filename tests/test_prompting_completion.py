@@ -145,3 +145,22 @@ def test_cli_evaluate_and_finetune_on_a_completion_task(tmp_path, capsys):
     assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "completion", "--data", str(folder),
                  "--backend", "numpy", "--out", str(tmp_path / "ft")]) == 1
     assert "open answers" in capsys.readouterr().err and not (tmp_path / "ft").exists()
+
+
+def test_a_tokenizer_that_normalises_text_compares_what_it_can_write():
+    # GPT-1's tokenizer lowercases and drops the space before a word when it decodes: the label is compared as the
+    # tokenizer writes it, so an answer the model writes token for token counts as right
+    from minigpt.config import GPTConfig
+    from minigpt.generate import generate
+    from minigpt.model import GPT
+    from minigpt.tokenizer import OpenAIGPTTokenizer
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tok = OpenAIGPTTokenizer(list(letters) + [c + "</w>" for c in letters], [])
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16), seed=0,
+                dtype="float64")
+    context = "the cat sat on the"
+    written = tok.decode(list(generate(model, tok.encode(context), 3, greedy=True)))
+    answer = written.strip().upper()  # what the model wrote, in another case and without the space
+    task = TaskData("t", "completion", None, ("accuracy",), [], [Example("completion", (context,), answer, "x")])
+    result = evaluate_task(model, tok, task, Template("{context}"))
+    assert result["accuracy"] == 1.0 and result["chance"]["majority_from"] == "dev"

@@ -102,17 +102,23 @@ def test_a_character_text_scores_all_but_its_first_character():
     assert got["bytes"] == len(text) - 1 and got["bits_per_byte"] == pytest.approx(got["bits_per_char"])
 
 
-def test_a_bpe_text_is_scored_after_end_of_text_so_every_character_counts():
+def test_a_bpe_text_after_end_of_text_has_every_character_scored():
     text = "Héllo wörld, héllo again. " * 6  # two-byte characters: bits per byte < bits per character
     tok = BPETokenizer.train(text, 270)
     model = spread_model(vocab_size=tok.vocab_size)
-    got = score_text(model, tok, text)
     ids = tok.encode(text)
+    plain = score_text(model, tok, text)  # by default the first token is context, as for characters
+    first = tok.decode(ids[:1])
+    assert not plain["first_token_scored"] and plain["tokens"] == len(ids) - 1 and len(first) > 1
+    assert plain["chars"] == len(text) - len(first) and plain["bytes"] == len(text.encode()) - len(first.encode())
+    got = score_text(model, tok, text, eot_prefix=True)  # for a model trained with document boundaries
     assert got["first_token_scored"] and got["tokens"] == len(ids)
     assert got["nats"] == pytest.approx(score_tokens(model, [tok.eot_token] + ids)["nats"], rel=1e-12)
     assert got["chars"] == len(text) and got["bytes"] == len(text.encode())
     assert got["bits_per_char"] == pytest.approx(got["nats"] / math.log(2) / len(text))
     assert got["bits_per_byte"] < got["bits_per_char"]
+    with pytest.raises(ValueError, match="no <|endoftext|> token"):
+        score_text(spread_model(vocab_size=3), CharTokenizer.train("abc"), "abcab", eot_prefix=True)
 
 
 @requires_core

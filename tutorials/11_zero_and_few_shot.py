@@ -315,8 +315,8 @@ assert code == 0 and saved["accuracy"] == zero["accuracy"]
 # character**, which, unlike the other two, does not depend on the tokenizer.
 #
 # A text longer than the context is read in windows of block_size tokens. If the windows simply
-# followed one another, the first token of each would be predicted from nothing, the second from one
-# token, and so on: a context of 32 characters on average here, not 64. So the window **slides** by
+# followed one another, the first target of each would be predicted from one token (the window's
+# first), the next from two, and so on: a context of 32 characters on average here, not 64. So the window **slides** by
 # a stride and scores only the tokens no earlier window scored: with stride S, every prediction after
 # the first window sees at least 64 - S + 1 characters. `score_text` (and `minigpt perplexity`) does
 # that, with the trainer's own loss: the targets already scored are given the ignore index.
@@ -334,7 +334,7 @@ for stride in (64, 32, 8, 1):
     r = by_stride[stride]
     print(f"        {stride:>6}  {r['windows']:>7}  {r['loss']:>17.4f}  {r['perplexity']:>10.3f}  {r['bits_per_char']:.4f}")
 print(f"        {by_stride[1]['tokens']:,} tokens scored at every stride: each once (the first character is context)")
-print("        you should see the loss fall from stride 64 to 32, where no window starts from nothing any more,")
+print("        you should see the loss fall from stride 64 to 32, where no prediction starts from a bare window,")
 print("        and then stay within about 0.19-0.22: the reviews are independent lines of about 30 characters,")
 print("        so context beyond the current line does not help, and stride 1 scores every token at the last")
 print("        position of a window, where this model happens to do a little worse. All near step 4's loss.")

@@ -76,7 +76,7 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
               "prompt_truncated": sum(row["truncated"] > 0 for row in rows),
               "answers_cut": sum(row["answers_cut"] for row in rows),
               "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
-              "chance": chance_level(task, rows, regression, template),
+              "chance": chance_level(task, rows, regression, template, tokenizer),
               "by_scoring": by_scoring,
               "template": {"prompt": template.prompt, "answer": template.answer,
                            "verbalizer": list(words) if words else None, "separator": template.separator},
@@ -200,21 +200,22 @@ def predict_completion(model, tokenizer, template, example, demos):
 
     The model writes as many tokens as the answer has (L) and, when the answer ends inside a word (a
     letter or digit), one more: if that one goes on with the word ("lord" then "ship"), the prediction
-    is the longer word and does not match. Greedy decoding writes the answer exactly when, fed the
-    answer's own tokens, the model ranks each of them first (tests/test_prompting_completion.py checks
-    that against one plain forward). The answer's log-probabilities come from the same prompt.
+    is the longer word and does not match. The two are compared as text, both decoded from tokens (a
+    tokenizer that lowercases, as GPT-1's does, then compares what it can write). Greedy decoding
+    writes the answer at least when, fed the answer's own tokens, the model ranks each of them first
+    (tests/test_prompting_completion.py checks that against one plain forward); with BPE, also when it
+    spells the same text with other tokens. The answer's log-probabilities come from the same prompt.
     """
     encode = lambda text: encode_checked(tokenizer, text, example)
-    answer = template.answer_text(example.label)
-    answer_ids = encode(answer)
+    answer_ids = encode(template.answer_text(example.label))
     if not answer_ids:
-        raise ValueError(f"the answer {answer!r} encodes to no tokens; the answer template must add some text")
+        raise ValueError(f"the answer {template.answer_text(example.label)!r} encodes to no tokens; the answer "
+                         "template must add some text")
     # the model reads the prompt and all L answer tokens (the token after them is predicted too): fit into
     # block_size - 1 the way candidates whose last token is never read fit into block_size
     (answer_ids,), answers_cut = fit_answers([answer_ids], len(encode(template.fill(example))),
                                              model.config.block_size - 1)
-    if answers_cut:  # judge the beginning the model has room to write
-        answer = tokenizer.decode(answer_ids)
+    answer = tokenizer.decode(answer_ids)  # cut: the beginning the model has room to write
     prompt = fit_prompt_naming_demonstrations(tokenizer, template, example, demos, None,
                                               model.config.block_size - len(answer_ids))
     inside_word = not answers_cut and answer[-1].isalnum()
@@ -243,16 +244,19 @@ def demonstration_pool(train, template, words, tokenizer, skip_unencodable):
     return usable
 
 
-def chance_level(task, rows, regression, template):
+def chance_level(task, rows, regression, template, tokenizer):
     """What guessing scores on the evaluated examples: a uniform random guess (expected accuracy) and
     always answering the most frequent class (completion: answer) of the training split."""
     if regression:
         return {"note": "a constant guess has no correlation: 0"}
     labels = [row["label"] for row in rows]
     if task.shape == "completion":  # no uniform guess over open answers: the commonest training answer
-        answers = [template.answer_text(e.label) for e in task.train] or labels
-        common = Counter(answers).most_common(1)[0][0]
-        return {"majority_answer": common, "majority": compute(task.metrics, [common] * len(labels), labels)}
+        # (as the tokenizer writes it, like the labels; a task without a training split: the commonest dev answer)
+        texts = [template.answer_text(e.label) for e in task.train]
+        answers = [tokenizer.decode(tokenizer.encode(text)) for text in texts if encodes(tokenizer, text)]
+        common = Counter(answers or labels).most_common(1)[0][0]
+        return {"majority_answer": common, "majority_from": "train" if answers else "dev",
+                "majority": compute(task.metrics, [common] * len(labels), labels)}
     if task.shape == "multiple-choice":
         return {"uniform_accuracy": float(np.mean([1 / row["n_candidates"] for row in rows]))}
     train_labels = [e.label for e in task.train] or labels

@@ -16,9 +16,9 @@ can be compared on one text; loss and perplexity per token cannot (a BPE token c
 characters).
 
 A text longer than the context is read in windows of block_size tokens. Windows that do not overlap
-would give the first token of each window no context at all; GPT-2 and the Hugging Face guide to
-perplexity slide the window by a `stride` instead, and score in each window only the targets that no
-earlier window scored:
+would predict the first target of each window from one token, the next from two, and so on; GPT-2 and
+the Hugging Face guide to perplexity slide the window by a `stride` instead, and score in each window
+only the targets that no earlier window scored:
 
     tokens    t_0 t_1 t_2 ... t_{N-1}
     window 0  inputs t_0 .. t_{T-1}            scores targets t_1 .. t_T (all of them)
@@ -33,9 +33,11 @@ half a context.
 The scoring reuses training's loss: each window is an ordinary forward with targets, where the targets
 already scored are set to the ignore index, so the fused cross-entropy averages over the new ones only.
 
-The text's first token has nothing before it to be predicted from. A tokenizer with <|endoftext|> (the
-BPE ones) puts that token in front, the document boundary GPT-2 was trained with, so every token of the
-text is scored; otherwise (characters) the first token is context only and is not counted.
+The text's first token has nothing before it to be predicted from, so it is context only and not counted.
+With eot_prefix=True, <|endoftext|> goes in front and every token is scored: right for a model trained on
+documents separated by it (GPT-2's own weights), not for one that never saw it, such as a model minigpt
+pre-trained (its data has no document boundaries): its first prediction would start from a token it never
+learned to read.
 """
 import math
 
@@ -97,11 +99,11 @@ def score_tokens(model, ids, stride=None, batch_size=None, progress=None):
             "bits_per_token": loss / math.log(2), "windows": len(starts), "stride": stride}
 
 
-def score_text(model, tokenizer, text, stride=None, batch_size=None, progress=None):
+def score_text(model, tokenizer, text, stride=None, batch_size=None, progress=None, eot_prefix=False):
     """score_tokens for a text, plus the tokenizer-free measures: bits per character and per byte.
 
-    A tokenizer with <|endoftext|> gets it in front of the text, so every character is scored; without
-    one, the first token's characters are context only and not counted (see the module's docstring).
+    The first token's characters are context only and not counted; with eot_prefix (a tokenizer with
+    <|endoftext|>, a model trained with it), that token goes first and every character is scored.
     """
     if not text:
         raise ValueError("the text is empty")
@@ -109,15 +111,18 @@ def score_text(model, tokenizer, text, stride=None, batch_size=None, progress=No
         ids = tokenizer.encode(text)
     except ValueError as e:  # a character the tokenizer never saw (a character-level tokenizer knows only its text's)
         raise UnencodableText(str(e)) from None
-    eot = tokenizer.eot_token
-    if eot is not None:
-        ids = [eot] + ids
-        scored_text = text
+    if eot_prefix:
+        if tokenizer.eot_token is None:
+            raise ValueError("eot_prefix: this tokenizer has no <|endoftext|> token")
+        ids, scored_text = [tokenizer.eot_token] + ids, text
     else:
-        scored_text = text[len(tokenizer.decode(ids[:1])):]
+        first = tokenizer.decode(ids[:1])
+        # a tokenizer that normalises the text (GPT-1's lowercases it) decodes to other characters: then count
+        # the characters it writes for the scored tokens
+        scored_text = text[len(first):] if text.startswith(first) else tokenizer.decode(ids[1:])
     result = score_tokens(model, ids, stride=stride, batch_size=batch_size, progress=progress)
     chars, n_bytes = len(scored_text), len(scored_text.encode("utf-8"))
     bits = result["nats"] / math.log(2)
-    result.update(chars=chars, bytes=n_bytes, bits_per_char=bits / chars, bits_per_byte=bits / n_bytes,
-                  first_token_scored=eot is not None)
+    result.update(chars=chars, bytes=n_bytes, bits_per_char=bits / max(chars, 1), bits_per_byte=bits / max(n_bytes, 1),
+                  first_token_scored=eot_prefix)
     return result

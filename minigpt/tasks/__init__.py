@@ -6,10 +6,12 @@
     race                                          the RACE folder               (race.py)
     storycloze                                    the Story Cloze CSV folder    (storycloze.py)
     classification entailment similarity
-    multiple-choice                               train.jsonl + dev.jsonl       (jsonl.py)
+    multiple-choice completion                    train.jsonl + dev.jsonl       (jsonl.py)
     movie-reviews                                 `minigpt data fetch movie-reviews` (movie_reviews.py)
     shakespeare-genre shakespeare-follows
-    shakespeare-same-play shakespeare-next-line   built in, no data needed      (shakespeare.py)
+    shakespeare-same-play shakespeare-next-line
+    shakespeare-last-word                         built in, no data needed      (shakespeare.py)
+completion and shakespeare-last-word have open answers, which the model writes (prompting only).
 
 `seed` only matters for the built-in tasks (it picks their sample); files load as they are.
 """

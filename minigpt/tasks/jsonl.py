@@ -4,7 +4,10 @@
     entailment        {"premise": ..., "hypothesis": ..., "label": ...}
     similarity        {"text_a": ..., "text_b": ..., "label": ...}
     multiple-choice   {"context": ..., "choices": [...], "label": index of the right choice}
-    completion        {"context": ..., "answer": the text that follows}       (prompting only)
+    completion        {"context": ..., "answer": ...}    (prompting only: the model writes the answer)
+
+A completion's answer is joined to its context by the answer template, " {answer}" by default (a space,
+then the answer): write answers without their leading space, or evaluate with --answer "{answer}".
 
 Class labels are either all strings or all integers within a task. Strings: the label set is the
 sorted set of strings seen in train.jsonl, so a dev label never seen in training is an error (the
