@@ -543,19 +543,16 @@ static py::dict fma_peak_py(py::object path, int threads, double seconds, int ro
         throw py::value_error("fma_peak: threads must be >= 1 (0: all), rounds >= 1, seconds in (0, 60]");
     }
     std::vector<double> gflops(rounds);
+    int ran = 1;
     {
         py::gil_scoped_release release;
-        fma_peak(gflops.data(), name.c_str(), threads, seconds, rounds);
+        ran = fma_peak(gflops.data(), name.c_str(), threads, seconds, rounds);
     }
     std::vector<double> sorted = gflops;
     std::sort(sorted.begin(), sorted.end());
     py::dict d;
     d["simd"] = name;
-#ifdef MINIGPT_OPENMP
-    d["threads"] = threads;
-#else
-    d["threads"] = 1;  // no OpenMP in this build
-#endif
+    d["threads"] = ran;  // the threads that ran, which OpenMP (OMP_THREAD_LIMIT) or a build without it may cap
     d["gflops"] = gflops;
     d["best"] = sorted.back();
     d["median"] = sorted[sorted.size() / 2];

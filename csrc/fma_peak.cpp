@@ -95,34 +95,41 @@ Path path_named(const std::string& name) {
 
 volatile float sink;  // the chains' sums land here: a volatile write cannot be dropped, so neither can the work
 
-// Seconds for every one of `threads` threads to run `iterations` rounds at once.
-double timed_round(const Path& path, int threads, int64_t iterations) {
+// Seconds for up to `threads` threads to run `iterations` rounds at once; `team` is how many ran (OpenMP
+// may give fewer than asked, e.g. under OMP_THREAD_LIMIT, and the FLOPs are counted for those that ran).
+double timed_round(const Path& path, int threads, int64_t iterations, int& team) {
     const auto start = std::chrono::steady_clock::now();
     float total = 0.0f;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    { total += path.chains(iterations); }
+    int ran = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total, ran)
+    {
+        total += path.chains(iterations);
+        ran += 1;
+    }
     sink = total;
+    team = ran;
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
 
-void fma_peak(double* gflops, const char* path_name, int threads, double seconds_per_round, int rounds) {
+int fma_peak(double* gflops, const char* path_name, int threads, double seconds_per_round, int rounds) {
     const Path path = path_named(path_name);
     if (threads < 1 || rounds < 1 || !(seconds_per_round > 0.0)) {
         throw std::invalid_argument("fma_peak: threads and rounds must be >= 1 and seconds > 0");
     }
-#ifndef MINIGPT_OPENMP
-    threads = 1;  // no OpenMP: one thread, whatever was asked
-#endif
     // calibrate: double the length of a round until it takes a tenth of the time asked for
+    int team = 1;
     int64_t iterations = 1 << 14;
-    double t = timed_round(path, threads, iterations);
+    double t = timed_round(path, threads, iterations, team);
     while (t < seconds_per_round / 10) {
         iterations *= 2;
-        t = timed_round(path, threads, iterations);
+        t = timed_round(path, threads, iterations, team);
     }
     iterations = std::max<int64_t>(1, static_cast<int64_t>(iterations * seconds_per_round / t));
-    const double flops = 2.0 * path.width * CHAINS * static_cast<double>(iterations) * threads;
-    for (int r = 0; r < rounds; r++) { gflops[r] = flops / timed_round(path, threads, iterations) / 1e9; }
+    for (int r = 0; r < rounds; r++) {
+        const double seconds = timed_round(path, threads, iterations, team);
+        gflops[r] = 2.0 * path.width * CHAINS * static_cast<double>(iterations) * team / seconds / 1e9;
+    }
+    return team;
 }

@@ -195,8 +195,9 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
 
 // ----------------------------------------------------------------------------- the FMA peak
 
-// The FP32 multiply-add rate of `threads` threads running at once on SIMD path `path` ("avx512",
+// The FP32 multiply-add rate of up to `threads` threads running at once on SIMD path `path` ("avx512",
 // "avx2" or "portable"), in GFLOP/s, one figure per round into gflops (rounds,); each round lasts
 // about seconds_per_round. Only registers are used: the rate no kernel can exceed (fma_peak.cpp).
-void fma_peak(double* gflops, const char* path, int threads, double seconds_per_round, int rounds);
+// Returns the number of threads that ran (OpenMP may give fewer; without OpenMP, 1).
+int fma_peak(double* gflops, const char* path, int threads, double seconds_per_round, int rounds);
 

@@ -28,3 +28,13 @@ def test_a_measurement_per_round_on_the_path_and_threads_asked_for():
 def test_bad_arguments_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kernels._core.fma_peak(**{"seconds": 0.01, **kwargs})
+
+
+def test_the_threads_that_ran_are_counted_not_those_asked_for():
+    import os
+    import subprocess
+    import sys
+    script = "import minigpt._core as c; print(c.fma_peak(threads=2, seconds=0.01, rounds=1)['threads'])"
+    ran = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+                         capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "1"  # OpenMP gave one: its FLOPs, not two threads' worth
