@@ -41,7 +41,7 @@ from minigpt import kernels
 from minigpt.finetune import TaskModel, add_task_tokens, collate, encode_example
 from minigpt.finetune.train import FineTuneConfig, finetune
 from minigpt.gradcheck import numerical_gradient, rel_error
-from minigpt.tasks import SHAPES, Example
+from minigpt.tasks import CHOICE_SHAPES, Example
 from minigpt.train import TrainConfig, train
 
 try:
@@ -90,7 +90,7 @@ for example in examples:
 print(f"        the classification ids: {list(encoded['classification'].sequences[0][:8])} ...")
 print("        you should see one sequence for classification and entailment, two orderings for similarity,")
 print("        one per candidate for multiple choice, each from [s] to [e]")
-assert [len(encoded[s].sequences) for s in SHAPES] == [1, 1, 2, 3]
+assert [len(encoded[s].sequences) for s in CHOICE_SHAPES] == [1, 1, 2, 3]  # GPT-1's four shapes
 assert all(seq[0] == tokens.start and seq[-1] == tokens.extract for e in encoded.values() for seq in e.sequences)
 
 # %% [markdown]
@@ -136,7 +136,7 @@ assert np.isclose(losses["loss"], losses["task_loss"] + 0.5 * losses["lm_loss"])
 # differences, for every shape, on the head, the new embedding rows and a weight deep in the stack.
 
 # %%
-for shape, example in zip(SHAPES, examples):
+for shape, example in zip(CHOICE_SHAPES, examples):
     tok = minigpt.CharTokenizer.train("".join(t for e in examples for t in e.texts))
     g = minigpt.GPT(minigpt.GPTConfig(vocab_size=tok.vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=16,
                                       dropout=0.0), seed=1, dtype="float64", backend="numpy")

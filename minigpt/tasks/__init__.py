@@ -18,7 +18,7 @@ completion and shakespeare-last-word have open answers, which the model writes (
 from dataclasses import replace
 from pathlib import Path
 
-from minigpt.tasks.example import SHAPES, Example
+from minigpt.tasks.example import CHOICE_SHAPES, SHAPES, Example
 from minigpt.tasks.glue import FORMATS as GLUE_FORMATS
 from minigpt.tasks.glue import load_glue
 from minigpt.tasks.jsonl import load_jsonl
@@ -34,7 +34,7 @@ JSONL_TASKS = SHAPES
 BUILTIN_TASKS = tuple(SHAKESPEARE_SIZES)
 TASK_NAMES = GLUE_TASKS + ("race", "storycloze") + JSONL_TASKS + ("movie-reviews",) + BUILTIN_TASKS
 
-__all__ = ["SHAPES", "TASK_NAMES", "Example", "TaskData", "is_regression", "load_task"]
+__all__ = ["CHOICE_SHAPES", "SHAPES", "TASK_NAMES", "Example", "TaskData", "is_regression", "load_task"]
 
 
 def load_task(name, data=None, seed=0):
