@@ -30,11 +30,12 @@ def test_bad_arguments_are_clear_errors(kwargs, message):
         kernels._core.fma_peak(**{"seconds": 0.01, **kwargs})
 
 
-def test_the_threads_that_ran_are_counted_not_those_asked_for():
+def test_the_threads_that_ran_are_counted_not_those_asked_for(tmp_path):
     import os
     import subprocess
     import sys
     script = "import minigpt._core as c; print(c.fma_peak(threads=2, seconds=0.01, rounds=1)['threads'])"
-    ran = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+    # run outside the repository: there the source folder, without a built _core, would shadow the installed package
+    ran = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_THREAD_LIMIT": "1"}, cwd=tmp_path,
                          capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "1"  # OpenMP gave one: its FLOPs, not two threads' worth

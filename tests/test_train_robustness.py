@@ -47,7 +47,7 @@ sys.exit(main(["pretrain", "--data", sys.argv[1], "--out", sys.argv[2], "--n-lay
 def test_sigterm_and_sighup_finish_the_step_and_save(tmp_path, signum):
     (tmp_path / "text.txt").write_text(TEXT)
     out = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "text.txt"), str(out)],
+    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "text.txt"), str(out)], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():  # a step is done
@@ -64,7 +64,7 @@ def test_sigterm_and_sighup_finish_the_step_and_save(tmp_path, signum):
 def test_a_run_started_with_sighup_ignored_keeps_running_when_the_terminal_closes(tmp_path):
     (tmp_path / "text.txt").write_text(TEXT)
     out = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "text.txt"), str(out)],
+    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "text.txt"), str(out)], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup does
     deadline = time.time() + 60
