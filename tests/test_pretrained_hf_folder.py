@@ -124,7 +124,8 @@ def write_bfloat16_file(bits, path):
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
 
 
-def test_sharded_folders_load(tmp_path):
+def sharded(tmp_path):
+    """(model, folder) with the weights in two shards and an index, as large Hugging Face models come."""
     model, folder = saved(tmp_path, "gpt1")
     tensors = load_file(folder / "model.safetensors")
     names = sorted(tensors)
@@ -134,6 +135,11 @@ def test_sharded_folders_load(tmp_path):
     (folder / "model.safetensors").unlink()
     index = {"weight_map": {k: file for file, part in shards.items() for k in part}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    return model, folder
+
+
+def test_sharded_folders_load(tmp_path):
+    model, folder = sharded(tmp_path)
     assert np.array_equal(logits(GPT.from_pretrained(folder)), logits(model))
 
 

@@ -7,12 +7,11 @@ import re
 
 import numpy as np
 import pytest
-from test_pretrained_hf_folder import edit_config, logits, random_model, saved
+from test_pretrained_hf_folder import edit_config, logits, random_model, saved, sharded
 
 from minigpt import GPT
 from minigpt.cli import main
 from minigpt.pretrained import hf_to_checkpoint, load_pretrained, save_pretrained, tokenizer_from_pretrained
-from minigpt.safetensors import load_file, save_file
 from minigpt.tokenizer import BPETokenizer, OpenAIGPTTokenizer
 
 TEXT = "the quick brown fox jumps over the lazy dog; the lowest lower newer, newest. " * 20
@@ -33,20 +32,6 @@ def gpt1_folder(tmp_path):
 
 def write_json(path, value):
     path.write_text(json.dumps(value))
-
-
-def sharded(tmp_path):
-    """(model, folder) with the weights in two shards and an index."""
-    model, folder = saved(tmp_path, "gpt1")
-    tensors = load_file(folder / "model.safetensors")
-    names = sorted(tensors)
-    shards = {"model-00001-of-00002.safetensors": names[:10], "model-00002-of-00002.safetensors": names[10:]}
-    for file, part in shards.items():
-        save_file({k: tensors[k] for k in part}, folder / file)
-    (folder / "model.safetensors").unlink()
-    write_json(folder / "model.safetensors.index.json",
-               {"weight_map": {k: file for file, part in shards.items() for k in part}})
-    return model, folder
 
 
 def escaped(path):
