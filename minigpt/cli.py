@@ -580,9 +580,9 @@ def main(argv=None):
         print(f"minigpt {args.command}: error: out of memory: the model or its batch is too large for this "
               f"machine{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (saved checkpoints are complete, see StopRequest)
+    except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM, SIGHUP): stop at once (see train.StopRequest)
         print(f"minigpt {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     return code or 0
 
 

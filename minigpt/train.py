@@ -225,6 +225,14 @@ def logged_step(line):
         return None
 
 
+class StopNow(KeyboardInterrupt):
+    """A second stop signal: leave at once (the checkpoints saved so far are complete). signum: which one."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class StopRequest:
     """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts.
 
@@ -246,7 +254,7 @@ class StopRequest:
 
     def handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            raise StopNow(signum)
         self.requested, self.signal = True, signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         try:

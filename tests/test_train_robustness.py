@@ -230,3 +230,18 @@ def test_damaged_generator_states_and_deeply_nested_jsonl_are_named(tmp_path):
     (tmp_path / "dev.jsonl").write_text("")
     with pytest.raises(ValueError, match=r"train.jsonl:1.*nested thousands of levels deep"):
         load_task("classification", str(tmp_path))
+
+
+def test_a_second_signal_stops_at_once_with_its_own_exit_code(tmp_path, monkeypatch):
+    from minigpt.train import StopRequest
+    with StopRequest() as stop:
+        stop.handle(signal.SIGTERM, None)  # the first: finish the step and save
+        assert stop.requested and stop.signal == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt) as second:
+            stop.handle(signal.SIGTERM, None)
+    assert second.value.signum == signal.SIGTERM
+
+    def stop_now(args):
+        raise second.value
+    monkeypatch.setattr("minigpt.cli.cmd_params", stop_now)
+    assert main(["params"]) == 143  # 128 + SIGTERM, as the shell reports a process killed by it
