@@ -206,6 +206,19 @@ def test_a_malformed_tokenizer_config_names_the_file(tmp_path, tok_config, messa
         tokenizer_from_pretrained(folder)
 
 
+@pytest.mark.parametrize("named, reads", [("LlamaTokenizer", False), ("T5TokenizerFast", False),
+                                           ("PreTrainedTokenizerFast", True), ("GPT2Tokenizer", True)])
+def test_a_tokenizer_class_of_another_kind_is_refused(tmp_path, named, reads):
+    # a generic class leaves the kind to model_type; a class of another kind is not read as GPT-2's BPE
+    folder = gpt2_folder(tmp_path)
+    write_json(folder / "tokenizer_config.json", {"tokenizer_class": named})
+    if reads:
+        assert tokenizer_from_pretrained(folder).vocab_size > 256
+    else:
+        with pytest.raises(ValueError, match=f"tokenizer class '{named}' .* is not a tokenizer minigpt reads"):
+            tokenizer_from_pretrained(folder)
+
+
 @pytest.mark.parametrize("file, content, message", [
     ("tokenizer.json", [1], r"tokenizer.json: holds a JSON list, not an object"),
     ("tokenizer.json", {"added_tokens": {}}, r"tokenizer.json: 'added_tokens' must be a list, got a dict"),

@@ -23,6 +23,9 @@ from minigpt.tokenizer.gpt2_files import read_gpt2_files
 
 CLASSES = {"GPT2Tokenizer": "gpt2", "GPT2TokenizerFast": "gpt2", "OpenAIGPTTokenizer": "openai-gpt",
            "OpenAIGPTTokenizerFast": "openai-gpt"}
+# Classes that say nothing of the vocabulary's kind: the folder's model_type decides. Any other class (a
+# LlamaTokenizer, say) is a tokenizer minigpt does not read, whatever vocab.json holds.
+GENERIC_CLASSES = (None, "PreTrainedTokenizer", "PreTrainedTokenizerFast", "AutoTokenizer")
 
 
 def read_json(path):
@@ -49,7 +52,8 @@ def read_hf_tokenizer(folder, model_type):
         check_no_unreadable_tokenizer(folder)
         return None
     tok_config = read_tokenizer_config(folder)
-    kind = CLASSES.get(tok_config.get("tokenizer_class"), model_type)
+    named = tok_config.get("tokenizer_class")
+    kind = CLASSES.get(named, model_type if named in GENERIC_CLASSES else None)
     if kind == "gpt2":
         byte_ids, merge_ids, specials = read_gpt2_files(vocab, merges)
         tokenizer = BPETokenizer(merge_ids, specials, byte_ids=byte_ids)
