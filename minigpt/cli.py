@@ -222,7 +222,7 @@ def cmd_evaluate(args):
         raise ValueError(f"--shots must be >= 0, got {args.shots}")
     if args.max_eval is not None and args.max_eval < 1:
         raise ValueError(f"--max-eval must be >= 1, got {args.max_eval}")
-    check_output_file(args.metrics_out, "--metrics-out")
+    check_output_file(args.metrics_out, "--metrics-out", reads=[args.checkpoint, args.data, args.template_file])
     template = resolve_template(args.task, prompt=unescape(args.template), answer=unescape(args.answer),
                                 verbalizer=args.verbalizer, separator=unescape(args.separator),
                                 path=args.template_file)
@@ -306,14 +306,17 @@ def cmd_perplexity(args):
     from minigpt.data import read_text
     from minigpt.prompting import UnencodableText, score_text
 
-    check_output_file(args.metrics_out, "--metrics-out")
+    if not args.text.strip():  # read_text("") would read every .txt file of the current folder
+        raise ValueError("--text must name a file or folder, or be 'shakespeare'")
+    check_output_file(args.metrics_out, "--metrics-out",
+                      reads=[args.checkpoint, args.text if args.text != "shakespeare" else None])
     model, tok, path, info = load_language_model(args.checkpoint, args.backend, "the text")
     # the default run's validation split: six plays the model never trained on
     text = shakespeare_splits()[1] if args.text == "shakespeare" else read_text(args.text)
     if args.max_chars is not None:
         text = text[:args.max_chars]
     T = model.config.block_size
-    stride = args.stride if args.stride is not None else T // 2
+    stride = args.stride if args.stride is not None else max(1, T // 2)
     if stride > T:
         raise ValueError(f"--stride must be at most the context length {T}, got {stride}")
     print(f"minigpt: scoring {len(text):,} characters of {args.text} with checkpoint {path} (step {info.get('step')}), "
@@ -566,6 +569,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from minigpt.distributed import launched_size
+    if launched_size() > 1 and args.command not in ("pretrain", "finetune"):  # each rank would do it all once more
+        print(f"minigpt {args.command}: error: only pretrain and finetune run on several MPI ranks; run "
+              f"`minigpt {args.command}` without mpiexec", file=sys.stderr)
+        return 1
     try:
         code = args.func(args)
     except BrokenPipeError:  # the reader of standard output went away (`minigpt info | head -1`): stop quietly

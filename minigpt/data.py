@@ -100,8 +100,10 @@ def get_batch(tokens, batch_size, block_size, rng):
     return windows[:, :-1], windows[:, 1:]
 
 
-def check_output_file(path, option):
-    """Raise before a run when the file it will write at the end cannot be written there (empty path: none)."""
+def check_output_file(path, option, reads=()):
+    """Raise before a run when the file it will write at the end cannot be written there (empty path: none),
+    or would overwrite what the command reads: `reads` are files and folders (a checkpoint, the data), and the
+    output may be none of them nor anything inside one."""
     if not path:
         return
     path = Path(path)
@@ -109,6 +111,11 @@ def check_output_file(path, option):
         raise ValueError(f"{option} {path} is a folder; give a file name")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{option} {path}: the folder {path.parent} does not exist")
+    target = path.resolve()
+    for source in (Path(s).resolve() for s in reads if s):
+        if target == source or source in target.parents:
+            what = source if target == source else f"a file in {source}"
+            raise ValueError(f"{option} {path} would overwrite {what}, which this command reads; choose another name")
 
 
 def atomic_write_bytes(path, data):

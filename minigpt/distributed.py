@@ -77,6 +77,12 @@ class SingleProcess:
     def any(self, flag):
         return bool(flag)
 
+    def first_signal(self, signum):
+        return signum
+
+    def check_same_settings(self, settings, what):
+        pass
+
     def gather(self, obj):
         return [obj]
 
@@ -156,6 +162,22 @@ class MPIWorld(SingleProcess):
         """True on every rank when any rank says so (a Ctrl-C seen by one rank stops all of them together)."""
         return bool(self.comm.allreduce(bool(flag), op=self.MPI.LOR))
 
+    def first_signal(self, signum):
+        """The stop signal some rank received (None: none did), on every rank: each then exits 128 + it."""
+        return self.comm.allreduce(int(signum or 0), op=self.MPI.MAX) or None
+
+    def check_same_settings(self, settings, what):
+        """Raise on every rank if the ranks were started with different settings ({name: value}): one rank with
+        another --max-iters would wait forever for the others' all-reduce, another --batch-size train wrongly."""
+        every = self.comm.allgather(settings)
+        differ = sorted({name for theirs in every for name in set(theirs) | set(settings)
+                         if theirs.get(name) != every[0].get(name)})
+        if differ:
+            per_rank = lambda name: ", ".join(f"rank {r} {theirs.get(name)!r}" for r, theirs in enumerate(every))
+            shown = "; ".join(f"{name}: {per_rank(name)}" for name in differ[:3])
+            raise ValueError(f"the {self.size} ranks were started with different {what} ({shown}); start every rank "
+                             "with the same command")
+
     def gather(self, obj):
         """Every rank's obj, in rank order, on rank 0 (None on the others)."""
         return self.comm.gather(obj, root=0)
@@ -191,14 +213,19 @@ class MPIWorld(SingleProcess):
         except BaseException as e:
             if isinstance(e, SystemExit) and not e.code:
                 raise
-            where = f"; the last checkpoint in {out} is intact" if out else ""
-            sys.stderr.write(f"minigpt: rank {self.rank} of {self.size} failed:\n{traceback.format_exc()}"
+            from minigpt.checkpoint import list_checkpoints  # (checkpoint imports nothing of this module's)
+            found = list_checkpoints(out) if out else []
+            where = f"; the last checkpoint, {found[-1][1]}, is intact" if found else ""
+            # a user's mistake (a bad option, a missing file) in one line, as without MPI; anything else in full
+            why = f": error: {e}\n" if isinstance(e, (ValueError, OSError)) else f" failed:\n{traceback.format_exc()}"
+            sys.stderr.write(f"minigpt: rank {self.rank} of {self.size}{why}"
                              f"minigpt: stopping all {self.size} ranks (MPI_Abort){where}\n")
             sys.stderr.flush()
             # mpiexec forwards a rank's output through a pipe to its launcher, and MPI_Abort kills them all at
             # once: without a pause the message could still sit in the pipe and be lost (1 run in 8 here)
             time.sleep(1.0)
             self.comm.Abort(1)
+            os._exit(1)  # Abort should not return; if it does, nothing after the failure may run
 
 
 def parameter_checksum(params):

@@ -206,13 +206,13 @@ def check_new_run_folder(out, command="pretrain"):
 def check_metrics_out(cfg):
     """--metrics-out must be a file the run may overwrite: not its data, and not one of the files it keeps in --out
     (metrics.jsonl, loss.png, run.lock, or anything in its checkpoint and data folders)."""
-    check_output_file(cfg.metrics_out, "--metrics-out")
+    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.data if cfg.data != "shakespeare" else None])
     if not cfg.metrics_out:
         return
     target, out = Path(cfg.metrics_out).resolve(), Path(cfg.out).resolve()
     own = target.parent == out and target.name in ("metrics.jsonl", "loss.png", LOCK_NAME)
     inside = out in target.parents and target.parent != out  # out/ckpt-*/..., out/data/...
-    if own or inside or (cfg.data != "shakespeare" and target == Path(cfg.data).resolve()):
+    if own or inside:
         raise ValueError(f"--metrics-out {cfg.metrics_out} would overwrite one of the run's own files; choose "
                          f"another name (e.g. {Path(cfg.out) / 'final.json'})")
 
@@ -420,6 +420,7 @@ def train_ranks(cfg, resume, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
     kernels.check_backend(cfg.backend)  # a missing build or GPU is reported before any data is prepared
+    world.check_same_settings(asdict(cfg), "settings")  # before the first all-reduce, which a mismatch would hang
     with world.main_first():  # before anyone lists the checkpoints; the folder is claimed, so no save is under way
         if world.is_main:
             clean_after_killed_saves(cfg.out)
@@ -471,7 +472,7 @@ def train_ranks(cfg, resume, progress, world):
     final = {"train_loss": record.get("train_loss"), "val_loss": record.get("val_loss"), "iters": run.step,
              "tokens_per_s": timed_tokens / timed_seconds if timed_seconds else None,
              "wall_s": time.perf_counter() - started, "interrupted": stopping,
-             "stop_signal": stop.signal,
+             "stop_signal": world.first_signal(stop.signal) if stopping else None,  # every rank: the same
              "checkpoint": str(found[-1][1]) if found else None, "ranks": world.size}
     if not world.is_main:
         run.cfg = replace(cfg, sample_tokens=0)  # only rank 0 samples at the end (cli.cmd_pretrain)

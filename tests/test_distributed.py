@@ -123,6 +123,13 @@ for name in shapes:
 assert sent == 4 * sum(int(np.prod(s)) for s in shapes.values()), sent
 assert abs(world.mean(float(world.rank), weight=weights[world.rank]) - 0.75) < 1e-12
 assert world.any(world.rank == 1) and not world.any(False)
+assert world.first_signal(15 if world.rank == 1 else None) == 15 and world.first_signal(None) is None
+world.check_same_settings({"max_iters": 6}, "settings")
+try:
+    world.check_same_settings({"max_iters": 6 + world.rank}, "settings")
+    raise SystemExit("different settings were not caught")
+except ValueError as e:
+    assert "started with different settings (max_iters: rank 0 6, rank 1 7)" in str(e), e
 try:
     world.check_same_parameters({"p": np.full(3, world.rank, np.float32)}, step=7)
     raise SystemExit("different parameters were not caught")
@@ -190,8 +197,9 @@ train(cfg, progress=False, world=world)
 def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path, text_file):
     result = launch(["-c", FAILING_RANK_SCRIPT, str(text_file)], tmp_path, ranks=2)
     assert result.returncode != 0
-    assert "minigpt: rank 1 of 2 failed" in result.stderr and "disk on fire" in result.stderr
-    assert "stopping all 2 ranks (MPI_Abort); the last checkpoint in run is intact" in result.stderr
+    assert "minigpt: rank 1 of 2: error: disk on fire" in result.stderr  # an OSError: one line, no traceback
+    assert "Traceback" not in result.stderr
+    assert "stopping all 2 ranks (MPI_Abort); the last checkpoint, run/ckpt-0000003, is intact" in result.stderr
     assert [step for step, _ in list_checkpoints(tmp_path / "run")] == [3]
     _, info = read_info(tmp_path / "run")
     assert info["step"] == 3 and len(info["rng"]["dropout_ranks"]) == 2
@@ -202,6 +210,16 @@ def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path,
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed from run/ckpt-0000003 at step 3" in resumed.stdout
     assert [r["step"] for r in metrics(tmp_path / "run")] == list(range(1, 9))
+
+
+@requires_mpi
+def test_ranks_started_with_different_settings_stop_at_once_instead_of_hanging(tmp_path, text_file):
+    rank = [sys.executable, "-m", "minigpt", "pretrain", "--data", str(text_file), *TINY, "--out", "run"]
+    command = [MPIEXEC, "-n", "1", *rank, ":", "-n", "1", *rank[:-2], "--max-iters", "8", "--out", "run"]  # MPMD
+    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "started with different settings (max_iters: rank 0 6, rank 1 8)" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def fine_tuning_inputs(tmp_path, n_train=18, n_dev=6):

@@ -236,3 +236,15 @@ def test_the_out_folder_is_checked_before_any_training(tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "ft")]) == 0
     assert not (tmp_path / "ft" / "run.lock").exists()  # freed when the run ends
 
+
+
+def test_metrics_out_may_not_overwrite_the_checkpoint_or_the_data(tmp_path, capsys):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
+    before = (checkpoint / "checkpoint.json").read_text()
+    (tmp_path / "o" / "ckpt-0000001").mkdir(parents=True)
+    for target in (checkpoint / "checkpoint.json", task / "dev.jsonl", tmp_path / "o" / "ckpt-0000001" / "m.json"):
+        assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+                     "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress",
+                     "--metrics-out", str(target)]) == 1
+        assert "--metrics-out" in capsys.readouterr().err
+    assert (checkpoint / "checkpoint.json").read_text() == before

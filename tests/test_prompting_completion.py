@@ -142,6 +142,10 @@ def test_cli_evaluate_and_finetune_on_a_completion_task(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--task", "completion", "--data", str(folder),
                  "--scoring", "per_char", "--backend", "numpy"]) == 1
     assert "does not apply" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--task", "completion", "--data", str(folder),
+                 "--backend", "numpy", "--metrics-out", str(folder / "dev.jsonl")]) == 1
+    assert f"would overwrite a file in {folder}, which this command reads" in capsys.readouterr().err
+    assert (folder / "dev.jsonl").read_text().count("\n") == 2  # the task's data, untouched
     assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "completion", "--data", str(folder),
                  "--backend", "numpy", "--out", str(tmp_path / "ft")]) == 1
     assert "open answers" in capsys.readouterr().err and not (tmp_path / "ft").exists()
@@ -164,3 +168,13 @@ def test_a_tokenizer_that_normalises_text_compares_what_it_can_write():
     task = TaskData("t", "completion", None, ("accuracy",), [], [Example("completion", (context,), answer, "x")])
     result = evaluate_task(model, tok, task, Template("{context}"))
     assert result["accuracy"] == 1.0 and result["chance"]["majority_from"] == "dev"
+
+
+def test_a_completion_task_needs_no_training_split_zero_shot(tmp_path):
+    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"context": "calm dark", "answer": "keen"}) + "\n")
+    task = load_task("completion", str(tmp_path))
+    result = evaluate_task(spread_model(), TOK, task, Template("{context}"))
+    assert result["n_eval"] == 1 and result["chance"]["majority_from"] == "dev"
+    with pytest.raises(ValueError, match="1 shots asked for, but the training split has only 0 examples"):
+        evaluate_task(spread_model(), TOK, task, Template("{context}"), shots=1)

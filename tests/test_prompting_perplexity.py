@@ -177,3 +177,39 @@ def test_cli_perplexity_prints_and_writes_the_results(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["perplexity", "--checkpoint", str(tmp_path / "out"), "--stride", "0"])
     assert "argument --stride: must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_first_token_that_ends_inside_a_character_leaves_that_character_uncounted():
+    text = "🙂 the cat sat on the mat, the cat sat. " * 4  # the BPE below never merges the emoji's 4 bytes
+    tok = BPETokenizer.train(text.replace("🙂", ""), 268)
+    model = spread_model(vocab_size=tok.vocab_size)
+    ids = tok.encode(text)
+    first = tok.decode_bytes(ids[:1])
+    assert first == "🙂".encode()[:1]  # one byte of four: decode would show it as U+FFFD
+    got = score_text(model, tok, text)
+    assert got["bytes"] == len(text.encode()) - 1  # every byte after the first token
+    assert got["chars"] == len(text) - 1  # the emoji was cut: its characters start after it
+
+
+def test_perplexity_command_guards_its_inputs(tmp_path, capsys):
+    tok = CharTokenizer.train("abcdefgh \n")
+    from minigpt.checkpoint import save_checkpoint
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=1, n_layer=1, n_head=1, n_embd=8), seed=0)
+    save_checkpoint(tmp_path / "run", model, 1, tok)
+    (tmp_path / "t.txt").write_text("abc abd\n")
+    assert main(["perplexity", "--checkpoint", str(tmp_path / "run"), "--text", str(tmp_path / "t.txt"),
+                 "--backend", "numpy", "--no-progress", "--metrics-out", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["stride"] == 1  # a context of 1: stride 1, not 0
+    for target in (tmp_path / "t.txt", tmp_path / "run" / "ckpt-0000001" / "checkpoint.json"):
+        assert main(["perplexity", "--checkpoint", str(tmp_path / "run"), "--text", str(tmp_path / "t.txt"),
+                     "--backend", "numpy", "--metrics-out", str(target)]) == 1
+        assert "which this command reads" in capsys.readouterr().err
+    assert (tmp_path / "t.txt").read_text() == "abc abd\n"
+    assert main(["perplexity", "--checkpoint", str(tmp_path / "run"), "--text", ""]) == 1
+    assert "--text must name a file or folder" in capsys.readouterr().err
+
+
+def test_commands_that_do_not_train_refuse_to_run_once_per_mpi_rank(monkeypatch, capsys):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    assert main(["params"]) == 1
+    assert "only pretrain and finetune run on several MPI ranks" in capsys.readouterr().err

@@ -25,7 +25,8 @@ default model after 1000 steps (one seed, 1000 training examples; tune it for ot
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -344,8 +345,13 @@ def finetune(cfg, progress=True, world=None):
 def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
+    world.check_same_settings(asdict(cfg), "settings")  # before the first all-reduce, which a mismatch would hang
     check_new_run_folder(cfg.out, "finetune")  # before any work: the model is saved there at the end
-    check_output_file(cfg.metrics_out, "--metrics-out")
+    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.checkpoint, cfg.data])
+    out, target = Path(cfg.out).resolve(), Path(cfg.metrics_out or ".").resolve()
+    if cfg.metrics_out and out in target.parents and target.parent != out:  # inside out/ckpt-<step>/
+        raise ValueError(f"--metrics-out {cfg.metrics_out} would go inside the fine-tuned model's checkpoint; choose "
+                         f"a name beside it (e.g. {Path(cfg.out) / 'metrics.json'})")
     run = FineTuneRun(cfg, world)
     banner(run)
     history, record, step_times = [], {}, []
@@ -376,7 +382,8 @@ def finetune_ranks(cfg, progress, world):
                 break
     bar.close()
     final = final_metrics(run, record, history, step_times, time.perf_counter() - started, stopping)
-    final["ranks"], final["stop_signal"] = world.size, stop.signal
+    final["ranks"] = world.size
+    final["stop_signal"] = world.first_signal(stop.signal) if stopping else None  # every rank: the same
     if world.is_main:
         final["checkpoint"] = str(save_task_model(cfg.out, run.model, run.step, run.tokenizer, run.task,
                                                   run.settings(), metrics=final))

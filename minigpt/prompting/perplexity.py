@@ -68,7 +68,7 @@ def score_tokens(model, ids, stride=None, batch_size=None, progress=None):
     returns {"tokens": N scored, "nats": the sum, "loss", "perplexity", "bits_per_token", "windows", "stride"}.
     """
     T = model.config.block_size
-    stride = T // 2 if stride is None else stride
+    stride = max(1, T // 2) if stride is None else stride
     if not (isinstance(stride, int) and 1 <= stride <= T):
         raise ValueError(f"stride must be an integer from 1 to the context length {T}, got {stride!r}")
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -111,17 +111,19 @@ def score_text(model, tokenizer, text, stride=None, batch_size=None, progress=No
         ids = tokenizer.encode(text)
     except ValueError as e:  # a character the tokenizer never saw (a character-level tokenizer knows only its text's)
         raise UnencodableText(str(e)) from None
+    whole = text.encode("utf-8")
     if eot_prefix:
         if tokenizer.eot_token is None:
             raise ValueError("eot_prefix: this tokenizer has no <|endoftext|> token")
-        ids, scored_text = [tokenizer.eot_token] + ids, text
+        ids, scored = [tokenizer.eot_token] + ids, whole
     else:
-        first = tokenizer.decode(ids[:1])
-        # a tokenizer that normalises the text (GPT-1's lowercases it) decodes to other characters: then count
-        # the characters it writes for the scored tokens
-        scored_text = text[len(first):] if text.startswith(first) else tokenizer.decode(ids[1:])
+        first = tokenizer.decode_bytes(ids[:1])  # bytes: a BPE token can end inside a character
+        # a tokenizer that normalises the text (GPT-1's lowercases it) writes other bytes: then count the ones
+        # it writes for the scored tokens
+        scored = whole[len(first):] if whole.startswith(first) else tokenizer.decode_bytes(ids[1:])
     result = score_tokens(model, ids, stride=stride, batch_size=batch_size, progress=progress)
-    chars, n_bytes = len(scored_text), len(scored_text.encode("utf-8"))
+    # a character the first token cut in two is not counted (its leading bytes are not a character of their own)
+    chars, n_bytes = len(scored.decode("utf-8", errors="ignore")), len(scored)
     bits = result["nats"] / math.log(2)
     result.update(chars=chars, bytes=n_bytes, bits_per_char=bits / max(chars, 1), bits_per_byte=bits / max(n_bytes, 1),
                   first_token_scored=eot_prefix)

@@ -101,16 +101,25 @@ class Tokenizer:
 
     def decode(self, ids):
         """List of ids (or a 1-D integer array) -> text. A special id decodes to its string."""
+        return self._decode(self._checked_ids(ids, "decode"))
+
+    def decode_bytes(self, ids):
+        """The UTF-8 bytes that ids stand for, exactly: a byte-level BPE token may hold part of a character,
+        which decode can only show as U+FFFD (counting bits per byte needs the bytes themselves)."""
+        return self._decode_bytes(self._checked_ids(ids, "decode_bytes"))
+
+    def _checked_ids(self, ids, method):
         if isinstance(ids, (str, bytes)):
-            raise TypeError(f"{type(self).__name__}.decode expects a sequence of integer ids, got {type(ids).__name__}")
+            raise TypeError(f"{type(self).__name__}.{method} expects a sequence of integer ids, got "
+                            f"{type(ids).__name__}")
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # a NumPy array -> Python ints
         for position, i in enumerate(ids):
             if not isinstance(i, numbers.Integral) or isinstance(i, bool):
-                raise TypeError(f"decode: ids must be integers, got {i!r} at position {position}")
+                raise TypeError(f"{method}: ids must be integers, got {i!r} at position {position}")
             if not 0 <= i < self.vocab_size:
-                raise ValueError(f"decode: id {i} at position {position} is out of range: "
+                raise ValueError(f"{method}: id {i} at position {position} is out of range: "
                                  f"the vocabulary has ids 0 .. {self.vocab_size - 1}")
-        return self._decode(ids)
+        return ids
 
     def _encode_ordinary(self, text, start):
         """Encode text with no special tokens; `start` is its offset in the caller's string (for errors)."""
@@ -119,6 +128,10 @@ class Tokenizer:
     def _decode(self, ids):
         """Decode a list of ids already checked to be in range."""
         raise NotImplementedError
+
+    def _decode_bytes(self, ids):
+        """The bytes of a list of checked ids; a tokenizer of whole characters has nothing to add to decode's."""
+        return self._decode(ids).encode("utf-8")
 
     def _special_tokens_from_dict(self, d):
         """Restore the special tokens of a to_dict() result, checking that their ids continue the vocabulary."""

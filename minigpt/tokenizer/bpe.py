@@ -211,10 +211,12 @@ class BPETokenizer(Tokenizer):
         return tuple(ids)
 
     def _decode(self, ids):
-        vocab, n, specials = self.vocab, len(self.vocab), self._special_by_id
-        data = b"".join(vocab[i] if i < n else specials[i].encode("utf-8") for i in ids)
         # A slice of ids can end inside a multi-byte character; like GPT-2, show it as U+FFFD.
-        return data.decode("utf-8", errors="replace")
+        return self._decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def _decode_bytes(self, ids):
+        vocab, n, specials = self.vocab, len(self.vocab), self._special_by_id
+        return b"".join(vocab[i] if i < n else specials[i].encode("utf-8") for i in ids)
 
     def to_dict(self):
         return {"type": self.kind, "version": FORMAT_VERSION, "pattern": self.pattern,
