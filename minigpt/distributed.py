@@ -216,16 +216,23 @@ class MPIWorld(SingleProcess):
             from minigpt.checkpoint import list_checkpoints  # (checkpoint imports nothing of this module's)
             found = list_checkpoints(out) if out else []
             where = f"; the last checkpoint, {found[-1][1]}, is intact" if found else ""
-            # a user's mistake (a bad option, a missing file) in one line, as without MPI; anything else in full
-            why = f": error: {e}\n" if isinstance(e, (ValueError, OSError)) else f" failed:\n{traceback.format_exc()}"
+            # a user's mistake (a bad option, a missing file) in one line, as without MPI; a second Ctrl-C (or
+            # SIGTERM) too, with its exit code; anything else in full
+            code = 128 + getattr(e, "signum", 2) if isinstance(e, KeyboardInterrupt) else 1
+            if isinstance(e, KeyboardInterrupt):
+                why = ": interrupted\n"
+            elif isinstance(e, (ValueError, OSError)):
+                why = f": error: {e}\n"
+            else:
+                why = f" failed:\n{traceback.format_exc()}"
             sys.stderr.write(f"minigpt: rank {self.rank} of {self.size}{why}"
                              f"minigpt: stopping all {self.size} ranks (MPI_Abort){where}\n")
             sys.stderr.flush()
             # mpiexec forwards a rank's output through a pipe to its launcher, and MPI_Abort kills them all at
             # once: without a pause the message could still sit in the pipe and be lost (1 run in 8 here)
             time.sleep(1.0)
-            self.comm.Abort(1)
-            os._exit(1)  # Abort should not return; if it does, nothing after the failure may run
+            self.comm.Abort(code)
+            os._exit(code)  # Abort should not return; if it does, nothing after the failure may run
 
 
 def parameter_checksum(params):
