@@ -305,6 +305,7 @@ def cmd_perplexity(args):
     from minigpt.corpus import shakespeare_splits
     from minigpt.data import read_text
     from minigpt.prompting import UnencodableText, score_text
+    from minigpt.prompting.perplexity import default_stride
 
     if not args.text.strip():  # read_text("") would read every .txt file of the current folder
         raise ValueError("--text must name a file or folder, or be 'shakespeare'")
@@ -316,7 +317,7 @@ def cmd_perplexity(args):
     if args.max_chars is not None:
         text = text[:args.max_chars]
     T = model.config.block_size
-    stride = args.stride if args.stride is not None else max(1, T // 2)
+    stride = args.stride if args.stride is not None else default_stride(T)
     if stride > T:
         raise ValueError(f"--stride must be at most the context length {T}, got {stride}")
     print(f"minigpt: scoring {len(text):,} characters of {args.text} with checkpoint {path} (step {info.get('step')}), "

@@ -100,10 +100,11 @@ def get_batch(tokens, batch_size, block_size, rng):
     return windows[:, :-1], windows[:, 1:]
 
 
-def check_output_file(path, option, reads=()):
+def check_output_file(path, option, reads=(), run_folder=None, run_files=()):
     """Raise before a run when the file it will write at the end cannot be written there (empty path: none),
     or would overwrite what the command reads: `reads` are files and folders (a checkpoint, the data), and the
-    output may be none of them nor anything inside one."""
+    output may be none of them nor anything inside one. run_folder: the folder the run writes its own files to,
+    `run_files` in it and everything in its subfolders (checkpoints, token files); a new name beside them is fine."""
     if not path:
         return
     path = Path(path)
@@ -116,6 +117,11 @@ def check_output_file(path, option, reads=()):
         if target == source or source in target.parents:
             what = source if target == source else f"a file in {source}"
             raise ValueError(f"{option} {path} would overwrite {what}, which this command reads; choose another name")
+    if run_folder is not None:
+        folder = Path(run_folder).resolve()
+        if (target.parent == folder and target.name in run_files) or folder in target.parent.parents:
+            raise ValueError(f"{option} {path} would overwrite one of the run's own files; choose another name "
+                             f"(e.g. {Path(run_folder) / 'final.json'})")
 
 
 def atomic_write_bytes(path, data):

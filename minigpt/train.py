@@ -203,20 +203,6 @@ def check_new_run_folder(out, command="pretrain"):
                          f"{hint}choose another --out")
 
 
-def check_metrics_out(cfg):
-    """--metrics-out must be a file the run may overwrite: not its data, and not one of the files it keeps in --out
-    (metrics.jsonl, loss.png, run.lock, or anything in its checkpoint and data folders)."""
-    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.data if cfg.data != "shakespeare" else None])
-    if not cfg.metrics_out:
-        return
-    target, out = Path(cfg.metrics_out).resolve(), Path(cfg.out).resolve()
-    own = target.parent == out and target.name in ("metrics.jsonl", "loss.png", LOCK_NAME)
-    inside = out in target.parents and target.parent != out  # out/ckpt-*/..., out/data/...
-    if own or inside:
-        raise ValueError(f"--metrics-out {cfg.metrics_out} would overwrite one of the run's own files; choose "
-                         f"another name (e.g. {Path(cfg.out) / 'final.json'})")
-
-
 def logged_step(line):
     """The step of a metrics.jsonl line; None for a line cut short (a kill or a full disk mid-write)."""
     try:
@@ -428,7 +414,9 @@ def train_ranks(cfg, resume, progress, world):
         raise FileNotFoundError(f"--resume: no checkpoint in {cfg.out} to resume from")
     if not resume:
         check_new_run_folder(cfg.out)
-    check_metrics_out(cfg)  # cfg holds a resumed run's saved --metrics-out too (resume_settings)
+    # not its data, nor the files it keeps in --out; cfg holds a resumed run's saved --metrics-out too
+    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.data if cfg.data != "shakespeare" else None],
+                      run_folder=cfg.out, run_files=("metrics.jsonl", "loss.png", LOCK_NAME))
     run = Run(cfg, resume, world)
     cfg = run.cfg
     banner(run)

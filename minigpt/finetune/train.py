@@ -26,7 +26,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +42,7 @@ from minigpt.finetune.tokens import add_task_tokens
 from minigpt.finetune.transforms import UnencodableText, encode_example
 from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
-from minigpt.runlock import claim_run_folder
+from minigpt.runlock import LOCK_NAME, claim_run_folder
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
 from minigpt.train import StopRequest, check_new_run_folder
@@ -347,11 +346,8 @@ def finetune_ranks(cfg, progress, world):
 
     world.check_same_settings(asdict(cfg), "settings")  # before the first all-reduce, which a mismatch would hang
     check_new_run_folder(cfg.out, "finetune")  # before any work: the model is saved there at the end
-    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.checkpoint, cfg.data])
-    out, target = Path(cfg.out).resolve(), Path(cfg.metrics_out or ".").resolve()
-    if cfg.metrics_out and out in target.parents and target.parent != out:  # inside out/ckpt-<step>/
-        raise ValueError(f"--metrics-out {cfg.metrics_out} would go inside the fine-tuned model's checkpoint; choose "
-                         f"a name beside it (e.g. {Path(cfg.out) / 'metrics.json'})")
+    check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.checkpoint, cfg.data], run_folder=cfg.out,
+                      run_files=(LOCK_NAME,))
     run = FineTuneRun(cfg, world)
     banner(run)
     history, record, step_times = [], {}, []

@@ -51,6 +51,11 @@ LOGITS_BUDGET = 2**25
 MAX_WINDOWS_PER_BATCH = 16
 
 
+def default_stride(block_size):
+    """Half the context: every prediction after the first window sees at least half a context."""
+    return max(1, block_size // 2)
+
+
 def window_starts(n_targets, block_size, stride):
     """The first input position of each window, for a text of n_targets + 1 tokens (see the module's docstring)."""
     if n_targets <= block_size:
@@ -68,7 +73,7 @@ def score_tokens(model, ids, stride=None, batch_size=None, progress=None):
     returns {"tokens": N scored, "nats": the sum, "loss", "perplexity", "bits_per_token", "windows", "stride"}.
     """
     T = model.config.block_size
-    stride = max(1, T // 2) if stride is None else stride
+    stride = default_stride(T) if stride is None else stride
     if not (isinstance(stride, int) and 1 <= stride <= T):
         raise ValueError(f"stride must be an integer from 1 to the context length {T}, got {stride!r}")
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
