@@ -71,6 +71,7 @@ def read_header(f, path):
             check_metadata(entry, path)
         else:
             check_entry(name, entry, data_size, path)
+    check_layout(header, data_size, path)
     return header, 8 + n
 
 
@@ -123,6 +124,25 @@ def check_entry(name, entry, data_size, path):
     if end - begin != needed:
         raise invalid(f"data_offsets {begin}..{end} hold {end - begin} bytes, but shape {shape} of {dtype} "
                       f"needs {needed}")
+
+
+def check_layout(header, data_size, path):
+    """The tensors tile the data exactly: in order of their offsets, each begins where the one before
+    ends, the first at 0 and the last at the data's end. Hugging Face's reader refuses any other file, so
+    a gap, an overlap (two names on the same bytes) or bytes after the last tensor mean the file is not
+    what its writer wrote; refusing here keeps the two readers in agreement."""
+    spans = sorted((entry["data_offsets"][0], entry["data_offsets"][1], name)
+                   for name, entry in header.items() if name != METADATA)
+    expected = 0
+    for begin, end, name in spans:
+        if begin != expected:
+            what = "overlaps the tensor before it" if begin < expected else f"leaves bytes {expected}..{begin} unused"
+            raise ValueError(f"{path} is not a valid safetensors file: tensor {name!r} at data_offsets "
+                             f"{begin}..{end} {what}; the file is corrupted")
+        expected = end
+    if expected != data_size:
+        raise ValueError(f"{path} is not a valid safetensors file: {data_size - expected} bytes follow the last "
+                         "tensor's data; the file is corrupted")
 
 
 def check_metadata(metadata, path):

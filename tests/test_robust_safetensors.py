@@ -109,6 +109,33 @@ def test_a_dtype_the_reader_does_not_support_is_still_its_own_error(tmp_path):
         read_entries([path])
 
 
+def f32(begin, count):
+    return {"dtype": "F32", "shape": [count], "data_offsets": [begin, begin + 4 * count]}
+
+
+@pytest.mark.parametrize("header, data_bytes, message", [
+    ({"a": f32(0, 2)}, 16, r"8 bytes follow the last tensor's data"),
+    ({"a": f32(8, 2)}, 16, r"tensor 'a' at data_offsets 8..16 leaves bytes 0..8 unused"),
+    ({"a": f32(0, 1), "b": f32(8, 2)}, 16, r"tensor 'b' at data_offsets 8..16 leaves bytes 4..8 unused"),
+    ({"a": f32(0, 2), "b": f32(0, 2)}, 8, r"tensor 'b' at data_offsets 0..8 overlaps the tensor before it"),
+    ({"a": f32(0, 3), "b": f32(8, 2)}, 16, r"tensor 'b' at data_offsets 8..16 overlaps the tensor before it"),
+], ids=["bytes-after", "hole-at-start", "gap", "same-bytes", "overlap"])
+def test_tensors_that_do_not_tile_the_data_are_refused(tmp_path, header, data_bytes, message):
+    # the files Hugging Face's reader refuses ("incomplete metadata, file not fully covered", "invalid offset")
+    path = write_raw(tmp_path / "t.safetensors", header, bytes(data_bytes))
+    for read in (load_file, load_metadata, lambda p: read_entries([p])):
+        with pytest.raises(ValueError, match=r"^" + re.escape(f"{path} is not a valid safetensors file: ") + message):
+            read(path)
+
+
+def test_tensors_listed_out_of_order_and_empty_ones_tile_the_data(tmp_path):
+    empty = {"dtype": "F32", "shape": [0], "data_offsets": [8, 8]}
+    path = write_raw(tmp_path / "t.safetensors", {"b": f32(8, 2), "e": empty, "a": f32(0, 2)},
+                     np.arange(4, dtype=np.float32).tobytes())
+    back = load_file(path)
+    assert back["a"].tolist() == [0, 1] and back["b"].tolist() == [2, 3] and back["e"].shape == (0,)
+
+
 def tiny_checkpoint(tmp_path):
     tok = CharTokenizer.train("hello world")
     cfg = minigpt.GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8)
