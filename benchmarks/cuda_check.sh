@@ -71,7 +71,7 @@ select_tests() { if [ -n "$PYTEST_LEAVE_OUT" ]; then echo "($1) and $PYTEST_LEAV
 phase "2. CUDA tests"
 # One pytest process per module, for the same reason: a fault the first look missed spoils one module's run.
 : >"$LOGS/tests.log"
-for module in test_cuda_kernels test_cuda_model test_cuda_tasks; do
+for module in test_cuda_kernels test_cuda_bad_input test_cuda_model test_cuda_tasks; do
     MINIGPT_REQUIRE_CUDA=1 timeout 200 "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider \
         ${PYTEST_LEAVE_OUT:+-k "$PYTEST_LEAVE_OUT"} "tests/$module.py" 2>&1 | tee -a "$LOGS/tests.log" | tail -n 40
     module_rc=${PIPESTATUS[0]}

@@ -7,6 +7,7 @@ import pytest
 
 import minigpt
 from minigpt import kernels
+from minigpt.gradcheck import numerical_gradient, rel_error
 
 if os.environ.get("MINIGPT_REQUIRE_CORE") and kernels._core is None:
     # CI sets this: there, a missing extension is a build failure, not a reason to skip tests.
@@ -32,6 +33,15 @@ def cupy_or_skip_module():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def assert_gradient_matches(analytic, f, x, df, tol, name):
+    """A parameter's backward gradient against central differences of f, and proof that the parameter is
+    connected at all: rel_error is 0 when both gradients are 0, so a parameter that forward forgot (and
+    backward too) would otherwise pass."""
+    numeric = numerical_gradient(f, x, df)
+    assert np.linalg.norm(numeric) > 1e-8, f"{name}: no gradient reaches it (is it used in forward?)"
+    assert rel_error(analytic, numeric) < tol, name
 
 
 def run_with_threads(script, threads, tmp_path):

@@ -2,10 +2,10 @@
 
 Its own semantics first (selftest.cu: barriers, exited threads, shuffles, atomics, tensor-core mma,
 TF32 rounding, asynchronous copies, launch limits, a divergent barrier reported, a missing barrier
-visible), and the rewrite that turns a .cu file into C++. Then the whole CUDA test suite,
-tests/test_cuda_kernels.py, test_cuda_model.py and test_cuda_tasks.py, on the real csrc/cuda/ sources
-built for the emulator: a few minutes on two cores, so it runs in CI (CI set) or with MINIGPT_TEST_CUDA_EMULATOR=1,
-like tests/test_cuda_build.py.
+visible), and the rewrite that turns a .cu file into C++. Then the whole CUDA test suite
+(tests/test_cuda_kernels.py, test_cuda_bad_input.py, test_cuda_model.py, test_cuda_tasks.py), on the real csrc/cuda/
+sources built for the emulator: a few minutes on two cores, so it runs in CI (CI set) or with
+MINIGPT_TEST_CUDA_EMULATOR=1, like tests/test_cuda_build.py.
 """
 import importlib.util
 import os

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from conftest import requires_core
-from minigpt.gradcheck import numerical_gradient, rel_error
+from conftest import assert_gradient_matches, requires_core
 
 
 def tiny_config(arch, dropout=0.0, **kw):
@@ -61,7 +60,7 @@ def test_every_gradient_matches_finite_differences(arch, dropout):
     model.zero_grad()
     model.backward()
     for name, p in model.params.items():
-        assert rel_error(model.grads[name], numerical_gradient(loss, p, 1.0)) < 1e-7, name
+        assert_gradient_matches(model.grads[name], loss, p, 1.0, 1e-7, name)
 
 
 def test_float32_and_float64_agree_over_adamw_steps():

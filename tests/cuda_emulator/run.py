@@ -17,7 +17,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-DEFAULT_TESTS = [str(ROOT / "tests" / f"test_cuda_{part}.py") for part in ("kernels", "model", "tasks")]
+DEFAULT_TESTS = [str(ROOT / "tests" / f"test_cuda_{part}.py") for part in ("kernels", "bad_input", "model", "tasks")]
 
 
 def names_tests(arg):

@@ -1,0 +1,119 @@
+"""Bad input to the CUDA kernels that test_cuda_kernels.py leaves out: AdamW (no bad-input test at all),
+softmax forward and backward, cross_entropy_backward, LayerNorm forward, GELU forward and the embedding's
+table, dtypes and dout. Each must raise TypeError/ValueError naming the argument, and the process must go
+on: the next valid call gives the numbers of a formula written here.
+
+Skipped where backend="cuda" cannot run; on the CUDA emulator:
+    python tests/cuda_emulator/run.py tests/test_cuda_bad_input.py -q
+"""
+import numpy as np
+import pytest
+from conftest import cupy_or_skip_module
+
+from minigpt import kernels
+
+cupy = cupy_or_skip_module()
+
+
+def dev(x, dtype=np.float32):
+    return cupy.asarray(np.asarray(x, dtype=dtype))
+
+
+def host(x):
+    return cupy.asnumpy(x).astype(np.float64)
+
+
+ARGS = (0.1, 0.9, 0.99, 1e-8, 0.0, 1 - 0.9, 1 - 0.99)  # lr, betas, eps, weight decay, bias1, bias2 at step 1
+G = np.array([1.0, -2.0, 0.5, 0.0])
+
+
+def adamw_bad_cases():
+    ok = lambda: dev(np.ones(4))  # noqa: E731
+    return [  # (p, m, v, g), the error, words the message must contain
+        ((np.ones(4, np.float32), ok(), ok(), ok()), TypeError, "adamw_update: p must be a CuPy array"),
+        ((ok(), ok(), ok(), dev(G, np.float64)), TypeError, "g must be float32, got float64"),
+        ((dev(np.ones(8))[::2], ok(), ok(), ok()), TypeError, "p must be C-contiguous"),
+        ((ok(), dev(np.ones(5)), ok(), ok()), ValueError, r"m must have the shape of g \(4,\)"),
+        ((ok(), ok(), dev(np.ones((2, 2))), ok()), ValueError, r"v must have the shape of g \(4,\)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_adamw_rejects_bad_input(case):
+    args, error, message = adamw_bad_cases()[case]
+    with pytest.raises(error, match=message):
+        kernels.adamw_update(*args, *ARGS, backend="cuda")
+    p, m, v, g = dev(np.ones(4)), dev(np.zeros(4)), dev(np.zeros(4)), dev(G)
+    kernels.adamw_update(p, m, v, g, *ARGS, backend="cuda")
+    # step 1: m_hat = g and v_hat = g^2, so each weight moves by lr * sign(g)
+    np.testing.assert_allclose(host(p), 1 - 0.1 * np.sign(G), rtol=1e-6)
+    np.testing.assert_allclose(host(m), 0.1 * G, rtol=1e-6)
+    np.testing.assert_allclose(host(v), 0.01 * G * G, rtol=1e-5)
+
+
+def test_softmax_rejects_bad_input():
+    x = dev([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    with pytest.raises(TypeError, match="softmax_forward: x must be float32, got float64"):
+        kernels.softmax_forward(x.astype(cupy.float64), backend="cuda")
+    with pytest.raises(TypeError, match="softmax_forward: x must be C-contiguous"):
+        kernels.softmax_forward(x.T, backend="cuda")
+    with pytest.raises(TypeError, match="softmax_forward: x must be a CuPy array"):
+        kernels.softmax_forward(np.ones((2, 3), np.float32), backend="cuda")
+    y = kernels.softmax_forward(x, backend="cuda")
+    with pytest.raises(ValueError, match=r"softmax_backward: dy must have the shape of y \(2, 3\)"):
+        kernels.softmax_backward(x[:, :2].copy(), y, backend="cuda")
+    with pytest.raises(TypeError, match="softmax_backward: dy must be float32"):
+        kernels.softmax_backward(x.astype(cupy.float64), y, backend="cuda")
+    e = np.exp([0.0, 1.0, 2.0])
+    np.testing.assert_allclose(host(y), [e / e.sum(), [1 / 3] * 3], rtol=1e-6)
+
+
+def test_cross_entropy_backward_rejects_bad_input():
+    z = dev([[0.0, 1.0, 2.0], [2.0, 0.0, -1.0]])
+    t = cupy.asarray([2, -1])
+    _, lse = kernels.cross_entropy_forward(z, t, backend="cuda")
+    with pytest.raises(ValueError, match=r"cross_entropy_backward: lse must have shape \(2,\), got \(1,\)"):
+        kernels.cross_entropy_backward(z, lse[:1].copy(), t, 1.0, backend="cuda")
+    with pytest.raises(ValueError, match="cross_entropy_backward: target 3 is out of range for 3 classes"):
+        kernels.cross_entropy_backward(z, lse, cupy.asarray([0, 3]), 1.0, backend="cuda")
+    with pytest.raises(TypeError, match="cross_entropy_backward: targets must be int64"):
+        kernels.cross_entropy_backward(z, lse, t.astype(cupy.int32), 1.0, backend="cuda")
+    with pytest.raises(TypeError, match="cross_entropy_backward: logits must be float32"):
+        kernels.cross_entropy_backward(z.astype(cupy.float64), lse, t, 1.0, backend="cuda")
+    dz = host(kernels.cross_entropy_backward(z, lse, t, 0.5, backend="cuda"))
+    p = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
+    np.testing.assert_allclose(dz, 0.5 * np.array([p - [0, 0, 1], [0, 0, 0]]), rtol=1e-5, atol=1e-7)
+
+
+def test_layernorm_and_gelu_forward_reject_bad_input():
+    x, w = dev([[1.0, 2.0, 3.0, 6.0]]), dev(np.ones(4))
+    with pytest.raises(ValueError, match=r"layernorm_forward: w must have shape \(4,\), got \(3,\)"):
+        kernels.layernorm_forward(x, dev(np.ones(3)), w, backend="cuda")
+    with pytest.raises(TypeError, match="layernorm_forward: b must be float32"):
+        kernels.layernorm_forward(x, w, w.astype(cupy.float64), backend="cuda")
+    with pytest.raises(TypeError, match="gelu_forward: x must be float32, got float64"):
+        kernels.gelu_forward(x.astype(cupy.float64), backend="cuda")
+    with pytest.raises(TypeError, match="gelu_forward: x must be C-contiguous"):
+        kernels.gelu_forward(dev(np.ones((4, 2))).T, backend="cuda")
+    out, mean, rstd = kernels.layernorm_forward(x, w, w * 0, backend="cuda")
+    xs = np.array([1.0, 2.0, 3.0, 6.0])
+    np.testing.assert_allclose(host(out)[0], (xs - 3.0) / np.sqrt(3.5 + 1e-5), rtol=1e-5)  # mean 3, variance 3.5
+    np.testing.assert_allclose(host(mean), [3.0], rtol=1e-6)
+
+
+def test_embedding_rejects_bad_tables_ids_and_gradients():
+    w = dev(np.arange(10.0).reshape(5, 2))
+    with pytest.raises(TypeError, match="embedding_forward: w must be float32, got float64"):
+        kernels.embedding_forward(cupy.asarray([1, 2]), w.astype(cupy.float64), backend="cuda")
+    with pytest.raises(TypeError, match="embedding_forward: idx must be int64"):
+        kernels.embedding_forward(cupy.asarray([1, 2], dtype=cupy.int32), w, backend="cuda")
+    with pytest.raises(ValueError, match=r"embedding_forward: w must be 2-D \(V, C\)"):
+        kernels.embedding_forward(cupy.asarray([1, 2]), w.reshape(-1), backend="cuda")
+    dw = dev(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"embedding_backward: dout must have shape idx.shape \+ \(C,\) = \(2, 2\)"):
+        kernels.embedding_backward(dw, dev(np.ones((2, 3))), cupy.asarray([1, 2]), backend="cuda")
+    assert not cupy.any(dw)  # nothing written by the refused call
+    np.testing.assert_array_equal(host(kernels.embedding_forward(cupy.asarray([[4, 0]]), w, backend="cuda")),
+                                  [[[8.0, 9.0], [0.0, 1.0]]])
+    kernels.embedding_backward(dw, dev([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), cupy.asarray([1, 3, 1]), backend="cuda")
+    np.testing.assert_allclose(host(dw), [[0, 0], [6, 8], [0, 0], [3, 4], [0, 0]])  # id 1 twice: the rows add

@@ -1,0 +1,171 @@
+"""Bad input to the C++ kernels that no other test pins: cross_entropy_backward (untested), and the dtype,
+shape and layout checks of LayerNorm, GELU and AdamW beyond the one or two cases their tests try.
+
+Each case must raise TypeError/ValueError with a message naming the argument, before anything is written,
+and the process must survive: the next valid call gives the right numbers (checked against a formula
+written here, not against the kernel's own earlier output).
+"""
+import math
+
+import numpy as np
+import pytest
+
+from conftest import requires_core
+from minigpt import kernels
+
+pytestmark = requires_core
+
+F = np.float32
+X = np.arange(8, dtype=F).reshape(2, 4) / 4  # (rows, C)
+W = np.ones(4, F)
+STRIDED = np.ones((2, 8), F)[:, ::2]  # (2, 4), not C-contiguous
+STRIDED_1D = np.ones(8, F)[::2]  # (4,), not C-contiguous
+Z = np.array([[0.0, 1.0, 2.0], [2.0, 0.0, -1.0]], F)  # logits (N=2, V=3)
+T = np.array([2, -1])  # the second row is padding
+LSE = np.log(np.exp(Z.astype(np.float64)).sum(axis=1)).astype(F)
+
+
+def cross_entropy_backward_truth(dloss):
+    """dlogits = dloss * (softmax - onehot) on counted rows, 0 on padded ones: the formula, in float64."""
+    p = np.exp(Z.astype(np.float64) - LSE.astype(np.float64)[:, None])
+    p[0, 2] -= 1.0
+    p[1] = 0.0
+    return p * dloss
+
+
+CE_BACKWARD = [  # (logits, lse, targets), the error, words the message must contain
+    ((Z.astype(np.float64), LSE, T), TypeError, "cross_entropy_backward: logits must be float32, got float64"),
+    ((np.ones((2, 6), F)[:, ::2], LSE, T), TypeError, "logits must be C-contiguous"),
+    ((Z[0].copy(), LSE, T), ValueError, r"logits must be 2-D \(N, V\)"),
+    ((Z, LSE.astype(np.float64), T), TypeError, "lse must be float32, got float64"),
+    ((Z, LSE[:1].copy(), T), ValueError, r"lse must have shape \(2,\), got \(1,\)"),
+    ((Z, LSE, np.array([2, 1], np.int32)), TypeError, "targets must be int64, got int32"),
+    ((Z, LSE, np.array([0, 1, 2])), ValueError, r"targets must be a contiguous \(2,\) array, one per row"),
+    ((Z, LSE, np.array([0, 3])), ValueError, "target 3 at row 1 is out of range for 3 classes"),
+]
+
+
+@pytest.mark.parametrize("args, error, message", CE_BACKWARD)
+def test_cross_entropy_backward_rejects_bad_input(args, error, message):
+    with pytest.raises(error, match=message):
+        kernels.cross_entropy_backward(*args, 0.5, backend="cpu")
+    got = kernels.cross_entropy_backward(Z, LSE, T, 0.5, backend="cpu")  # the process survives
+    np.testing.assert_allclose(got, cross_entropy_backward_truth(0.5), rtol=1e-6, atol=1e-7)
+
+
+def test_cross_entropy_forward_rejects_strided_logits():
+    with pytest.raises(TypeError, match="cross_entropy_forward: logits must be C-contiguous"):
+        kernels.cross_entropy_forward(np.ones((2, 6), F)[:, ::2], T, backend="cpu")
+    losses, lse = kernels.cross_entropy_forward(Z, T, backend="cpu")
+    np.testing.assert_allclose(lse, LSE, rtol=1e-6)
+    np.testing.assert_allclose(losses, [LSE[0] - 2.0, 0.0], rtol=1e-6)
+
+
+def layernorm_truth(x, w, b):
+    x = x.astype(np.float64)
+    mu = x.mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * w + b
+
+
+LN_FORWARD = [  # (x, w, b), the error, words the message must contain
+    ((X, W, np.ones(3, F)), ValueError, r"layernorm_forward: b must have shape \(4,\), got \(3,\)"),
+    ((X, W, W.astype(np.float64)), TypeError, "b must be float32, got float64"),
+    ((X, W.astype(np.float16), W), TypeError, "w must be float32, got float16"),
+    ((X, STRIDED_1D, W), TypeError, "w must be C-contiguous"),
+    ((np.array(1.0, F), W[:1].copy(), W[:1].copy()), ValueError, "x must have at least 1 dimension"),
+]
+
+
+@pytest.mark.parametrize("args, error, message", LN_FORWARD)
+def test_layernorm_forward_rejects_bad_input(args, error, message):
+    with pytest.raises(error, match=message):
+        kernels.layernorm_forward(*args, backend="cpu")
+    out, _, _ = kernels.layernorm_forward(X, W, 0.5 * W, backend="cpu")
+    np.testing.assert_allclose(out, layernorm_truth(X, W, 0.5 * W), rtol=1e-5, atol=1e-6)
+
+
+_, MEAN, RSTD = kernels.layernorm_forward(X, W, W, backend="cpu") if kernels._core is not None else (None,) * 3
+RSTD_1 = None if RSTD is None else RSTD[:1].copy()
+
+LN_BACKWARD = [  # (dout, x, mean, rstd, w), the error, words the message must contain
+    ((np.ones((3, 4), F), X, MEAN, RSTD, W), ValueError, r"layernorm_backward: dout must have the shape of x \(2, 4\)"),
+    ((X.astype(np.float64), X, MEAN, RSTD, W), TypeError, "dout must be float32, got float64"),
+    ((X, STRIDED, MEAN, RSTD, W), TypeError, "x must be C-contiguous"),
+    ((X, X, MEAN, RSTD_1, W), ValueError, "mean and rstd must hold one value per row"),
+    ((X, X, MEAN, RSTD, np.ones(3, F)), ValueError, r"w must have shape \(4,\), got \(3,\)"),
+]
+
+
+@pytest.mark.parametrize("args, error, message", LN_BACKWARD)
+def test_layernorm_backward_rejects_bad_input(args, error, message):
+    with pytest.raises(error, match=message):
+        kernels.layernorm_backward(*args, backend="cpu")
+    dout = np.array([[1.0, -1.0, 0.5, 0.0], [0.0, 2.0, 0.0, -1.0]], F)
+    dx, dw, db = kernels.layernorm_backward(dout, X, MEAN, RSTD, W, backend="cpu")
+    np.testing.assert_allclose(db, dout.sum(0), rtol=1e-6)  # out = xhat * w + b: db sums dout over rows
+    xhat = layernorm_truth(X, np.ones(4), np.zeros(4))
+    np.testing.assert_allclose(dw, (dout * xhat).sum(0), rtol=1e-5, atol=1e-6)
+    # dx by central differences of the float64 formula
+    h, numeric = 1e-6, np.zeros((2, 4))
+    for i, j in np.ndindex(2, 4):
+        plus, minus = X.astype(np.float64), X.astype(np.float64)
+        plus[i, j] += h
+        minus[i, j] -= h
+        numeric[i, j] = ((layernorm_truth(plus, W, 0) - layernorm_truth(minus, W, 0)) * dout).sum() / (2 * h)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-4, atol=1e-4)
+
+
+def gelu_truth(x):
+    return np.array([0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))) for v in x.ravel()])
+
+
+GELU = [  # (function, args), the error, words the message must contain
+    ("forward", (STRIDED,), TypeError, "gelu_forward: x must be C-contiguous"),
+    ("forward", (np.ones(3, np.int32),), TypeError, "gelu_forward: x must be float32, got int32"),
+    ("backward", (X.astype(np.float64), X), TypeError, "gelu_backward: dout must be float32, got float64"),
+    ("backward", (X, STRIDED), TypeError, "gelu_backward: x must be C-contiguous"),
+    ("backward", (STRIDED, X), TypeError, "gelu_backward: dout must be C-contiguous"),
+]
+
+
+@pytest.mark.parametrize("which, args, error, message", GELU)
+def test_gelu_rejects_bad_input(which, args, error, message):
+    fn = kernels.gelu_forward if which == "forward" else kernels.gelu_backward
+    with pytest.raises(error, match=message):
+        fn(*args, backend="cpu")
+    np.testing.assert_allclose(kernels.gelu_forward(X, backend="cpu").ravel(), gelu_truth(X), rtol=1e-5, atol=1e-7)
+
+
+ARGS = (0.1, 0.9, 0.99, 1e-8, 0.0, 1 - 0.9, 1 - 0.99)  # lr, betas, eps, weight decay, bias1, bias2 at step 1
+
+
+def readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+ADAMW = [  # (p, m, v, g), the error, words the message must contain
+    ((STRIDED_1D, W * 0, W * 0, W), TypeError, "adamw_update: p must be C-contiguous"),
+    ((W.copy(), W * 0, W * 0, STRIDED_1D), TypeError, "g must be C-contiguous"),
+    ((W.copy(), readonly(W * 0), W * 0, W), ValueError, "m must be writeable"),
+    ((W.copy(), W * 0, readonly(W * 0), W), ValueError, "v must be writeable"),
+    ((W.copy(), W * 0, W * 0, W.astype(np.float64)), TypeError, "g must be float32, got float64"),
+    ((W.copy(), np.zeros(5, F), W * 0, W), ValueError, r"m must have the shape of g \(4,\), got \(5,\)"),
+    ((W.copy(), np.zeros((2, 2), F), W * 0, W), ValueError, r"m must have the shape of g \(4,\), got \(2, 2\)"),
+]
+
+
+@pytest.mark.parametrize("args, error, message", ADAMW)
+def test_adamw_rejects_bad_input_and_writes_nothing(args, error, message):
+    before = [a.copy() for a in args]
+    with pytest.raises(error, match=message):
+        kernels.adamw_update(*args, *ARGS, backend="cpu")
+    for a, b in zip(args, before):
+        np.testing.assert_array_equal(a, b)  # checked before anything is written
+    p, m, v, g = np.ones(4, F), np.zeros(4, F), np.zeros(4, F), np.array([1.0, -2.0, 0.5, 0.0], F)
+    kernels.adamw_update(p, m, v, g, *ARGS, backend="cpu")
+    # step 1: m_hat = g, v_hat = g^2, so p moves by lr * g / (|g| + eps): lr * sign(g), and 0 where g = 0
+    np.testing.assert_allclose(p, 1 - 0.1 * np.sign(g), rtol=1e-6)
+    np.testing.assert_allclose(m, 0.1 * g, rtol=1e-6)
+    np.testing.assert_allclose(v, 0.01 * g * g, rtol=1e-5)
