@@ -5,7 +5,7 @@
   minigpt evaluate    zero- or few-shot evaluation of a checkpoint on a labelled task
   minigpt perplexity  zero-shot language modelling: loss, perplexity and bits per character of a text
   minigpt finetune    fine-tune a checkpoint on a labelled task (GPT-1: task tokens, a head, the auxiliary LM loss)
-  minigpt data        fetch the default corpus, or encode a text into token files
+  minigpt data        fetch a dataset (shakespeare, movie-reviews) into the cache
   minigpt params      the GPT-1/2/3 model statistics with exact parameter counts
   minigpt convert     a Hugging Face GPT-2 / GPT-1 folder to a minigpt checkpoint, or back
   minigpt info        which backends are built and usable: threads and SIMD path, the GPU
@@ -449,7 +449,9 @@ def build_parser():
     add_pretrain_options(p)
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("generate", help="sample text from a checkpoint")
+    p = sub.add_parser("generate", help="sample text from a checkpoint",
+                       description="Continue a prompt with a checkpoint's language model: sampled with a "
+                                   "temperature, top-k or top-p, or greedy; with the KV cache by default.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
     p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
     p.add_argument("--max-new-tokens", type=token_count, default=500, help="tokens to generate (default 500)")
@@ -490,7 +492,7 @@ def build_parser():
     p.add_argument("--max-eval", type=int, default=None, help="evaluate a seeded random subset of N dev examples "
                                                               "(the same N as minigpt finetune --max-eval N)")
     p.add_argument("--seed", type=seed_number, default=0,
-                   help="random seed for the demonstrations and the task split")
+                   help="random seed for the demonstrations and the task split (default 0)")
     p.add_argument("--metrics-out", help="write the metrics to this JSON file")
     p.add_argument("--skip-unencodable", action="store_true",
                    help="leave out (and count) examples the tokenizer cannot encode, instead of stopping")
@@ -528,7 +530,7 @@ def build_parser():
     add_finetune_options(p)
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("data", help="fetch the default corpus")
+    p = sub.add_parser("data", help="fetch a dataset (shakespeare, movie-reviews) into the cache")
     p.add_argument("action", choices=["fetch"], help="fetch: download and verify a dataset into the cache")
     p.add_argument("name", help="dataset name: shakespeare (the pre-training corpus), movie-reviews (Pang & Lee "
                                 "polarity sentences from Debian's python3-pattern, written as an SST-2 folder)")
