@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from minigpt.kernels.backend import array_module, check_backend, core
+from minigpt.kernels.backend import array_module, check_backend, check_dropout_p, check_shape, core
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -44,6 +44,7 @@ def attention_forward(q, k, v, dropout_p=0.0, seed=0, backend="numpy"):
     """
     if core(backend):
         return core(backend).attention_forward(q, k, v, float(dropout_p), int(seed))
+    check_attention_inputs("attention_forward", q, dropout_p, k=k, v=v)
     xp = array_module(q)
     B, NH, T, hs = q.shape
     scores = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(hs))  # (B, NH, T, T)
@@ -66,6 +67,8 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     """
     if core(backend):
         return core(backend).attention_backward(dout, q, k, v, out, lse, float(dropout_p), int(seed))
+    check_attention_inputs("attention_backward", q, dropout_p, dout=dout, k=k, v=v, out=out)
+    check_shape("attention_backward", "lse", lse, q.shape[:-1])
     xp = array_module(q)
     B, NH, T, hs = q.shape
     scale = 1.0 / math.sqrt(hs)
@@ -86,6 +89,14 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     dq = dscores @ k
     dk = dscores.swapaxes(-1, -2) @ q
     return dq.astype(q.dtype, copy=False), dk.astype(q.dtype, copy=False), dv.astype(q.dtype, copy=False)
+
+
+def check_attention_inputs(op, q, dropout_p, **same_as_q):
+    if q.ndim != 4:
+        raise ValueError(f"{op}: q must be 4-D (B, NH, T, hs), got shape {tuple(q.shape)}")
+    for name, array in same_as_q.items():
+        check_shape(op, name, array, q.shape)
+    check_dropout_p(op, dropout_p)
 
 
 FUSED_BACKENDS = ("cpu", "cuda")  # the backends whose attention reads the heads in place from a fused qkv

@@ -160,3 +160,34 @@ def to_backend(x, backend):
 def to_host(x):
     """x as a NumPy array: a copy from the GPU for a CuPy array, x itself otherwise (for files and sampling)."""
     return x.get() if array_module(x) is not np else x
+
+
+# The compiled kernels check every argument in their bindings; NumPy would broadcast a wrong shape into a
+# silently wrong answer (a bias of shape (1,) added to every column, a dropout_p of 1 dividing by zero, an id
+# of -1 reading the last row). So the NumPy references check the same things, in the same words.
+
+def check_shape(op, name, array, shape):
+    """A ValueError unless array has exactly this shape."""
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(array.shape)}")
+
+
+def check_dropout_p(op, dropout_p):
+    if not 0.0 <= dropout_p < 1.0:  # (written so that NaN fails too)
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p!r}")
+
+
+def check_rows(op, idx, rows):
+    """Every index in [0, rows): NumPy would read index -1 as the last row and fail only past the end."""
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= rows):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise ValueError(f"{op}: index {bad} out of range for a table of {rows} rows")
+
+
+def check_targets(op, targets, logits):
+    """One target per row of logits, each below the number of classes (negative ones mark padding)."""
+    N, V = logits.shape
+    check_shape(op, "targets", targets, (N,))
+    if N and int(targets.max()) >= V:
+        row = int(array_module(targets).argmax(targets))
+        raise ValueError(f"{op}: target {int(targets[row])} at row {row} is out of range for {V} classes")

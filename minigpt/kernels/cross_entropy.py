@@ -10,7 +10,7 @@ that check reads a number back, which waits for all the work queued before it; c
 already checked on the host, where they came from, as the layer does) skips it there. The C++ check
 is a loop on the host and always runs.
 """
-from minigpt.kernels.backend import array_module, check_backend, core
+from minigpt.kernels.backend import array_module, check_backend, check_shape, check_targets, core
 
 
 def cross_entropy_forward(logits, targets, backend="numpy", checked=False):
@@ -19,6 +19,7 @@ def cross_entropy_forward(logits, targets, backend="numpy", checked=False):
         return core(backend).cross_entropy_forward(logits, targets, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_forward(logits, targets)
+    check_targets("cross_entropy_forward", targets, logits)
     xp = array_module(logits)
     m = logits.max(axis=-1, keepdims=True)  # subtracting the max keeps exp from overflowing
     lse = (m + xp.log(xp.exp(logits - m).sum(axis=-1, keepdims=True)))[:, 0]  # (N,)
@@ -33,6 +34,8 @@ def cross_entropy_backward(logits, lse, targets, dloss, backend="numpy", checked
         return core(backend).cross_entropy_backward(logits, lse, targets, dloss, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_backward(logits, lse, targets, dloss)
+    check_targets("cross_entropy_backward", targets, logits)
+    check_shape("cross_entropy_backward", "lse", lse, logits.shape[:1])
     xp = array_module(logits)
     counted = targets >= 0
     dlogits = xp.exp(logits - lse[:, None])  # softmax

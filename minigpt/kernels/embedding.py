@@ -12,13 +12,15 @@ it, so checked=True (ids already checked on the host, as the layer does) skips i
 """
 import numpy as np
 
-from minigpt.kernels.backend import array_module, check_backend, core
+from minigpt.kernels.backend import array_module, check_backend, check_rows, check_shape, core
 
 
 def embedding_forward(idx, w, backend="numpy", checked=False):
     """idx: int (...), w: (V, C) -> out: (..., C), out[...] = w[idx[...]]."""
     if check_backend(backend) == "cuda":
         return core(backend).embedding_forward(idx, w, check_range=not checked)
+    if not checked:
+        check_rows("embedding_forward", idx, w.shape[0])
     return w[idx]
 
 
@@ -26,6 +28,9 @@ def embedding_backward(dw, dout, idx, backend="numpy", checked=False):
     """dw: (V, C), updated in place: dw[idx[...]] += dout[...]. dout: idx.shape + (C,)."""
     if check_backend(backend) == "cuda":
         return core(backend).embedding_backward(dw, dout, idx, check_range=not checked)
+    check_shape("embedding_backward", "dout", dout, tuple(idx.shape) + tuple(dw.shape[1:]))
+    if not checked:
+        check_rows("embedding_backward", idx, dw.shape[0])
     ids, rows = idx.reshape(-1), dout.reshape(-1, dw.shape[1])
     if backend == "cpu" and ids.size:
         unique_ids, sums = sorted_row_sums(ids, rows)

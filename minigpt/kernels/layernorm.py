@@ -5,7 +5,7 @@ GPT-1/2 and PyTorch. As in llm.c, the forward returns mean and rstd (one number 
 the backward, which recomputes xhat = (x - mean) * rstd from x: x is kept by the caller anyway,
 so storing xhat as well would double the memory for nothing.
 """
-from minigpt.kernels.backend import array_module, core
+from minigpt.kernels.backend import array_module, check_shape, core
 
 EPS = 1e-5  # GPT-2 and PyTorch use 1e-5
 
@@ -14,6 +14,8 @@ def layernorm_forward(x, w, b, eps=EPS, backend="numpy"):
     """x: (..., C), w: (C,), b: (C,) -> out: (..., C), mean: (...), rstd: (...)."""
     if core(backend):
         return core(backend).layernorm_forward(x, w, b, eps)
+    for name, param in (("w", w), ("b", b)):
+        check_shape("layernorm_forward", name, param, x.shape[-1:])
     mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
     xc = x - mean
     var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1); from centred values: no cancellation
@@ -31,6 +33,9 @@ def layernorm_backward(dout, x, mean, rstd, w, backend="numpy"):
     """
     if core(backend):
         return core(backend).layernorm_backward(dout, x, mean, rstd, w)
+    for name, array, shape in (("dout", dout, x.shape), ("mean", mean, x.shape[:-1]), ("rstd", rstd, x.shape[:-1]),
+                               ("w", w, x.shape[-1:])):
+        check_shape("layernorm_backward", name, array, shape)
     rstd = rstd[..., None]
     xhat = (x - mean[..., None]) * rstd
     lead = tuple(range(dout.ndim - 1))

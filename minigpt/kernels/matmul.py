@@ -1,5 +1,5 @@
 """matmul: out = op(a) @ op(b) (+ bias), the three shapes a Linear layer needs, no transposed copies."""
-from minigpt.kernels.backend import core
+from minigpt.kernels.backend import check_shape, core
 
 
 def matmul(a, b, trans_a=False, trans_b=False, bias=None, backend="numpy"):
@@ -14,5 +14,6 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None, backend="numpy"):
         return core(backend).matmul(a, b, trans_a, trans_b, bias)
     out = (a.T if trans_a else a) @ (b.T if trans_b else b)
     if bias is not None:
+        check_shape("matmul", "bias", bias, out.shape[-1:])
         out += bias
     return out
