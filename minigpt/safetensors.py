@@ -133,16 +133,18 @@ def check_layout(header, data_size, path):
     what its writer wrote; refusing here keeps the two readers in agreement."""
     spans = sorted((entry["data_offsets"][0], entry["data_offsets"][1], name)
                    for name, entry in header.items() if name != METADATA)
-    expected = 0
+    expected, before = 0, None
     for begin, end, name in spans:
         if begin != expected:
-            what = "overlaps the tensor before it" if begin < expected else f"leaves bytes {expected}..{begin} unused"
+            what = (f"overlaps tensor {before!r}, which ends at {expected}" if begin < expected
+                    else f"leaves bytes {expected}..{begin} unused")
             raise ValueError(f"{path} is not a valid safetensors file: tensor {name!r} at data_offsets "
                              f"{begin}..{end} {what}; the file is corrupted")
-        expected = end
+        expected, before = end, name
     if expected != data_size:
-        raise ValueError(f"{path} is not a valid safetensors file: {data_size - expected} bytes follow the last "
-                         "tensor's data; the file is corrupted")
+        where = "after the last tensor's data" if spans else "but the header lists no tensor"
+        raise ValueError(f"{path} is not a valid safetensors file: {data_size - expected} bytes of data {where}; "
+                         "the file is corrupted")
 
 
 def check_metadata(metadata, path):

@@ -171,39 +171,67 @@ def test_adamw_rejects_bad_input_and_writes_nothing(args, error, message):
     np.testing.assert_allclose(v, 0.01 * g * g, rtol=1e-5)
 
 
-# The NumPy references (backend="numpy") refuse what the compiled kernels refuse, in the same words, where NumPy
-# itself would broadcast or wrap the bad argument into a silently wrong answer.
+# The NumPy references (backend="numpy") refuse what the compiled kernels refuse, in the bindings' words, where
+# NumPy itself would broadcast or wrap the bad argument into a silently wrong answer.
 A, B1 = np.ones((3, 4), F), np.ones((4, 5), F)
-Q = np.ones((1, 2, 3, 4), F)
+Q, LSE_Q = np.ones((1, 2, 3, 4), F), np.zeros((1, 2, 3), F)
 IDS, TABLE = np.array([[0, 2], [1, -1]]), np.ones((3, 4), F)
+SHAPE_24 = r"\(2, 4\)"
 NUMPY_BAD = [
     (lambda be: kernels.matmul(A, B1, bias=np.ones(1, F), backend=be),
-     r"matmul: bias must have shape \(5,\), got \(1,\)"),
+     r"matmul: bias must have shape \(N,\) = \(5,\), got \(1,\)"),
     (lambda be: kernels.softmax_backward(np.ones((2, 1), F), X, backend=be),
-     r"softmax_backward: dy must have shape \(2, 4\)"),
-    (lambda be: kernels.gelu_backward(np.ones(4, F), X, backend=be), r"gelu_backward: dout must have shape \(2, 4\)"),
+     r"softmax_backward: dy must have the shape of y " + SHAPE_24 + r", got \(2, 1\)"),
+    (lambda be: kernels.gelu_backward(np.ones(4, F), X, backend=be),
+     r"gelu_backward: dout must have the shape of x " + SHAPE_24),
     (lambda be: kernels.layernorm_forward(X, np.ones(1, F), W, backend=be),
-     r"layernorm_forward: w must have shape \(4,\)"),
+     r"layernorm_forward: w must have shape \(4,\), got \(1,\)"),
+    (lambda be: kernels.layernorm_backward(np.ones((2, 3), F), X, np.zeros(2, F), np.ones(2, F), W, backend=be),
+     r"layernorm_backward: dout must have the shape of x " + SHAPE_24),
     (lambda be: kernels.layernorm_backward(X, X, np.zeros(1, F), np.ones(2, F), W, backend=be),
-     r"layernorm_backward: mean must have shape \(2,\), got \(1,\)"),
+     r"layernorm_backward: mean and rstd must hold one value per row of x " + SHAPE_24 + r", got \(1,\) and \(2,\)"),
     (lambda be: kernels.adamw_update(W.copy(), W.copy(), W.copy(), np.ones(1, F), 0.1, 0.9, 0.99, 1e-8, 0.0, 0.1, 0.01,
-                                     backend=be), r"adamw_update: g must have shape \(4,\), got \(1,\)"),
+                                     backend=be), r"adamw_update: p must have the shape of g \(1,\), got \(4,\)"),
     (lambda be: kernels.attention_forward(Q, Q, Q, dropout_p=1.0, backend=be),
-     r"dropout_p must be in \[0, 1\), got 1.0"),
+     r"attention_forward: dropout_p must be in \[0, 1\), got 1.0"),
     (lambda be: kernels.attention_forward(Q, Q, Q, dropout_p=-0.5, backend=be), r"dropout_p must be in \[0, 1\)"),
-    (lambda be: kernels.attention_forward(Q, Q[:, :1], Q, backend=be), r"attention_forward: k must have shape"),
+    (lambda be: kernels.attention_forward(Q, Q, Q, dropout_p=float("nan"), backend=be), r"dropout_p must be in"),
+    (lambda be: kernels.attention_forward(Q, Q[:, :1], Q, backend=be),
+     r"attention_forward: k must have the shape of q \(1, 2, 3, 4\), got \(1, 1, 3, 4\)"),
+    (lambda be: kernels.attention_backward(Q[:, :1], Q, Q, Q, Q, LSE_Q, backend=be),
+     r"attention_backward: dout must have the shape of q"),
+    (lambda be: kernels.attention_backward(Q, Q, Q, Q, np.ones((1, 2, 3, 2), F), LSE_Q, backend=be),
+     r"attention_backward: out must have the shape of q"),
+    (lambda be: kernels.attention_backward(Q, Q, Q, Q, Q, LSE_Q[:, :1], backend=be),
+     r"attention_backward: lse must have shape \(B, NH, T\) = \(1, 2, 3\)"),
     (lambda be: kernels.embedding_forward(IDS, TABLE, backend=be),
      r"embedding_forward: index -1 out of range for a table of 3 rows"),
     (lambda be: kernels.embedding_backward(np.zeros((3, 4), F), np.ones((2, 2, 4), F), IDS + 1, backend=be),
      r"embedding_backward: index 3 out of range for a table of 3 rows"),
-    (lambda be: kernels.cross_entropy_forward(Z, np.array([0, 3]), backend=be), r"target 3 at row 1 is out of range"),
-    (lambda be: kernels.cross_entropy_backward(Z, LSE[:1].copy(), T, 1.0, backend=be), r"lse must have shape \(2,\)"),
+    (lambda be: kernels.embedding_backward(np.zeros((3, 4), F), np.ones((2, 4), F), IDS + 1, backend=be),
+     r"embedding_backward: dout must have shape \(2, 2, 4\), got \(2, 4\)"),
+    (lambda be: kernels.cross_entropy_forward(Z, np.array([0, 3]), backend=be),
+     r"cross_entropy_forward: target 3 at row 1 is out of range for 3 classes"),
+    (lambda be: kernels.cross_entropy_forward(Z, np.array([5, 7]), backend=be), r"target 5 at row 0"),  # the first
+    (lambda be: kernels.cross_entropy_forward(Z, np.array([0, 1, 2]), backend=be),
+     r"targets must be a contiguous \(2,\) array, one per row of logits, got \(3,\)"),
+    (lambda be: kernels.cross_entropy_backward(Z, LSE[:1].copy(), T, 1.0, backend=be),
+     r"cross_entropy_backward: lse must have shape \(2,\), got \(1,\)"),
 ]
 
 
 @pytest.mark.parametrize("call, message", NUMPY_BAD)
 def test_the_numpy_references_refuse_what_the_compiled_kernels_refuse(call, message):
-    with pytest.raises(ValueError, match=message):
-        call("numpy")
-    with pytest.raises(ValueError):  # and the C++ kernels (or, for the embedding, the cpu path) agree
-        call("cpu")
+    for backend in ("numpy", "cpu"):  # (the embedding has no C++ kernel: its cpu path is the NumPy one)
+        with pytest.raises(ValueError, match=message):
+            call(backend)
+
+
+def test_layernorm_backward_takes_one_value_per_row_in_any_shape():
+    # as the compiled kernels do: mean and rstd of a (2, 3, C) input may come flat, (6,)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(F)
+    out, mean, rstd = kernels.layernorm_forward(x, W, W, backend="numpy")
+    for backend in ("numpy", "cpu"):
+        flat = kernels.layernorm_backward(x, x, mean.reshape(-1), rstd.reshape(-1), W, backend=backend)
+        for got, ref in zip(flat, kernels.layernorm_backward(x, x, mean, rstd, W, backend=backend)):
+            np.testing.assert_array_equal(got, ref)

@@ -114,12 +114,13 @@ def f32(begin, count):
 
 
 @pytest.mark.parametrize("header, data_bytes, message", [
-    ({"a": f32(0, 2)}, 16, r"8 bytes follow the last tensor's data"),
+    ({"a": f32(0, 2)}, 16, r"8 bytes of data after the last tensor's data"),
+    ({}, 8, r"8 bytes of data but the header lists no tensor"),
     ({"a": f32(8, 2)}, 16, r"tensor 'a' at data_offsets 8..16 leaves bytes 0..8 unused"),
     ({"a": f32(0, 1), "b": f32(8, 2)}, 16, r"tensor 'b' at data_offsets 8..16 leaves bytes 4..8 unused"),
-    ({"a": f32(0, 2), "b": f32(0, 2)}, 8, r"tensor 'b' at data_offsets 0..8 overlaps the tensor before it"),
-    ({"a": f32(0, 3), "b": f32(8, 2)}, 16, r"tensor 'b' at data_offsets 8..16 overlaps the tensor before it"),
-], ids=["bytes-after", "hole-at-start", "gap", "same-bytes", "overlap"])
+    ({"a": f32(0, 2), "b": f32(0, 2)}, 8, r"tensor 'b' at data_offsets 0..8 overlaps tensor 'a', which ends at 8"),
+    ({"a": f32(0, 3), "b": f32(8, 2)}, 16, r"tensor 'b' at data_offsets 8..16 overlaps tensor 'a', which ends at 12"),
+], ids=["bytes-after", "no-tensor", "hole-at-start", "gap", "same-bytes", "overlap"])
 def test_tensors_that_do_not_tile_the_data_are_refused(tmp_path, header, data_bytes, message):
     # the files Hugging Face's reader refuses ("incomplete metadata, file not fully covered", "invalid offset")
     path = write_raw(tmp_path / "t.safetensors", header, bytes(data_bytes))

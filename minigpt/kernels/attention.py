@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from minigpt.kernels.backend import array_module, check_backend, check_dropout_p, check_shape, core
+from minigpt.kernels.backend import array_module, check_backend, check_dropout_p, check_same_shape, check_shape, core
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -68,7 +68,7 @@ def attention_backward(dout, q, k, v, out, lse, dropout_p=0.0, seed=0, backend="
     if core(backend):
         return core(backend).attention_backward(dout, q, k, v, out, lse, float(dropout_p), int(seed))
     check_attention_inputs("attention_backward", q, dropout_p, dout=dout, k=k, v=v, out=out)
-    check_shape("attention_backward", "lse", lse, q.shape[:-1])
+    check_shape("attention_backward", "lse", lse, q.shape[:-1], "(B, NH, T)")
     xp = array_module(q)
     B, NH, T, hs = q.shape
     scale = 1.0 / math.sqrt(hs)
@@ -95,7 +95,7 @@ def check_attention_inputs(op, q, dropout_p, **same_as_q):
     if q.ndim != 4:
         raise ValueError(f"{op}: q must be 4-D (B, NH, T, hs), got shape {tuple(q.shape)}")
     for name, array in same_as_q.items():
-        check_shape(op, name, array, q.shape)
+        check_same_shape(op, name, array, "q", q)
     check_dropout_p(op, dropout_p)
 
 

@@ -164,12 +164,20 @@ def to_host(x):
 
 # The compiled kernels check every argument in their bindings; NumPy would broadcast a wrong shape into a
 # silently wrong answer (a bias of shape (1,) added to every column, a dropout_p of 1 dividing by zero, an id
-# of -1 reading the last row). So the NumPy references check the same things, in the same words.
+# of -1 reading the last row). So the NumPy references check the same things, in the bindings' words
+# (csrc/bindings.cpp). np.shape reads .shape where there is one: a CuPy array stays on the GPU.
 
-def check_shape(op, name, array, shape):
-    """A ValueError unless array has exactly this shape."""
-    if tuple(array.shape) != tuple(shape):
-        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(array.shape)}")
+def check_same_shape(op, name, array, ref_name, ref):
+    """A ValueError unless array has exactly the shape of ref."""
+    if np.shape(array) != np.shape(ref):
+        raise ValueError(f"{op}: {name} must have the shape of {ref_name} {np.shape(ref)}, got {np.shape(array)}")
+
+
+def check_shape(op, name, array, shape, letters=None):
+    """A ValueError unless array has this shape; letters ("(N,)") name its dimensions in the message."""
+    if np.shape(array) != tuple(shape):
+        named = f"{letters} = {tuple(shape)}" if letters else f"{tuple(shape)}"
+        raise ValueError(f"{op}: {name} must have shape {named}, got {np.shape(array)}")
 
 
 def check_dropout_p(op, dropout_p):
@@ -178,16 +186,21 @@ def check_dropout_p(op, dropout_p):
 
 
 def check_rows(op, idx, rows):
-    """Every index in [0, rows): NumPy would read index -1 as the last row and fail only past the end."""
+    """Every index in [0, rows): NumPy would read index -1 as the last row and fail only past the end.
+    On CuPy arrays this reads two numbers back from the GPU, which waits for the work queued before it."""
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= rows):
         bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
         raise ValueError(f"{op}: index {bad} out of range for a table of {rows} rows")
 
 
-def check_targets(op, targets, logits):
-    """One target per row of logits, each below the number of classes (negative ones mark padding)."""
-    N, V = logits.shape
-    check_shape(op, "targets", targets, (N,))
-    if N and int(targets.max()) >= V:
-        row = int(array_module(targets).argmax(targets))
+def check_targets(op, targets, logits, check_range=True):
+    """One target per row of logits and, with check_range, each below the number of classes (negative ones
+    mark padding). The range is a read back from the GPU on CuPy arrays: callers that checked the targets
+    where they came from pass check_range=False."""
+    N, V = np.shape(logits)
+    if np.shape(targets) != (N,):
+        raise ValueError(f"{op}: targets must be a contiguous {(N,)} array, one per row of logits, got "
+                         f"{np.shape(targets)}")
+    if check_range and N and int(targets.max()) >= V:
+        row = int(array_module(targets).argmax(targets >= V))  # the first row out of range, as the C++ check
         raise ValueError(f"{op}: target {int(targets[row])} at row {row} is out of range for {V} classes")

@@ -19,7 +19,7 @@ def cross_entropy_forward(logits, targets, backend="numpy", checked=False):
         return core(backend).cross_entropy_forward(logits, targets, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_forward(logits, targets)
-    check_targets("cross_entropy_forward", targets, logits)
+    check_targets("cross_entropy_forward", targets, logits, check_range=not checked)
     xp = array_module(logits)
     m = logits.max(axis=-1, keepdims=True)  # subtracting the max keeps exp from overflowing
     lse = (m + xp.log(xp.exp(logits - m).sum(axis=-1, keepdims=True)))[:, 0]  # (N,)
@@ -34,7 +34,7 @@ def cross_entropy_backward(logits, lse, targets, dloss, backend="numpy", checked
         return core(backend).cross_entropy_backward(logits, lse, targets, dloss, check_range=not checked)
     if core(backend):
         return core(backend).cross_entropy_backward(logits, lse, targets, dloss)
-    check_targets("cross_entropy_backward", targets, logits)
+    check_targets("cross_entropy_backward", targets, logits, check_range=not checked)
     check_shape("cross_entropy_backward", "lse", lse, logits.shape[:1])
     xp = array_module(logits)
     counted = targets >= 0

@@ -19,6 +19,7 @@ def embedding_forward(idx, w, backend="numpy", checked=False):
     """idx: int (...), w: (V, C) -> out: (..., C), out[...] = w[idx[...]]."""
     if check_backend(backend) == "cuda":
         return core(backend).embedding_forward(idx, w, check_range=not checked)
+    idx = array_module(w).asarray(idx)  # (a list of ids works too)
     if not checked:
         check_rows("embedding_forward", idx, w.shape[0])
     return w[idx]

@@ -5,7 +5,7 @@ gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  du/dx = sqrt(2/pi) (1
 """
 import math
 
-from minigpt.kernels.backend import array_module, check_shape, core
+from minigpt.kernels.backend import array_module, check_same_shape, core
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -22,7 +22,7 @@ def gelu_backward(dout, x, backend="numpy"):
     """dout, x: same shape -> dx. Only x is needed: the tanh is cheaper to redo than to store."""
     if core(backend):
         return core(backend).gelu_backward(dout, x)
-    check_shape("gelu_backward", "dout", dout, x.shape)
+    check_same_shape("gelu_backward", "dout", dout, "x", x)
     t = array_module(x).tanh(SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x)))
     du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
     return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)

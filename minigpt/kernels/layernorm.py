@@ -5,7 +5,9 @@ GPT-1/2 and PyTorch. As in llm.c, the forward returns mean and rstd (one number 
 the backward, which recomputes xhat = (x - mean) * rstd from x: x is kept by the caller anyway,
 so storing xhat as well would double the memory for nothing.
 """
-from minigpt.kernels.backend import array_module, check_shape, core
+import numpy as np
+
+from minigpt.kernels.backend import array_module, check_same_shape, check_shape, core
 
 EPS = 1e-5  # GPT-2 and PyTorch use 1e-5
 
@@ -33,9 +35,13 @@ def layernorm_backward(dout, x, mean, rstd, w, backend="numpy"):
     """
     if core(backend):
         return core(backend).layernorm_backward(dout, x, mean, rstd, w)
-    for name, array, shape in (("dout", dout, x.shape), ("mean", mean, x.shape[:-1]), ("rstd", rstd, x.shape[:-1]),
-                               ("w", w, x.shape[-1:])):
-        check_shape("layernorm_backward", name, array, shape)
+    check_same_shape("layernorm_backward", "dout", dout, "x", x)
+    check_shape("layernorm_backward", "w", w, x.shape[-1:])
+    rows = x.shape[:-1]
+    if np.size(mean) != np.prod(rows, dtype=int) or np.size(rstd) != np.prod(rows, dtype=int):
+        raise ValueError(f"layernorm_backward: mean and rstd must hold one value per row of x {x.shape}, got "
+                         f"{np.shape(mean)} and {np.shape(rstd)}")
+    mean, rstd = mean.reshape(rows), rstd.reshape(rows)  # any shape of as many values, as the compiled kernels
     rstd = rstd[..., None]
     xhat = (x - mean[..., None]) * rstd
     lead = tuple(range(dout.ndim - 1))

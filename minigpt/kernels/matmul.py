@@ -14,6 +14,6 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None, backend="numpy"):
         return core(backend).matmul(a, b, trans_a, trans_b, bias)
     out = (a.T if trans_a else a) @ (b.T if trans_b else b)
     if bias is not None:
-        check_shape("matmul", "bias", bias, out.shape[-1:])
+        check_shape("matmul", "bias", bias, out.shape[-1:], "(N,)")
         out += bias
     return out

@@ -1,5 +1,5 @@
 """Softmax over the last axis, forward and backward."""
-from minigpt.kernels.backend import array_module, check_shape, core
+from minigpt.kernels.backend import array_module, check_same_shape, core
 
 
 def softmax_forward(x, backend="numpy"):
@@ -21,5 +21,5 @@ def softmax_backward(dy, y, backend="numpy"):
     """
     if core(backend):
         return core(backend).softmax_backward(dy, y)
-    check_shape("softmax_backward", "dy", dy, y.shape)
+    check_same_shape("softmax_backward", "dy", dy, "y", y)
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
