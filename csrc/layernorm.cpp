@@ -5,6 +5,7 @@
 //
 // Like llm.c, the forward saves only mean and rstd per row (2 floats, not a copy of xhat): the
 // backward recomputes xhat = (x - mean) * rstd from x, which the caller keeps anyway.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -53,9 +54,9 @@ SIMD_INLINE void forward_rows(float* out, float* mean, float* rstd, const float*
     }
 }
 
-// dx for rows [r0, r1), and their sums into dw_t and db_t (C,), the thread's own buffers.
+// dx for rows [r0, r1), and their sums into dw_p and db_p (C,), the buffers of their part of the rows.
 template <typename V>
-SIMD_INLINE void backward_rows(float* dx, float* dw_t, float* db_t, const float* dout, const float* x,
+SIMD_INLINE void backward_rows(float* dx, float* dw_p, float* db_p, const float* dout, const float* x,
                                const float* mean, const float* rstd, const float* w, int64_t r0, int64_t r1,
                                int64_t C) {
     constexpr int64_t W = Lanes<V>::W;
@@ -90,18 +91,18 @@ SIMD_INLINE void backward_rows(float* dx, float* dw_t, float* db_t, const float*
             const V xhat = (v - m) * s;
             t = s * (d * wv - g_mean - xhat * gx_mean);
             std::memcpy(dx_r + c, &t, sizeof(V));
-            std::memcpy(&t, dw_t + c, sizeof(V));
+            std::memcpy(&t, dw_p + c, sizeof(V));
             t += d * xhat;
-            std::memcpy(dw_t + c, &t, sizeof(V));
-            std::memcpy(&t, db_t + c, sizeof(V));
+            std::memcpy(dw_p + c, &t, sizeof(V));
+            std::memcpy(&t, db_p + c, sizeof(V));
             t += d;
-            std::memcpy(db_t + c, &t, sizeof(V));
+            std::memcpy(db_p + c, &t, sizeof(V));
         }
         for (int64_t c = cv; c < C; c++) {
             const float xhat = (x_r[c] - m) * s;
             dx_r[c] = s * (dout_r[c] * w[c] - g_mean - xhat * gx_mean);
-            dw_t[c] += dout_r[c] * xhat;
-            db_t[c] += dout_r[c];
+            dw_p[c] += dout_r[c] * xhat;
+            db_p[c] += dout_r[c];
         }
     }
 }
@@ -119,18 +120,18 @@ void forward_portable(float* out, float* mean, float* rstd, const float* x, cons
     forward_rows<vec4>(out, mean, rstd, x, w, b, r0, r1, C, eps);
 }
 
-SIMD_AVX512 void backward_avx512(float* dx, float* dw_t, float* db_t, const float* dout, const float* x,
+SIMD_AVX512 void backward_avx512(float* dx, float* dw_p, float* db_p, const float* dout, const float* x,
                                  const float* mean, const float* rstd, const float* w, int64_t r0, int64_t r1,
                                  int64_t C) {
-    backward_rows<vec16>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+    backward_rows<vec16>(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
 }
-SIMD_AVX2 void backward_avx2(float* dx, float* dw_t, float* db_t, const float* dout, const float* x, const float* mean,
+SIMD_AVX2 void backward_avx2(float* dx, float* dw_p, float* db_p, const float* dout, const float* x, const float* mean,
                              const float* rstd, const float* w, int64_t r0, int64_t r1, int64_t C) {
-    backward_rows<vec8>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+    backward_rows<vec8>(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
 }
-void backward_portable(float* dx, float* dw_t, float* db_t, const float* dout, const float* x, const float* mean,
+void backward_portable(float* dx, float* dw_p, float* db_p, const float* dout, const float* x, const float* mean,
                        const float* rstd, const float* w, int64_t r0, int64_t r1, int64_t C) {
-    backward_rows<vec4>(dx, dw_t, db_t, dout, x, mean, rstd, w, r0, r1, C);
+    backward_rows<vec4>(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
 }
 
 }  // namespace
@@ -151,26 +152,42 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* x, con
     }
 }
 
+// dw and db sum over all rows. The rows are cut into parts of kRowsPerPart, each part summed into a buffer
+// of its own by whichever thread takes it, and the parts are then added in order, column by column. So the
+// bits depend neither on the thread count nor on which thread finishes first; per-thread buffers added in
+// a critical section (this kernel's first version) gave other sums at 1, 2 and 3 threads, and at 3 threads
+// other sums from run to run, so a run resumed with another OMP_NUM_THREADS drifted from the original.
+constexpr int64_t kRowsPerPart = 128;
+
 void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* mean,
                         const float* rstd, const float* w, int64_t N, int64_t C) {
     const SimdPath path = simd_path();
-    // dw and db sum over all rows: each thread sums its rows into a private buffer and the
-    // buffers are added at the end, so no two threads ever write the same float.
+    const int64_t parts = (N + kRowsPerPart - 1) / kRowsPerPart;
+    std::vector<float> sums(static_cast<size_t>(2 * parts * C), 0.0f);  // part p: its dw (C,), then its db (C,)
     #pragma omp parallel if (N > 1 && N * C >= MIN_PARALLEL_WORK)
     {
-        std::vector<float> dw_t(C, 0.0f), db_t(C, 0.0f);
-        const Share s = thread_share(N, 1);
-        if (path == SimdPath::avx512) {
-            backward_avx512(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
-        } else if (path == SimdPath::avx2) {
-            backward_avx2(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
-        } else {
-            backward_portable(dx, dw_t.data(), db_t.data(), dout, x, mean, rstd, w, s.begin, s.end, C);
+        #pragma omp for schedule(static)
+        for (int64_t p = 0; p < parts; p++) {
+            float* dw_p = sums.data() + 2 * p * C;  // (C,)
+            float* db_p = dw_p + C;                 // (C,)
+            const int64_t r0 = p * kRowsPerPart, r1 = std::min(N, r0 + kRowsPerPart);
+            if (path == SimdPath::avx512) {
+                backward_avx512(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
+            } else if (path == SimdPath::avx2) {
+                backward_avx2(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
+            } else {
+                backward_portable(dx, dw_p, db_p, dout, x, mean, rstd, w, r0, r1, C);
+            }
         }
-        #pragma omp critical
+        #pragma omp for schedule(static)  // (after the implicit barrier of the loop above)
         for (int64_t c = 0; c < C; c++) {
-            dw[c] += dw_t[c];
-            db[c] += db_t[c];
+            float dw_c = 0.0f, db_c = 0.0f;
+            for (int64_t p = 0; p < parts; p++) {
+                dw_c += sums[2 * p * C + c];
+                db_c += sums[(2 * p + 1) * C + c];
+            }
+            dw[c] += dw_c;
+            db[c] += db_c;
         }
     }
 }

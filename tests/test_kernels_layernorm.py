@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt import kernels
 
 pytestmark = requires_core
@@ -40,3 +40,29 @@ def test_bad_input():
     out, mean, rstd = kernels.layernorm_forward(x, w, w, backend="cpu")
     with pytest.raises(ValueError, match="one value per row"):
         kernels.layernorm_backward(x, x, mean[:1], rstd, w, backend="cpu")
+
+
+THREADS_SCRIPT = """
+import sys
+import numpy as np
+from minigpt import kernels
+rng = np.random.default_rng(0)
+x, dout = (rng.standard_normal((4096, 128)).astype(np.float32) for _ in range(2))  # enough rows for all threads
+w, b = rng.standard_normal(128).astype(np.float32), rng.standard_normal(128).astype(np.float32)
+out, mean, rstd = kernels.layernorm_forward(x, w, b, backend="cpu")
+dx, dw, db = kernels.layernorm_backward(dout, x, mean, rstd, w, backend="cpu")
+np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], out=out, dx=dx, dw=dw, db=db)
+"""
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_same_bits_on_any_number_of_threads(tmp_path, threads):
+    # dw and db sum 4,096 rows: in fixed parts of rows, added in order, so neither the thread count nor
+    # which thread finishes first changes a bit (3 threads, run twice: the order threads finish in varies)
+    one = run_with_threads(THREADS_SCRIPT, 1, tmp_path)
+    for _ in range(2 if threads == 3 else 1):
+        many = run_with_threads(THREADS_SCRIPT, threads, tmp_path)
+        if kernels.core_info()["openmp"]:
+            assert int(many["num_threads"]) == threads
+        for name in ("out", "dx", "dw", "db"):
+            np.testing.assert_array_equal(many[name], one[name], err_msg=name)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt.finetune import trainable_parameters
 from test_finetune_gradcheck import tiny_task_model
 
@@ -79,3 +79,35 @@ def test_task_model_on_cpu_matches_numpy_gradient_by_gradient(kind):
         assert abs(losses[key] - ref_losses[key]) < 1e-5 * abs(ref_losses[key]), key
     for name, ref in ref_grads.items():
         assert rel(grads[name], ref) < 3e-5, name  # float32 rounding lands near 1e-6
+
+
+STEP_SCRIPT = """
+import sys
+import numpy as np
+import minigpt
+from minigpt import kernels
+# B * T = 512 rows of C = 256: every kernel of the step is large enough to use all threads
+cfg = minigpt.GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=4, n_embd=256, dropout=0.1)
+model = minigpt.GPT(cfg, seed=0, backend="cpu")
+opt = minigpt.AdamW(model, lr=1e-3, weight_decay=0.1)
+idx = np.random.default_rng(1).integers(0, 65, (8, 65))
+losses = []
+for _ in range(2):
+    model.zero_grad()
+    losses.append(model.forward(idx[:, :-1], idx[:, 1:])[1])
+    model.backward()
+    minigpt.clip_grad_norm(model.grads, 1.0, flat=model.flat)
+    opt.step()
+np.savez(sys.argv[1], num_threads=kernels.core_info()["num_threads"], losses=np.array(losses),
+         **{name: p for name, p in model.params.items()})
+"""
+
+
+def test_a_training_step_gives_the_same_bits_on_1_2_and_3_threads(tmp_path):
+    # the README's promise that a run resumed elsewhere (another OMP_NUM_THREADS) goes on exactly as it would have
+    runs = [run_with_threads(STEP_SCRIPT, threads, tmp_path) for threads in (1, 2, 3)]
+    for run in runs[1:]:
+        assert run.keys() == runs[0].keys()
+        for name in runs[0]:
+            if name != "num_threads":
+                np.testing.assert_array_equal(run[name], runs[0][name], err_msg=name)
