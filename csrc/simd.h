@@ -38,11 +38,12 @@ typedef float vec16 __attribute__((vector_size(64)));
 
 constexpr float LOG2_E = 1.4426950408889634f;
 
-// W: the lanes of V; I: the int32 vector of the same size (for exponent bit tricks).
+// W: the lanes of V; U: the uint32 vector of the same size (for exponent bit tricks: unsigned, so
+// that a shift into the sign bit or a carry out of it is defined arithmetic, as it is not for int32).
 template <typename V>
 struct Lanes {
     static constexpr int64_t W = sizeof(V) / sizeof(float);
-    typedef int32_t I __attribute__((vector_size(sizeof(V))));
+    typedef uint32_t U __attribute__((vector_size(sizeof(V))));
 };
 
 // The three paths, in the order the matmul chooses them (matmul_simd_path(), which honours
@@ -78,7 +79,7 @@ SIMD_INLINE void store_partial(float* x, const V& v, int64_t n) {
 // multiply it already does (exp(a x) = 2^(a log2(e) x)).
 template <typename V>
 SIMD_INLINE void exp2_in_range(V& x) {
-    typedef typename Lanes<V>::I I;
+    typedef typename Lanes<V>::U U;
     // Adding 1.5 * 2^23 pushes the fraction bits out of the mantissa: the sum is x rounded to an
     // integer n, and n (two's complement) sits in its low mantissa bits.
     const V shifted = x + 12582912.0f;
@@ -90,9 +91,10 @@ SIMD_INLINE void exp2_in_range(V& x) {
     p = p * f + 6.9314718e-1f;
     p = p * f + 1.0f;
     // Shifting the bits of `shifted` left by 23 keeps only n, now in the exponent field: adding them
-    // multiplies p by 2^n. (I) and (V) reinterpret the bits, as GCC defines a cast between vector
-    // types of one size.
-    x = (V)((I)p + ((I)shifted << 23));
+    // multiplies p by 2^n (for n < 0 the addition wraps modulo 2^32, which is the subtraction from the
+    // exponent that is wanted). (U) and (V) reinterpret the bits, as GCC defines a cast between
+    // vector types of one size.
+    x = (V)((U)p + ((U)shifted << 23));
 }
 
 // x = 2^x, lane by lane, for x <= 0, exactly 0 below -125 (2.4e-38, where float runs out), so that

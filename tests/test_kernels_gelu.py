@@ -23,15 +23,18 @@ def test_matches_numpy(rng, n):
 
 def test_negative_tail_keeps_relative_precision():
     # For x < -3, 1 + tanh(u) in float32 cancels almost every digit; x / (1 + exp(-2u)), the same
-    # number, does not: the kernel keeps float32's relative precision down to x = -9 (gelu(-9) is about
-    # -3e-28). The truth is that form in float64, since below x = -6 the tanh form cancels in float64 too.
+    # number, does not: the kernel keeps a relative precision of about 1e-5 down to x = -9 (gelu(-9) is
+    # about -3e-28). Not 1e-7: at x = -9 the exponent of 2^t is near 95, and each of the few float32
+    # roundings that compute it (half an ulp of 95 is 3.8e-6) moves 2^t by 2.6e-6 of itself. Measured:
+    # 9.6e-6 on the AVX paths, 1.1e-5 on the portable path, which has no FMA on x86-64. The truth is
+    # that form in float64, since below x = -6 the tanh form cancels in float64 too.
     x32 = np.linspace(-9.0, -3.0, 601).astype(np.float32)
     x = x32.astype(np.float64)
     u = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
     s = 1 / (1 + np.exp(-2 * u))  # = 0.5 (1 + tanh(u))
     dsdx = 2 * s * (1 - s) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x**2)
-    assert np.allclose(kernels.gelu_forward(x32, backend="cpu"), x * s, rtol=1e-5, atol=0)
-    assert np.allclose(kernels.gelu_backward(np.ones_like(x32), x32, backend="cpu"), s + x * dsdx, rtol=1e-5, atol=0)
+    assert np.allclose(kernels.gelu_forward(x32, backend="cpu"), x * s, rtol=2e-5, atol=0)
+    assert np.allclose(kernels.gelu_backward(np.ones_like(x32), x32, backend="cpu"), s + x * dsdx, rtol=2e-5, atol=0)
 
 
 def test_any_shape_and_errors(rng):
