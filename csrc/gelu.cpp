@@ -5,7 +5,7 @@
 // That is x times a sigmoid: no tanh, one exp and one division, about 19 vector instructions for a
 // vector of x instead of 27, and no 1 + tanh(u) to lose every digit where tanh(u) is near -1 (for
 // x < -3 the tanh form in float32 keeps only a few correct digits, none below -5; this one keeps
-// them all).
+// five down to x = -9, where the exponent near 95 magnifies each rounding of it).
 //
 // One pass over memory, W floats at a time (simd.h), so the loop runs near the speed of memory
 // rather than of libm. Threads split the array only above MIN_PARALLEL_WORK elements (fastmath.h):
