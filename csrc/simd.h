@@ -99,7 +99,7 @@ SIMD_INLINE void exp2_in_range(V& x) {
 
 // x = 2^x, lane by lane, for x <= 0, exactly 0 below -125 (2.4e-38, where float runs out), so that
 // exp(-inf), a masked entry, is 0 as it should be. The row kernels' exp(z - max) is
-// 2^(z log2(e) - max log2(e)): one multiply-add, and never above 0. Lanes below -125 go through
+// 2^((z - max) log2(e)), never above 0 (fastmath.h's sum_of_exp). Lanes below -125 go through
 // exp2_in_range too and come out as junk (NaN for -inf), never trapping (float exceptions are
 // masked); the select replaces them. fast_exp of fastmath.h is the same on one float.
 template <typename V>
