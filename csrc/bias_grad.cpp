@@ -45,9 +45,9 @@ SIMD_INLINE void column_sums(float* db, const float* dout, int64_t N, int64_t C,
         std::memcpy(db + c, &v, sizeof(V));
     }
     for (; c < c1; c++) {
-        float s = 0.0f;
-        for (int64_t r = 0; r < N; r++) { s += dout[r * C + c]; }
-        db[c] += s;
+        float sum = 0.0f;
+        for (int64_t r = 0; r < N; r++) { sum += dout[r * C + c]; }
+        db[c] += sum;
     }
 }
 
