@@ -64,7 +64,8 @@ def test_exp2_bit_trick_has_no_undefined_behaviour(tmp_path):
     build = subprocess.run([COMPILER, "-std=c++17", "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
                             f"-I{ROOT / 'csrc'}", str(source), "-o", str(program)],
                            capture_output=True, text=True, timeout=300)
-    if build.returncode != 0 and "sanitize" in build.stderr and "undefined" in build.stderr.lower():
+    # a compiler without the sanitizer, or without its runtime library (-lubsan), is not our code's fault
+    if build.returncode != 0 and ("sanitiz" in build.stderr or "ubsan" in build.stderr):
         pytest.skip(f"{COMPILER} has no undefined-behaviour sanitizer: {build.stderr[-300:]}")
     assert build.returncode == 0, build.stderr[-3000:]
     run = subprocess.run([str(program)], capture_output=True, text=True, timeout=120)
