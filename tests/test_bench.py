@@ -35,3 +35,23 @@ def test_cli_knows_the_benchmarks():
     assert args.quick and args.only == ["kernels", "matmul"]
     with pytest.raises(ValueError, match="unknown benchmark nope"):
         bench.run_benchmarks(["nope"])
+
+
+@pytest.mark.parametrize("config", ["baby", "gpt1-small"])
+def test_the_transformers_engine_runs_the_same_model_as_minigpt(config):
+    """benchmarks/bench_train_step.py's `transformers` engine loads minigpt's seed-0 weights into Hugging Face's
+    GPT2LMHeadModel / OpenAIGPTLMHeadModel and trains on minigpt's tokens: their first losses agree, so the
+    benchmark compares two implementations of one model, not two models."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_train_step
+    finally:
+        sys.path.pop(0)
+    _, ours = bench_train_step.run_minigpt(config, "numpy", steps=1, warmup=0)
+    _, theirs = bench_train_step.run_transformers(config, steps=1, warmup=0)
+    assert theirs == pytest.approx(ours, rel=1e-5)
+    assert 3.5 < ours < 6.0  # about ln(65) = 4.17 for random weights: a real loss, not a zero or a NaN
