@@ -6,8 +6,9 @@
 // Why 14 x 32 (after BLIS's Skylake-X sgemm kernel, which holds 12 x 32):
 //   - 32 columns are 2 zmm vectors of B per step and 14 rows are 14 broadcasts of A, so the tile
 //     takes 14 * 2 = 28 accumulators + 2 registers for the B row = 30 of the 32 zmm registers;
-//   - each step is 28 FMAs against 2 + 14 loads (the broadcasts fold into the FMAs as {1to16}
-//     memory operands). With 2 FMA units that is 14 cycles of FMAs per step, while the loads need
+//   - each step is 28 FMAs against 2 + 14 loads (each broadcast is one vbroadcastss from memory, a
+//     load, shared by its row's two FMAs; in the half-width kernel it folds into the one FMA as a
+//     {1to16} operand). With 2 FMA units that is 14 cycles of FMAs per step, while the loads need
 //     8 cycles at 2 per cycle, so the FMA units, not the loads, set the pace;
 //   - an FMA takes 4 cycles, so 2 units need at least 8 independent accumulators in flight: 28 is
 //     ample.
