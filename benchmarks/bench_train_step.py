@@ -134,17 +134,13 @@ def run_transformers(config, steps, warmup):
 
 def timed(step, steps, warmup):
     """(median seconds of a step after the warm-up, the loss of the very first step)"""
-    first_loss = None
-    for i in range(warmup):
-        loss = step(i)
-        first_loss = loss if first_loss is None else first_loss
+    losses = [step(i) for i in range(warmup)]
     times = []
     for i in range(steps):
         t0 = time.perf_counter()
-        loss = step(i)
+        losses.append(step(i))
         times.append(time.perf_counter() - t0)
-        first_loss = loss if first_loss is None else first_loss
-    return statistics.median(times), float(first_loss)
+    return statistics.median(times), float(losses[0])
 
 
 def child(args):
