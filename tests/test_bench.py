@@ -55,3 +55,49 @@ def test_the_transformers_engine_runs_the_same_model_as_minigpt(config):
     _, theirs = bench_train_step.run_transformers(config, steps=1, warmup=0)
     assert theirs == pytest.approx(ours, rel=1e-5)
     assert 3.5 < ours < 6.0  # about ln(65) = 4.17 for random weights: a real loss, not a zero or a NaN
+
+
+def test_picogpt_params_put_each_weight_where_picogpts_forward_reads_it():
+    """benchmarks/bench_picogpt.py hands minigpt's weights to picoGPT in its nested layout. A forward written
+    here the way picoGPT's reads that layout (pre-LN blocks, tanh GELU, tied head; float64) must give minigpt's
+    logits: a swapped ln_1/ln_2 or c_fc/c_proj would not (the LayerNorms are randomised so that they differ)."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from minigpt.config import GPTConfig
+    from minigpt.model import GPT
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_picogpt
+    finally:
+        sys.path.pop(0)
+    model = GPT(GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=8), seed=0, backend="numpy")
+    rng = np.random.default_rng(1)
+    for name, value in model.params.items():
+        if ".ln_" in name or name.startswith("ln_f") or name.endswith(".bias"):
+            value[...] = rng.normal(1.0 if name.endswith("weight") else 0.0, 0.3, value.shape)
+    p = bench_picogpt.picogpt_params(model)
+
+    def norm(x, ln):
+        return ln["g"] * (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) + ln["b"]
+
+    def gelu(x):
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+    tokens = [3, 1, 4, 1, 5, 9, 2, 6]
+    T, H, D = len(tokens), 2, 4
+    x = p["wte"][tokens].astype(np.float64) + p["wpe"][:T]
+    for block in p["blocks"]:
+        qkv = norm(x, block["ln_1"]) @ block["attn"]["c_attn"]["w"] + block["attn"]["c_attn"]["b"]
+        q, k, v = (qkv[:, i * H * D:(i + 1) * H * D].reshape(T, H, D).transpose(1, 0, 2) for i in range(3))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(D) + np.triu(np.full((T, T), -np.inf), 1)
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        heads = (weights / weights.sum(-1, keepdims=True)) @ v
+        x = x + heads.transpose(1, 0, 2).reshape(T, H * D) @ block["attn"]["c_proj"]["w"] + block["attn"]["c_proj"]["b"]
+        hidden = gelu(norm(x, block["ln_2"]) @ block["mlp"]["c_fc"]["w"] + block["mlp"]["c_fc"]["b"])
+        x = x + hidden @ block["mlp"]["c_proj"]["w"] + block["mlp"]["c_proj"]["b"]
+    expected = norm(x, p["ln_f"]) @ p["wte"].T
+    got = model.forward(np.array([tokens]), train=False)[0][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
