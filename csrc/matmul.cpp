@@ -327,9 +327,16 @@ int64_t matmul_small_m(bool trans_a, bool trans_b) {
     return trans_b ? 16 : 32;
 }
 
-// Below this many multiply-adds a small-M product runs on one thread: waking the team costs more
-// than it saves (MIN_PARALLEL_WORK of fastmath.h: 131k, 512 KiB of b at M = 1, ~20-40 us).
-constexpr int64_t SMALL_M_PARALLEL_WORK = MIN_PARALLEL_WORK;
+// Below this many multiply-adds (1M: 4 MiB of b at M = 1) a small-M product runs on one thread. In
+// generation the products come tens of microseconds apart, with Python between them, and by then the
+// other threads have often gone to sleep (GOMP_SPINCOUNT=1000, kernels/backend.py): waking them costs
+// 40-50 us, while one thread streams b at 26-28 GB/s, so a second thread pays only where half of b's
+// reading time is longer than that, from about 2.5-4 MB on. Measured on an Intel Xeon 2-core VM,
+// greedy decoding, the two builds taking turns five times: "small" (6 x 384, whose products are at most
+// 384 x 1536, now all on one thread) 535-541 tokens/s against 398-421 with the general threshold
+// (MIN_PARALLEL_WORK, 131k), and 531-539 against 404-444 beside a process that keeps a core busy;
+// GPT-2 124M the same within the noise (48.6-50.7 against 49.0-50.9 quiet, 25.9-26.5 against 25.3-26.1).
+constexpr int64_t SMALL_M_PARALLEL_WORK = int64_t(1) << 20;
 
 static thread_local ScratchBuffer a_rows_buffer;  // op(a) copied into padded rows (matmul_rows below)
 

@@ -231,7 +231,7 @@ saved.update({"small_m_" + variant: limit for variant, limit in small.items()})
 for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
     limit = small[("t" if trans_a else "n") + ("t" if trans_b else "n")]  # "nn", "nt", "tn" or "tt"
     for M in (1, limit, limit + 1):
-        for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1)):
+        for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1), (1029, 1100)):  # the last: threads split it
             a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
             b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
             bias = rng.standard_normal(N).astype(np.float32)
@@ -244,14 +244,15 @@ np.savez(sys.argv[1], **saved)
 
 @requires_core
 def test_core_small_m_boundary_on_1_and_2_threads(tmp_path):
-    # M = 1 and M = the variant's matmul_small_m take the unpacked small-M path, one more row the packed one
+    # M = 1 and M = the variant's matmul_small_m take the unpacked small-M path, one more row the packed one;
+    # (N, K) = (1029, 1100) is over the small-M path's one-thread limit (csrc/matmul.cpp) even at M = 1: two threads split it
     one, two = (run_with_threads(SMALL_M_SCRIPT, threads, tmp_path) for threads in (1, 2))
     small = {variant: int(one["small_m_" + variant]) for variant in ("nn", "nt", "tn", "tt")}
     assert small == kernels.core_info()["matmul_small_m"] and min(small.values()) >= 1
     if kernels.core_info()["openmp"]:
         assert (int(one["num_threads"]), int(two["num_threads"])) == (1, 2)
     names = [key[3:] for key in one if key.startswith("out")]
-    assert len(names) == 3 * 4 * 4
+    assert len(names) == 3 * 4 * 5
     for name in names:
         M, N, K, flags = name.split("_")
         trans_a, trans_b = flags == "10" or flags == "11", flags in ("01", "11")
