@@ -245,7 +245,8 @@ np.savez(sys.argv[1], **saved)
 @requires_core
 def test_core_small_m_boundary_on_1_and_2_threads(tmp_path):
     # M = 1 and M = the variant's matmul_small_m take the unpacked small-M path, one more row the packed one;
-    # (N, K) = (1029, 1100) is over the small-M path's one-thread limit (csrc/matmul.cpp) even at M = 1: two threads split it
+    # (N, K) = (1029, 1100) is over the small-M path's one-thread limit (csrc/matmul.cpp) even at M = 1,
+    # so two threads split it
     one, two = (run_with_threads(SMALL_M_SCRIPT, threads, tmp_path) for threads in (1, 2))
     small = {variant: int(one["small_m_" + variant]) for variant in ("nn", "nt", "tn", "tt")}
     assert small == kernels.core_info()["matmul_small_m"] and min(small.values()) >= 1

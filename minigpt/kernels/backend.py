@@ -24,8 +24,10 @@ BACKEND_HELP = ("numpy (the readable reference), cpu (the C++ kernels) or cuda (
 # waits for needs, and a training step ran 4-15x slower (README, "Threads"). Sleeping at once
 # (OMP_WAIT_POLICY=passive) avoids that, but every parallel region then pays a wake-up of 10-30 us,
 # and a one-token generation step is dozens of regions a few tens of microseconds apart. So minigpt
-# spins 1,000 rounds (25-50 us: the Python between two kernels) and then sleeps. It is set only while
-# _core loads, and only if the user chose no policy, so other libraries keep theirs.
+# spins 1,000 rounds and then sleeps: meant to bridge the Python between two kernels, though a round is a
+# `pause`, whose length depends on the CPU (9.4 ns on an Intel Xeon VM: ~10 us in all, which is why the
+# smallest products of generation stay on one thread, csrc/matmul.cpp). It is set only while _core
+# loads, and only if the user chose no policy, so other libraries keep theirs.
 SPIN_ROUNDS = "1000"
 _WAIT_POLICY_CHOSEN = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
 if not _WAIT_POLICY_CHOSEN:
