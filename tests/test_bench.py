@@ -101,3 +101,58 @@ def test_picogpt_params_put_each_weight_where_picogpts_forward_reads_it():
     expected = norm(x, p["ln_f"]) @ p["wte"].T
     got = model.forward(np.array([tokens]), train=False)[0][0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_llmc_checkpoint_holds_the_model_in_llmcs_layout(tmp_path):
+    """benchmarks/bench_llmc.py writes minigpt's model as an llm.c checkpoint. Read back the way llm.c's
+    gpt2_build_from_checkpoint reads it (a 256-int header, then the 16 tensors in the sizes of its
+    fill_in_parameter_sizes) and run llm.c's forward in NumPy, Linear weights (out, in): minigpt's logits."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench_llmc
+    finally:
+        sys.path.pop(0)
+    model = bench_llmc.minigpt_model("baby")  # LayerNorm gains and biases random, so their order shows
+    bench_llmc.write_llmc_checkpoint(model, tmp_path / "model.bin")
+    raw = np.fromfile(tmp_path / "model.bin", dtype=np.int32)
+    magic, version, max_T, V, L, NH, C, Vp = raw[:8]
+    assert (magic, version, max_T, V, L, NH, C, Vp) == (20240326, 3, 64, 65, 4, 4, 128, 128)
+    sizes = [Vp * C, max_T * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C, L * C, L * C,
+             L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C]
+    floats = raw[256:].view(np.float32).astype(np.float64)
+    assert floats.size == sum(sizes)
+    (wte, wpe, ln1w, ln1b, qkvw, qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw,
+     lnfb) = np.split(floats, np.cumsum(sizes)[:-1])
+    wte = wte.reshape(Vp, C)
+
+    def norm(x, w, b):
+        return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
+
+    def linear(x, w, b, out_features):  # llm.c's matmul_forward: weight (OC, C)
+        return x @ w.reshape(out_features, -1).T + b
+
+    def gelu(x):
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+    tokens = np.array([5, 17, 3, 64, 0, 9, 9, 41])
+    T, hs = len(tokens), C // NH
+    x = wte[tokens] + wpe.reshape(max_T, C)[:T]
+    for layer in range(L):
+        def at(a, width):  # this layer's slice of a stacked (L, ...) tensor
+            return a.reshape(L, -1)[layer] if width is None else a.reshape(L, width)[layer]
+        qkv = linear(norm(x, at(ln1w, C), at(ln1b, C)), at(qkvw, None), at(qkvb, 3 * C), 3 * C)
+        q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, NH, hs).transpose(1, 0, 2) for i in range(3))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hs) + np.triu(np.full((T, T), -np.inf), 1)
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        y = ((weights / weights.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(T, C)
+        x = x + linear(y, at(attprojw, None), at(attprojb, C), C)
+        h = gelu(linear(norm(x, at(ln2w, C), at(ln2b, C)), at(fcw, None), at(fcb, 4 * C), 4 * C))
+        x = x + linear(h, at(fcprojw, None), at(fcprojb, C), C)
+    logits = norm(x, lnfw, lnfb) @ wte.T
+    assert not logits[:, V:].any()  # the padding rows of wte are zero
+    ours = model.forward(tokens[None], train=False)[0][0]
+    np.testing.assert_allclose(ours, logits[:, :V], rtol=1e-4, atol=1e-5)
