@@ -156,6 +156,8 @@ def main():
         return minigpt_child(args.child[0], args.child[1], args.steps, args.warmup)
     if not args.llmc:
         parser.error("--llmc PATH is required (a checkout of https://github.com/karpathy/llm.c)")
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
     from report import print_header
     print_header()
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; {args.steps} timed steps after "
