@@ -1,8 +1,37 @@
-"""`minigpt bench`'s table: speed-ups point the same way whatever the unit; the benchmarks' environment."""
+"""`minigpt bench`'s table: speed-ups point the same way whatever the unit; the benchmarks' environment; the
+comparisons with other engines hand them the same model."""
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
+from test_model_written_out import gelu, layer_norm
 
 from minigpt import bench
 from minigpt.cli import build_parser
+from minigpt.config import GPTConfig
+from minigpt.model import GPT
+
+
+def import_benchmark(name):
+    """A script of benchmarks/ as a module (the scripts import one another by name, so their folder goes on
+    sys.path while it loads)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def causal_self_attention(qkv, n_head):
+    """(T, 3C), q, k and v side by side -> (T, C): each head's softmax(q k^T / sqrt(hs)) v over keys up to its
+    query, the heads side by side again. In float64, as both layout tests below read it."""
+    T, C = qkv.shape[0], qkv.shape[1] // 3
+    q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, n_head, -1).transpose(1, 0, 2) for i in range(3))
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(C // n_head) + np.triu(np.full((T, T), -np.inf), 1)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return ((weights / weights.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(T, C)
 
 
 def test_speedup_is_above_one_when_minigpt_is_faster():
@@ -44,13 +73,7 @@ def test_the_transformers_engine_runs_the_same_model_as_minigpt(config):
     benchmark compares two implementations of one model, not two models."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    try:
-        import bench_train_step
-    finally:
-        sys.path.pop(0)
+    bench_train_step = import_benchmark("bench_train_step")
     _, ours = bench_train_step.run_minigpt(config, "numpy", steps=1, warmup=0)
     _, theirs = bench_train_step.run_transformers(config, steps=1, warmup=0)
     assert theirs == pytest.approx(ours, rel=1e-5)
@@ -61,18 +84,7 @@ def test_picogpt_params_put_each_weight_where_picogpts_forward_reads_it():
     """benchmarks/bench_picogpt.py hands minigpt's weights to picoGPT in its nested layout. A forward written
     here the way picoGPT's reads that layout (pre-LN blocks, tanh GELU, tied head; float64) must give minigpt's
     logits: a swapped ln_1/ln_2 or c_fc/c_proj would not (the LayerNorms are randomised so that they differ)."""
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
-    from minigpt.config import GPTConfig
-    from minigpt.model import GPT
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    try:
-        import bench_picogpt
-    finally:
-        sys.path.pop(0)
+    bench_picogpt = import_benchmark("bench_picogpt")
     model = GPT(GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=8), seed=0, backend="numpy")
     rng = np.random.default_rng(1)
     for name, value in model.params.items():
@@ -81,21 +93,13 @@ def test_picogpt_params_put_each_weight_where_picogpts_forward_reads_it():
     p = bench_picogpt.picogpt_params(model)
 
     def norm(x, ln):
-        return ln["g"] * (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) + ln["b"]
-
-    def gelu(x):
-        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        return layer_norm(x, ln["g"], ln["b"])
 
     tokens = [3, 1, 4, 1, 5, 9, 2, 6]
-    T, H, D = len(tokens), 2, 4
-    x = p["wte"][tokens].astype(np.float64) + p["wpe"][:T]
+    x = p["wte"][tokens].astype(np.float64) + p["wpe"][:len(tokens)]
     for block in p["blocks"]:
         qkv = norm(x, block["ln_1"]) @ block["attn"]["c_attn"]["w"] + block["attn"]["c_attn"]["b"]
-        q, k, v = (qkv[:, i * H * D:(i + 1) * H * D].reshape(T, H, D).transpose(1, 0, 2) for i in range(3))
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(D) + np.triu(np.full((T, T), -np.inf), 1)
-        weights = np.exp(scores - scores.max(-1, keepdims=True))
-        heads = (weights / weights.sum(-1, keepdims=True)) @ v
-        x = x + heads.transpose(1, 0, 2).reshape(T, H * D) @ block["attn"]["c_proj"]["w"] + block["attn"]["c_proj"]["b"]
+        x = x + causal_self_attention(qkv, 2) @ block["attn"]["c_proj"]["w"] + block["attn"]["c_proj"]["b"]
         hidden = gelu(norm(x, block["ln_2"]) @ block["mlp"]["c_fc"]["w"] + block["mlp"]["c_fc"]["b"])
         x = x + hidden @ block["mlp"]["c_proj"]["w"] + block["mlp"]["c_proj"]["b"]
     expected = norm(x, p["ln_f"]) @ p["wte"].T
@@ -107,15 +111,7 @@ def test_llmc_checkpoint_holds_the_model_in_llmcs_layout(tmp_path):
     """benchmarks/bench_llmc.py writes minigpt's model as an llm.c checkpoint. Read back the way llm.c's
     gpt2_build_from_checkpoint reads it (a 256-int header, then the 16 tensors in the sizes of its
     fill_in_parameter_sizes) and run llm.c's forward in NumPy, Linear weights (out, in): minigpt's logits."""
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    try:
-        import bench_llmc
-    finally:
-        sys.path.pop(0)
+    bench_llmc = import_benchmark("bench_llmc")
     model = bench_llmc.minigpt_model("baby")  # LayerNorm gains and biases random, so their order shows
     bench_llmc.write_llmc_checkpoint(model, tmp_path / "model.bin")
     raw = np.fromfile(tmp_path / "model.bin", dtype=np.int32)
@@ -129,30 +125,19 @@ def test_llmc_checkpoint_holds_the_model_in_llmcs_layout(tmp_path):
      lnfb) = np.split(floats, np.cumsum(sizes)[:-1])
     wte = wte.reshape(Vp, C)
 
-    def norm(x, w, b):
-        return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
-
     def linear(x, w, b, out_features):  # llm.c's matmul_forward: weight (OC, C)
         return x @ w.reshape(out_features, -1).T + b
 
-    def gelu(x):
-        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
-
     tokens = np.array([5, 17, 3, 64, 0, 9, 9, 41])
-    T, hs = len(tokens), C // NH
-    x = wte[tokens] + wpe.reshape(max_T, C)[:T]
+    x = wte[tokens] + wpe.reshape(max_T, C)[:len(tokens)]
     for layer in range(L):
         def at(a, width):  # this layer's slice of a stacked (L, ...) tensor
             return a.reshape(L, -1)[layer] if width is None else a.reshape(L, width)[layer]
-        qkv = linear(norm(x, at(ln1w, C), at(ln1b, C)), at(qkvw, None), at(qkvb, 3 * C), 3 * C)
-        q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, NH, hs).transpose(1, 0, 2) for i in range(3))
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hs) + np.triu(np.full((T, T), -np.inf), 1)
-        weights = np.exp(scores - scores.max(-1, keepdims=True))
-        y = ((weights / weights.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(T, C)
-        x = x + linear(y, at(attprojw, None), at(attprojb, C), C)
-        h = gelu(linear(norm(x, at(ln2w, C), at(ln2b, C)), at(fcw, None), at(fcb, 4 * C), 4 * C))
+        qkv = linear(layer_norm(x, at(ln1w, C), at(ln1b, C)), at(qkvw, None), at(qkvb, 3 * C), 3 * C)
+        x = x + linear(causal_self_attention(qkv, NH), at(attprojw, None), at(attprojb, C), C)
+        h = gelu(linear(layer_norm(x, at(ln2w, C), at(ln2b, C)), at(fcw, None), at(fcb, 4 * C), 4 * C))
         x = x + linear(h, at(fcprojw, None), at(fcprojb, C), C)
-    logits = norm(x, lnfw, lnfb) @ wte.T
+    logits = layer_norm(x, lnfw, lnfb) @ wte.T
     assert not logits[:, V:].any()  # the padding rows of wte are zero
     ours = model.forward(tokens[None], train=False)[0][0]
     np.testing.assert_allclose(ours, logits[:, :V], rtol=1e-4, atol=1e-5)
