@@ -56,7 +56,7 @@ def minigpt_model(config):
     for name, value in model.params.items():
         if name.endswith(".bias") or ".ln_" in name or name.startswith("ln_f"):
             centre = 1.0 if name.endswith(".weight") else 0.0
-            value[...] = rng.normal(centre, 0.1, value.shape).astype(np.float32)
+            value[...] = rng.normal(centre, 0.1, value.shape)
     return model
 
 
@@ -96,7 +96,7 @@ def write_llmc_checkpoint(model, path):
 
 
 def tokens_for(config, n_batches=4):
-    L, H, C, max_T, T, B, V = CONFIGS[config]
+    *_, T, B, V = CONFIGS[config]
     return np.random.default_rng(0).integers(0, V, (n_batches, B, T + 1)).astype(np.int32)
 
 

@@ -84,7 +84,8 @@ def main():
     args = parser.parse_args()
     cfg = SHAPES[args.shape]
     if not (1 <= args.prompt_len and args.prompt_len + args.new <= cfg.block_size):
-        raise SystemExit(f"--prompt-len + --new must be at most the context, {cfg.block_size}")
+        raise SystemExit(f"--prompt-len must be at least 1, and --prompt-len + --new at most the context, "
+                         f"{cfg.block_size}")
     backends = [b for b in args.backends.split(",") if b]
     for backend in backends:
         kernels.check_backend(backend)

@@ -14,12 +14,13 @@
 #include <omp.h>
 #endif
 
-// Below this much work (elements of a memory-bound kernel, multiply-adds of a matrix-vector product)
-// a loop finishes on one thread before a second thread would be awake to help: 131k elements are
-// about 40 us of GELU. minigpt's threads spin only briefly and then sleep while they wait
-// (GOMP_SPINCOUNT=1000, set in minigpt/kernels/backend.py), so a region after a pause pays a wake-up,
-// measured at 10-30 us on these shared 2-core machines; regions this small also meant more barriers
-// for a busy neighbour to stall.
+// Below this much work (elements of a memory-bound kernel) a loop finishes on one thread before a
+// second thread would be awake to help: 131k elements are about 40 us of GELU. minigpt's threads spin
+// only briefly and then sleep while they wait (GOMP_SPINCOUNT=1000, set in minigpt/kernels/backend.py),
+// so a region after a pause pays a wake-up, measured at 10-50 us on these shared 2-core machines;
+// regions this small also meant more barriers for a busy neighbour to stall. The few-row products of
+// generation, which stream their weights at one thread's memory speed, have a larger limit of their
+// own (SMALL_M_PARALLEL_WORK, csrc/matmul.cpp).
 constexpr int64_t MIN_PARALLEL_WORK = 1 << 17;
 
 // The calling thread's share [begin, end) of n items, split evenly over the team in contiguous

@@ -231,7 +231,7 @@ saved.update({"small_m_" + variant: limit for variant, limit in small.items()})
 for trans_a, trans_b in [(False, False), (False, True), (True, False), (True, True)]:
     limit = small[("t" if trans_a else "n") + ("t" if trans_b else "n")]  # "nn", "nt", "tn" or "tt"
     for M in (1, limit, limit + 1):
-        for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1), (1029, 1100)):  # the last: threads split it
+        for N, K in ((1, 5), (67, 385), (1029, 37), (130, 1), (1029, 1100)):
             a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
             b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
             bias = rng.standard_normal(N).astype(np.float32)
