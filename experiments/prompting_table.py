@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from minigpt.checkpoint import load_model, resolve_checkpoint
+from minigpt.data import atomic_write_bytes, check_output_file
 from minigpt.prompting import evaluate_task, resolve_template
 from minigpt.tasks import load_task
 from minigpt.tokenizer import tokenizer_from_dict
@@ -71,15 +72,29 @@ def main(argv=None):
     p.add_argument("--finetune-args", default="", help="extra options for minigpt finetune (it runs in a "
                    "temporary folder: give paths in them absolute)")
     p.add_argument("--no-finetune", action="store_true")
-    p.add_argument("--json", default="prompting_table.json")
+    p.add_argument("--json", default="prompting_table.json", help="the rows ('' for none)")
     args = p.parse_args(argv)
     names = args.tasks.split(",")
     data = args.data.split(",") if args.data else [""] * len(names)
     if len(data) != len(names):
         p.error("--data needs one entry per task")
-    shots = [int(k) for k in args.shots.split(",")]
+    try:
+        shots = [int(k) for k in args.shots.split(",")]
+    except ValueError:
+        p.error(f"--shots takes comma-separated whole numbers, got {args.shots!r}")
+    try:
+        return prompting_table(args, names, data, shots)
+    except (ValueError, OSError) as e:  # a missing checkpoint, an unknown task: one line, as `minigpt` says it
+        print(f"prompting_table.py: error: {e}", file=sys.stderr)
+        return 1
+
+
+def prompting_table(args, names, data, shots):
+    check_output_file(args.json, "--json", reads=[args.checkpoint])  # before the evaluations, not after them
     checkpoint = resolve_checkpoint(args.checkpoint)
     model, info = load_model(checkpoint, backend=args.backend)
+    if not info.get("tokenizer"):
+        raise ValueError(f"{checkpoint} has no tokenizer saved; cannot encode the prompts")
     tok = tokenizer_from_dict(info["tokenizer"])
     print(f"model: {checkpoint} (step {info.get('step')}), {model.num_params():,} parameters, "
           f"context {model.config.block_size} tokens")
@@ -98,7 +113,8 @@ def main(argv=None):
         row["finetuned"], row["finetune_note"] = (None, "--no-finetune") if args.no_finetune else \
             finetune_score(checkpoint, name, d, head, args)
         rows.append(row)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
     print()
     print(table(rows, shots))
     return 0

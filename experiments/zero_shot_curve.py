@@ -20,10 +20,10 @@ Examples: GPT-1's SST-2 heuristic is `--task sst2 --data SST-2/ --template "{tex
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from minigpt.checkpoint import list_checkpoints, load_model, read_info
 from minigpt.config import GPTConfig
+from minigpt.data import atomic_write_bytes, check_output_file
 from minigpt.model import GPT
 from minigpt.prompting import evaluate_task, resolve_template
 from minigpt.tasks import load_task
@@ -92,11 +92,22 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="cpu", choices=["numpy", "cpu"])
     p.add_argument("--no-init", action="store_true", help="skip step 0 (the rebuilt initial weights)")
-    p.add_argument("--json", default="zero_shot_curve.json")
+    p.add_argument("--json", default="zero_shot_curve.json", help="the rows, one JSON line each ('' for none)")
     p.add_argument("--png", default="zero_shot_curve.png", help="the plot ('' for none)")
     args = p.parse_args(argv)
     if args.data and len(args.data) != len(args.task):
         p.error("give one --data per --task (or none at all)")
+    try:
+        return curve(args)
+    except (ValueError, OSError) as e:  # a missing run, an unknown task: one line, as `minigpt` says it
+        print(f"zero_shot_curve.py: error: {e}", file=sys.stderr)
+        return 1
+
+
+def curve(args):
+    # checked before the hours of evaluation, not after them
+    check_output_file(args.json, "--json", reads=[args.run])
+    check_output_file(args.png, "--png", reads=[args.run])
     data = [d or None for d in args.data] or [None] * len(args.task)
     tok = tokenizer_of_run(args.run)
     tasks = [(load_task(name, data=d, seed=args.seed),
@@ -113,8 +124,9 @@ def main(argv=None):
                          "chance": result["chance"]})
             print(f"step {step:>6}  {task.name:<24} {head} {result[head]:.4f}  (n={result['n_eval']}"
                   f"{', skipped ' + str(result['skipped']) if result['skipped'] else ''})", flush=True)
-    Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(f"rows: {args.json}")
+    if args.json:
+        atomic_write_bytes(args.json, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        print(f"rows: {args.json}")
     if args.png:
         plot(rows, [t.name for t, _ in tasks], args.png)
     return 0

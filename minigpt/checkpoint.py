@@ -173,9 +173,9 @@ def load_model(path, backend="numpy", dtype=None):
     """(model, info) from a checkpoint folder or a run folder (its latest checkpoint)."""
     path, info = read_info(path)
     if info.get("finetune"):  # its task head's weights (head.*) are not the language model's
-        raise ValueError(f"{path} is a fine-tuned task model (minigpt finetune); generate/evaluate take a "
-                         "pre-trained checkpoint, such as the one it was fine-tuned from (load a task model "
-                         "with minigpt.finetune.load_task_model)")
+        raise ValueError(f"{path} is a fine-tuned task model (minigpt finetune); generate, evaluate and "
+                         "perplexity take a pre-trained checkpoint, such as the one it was fine-tuned from "
+                         "(load a task model with minigpt.finetune.load_task_model)")
     model = GPT(GPTConfig(**info["config"]), dtype=dtype or info["dtype"], backend=backend)
     load_weights(model, load_file(path / "model.safetensors"), source=str(path))
     return model, info

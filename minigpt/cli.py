@@ -102,6 +102,7 @@ sampling_temperature = checked(float, lambda v: math.isfinite(v) and v > 0,
 positive_count = checked(int, lambda v: v >= 1, "an integer >= 1")
 top_p_mass = checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")  # NaN fails too
 token_count = checked(int, lambda v: v >= 0, "an integer >= 0")
+example_count = checked(int, lambda v: v >= 0, "an integer >= 0 (0: all)")
 
 
 def read_toml(path):
@@ -220,8 +221,6 @@ def cmd_evaluate(args):
         raise ValueError(f"unknown task {args.task!r}; choose one of: {', '.join(TASK_NAMES)}")
     if args.shots < 0:
         raise ValueError(f"--shots must be >= 0, got {args.shots}")
-    if args.max_eval is not None and args.max_eval < 1:
-        raise ValueError(f"--max-eval must be >= 1, got {args.max_eval}")
     check_output_file(args.metrics_out, "--metrics-out", reads=[args.checkpoint, args.data, args.template_file])
     template = resolve_template(args.task, prompt=unescape(args.template), answer=unescape(args.answer),
                                 verbalizer=args.verbalizer, separator=unescape(args.separator),
@@ -312,6 +311,8 @@ def cmd_perplexity(args):
     check_output_file(args.metrics_out, "--metrics-out",
                       reads=[args.checkpoint, args.text if args.text != "shakespeare" else None])
     model, tok, path, info = load_language_model(args.checkpoint, args.backend, "the text")
+    if args.eot_prefix and tok.eot_token is None:
+        raise ValueError(f"--eot-prefix: the tokenizer of {path} has no <|endoftext|> token")
     # the default run's validation split: six plays the model never trained on
     text = shakespeare_splits()[1] if args.text == "shakespeare" else read_text(args.text)
     if args.max_chars is not None:
@@ -409,7 +410,11 @@ def cmd_convert(args):
             with claim_run_folder(args.out, "convert"):
                 check_new_run_folder(args.out, "convert")
                 path = hf_to_checkpoint(args.source, args.out, dropout=args.dropout)
-            if read_info(path)[1].get("tokenizer"):
+            info = read_info(path)[1]
+            if info.get("finetune"):  # a task model: generate would refuse it
+                print(f"wrote the fine-tuned minigpt checkpoint {path} (task {info['finetune'].get('task')}); load it "
+                      "with minigpt.finetune.load_task_model")
+            elif info.get("tokenizer"):
                 print(f"wrote the minigpt checkpoint {path}; sample from it with: minigpt generate --checkpoint {path}")
             else:  # hf_to_checkpoint has warned: without a tokenizer, no text goes in or out
                 print(f"wrote the minigpt checkpoint {path} (weights only: load it with minigpt.checkpoint.load_model)")
@@ -422,12 +427,12 @@ def cmd_convert(args):
 
 
 def cmd_info(args):
-    print("backends: numpy (always)", end="")
     if kernels._core is None:
-        print(f"; cpu NOT built ({kernels._CORE_IMPORT_ERROR}); build it with `pip install .`."
-              f"{kernels.backend.source_tree_hint()}")
+        cpu = (f"cpu NOT built ({kernels._CORE_IMPORT_ERROR}); build it with `pip install .`."
+               f"{kernels.backend.source_tree_hint()}")
     else:
-        print(f"; cpu {kernels.core_info()}")
+        cpu = f"cpu {kernels.core_info()}"  # may raise (MINIGPT_SIMD names a path this CPU lacks): before printing
+    print(f"backends: numpy (always); {cpu}")
     if kernels.cuda_problem() is None:
         print(f"cuda: {kernels.cuda_info()}")
     else:
@@ -489,8 +494,9 @@ def build_parser():
                    help="the headline rule for comparing answers: summed log-probability, or per token "
                         "(GPT-3's, the default) or per character; all three are reported. Completion tasks "
                         "(open answers) have one rule, greedy: the model writes its answer")
-    p.add_argument("--max-eval", type=int, default=None, help="evaluate a seeded random subset of N dev examples "
-                                                              "(the same N as minigpt finetune --max-eval N)")
+    p.add_argument("--max-eval", type=example_count, default=0, help="evaluate a seeded random subset of N dev "
+                                                                  "examples (0: all, the default; the same N as "
+                                                                  "minigpt finetune --max-eval N)")
     p.add_argument("--seed", type=seed_number, default=0,
                    help="random seed for the demonstrations and the task split (default 0)")
     p.add_argument("--metrics-out", help="write the metrics to this JSON file")

@@ -199,8 +199,9 @@ def check_new_run_folder(out, command="pretrain"):
     found = list_checkpoints(out)
     if found:
         hint = "continue it with --resume, or " if command == "pretrain" else ""
-        raise ValueError(f"--out {out} already holds a run's checkpoints (latest: {found[-1][1].name}); "
-                         f"{hint}choose another --out")
+        named = f"--out {out}" if command != "convert" else out  # convert takes OUT as a positional argument
+        raise ValueError(f"{named} already holds a run's checkpoints (latest: {found[-1][1].name}); "
+                         f"{hint}choose another {'--out' if command != 'convert' else 'folder'}")
 
 
 def logged_step(line):

@@ -119,7 +119,8 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
     args = ["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
             "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress", "--epochs", "1"]
     assert main(args) == 1
-    assert "train.jsonl:2: CharTokenizer.encode: character 'F'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "train.jsonl:2: CharTokenizer.encode: character 'F'" in error and "pass --skip-unencodable" in error
     assert main(args + ["--skip-unencodable", "--metrics-out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["n_train"] == 2 and metrics["skipped_train"] == 1 and metrics["skipped_eval"] == 1
@@ -133,7 +134,8 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
     (["--out", ""], "--out must name a folder"),
     (["--mode", "frozen", "--init", "random"], "--mode full for the random-init baseline"),
     (["--init", "random", "--transfer-layers", "1"], "needs --init pretrained"),
-    (["--transfer-layers", "3"], "transfer_layers must be an integer from 0 to the model's 2 layers"),
+    (["--transfer-layers", "3"], "has only 2 layers to keep"),
+    (["--transfer-layers", "-2"], "--transfer-layers must be >= 0 (or -1: keep all), got -2"),
     (["--epochs", "0"], "--epochs"),
     (["--lr", "0"], "--lr"),
     (["--lr", "inf"], "--lr must be a number > 0, got inf"),

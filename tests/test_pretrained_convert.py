@@ -77,10 +77,11 @@ def test_cli_converts_both_ways_and_reports_errors(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "run"), str(tmp_path / "hf")]) == 0  # a run folder: its latest
     assert "wrote the Hugging Face folder" in capsys.readouterr().out
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
-    assert "wrote the minigpt checkpoint" in capsys.readouterr().out
+    assert "wrote the fine-tuned minigpt checkpoint" in capsys.readouterr().out  # task sst2: not for generate
     assert (tmp_path / "back" / original.name / "checkpoint.json").exists()
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 1  # would join that run's checkpoints
-    assert "already holds a run's checkpoints" in capsys.readouterr().err
+    error = capsys.readouterr().err  # OUT is convert's positional argument, not an --out option
+    assert f"{tmp_path / 'back'} already holds a run's checkpoints" in error and "--out" not in error
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "hf")]) == 1
     assert "is the Hugging Face folder itself" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "run"), str(tmp_path / "hf")]) == 1
@@ -120,7 +121,7 @@ def test_converted_model_computes_what_the_checkpoint_did(tmp_path, arch):
     assert np.array_equal(model.forward(idx, train=False)[0], reference.forward(idx, train=False)[0])
 
 
-def test_a_real_fine_tuning_run_survives_the_trip_and_scores_the_same(tmp_path):
+def test_a_real_fine_tuning_run_survives_the_trip_and_scores_the_same(tmp_path, capsys):
     """`minigpt finetune` -> `minigpt convert` to a Hugging Face folder -> `minigpt convert` back: the head,
     the task tokens and the fine-tuning record come back, and the reloaded model scores dev the same."""
     from minigpt.finetune import load_task_model
@@ -133,7 +134,10 @@ def test_a_real_fine_tuning_run_survives_the_trip_and_scores_the_same(tmp_path):
                  "--epochs", "1", "--batch", "8", "--backend", "numpy", "--out", str(tmp_path / "ft"),
                  "--no-progress"]) == 0
     assert main(["convert", str(tmp_path / "ft"), str(tmp_path / "hf")]) == 0
+    capsys.readouterr()
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
+    said = capsys.readouterr().out  # a task model: generate would refuse it, so convert must not suggest it
+    assert "fine-tuned minigpt checkpoint" in said and "load_task_model" in said and "minigpt generate" not in said
     scores = []
     for folder in ("ft", "back"):
         model, tokenizer, tokens, info = load_task_model(tmp_path / folder)

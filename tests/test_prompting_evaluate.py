@@ -222,6 +222,12 @@ def test_cli_evaluate_bad_inputs(tmp_path, capsys):
     assert r"names {txt}, which a classification example does not have" in capsys.readouterr().err
     assert main(base + ["--task", "classification", "--data", str(tmp_path / "task"), "--shots", "-1"]) == 1
     assert "--shots must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--task", "classification", "--data", str(tmp_path / "task"), "--max-eval", "-1"])
+    assert "--max-eval: must be an integer >= 0 (0: all), got -1" in capsys.readouterr().err
+    assert main(base + ["--task", "classification", "--data", str(tmp_path / "task"), "--max-eval", "0",
+                        "--template", "{text} so it was", "--verbalizer", "negative=grim,positive=good"]) == 0
+    assert "on 10 examples" in capsys.readouterr().out  # 0: all of dev, as in minigpt finetune
     assert main(base + ["--task", "classification", "--data", str(tmp_path / "missing")]) == 1
     assert "train.jsonl" in capsys.readouterr().err
     (tmp_path / "t.toml").write_text('prompt = "{text}"\nverbaliser = "x"\n')
@@ -271,6 +277,21 @@ def test_zero_shot_curve_over_a_pretraining_run(tmp_path, capsys):
     lines = [json.loads(line) for line in (tmp_path / "curve.json").read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 2, 4] and all(r["n_eval"] == 2 and r["skipped"] == 0 for r in lines)
     assert "step      4  classification" in capsys.readouterr().out
+    # a mistake is one line, not a traceback; an unwritable --json is refused before any evaluation
+    assert curve.main(["--run", str(tmp_path / "nope"), "--task", "classification"]) == 1
+    assert capsys.readouterr().err.startswith("zero_shot_curve.py: error: ")
+    assert curve.main(["--run", str(tmp_path / "run"), "--task", "classification", "--data", str(tmp_path / "task"),
+                       "--json", str(tmp_path), "--png", ""]) == 1
+    assert f"--json {tmp_path} is a folder" in capsys.readouterr().err
+
+
+def test_prompting_table_reports_mistakes_in_one_line(tmp_path, capsys):
+    table = load_experiment("prompting_table")
+    assert table.main(["--checkpoint", str(tmp_path / "nope"), "--no-finetune"]) == 1
+    assert capsys.readouterr().err.startswith("prompting_table.py: error: no checkpoint")
+    save_checkpoint(tmp_path / "run", spread_model(dtype="float32"), 1, TOK)
+    assert table.main(["--checkpoint", str(tmp_path / "run"), "--tasks", "bogus", "--no-finetune", "--json", ""]) == 1
+    assert "unknown task 'bogus'" in capsys.readouterr().err
 
 
 def test_eval_subset_is_seeded_and_nested():

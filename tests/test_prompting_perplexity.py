@@ -207,6 +207,9 @@ def test_perplexity_command_guards_its_inputs(tmp_path, capsys):
     assert (tmp_path / "t.txt").read_text() == "abc abd\n"
     assert main(["perplexity", "--checkpoint", str(tmp_path / "run"), "--text", ""]) == 1
     assert "--text must name a file or folder" in capsys.readouterr().err
+    assert main(["perplexity", "--checkpoint", str(tmp_path / "run"), "--text", str(tmp_path / "t.txt"),
+                 "--backend", "numpy", "--eot-prefix"]) == 1  # a char tokenizer has no <|endoftext|>
+    assert "--eot-prefix: the tokenizer of" in capsys.readouterr().err
 
 
 def test_commands_that_do_not_train_refuse_to_run_once_per_mpi_rank(monkeypatch, capsys):

@@ -133,7 +133,8 @@ class FineTuneConfig:
                     (not 0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
                     (not 0 <= self.warmup < 1, f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}"),
                     (self.max_train < 0 or self.max_eval < 0, "--max-train and --max-eval must be >= 0"),
-                    (self.transfer_layers < -1, f"--transfer-layers must be >= 0, got {self.transfer_layers}"),
+                    (self.transfer_layers < -1,
+                     f"--transfer-layers must be >= 0 (or -1: keep all), got {self.transfer_layers}"),
                     (self.data_seed < -1, f"--data-seed must be >= 0 (or -1: --seed), got {self.data_seed}"),
                     (self.init == "random" and self.transfer_layers != -1,
                      "--transfer-layers keeps pre-trained layers, so it needs --init pretrained"),
@@ -165,6 +166,9 @@ def load_pretrained_gpt(cfg):
     gpt = GPT(config, seed=cfg.seed, dtype="float32", backend=cfg.backend)
     if cfg.init == "pretrained":
         load_weights(gpt, load_file(path / "model.safetensors"), source=str(path))
+        if cfg.transfer_layers > gpt.config.n_layer:  # named as the option, before keep_first_layers checks it
+            raise ValueError(f"--transfer-layers {cfg.transfer_layers}: {path} has only {gpt.config.n_layer} "
+                             "layers to keep")
         if cfg.transfer_layers != -1:
             keep_first_layers(gpt, cfg.transfer_layers, seed=cfg.seed)
     return gpt, tokenizer_from_dict(info["tokenizer"]), path
@@ -188,9 +192,9 @@ def encode_split(examples, tokenizer, tokens, block_size, skip_unencodable=False
     for example in examples:
         try:
             encoded.append(encode_example(example, tokenizer, tokens, block_size))
-        except UnencodableText:
+        except UnencodableText as e:
             if not skip_unencodable:
-                raise
+                raise UnencodableText(f"{e}; pass --skip-unencodable to leave such examples out") from None
             skipped.append(example.source)
     return encoded, sum(e.truncated for e in encoded), skipped
 
