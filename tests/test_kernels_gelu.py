@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import requires_core
+from conftest import requires_core, run_with_threads
 from minigpt import kernels
 
 pytestmark = requires_core
@@ -35,6 +35,45 @@ def test_negative_tail_keeps_relative_precision():
     dsdx = 2 * s * (1 - s) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x**2)
     assert np.allclose(kernels.gelu_forward(x32, backend="cpu"), x * s, rtol=2e-5, atol=0)
     assert np.allclose(kernels.gelu_backward(np.ones_like(x32), x32, backend="cpu"), s + x * dsdx, rtol=2e-5, atol=0)
+
+
+EXTREMES_SCRIPT = """
+import sys
+import numpy as np
+from minigpt import kernels
+x = np.array({x}, dtype=np.float32)  # inf and nan written as float("inf"), float("nan")
+with np.errstate(all="ignore"):
+    np.savez(sys.argv[1], simd=kernels.core_info()["simd"], gelu=kernels.gelu_forward(x, backend="cpu"),
+             dgelu=kernels.gelu_backward(np.full_like(x, 2.0), x, backend="cpu"))
+"""
+
+
+@pytest.mark.parametrize("simd", ["avx512", "avx2", "portable"])
+def test_the_far_ends_give_the_limits_on_every_path(simd, tmp_path, monkeypatch):
+    # Far left gelu is 0 and its slope 0, far right x and 1, however large |x|: not x / (1 + 2^t) with t
+    # clamped, which left gelu(-1e30) at -0.79. Infinite x gives NaN except gelu(+inf) = +inf, as in the
+    # NumPy reference's tanh form. Between -10.0 and -9, where gelu is below 1e-27, it keeps its precision.
+    left, right = [-3e38, -1e30, -1e10, -1e4, -10.5, -10.05], [9.3, 1e4, 1e10, 1e30, 3e38]
+    edge = [-10.0, -9.8, -9.5]  # the last exponents before the kernel writes 0
+    monkeypatch.setenv("MINIGPT_SIMD", simd)
+    try:
+        values = ", ".join(f"float('{v}')" for v in left + right + edge + [-np.inf, np.inf, np.nan] * 6)
+        got = run_with_threads(EXTREMES_SCRIPT.format(x=f"[{values}]"), 1, tmp_path)
+    except AssertionError as e:
+        if "lacks" in str(e):
+            pytest.skip(f"this CPU has no {simd} path")
+        raise
+    assert str(got["simd"]) == simd
+    n, m = len(left), len(left) + len(right)
+    x = np.array(left + right, dtype=np.float32)
+    assert (got["gelu"][:n] == 0).all() and (got["dgelu"][:n] == 0).all()
+    assert np.array_equal(got["gelu"][n:m], x[n:]) and (got["dgelu"][n:m] == 2.0).all()
+    x = np.array(edge, dtype=np.float64)
+    s = 1 / (1 + np.exp(-2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    np.testing.assert_allclose(got["gelu"][m:m + 3], x * s, rtol=2e-5, atol=0)
+    ends = got["gelu"][m + 3:].reshape(6, 3), got["dgelu"][m + 3:].reshape(6, 3)
+    assert np.isnan(ends[0][:, 0]).all() and (ends[0][:, 1] == np.inf).all() and np.isnan(ends[0][:, 2]).all()
+    assert np.isnan(ends[1]).all()
 
 
 def test_any_shape_and_errors(rng):
