@@ -265,6 +265,9 @@ void backward_heads(float* dq, float* dk, float* dv, const float* dout, const fl
                     int64_t NH, int64_t T, int64_t hs, double dropout_p, uint64_t seed) {
     const TileOps& ops = attention::select_tile_ops();
     const Problem pr = make_problem(T, hs, in.row, outl.row, dropout_p, seed);
+    // No heads, no work. Returning here also keeps an empty batch with a huge T from sizing the scratch
+    // below by that T: an allocation that fails inside a parallel region ends the process, not the call.
+    if (B * NH == 0) { return; }
     #pragma omp parallel if (B * NH * T * T * hs >= kParallelWork)
     {
         BackwardScratch sc(T, hs);  // O(T * hs) per thread: Q^T and dout^T of one (b, h)

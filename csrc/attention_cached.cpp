@@ -19,6 +19,8 @@
 void attention_cached_forward(float* y, float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t Tn,
                               int64_t NH, int64_t hs, int64_t Tmax, int64_t pos) {
     const attention::TileOps& ops = attention::select_tile_ops();  // may throw: before the parallel region
+    // No rows, no work; and an empty batch's pos must not size p below (see attention.cpp)
+    if (B * NH * Tn == 0) { return; }
     const int64_t C = NH * hs;
     // the new keys and values into the cache, at positions pos .. pos+Tn-1
     for (int64_t b = 0; b < B; b++) {

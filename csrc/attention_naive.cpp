@@ -32,6 +32,7 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
     const bool dropout = dropout_p > 0.0;
     const uint64_t threshold = dropout_threshold(dropout_p);
     const float keep_scale = static_cast<float>(1.0 / (1.0 - dropout_p));  // inverted dropout
+    if (B * NH == 0) { return; }  // no rows; and an empty batch's T must not size att (see attention.cpp)
     #pragma omp parallel
     {
         std::vector<float> att(T);  // this thread's row of weights: O(T), never T x T

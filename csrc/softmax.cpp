@@ -82,6 +82,7 @@ void backward_portable(float* dx, const float* dy, const float* y, int64_t r0, i
 }  // namespace
 
 void softmax_forward(float* y, const float* x, int64_t rows, int64_t N) {
+    if (N == 0) { return; }  // rows of nothing: no need to walk 2^40 of them
     const SimdPath path = simd_path();
     #pragma omp parallel if (rows > 1 && rows * N >= MIN_PARALLEL_WORK)
     {
@@ -97,6 +98,7 @@ void softmax_forward(float* y, const float* x, int64_t rows, int64_t N) {
 }
 
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, int64_t N) {
+    if (N == 0) { return; }  // rows of nothing: no need to walk 2^40 of them
     const SimdPath path = simd_path();
     #pragma omp parallel if (rows > 1 && rows * N >= MIN_PARALLEL_WORK)
     {

@@ -235,3 +235,36 @@ def test_layernorm_backward_takes_one_value_per_row_in_any_shape():
         flat = kernels.layernorm_backward(x, x, mean.reshape(-1), rstd.reshape(-1), W, backend=backend)
         for got, ref in zip(flat, kernels.layernorm_backward(x, x, mean, rstd, W, backend=backend)):
             np.testing.assert_array_equal(got, ref)
+
+
+EMPTY_BUT_HUGE = """
+import numpy as np
+from minigpt import _core
+F, T = np.float32, 2**40  # an empty batch of 2^40 positions: zero bytes, but a T that must size nothing
+q, lse = np.ones((0, 1, T, 4), F), np.ones((0, 1, T), F)
+shapes = [a.shape for a in _core.attention_backward(q, q, q, q, q, lse)]
+shapes += [a.shape for a in _core.attention_forward_naive(q, q, q)]
+shapes += [a.shape for a in _core.attention_backward_naive(q, q, q, q, q, lse)]
+qkv = np.ones((0, T, 6), F)
+y, lse_fused = _core.attention_forward_fused(qkv, 1)
+shapes.append(_core.attention_backward_fused(y, qkv, y, lse_fused, 1).shape)
+cache = np.zeros((0, 1, T, 2), F)
+shapes.append(_core.attention_cached_forward(np.ones((0, 1, 6), F), cache, cache.copy(), T - 1).shape)
+shapes.append(_core.softmax_forward(np.ones((T, 0), F)).shape)  # 2^40 rows of nothing: no walk over them
+shapes.append(_core.softmax_backward(np.ones((T, 0), F), np.ones((T, 0), F)).shape)
+print(shapes)
+"""
+
+
+def test_empty_inputs_with_a_huge_dimension_return_empty_results(tmp_path):
+    # The attention kernels once sized their per-thread scratch by T inside the parallel region, where a
+    # failed allocation ends the process (std::terminate), and softmax walked 2^40 empty rows. In a child
+    # process, so that a regression fails this test rather than ending the test run.
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", EMPTY_BUT_HUGE], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    T = 2**40
+    assert result.stdout.strip() == str([(0, 1, T, 4)] * 3 + [(0, 1, T, 4), (0, 1, T)] + [(0, 1, T, 4)] * 3
+                                        + [(0, T, 6), (0, 1, 2), (T, 0), (T, 0)])
