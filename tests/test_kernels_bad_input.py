@@ -217,6 +217,12 @@ NUMPY_BAD = [
      r"targets must be a contiguous \(2,\) array, one per row of logits, got \(3,\)"),
     (lambda be: kernels.cross_entropy_backward(Z, LSE[:1].copy(), T, 1.0, backend=be),
      r"cross_entropy_backward: lse must have shape \(2,\), got \(1,\)"),
+    (lambda be: kernels.matmul(np.ones(4, F), B1, backend=be), r"matmul: a must be 2-D \(M, K\), got shape \(4,\)"),
+    (lambda be: kernels.matmul(A, np.ones((2, 4, 5), F), backend=be), r"matmul: b must be 2-D \(K, N\)"),
+    (lambda be: kernels.matmul(A, B1, trans_b=True, backend=be),
+     r"matmul: inner sizes differ: op\(a\) is \(3, 4\) from a \(3, 4\)"),
+    (lambda be: kernels.bias_grad(A, np.zeros((2, 4), F), backend=be),
+     r"bias_grad: db must have shape \(C,\) = \(4,\) from dout \(3, 4\), got \(2, 4\)"),
 ]
 
 
@@ -225,6 +231,20 @@ def test_the_numpy_references_refuse_what_the_compiled_kernels_refuse(call, mess
     for backend in ("numpy", "cpu"):  # (the embedding has no C++ kernel: its cpu path is the NumPy one)
         with pytest.raises(ValueError, match=message):
             call(backend)
+
+
+def test_ids_and_positions_must_be_integers():
+    # NumPy reads a boolean array as a mask: [True, False, True] would pick rows 0 and 2, silently
+    for backend in ("numpy", "cpu"):
+        with pytest.raises(TypeError, match="embedding_forward: ids must be an integer array, got bool"):
+            kernels.embedding_forward(np.array([True, False, True]), TABLE, backend=backend)
+        with pytest.raises(TypeError, match="embedding_backward: ids must be an integer array, got float64"):
+            kernels.embedding_backward(np.zeros((3, 4), F), np.ones((2, 4), F), np.array([0.0, 1.0]), backend=backend)
+        qkv, cache = np.ones((1, 1, 6), F), np.zeros((1, 1, 4, 2), F)
+        with pytest.raises(TypeError, match="attention_cached: pos must be an integer, got 1.5"):  # not int(1.5)
+            kernels.attention_cached(qkv, cache, cache.copy(), 1.5, backend=backend)
+    with pytest.raises(ValueError, match="unknown backend 'bogus'"):
+        kernels.attention_cached(qkv, cache, cache.copy(), 0, backend="bogus")
 
 
 def test_layernorm_backward_takes_one_value_per_row_in_any_shape():

@@ -6,6 +6,7 @@ rebuilds them from q, k and lse (the flash-attention idea; the C++ kernel works 
 Shape letters: B batch, NH heads, T sequence length, hs head size.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -156,7 +157,9 @@ def attention_cached(qkv, k_cache, v_cache, pos, backend="numpy"):
     than the attention). The CUDA build has no kernel of its own for this: on CuPy arrays the code
     below runs on the GPU.
     """
-    if backend == "cpu":
+    if isinstance(pos, bool) or not isinstance(pos, numbers.Integral):  # int(1.5) would quietly be 1
+        raise TypeError(f"attention_cached: pos must be an integer, got {pos!r}")
+    if check_backend(backend) == "cpu":
         return core(backend).attention_cached_forward(qkv, k_cache, v_cache, int(pos))
     xp = array_module(qkv)
     B, Tn, C3 = qkv.shape

@@ -187,6 +187,13 @@ def check_dropout_p(op, dropout_p):
         raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p!r}")
 
 
+def check_ids(op, idx):
+    """Ids must be integers: NumPy would read a boolean array as a mask (picking rows 0 and 2 of [True, False,
+    True]) and refuse floats only with a message about indexing."""
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: ids must be an integer array, got {idx.dtype}")
+
+
 def check_rows(op, idx, rows):
     """Every index in [0, rows): NumPy would read index -1 as the last row and fail only past the end.
     On CuPy arrays this reads two numbers back from the GPU, which waits for the work queued before it."""

@@ -23,5 +23,9 @@ def bias_grad(dout, db=None, backend="numpy"):
     sums = dout.sum(axis=0)  # (C,)
     if db is None:
         return sums
+    # as the C++ kernel checks: db += sums would broadcast into every row of a 2-D db
+    if db.shape != sums.shape:
+        raise ValueError(f"bias_grad: db must have shape (C,) = {tuple(sums.shape)} from dout {tuple(dout.shape)}, "
+                         f"got {tuple(db.shape)}")
     db += sums
     return db

@@ -12,7 +12,7 @@ it, so checked=True (ids already checked on the host, as the layer does) skips i
 """
 import numpy as np
 
-from minigpt.kernels.backend import array_module, check_backend, check_rows, check_shape, core
+from minigpt.kernels.backend import array_module, check_backend, check_ids, check_rows, check_shape, core
 
 
 def embedding_forward(idx, w, backend="numpy", checked=False):
@@ -20,6 +20,7 @@ def embedding_forward(idx, w, backend="numpy", checked=False):
     if check_backend(backend) == "cuda":
         return core(backend).embedding_forward(idx, w, check_range=not checked)
     idx = array_module(w).asarray(idx)  # (a list of ids works too)
+    check_ids("embedding_forward", idx)
     if not checked:
         check_rows("embedding_forward", idx, w.shape[0])
     return w[idx]
@@ -29,6 +30,7 @@ def embedding_backward(dw, dout, idx, backend="numpy", checked=False):
     """dw: (V, C), updated in place: dw[idx[...]] += dout[...]. dout: idx.shape + (C,)."""
     if check_backend(backend) == "cuda":
         return core(backend).embedding_backward(dw, dout, idx, check_range=not checked)
+    check_ids("embedding_backward", idx)
     check_shape("embedding_backward", "dout", dout, tuple(idx.shape) + tuple(dw.shape[1:]))
     if not checked:
         check_rows("embedding_backward", idx, dw.shape[0])
