@@ -514,6 +514,14 @@ static py::array bias_grad_py(const py::array& dout, const py::object& db_obj) {
 static void adamw_update_py(py::array& p, py::array& m, py::array& v, const py::array& g, double lr, double beta1,
                             double beta2, double eps, double weight_decay, double bias1, double bias2) {
     const std::string op = "adamw_update";
+    // as minigpt/kernels/adamw.py checks them: bias1 = 0 would divide by zero, NaN spread to every weight
+    const bool finite = std::isfinite(lr) && std::isfinite(beta1) && std::isfinite(beta2) && std::isfinite(eps) &&
+                        std::isfinite(weight_decay) && std::isfinite(bias1) && std::isfinite(bias2);
+    if (!(finite && lr >= 0 && eps >= 0 && weight_decay >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 &&
+          bias1 > 0 && bias1 <= 1 && bias2 > 0 && bias2 <= 1)) {
+        throw py::value_error(op + ": lr, betas, eps, weight_decay, bias1, bias2 must be finite, lr, eps and "
+                              "weight_decay >= 0, the betas in [0, 1) and bias1, bias2 (1 - beta^t) in (0, 1]");
+    }
     check_float32_contiguous(op, "g", g);
     for (auto [name, arr] : {std::pair{"p", &p}, {"m", &m}, {"v", &v}}) {
         check_float32_contiguous(op, name, *arr);

@@ -7,6 +7,8 @@ values of the positions seen so far) a step feeds only the newest token: O(T) wo
 Past the context length (block_size) both paths keep the last block_size tokens, as nanoGPT
 does: the cache is rebuilt from that window, so cached and uncached sampling stay identical.
 """
+import numbers
+
 import numpy as np
 
 from minigpt.kernels.backend import to_host
@@ -19,6 +21,7 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
     probability, whose probabilities sum to at least p (Holtzman et al. 2019, arXiv:1904.09751).
     """
     check_sampling(temperature, top_k, top_p)
+    check_one_row(logits)
     # the max first, then the temperature: a tiny temperature makes the others -inf, the max 0 (dividing first
     # would give inf - inf = NaN)
     z = logits.astype(np.float64)
@@ -45,13 +48,22 @@ def check_sampling(temperature, top_k, top_p):
     if not (np.isfinite(temperature) and temperature > 0):
         hint = " (use greedy=True for argmax decoding)" if temperature <= 0 else ""
         raise ValueError(f"temperature must be a finite number > 0, got {temperature}{hint}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    # an integer: top_k = 2.5 would fail only at the first token, and NaN < 1 is false, so NaN would pass
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:  # also rejects NaN
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
+def check_one_row(logits):
+    """Sampling picks one token from one row of logits (V,): the max, the partition and argmax would all
+    work on a (B, V) array too, over all of it at once, and answer for none of its rows."""
+    if np.ndim(logits) != 1:
+        raise ValueError(f"logits must be one row (V,), got shape {np.shape(logits)}; sample each row on its own")
+
+
 def choose_token(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=None):
+    check_one_row(logits)
     if not np.isfinite(logits).all():  # argmax would pick token 0 and sampling fail on NaN probabilities
         raise ValueError("the model's logits are not finite (NaN or inf): its weights are damaged, or training "
                          "diverged")

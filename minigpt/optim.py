@@ -17,10 +17,13 @@ from minigpt import kernels
 class AdamW:
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         # isfinite first: NaN would pass `lr < 0`, as every comparison with NaN is False
+        # eps > 0: a parameter whose gradient has always been 0 (an unused position's row) has m = v = 0, and 0 / 0
+        # would make it NaN at the first step
         finite = all(math.isfinite(v) for v in (lr, eps, weight_decay, *betas))
-        if (not finite or lr < 0 or eps < 0 or weight_decay < 0 or len(betas) != 2
+        if (not finite or lr < 0 or eps <= 0 or weight_decay < 0 or len(betas) != 2
                 or not all(0.0 <= b < 1.0 for b in betas)):
-            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
+            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, wd={weight_decay} "
+                             "(lr and wd must be finite and >= 0, eps finite and > 0, each beta in [0, 1))")
         self.params, self.grads = model.params, model.grads
         self.backend = getattr(model, "backend", "numpy")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
@@ -44,6 +47,8 @@ class AdamW:
     def step(self, lr=None):
         """One update of every parameter, in place. lr overrides self.lr (for a schedule)."""
         lr = self.lr if lr is None else lr
+        if not (math.isfinite(lr) and lr >= 0):  # as __init__ checks self.lr: a schedule's NaN must not reach p
+            raise ValueError(f"AdamW.step: lr must be a finite number >= 0, got {lr}")
         b1, b2 = self.betas
         self.t += 1
         bias1, bias2 = 1.0 - b1**self.t, 1.0 - b2**self.t
@@ -66,6 +71,10 @@ def clip_grad_norm(grads, max_norm, flat=None):
     flat: the model's FlatParameters (model.flat), when its buffer holds these gradients: then the norm
     and the scaling are one operation each over that buffer.
     """
+    # A negative max_norm would flip every gradient's sign and NaN would never clip. (inf is fine: it only
+    # measures the norm, as the trainers do when clipping is off.)
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
     if flat is not None and flat.holds(grads=grads):
         total = math.sqrt(float(flat.grads.dot(flat.grads)))
         if total > max_norm:

@@ -111,10 +111,23 @@ def test_generate_checks_its_settings_when_called_even_with_greedy():
     bad = [(dict(temperature=float("inf")), "temperature must be a finite number > 0, got inf"),
            (dict(temperature=float("nan")), "temperature must be a finite number > 0, got nan"),
            (dict(temperature=0.0), "temperature must be a finite number > 0, got 0.0"),
-           (dict(top_k=0), "top_k must be >= 1, got 0"),
+           (dict(top_k=0), "top_k must be an integer >= 1, got 0"),
+           (dict(top_k=2.5), "top_k must be an integer >= 1, got 2.5"),  # not NumPy's error at the first token
+           (dict(top_k=float("nan")), "top_k must be an integer >= 1, got nan"),  # NaN < 1 is false: it passed
            (dict(top_p=5.0), r"top_p must be in \(0, 1\], got 5.0"),
            (dict(top_p=float("nan")), r"top_p must be in \(0, 1\], got nan")]
     for greedy in (False, True):
         for kwargs, message in bad:
             with pytest.raises(ValueError, match=message):
                 generate(model, [1, 2], 3, greedy=greedy, **kwargs)
+
+
+def test_sampling_takes_one_row_of_logits():
+    # top-k over a (2, V) array would pick the k largest of both rows together, argmax an index into the flat array
+    logits, rng = np.array([[1.0, 2.0], [3.0, 0.0]]), np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"logits must be one row \(V,\), got shape \(2, 2\)"):
+        filter_logits(logits, top_k=1)
+    for greedy in (False, True):
+        with pytest.raises(ValueError, match="logits must be one row"):
+            choose_token(logits, rng, greedy=greedy)
+    assert choose_token(logits[0], rng, greedy=True) == 1

@@ -56,6 +56,33 @@ def test_hyperparameters_must_be_finite(bad):
         AdamW(TwoParams(), **bad)
 
 
+def test_a_step_cannot_make_nan_from_settings():
+    # eps = 0: a gradient that is always 0 (an unused position) gives m = v = 0 and 0 / 0 = NaN
+    with pytest.raises(ValueError, match=r"eps finite and > 0"):
+        AdamW(TwoParams(), eps=0.0)
+    opt = AdamW(TwoParams(), lr=0.1)
+    for lr in (math.nan, math.inf, -1.0):  # what __init__ refuses, step(lr=...) refuses too, before any change
+        with pytest.raises(ValueError, match="AdamW.step: lr must be a finite number >= 0"):
+            opt.step(lr=lr)
+    assert opt.t == 0 and opt.params["w"][0, 0] == 1.0
+    p, m, v, g = (np.ones(3, np.float32) for _ in range(4))
+    for backend in ("numpy", "cpu") if minigpt.kernels._core is not None else ("numpy",):
+        with pytest.raises(ValueError, match=r"bias1, bias2 \(1 - beta\^t\) in \(0, 1\]"):  # t = 0 would divide by 0
+            minigpt.kernels.adamw_update(p, m, v, g, 0.1, 0.9, 0.999, 1e-8, 0.0, 0.0, 1.0, backend=backend)
+    if minigpt.kernels._core is not None:  # the extension's own check, for a direct call
+        with pytest.raises(ValueError, match=r"bias1, bias2 \(1 - beta\^t\) in \(0, 1\]"):
+            minigpt.kernels._core.adamw_update(p, m, v, g, 0.1, 0.9, 0.999, 1e-8, 0.0, 0.0, 1.0)
+    assert (p == 1).all() and (m == 1).all()
+
+
+@pytest.mark.parametrize("max_norm", [-1.0, 0.0, math.nan])
+def test_clip_grad_norm_needs_a_positive_max_norm(max_norm):
+    grads = {"a": np.array([3.0, 4.0])}  # -1 would have turned them into [-0.6, -0.8]
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be > 0"):
+        clip_grad_norm(grads, max_norm)
+    assert clip_grad_norm(grads, math.inf) == 5.0 and grads["a"].tolist() == [3.0, 4.0]  # inf: measure only
+
+
 def test_clip_grad_norm_scales_globally():
     grads = {"a": np.array([3.0]), "b": np.array([[4.0]])}
     assert np.isclose(clip_grad_norm(grads, 1.0), 5.0)
