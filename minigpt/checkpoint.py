@@ -10,6 +10,7 @@ interrupted save leaves the previous checkpoints intact and never a half-written
 saved step is kept (zero-shot curves over pre-training read them) unless the caller prunes.
 """
 import json
+import numbers
 import os
 import re
 import shutil
@@ -30,6 +31,9 @@ STEP_DIR = re.compile(r"^ckpt-(\d+)$")
 
 def save_checkpoint(out_dir, model, step, tokenizer=None, optimizer=None, extra=None):
     """Write out_dir/ckpt-<step>/ atomically; return its path. extra: JSON-serialisable dict."""
+    # -1 would write ckpt--000001, which no load finds
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"save_checkpoint: step must be an integer >= 0, got {step!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"ckpt-{step:07d}"
@@ -182,14 +186,27 @@ def load_model(path, backend="numpy", dtype=None):
 
 
 def load_optimizer_state(optimizer, path, info):
-    """Restore AdamW's moments and step count from a checkpoint written with an optimizer."""
-    moments = load_file(Path(path) / "optimizer.safetensors")
-    for name in optimizer.m:
-        xp = array_module(optimizer.m[name])
-        optimizer.m[name][...] = xp.asarray(moments[f"m.{name}"])
-        optimizer.v[name][...] = xp.asarray(moments[f"v.{name}"])
+    """Restore AdamW's moments and step count from a checkpoint written with an optimizer. Everything is checked
+    before anything is copied, so a damaged file leaves the optimizer as it was."""
     t = info["optimizer"].get("t") if isinstance(info["optimizer"], dict) else None
     if type(t) is not int or t < 0:  # AdamW's step count: its bias correction divides by 1 - beta^t
         raise ValueError(f"{Path(path) / 'checkpoint.json'}: optimizer.t must be a step count, got {t!r} (the file is "
                          "damaged)")
+    source = Path(path) / "optimizer.safetensors"
+    moments = load_file(source)
+    for name in optimizer.m:
+        for key in (f"m.{name}", f"v.{name}"):
+            # a (1,) or 0-d array would broadcast into the whole moment; a negative v makes sqrt(v) NaN
+            if key not in moments:
+                raise ValueError(f"{source}: no {key} (the file is damaged, or from another model)")
+            if moments[key].shape != optimizer.m[name].shape:
+                raise ValueError(f"{source}: {key} has shape {moments[key].shape}, the model's {name} "
+                                 f"{optimizer.m[name].shape} (the file is damaged, or from another model)")
+            if not np.isfinite(moments[key]).all() or (key[0] == "v" and (moments[key] < 0).any()):
+                raise ValueError(f"{source}: {key} holds NaN, inf{' or negative values' if key[0] == 'v' else ''} "
+                                 "(the file is damaged, or was saved from a run that diverged)")
+    for name in optimizer.m:
+        xp = array_module(optimizer.m[name])
+        optimizer.m[name][...] = xp.asarray(moments[f"m.{name}"])
+        optimizer.v[name][...] = xp.asarray(moments[f"v.{name}"])
     optimizer.t = t

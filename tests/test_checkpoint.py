@@ -39,6 +39,33 @@ def test_weights_optimizer_and_tokenizer_round_trip(tmp_path):
     assert opt2.t == opt.t and all(np.array_equal(opt2.m[k], opt.m[k]) for k in opt.m)
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.pop("m.wte.weight"), r"optimizer.safetensors: no m.wte.weight"),
+    (lambda t: t.update({"m.wte.weight": np.zeros(1, np.float32)}), r"m.wte.weight has shape \(1,\), the model's"),
+    (lambda t: t.update({"v.wpe.weight": np.full((6, 8), np.nan, np.float32)}), r"v.wpe.weight holds NaN, inf or neg"),
+    (lambda t: t.update({"v.wpe.weight": -np.ones((6, 8), np.float32)}), r"v.wpe.weight holds NaN, inf or negative"),
+    (lambda t: t.update({"m.wpe.weight": np.full((6, 8), np.inf, np.float32)}), r"m.wpe.weight holds NaN, inf \("),
+])
+def test_damaged_optimizer_moments_are_refused_before_anything_is_copied(tmp_path, damage, message):
+    from minigpt.safetensors import load_file, save_file
+    model = tiny_model()
+    path = save_checkpoint(tmp_path, model, 3, optimizer=trained(model))
+    tensors = load_file(path / "optimizer.safetensors")
+    damage(tensors)
+    save_file(tensors, path / "optimizer.safetensors")
+    fresh = minigpt.AdamW(tiny_model(), lr=1e-2)
+    with pytest.raises(ValueError, match=message):
+        load_optimizer_state(fresh, path, read_info(path)[1])
+    assert fresh.t == 0 and all(not m.any() for m in fresh.m.values())  # untouched
+
+
+@pytest.mark.parametrize("step", [-1, 2.5, True])
+def test_a_step_that_no_load_would_find_is_refused(tmp_path, step):
+    with pytest.raises(ValueError, match="save_checkpoint: step must be an integer >= 0"):
+        save_checkpoint(tmp_path, tiny_model(), step)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_step_is_kept_and_the_latest_is_found(tmp_path):
     model = tiny_model()
     for step in (5, 10, 15):
