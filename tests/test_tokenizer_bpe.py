@@ -182,3 +182,15 @@ def test_corrupted_or_wrong_files(tmp_path):
         path.write_text(json.dumps({**d, field: value}), encoding="utf-8")
         with pytest.raises(ValueError, match=message):
             load_tokenizer(path)
+
+
+def test_a_split_pattern_that_drops_text_is_refused():
+    # findall skips what the pattern does not match: pattern "a" encoded "abc" as [97], silently
+    d = BPETokenizer.train("hello world " * 20, 260, special_tokens=()).to_dict()
+    for pattern in ("a", ""):
+        tok = BPETokenizer.from_dict(dict(d, pattern=pattern))
+        with pytest.raises(ValueError, match=f"the split pattern '{pattern}' covers [01] of the text's 3 characters"):
+            tok.encode("abc")
+    with pytest.raises(ValueError, match="has capturing groups"):  # findall would return the groups
+        BPETokenizer.from_dict(dict(d, pattern="(a)|."))
+    assert BPETokenizer.from_dict(d).decode(BPETokenizer.from_dict(d).encode("abc, hello!")) == "abc, hello!"

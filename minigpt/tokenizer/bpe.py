@@ -138,6 +138,8 @@ class BPETokenizer(Tokenizer):
             self._split = regex.compile(pattern)
         except (regex.error, TypeError) as e:
             raise ValueError(f"BPETokenizer: the split pattern {pattern!r} is not a valid regex: {e}") from e
+        if self._split.groups:  # findall would return the groups, not the chunks
+            raise ValueError(f"BPETokenizer: the split pattern {pattern!r} has capturing groups; write them (?:...)")
         self.pattern = pattern
         self._cache = {}  # chunk string -> tuple of ids
         super().__init__(special_tokens)
@@ -190,6 +192,11 @@ class BPETokenizer(Tokenizer):
 
     def _encode_ordinary(self, text, start):
         chunks = self._split.findall(text)
+        # findall skips what the pattern does not match: a pattern from a file ("a", say) would drop text silently
+        covered = sum(map(len, chunks))
+        if covered != len(text):
+            raise ValueError(f"BPETokenizer: the split pattern {self.pattern!r} covers {covered} of the text's "
+                             f"{len(text)} characters; the rest would be dropped (the tokenizer file is damaged?)")
         cache = self._cache
         if len(cache) > CACHE_SIZE:
             cache.clear()  # simpler than LRU: the next text refills it with the chunks it uses
