@@ -16,6 +16,7 @@ float; logits are returned where they were computed (cupy.asnumpy brings them to
 Shapes: B batch, T time (sequence), C n_embd, V vocab_size.
 """
 import math
+import numbers
 import os
 from dataclasses import replace
 
@@ -227,6 +228,8 @@ class GPT:
         """
         idx = self._check_tokens(idx, "idx")
         B, Tn = idx.shape
+        if isinstance(pos, bool) or not isinstance(pos, numbers.Integral):
+            raise TypeError(f"pos must be an integer position, got {pos!r}")
         if pos < 0 or pos + Tn > self.config.block_size:
             raise ValueError(f"positions {pos} .. {pos + Tn - 1} must lie in 0 .. block_size - 1 = "
                              f"{self.config.block_size - 1}")

@@ -75,6 +75,8 @@ def test_cache_rejects_positions_past_the_context_and_a_cache_of_another_depth()
         model.forward_cached(np.array([[1, 2, 3]]), model.new_kv_cache(1), 2)
     with pytest.raises(ValueError, match=r"positions -1 .. 0"):
         model.forward_cached(np.array([[1, 2]]), model.new_kv_cache(1), -1)
+    with pytest.raises(TypeError, match="pos must be an integer position, got 1.5"):  # not position 1, quietly
+        model.forward_cached(np.array([[1]]), model.new_kv_cache(1), 1.5)
     with pytest.raises(ValueError, match="kv_cache holds 0 layers' keys and values, the model has 2 layers"):
         model.forward_cached(np.array([[1]]), [], 0)  # zip would have skipped every layer
 
