@@ -23,6 +23,8 @@ A block_size too small for the special tokens and one text token is an error.
 """
 from dataclasses import dataclass
 
+from minigpt.tokenizer import UnencodableText
+
 N_SPECIAL = {"classification": 2, "entailment": 3, "similarity": 3, "multiple-choice": 3}
 
 
@@ -57,10 +59,6 @@ def encode_example(example, tokenizer, tokens, block_size):
         sequences = [pair_sequence(a, b, tokens) for a, b in fitted]
         truncated = any(len(a) + len(b) < len(first) + len(second) for (a, b), second in zip(fitted, seconds))
     return EncodedExample(tuple(sequences), example.label, truncated, example.source)
-
-
-class UnencodableText(ValueError):
-    """A text the tokenizer cannot encode (a character a char tokenizer never saw), naming its example."""
 
 
 def encode_text(tokenizer, text, source):

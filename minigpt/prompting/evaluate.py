@@ -26,6 +26,7 @@ from minigpt.prompting.scoring import SCORINGS, aggregate, score_candidates
 from minigpt.prompting.templates import label_words
 from minigpt.tasks import is_regression
 from minigpt.tasks.metrics import compute
+from minigpt.tokenizer import UnencodableText
 
 
 def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring=None,
@@ -140,10 +141,6 @@ def encodes(tokenizer, text):
     except ValueError:
         return False
     return True
-
-
-class UnencodableText(ValueError):
-    """A text the tokenizer cannot encode, with the example it belongs to."""
 
 
 def encode_checked(tokenizer, text, example, role="example"):

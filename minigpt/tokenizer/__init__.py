@@ -9,7 +9,7 @@ vocab_size, encode, decode, special_tokens, eot_token, add_special_tokens, to_di
     tok = BPETokenizer.train(text, vocab_size=4096)
     tok.save("tokenizer.json");  tok = load_tokenizer("tokenizer.json")
 """
-from minigpt.tokenizer.base import Tokenizer, read_tokenizer_json
+from minigpt.tokenizer.base import Tokenizer, UnencodableText, read_tokenizer_json
 from minigpt.tokenizer.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
 from minigpt.tokenizer.char import CharTokenizer
 from minigpt.tokenizer.gpt2_files import bytes_to_unicode, find_gpt2_files
@@ -37,5 +37,5 @@ def load_tokenizer(path):
         raise ValueError(f"{path}: not a valid tokenizer file: {e}") from e
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "OpenAIGPTTokenizer", "GPT2_SPLIT_PATTERN",
+__all__ = ["Tokenizer", "UnencodableText", "CharTokenizer", "BPETokenizer", "OpenAIGPTTokenizer", "GPT2_SPLIT_PATTERN",
            "tokenizer_from_dict", "load_tokenizer", "bytes_to_unicode", "find_gpt2_files"]

@@ -23,6 +23,11 @@ import re
 FORMAT_VERSION = 1
 
 
+class UnencodableText(ValueError):
+    """A text a tokenizer cannot encode (a character a char tokenizer never saw), re-raised by prompting and
+    fine-tuning with the example it belongs to."""
+
+
 class Tokenizer:
     kind = None  # "char" or "bpe": the "type" field of to_dict()
 
