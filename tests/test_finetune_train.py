@@ -202,6 +202,8 @@ def test_graded_similarity_trains_a_regression_head(tmp_path):
     run, final = finetune(cfg, progress=False)
     assert run.model.regression and run.model.head.n_out == 1
     assert final["n_train"] == 6 and -1 <= final["pearson"] <= 1 and -1 <= final["spearman"] <= 1
+    first, last = final["history"][0], final["history"][-1]  # the head learns: the dev MSE falls
+    assert last["dev_task_loss"] < first["dev_task_loss"] and last["epoch"] == 2
     model, _, _, info = load_task_model(tmp_path / "o")
     assert model.regression and info["finetune"]["metrics"] == ["pearson", "spearman"]
 

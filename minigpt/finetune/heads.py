@@ -11,7 +11,8 @@ Per shape, TaskHead runs
     similarity                    gather -> pair sum -> dropout -> linear               logits (N, K), or (N,)
     multiple choice               gather -> dropout -> linear (C -> 1) -> choice grid   scores (N, K)
 and a regression task (graded similarity, STS-B) has one output: a score (N,) instead of logits.
-The softmax and the losses are in losses.py. Dropout before the head follows GPT-1's released code.
+The softmax and the losses are in losses.py. Dropout before the head sits where GPT-1's released code
+puts it; there each example's candidates share one mask, here every sequence draws its own.
 
 Shapes: S sequences, N examples, T time, C n_embd, K classes or candidates.
 """

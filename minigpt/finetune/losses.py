@@ -38,7 +38,10 @@ def mse_backward(dloss, cache):
 
 def lm_loss_forward(h, wte, targets, backend="numpy"):
     """h: (S, T, C) final hidden states, wte: (V, C) the tied head, targets: (S, T) next tokens or -1
-    -> the mean next-token cross-entropy over the counted positions (float), cache."""
+    -> the mean next-token cross-entropy over the counted positions (float), cache.
+
+    One mean over every counted token of the batch, so a longer sequence weighs more; GPT-1's released code
+    averages within each sequence first (the paper does not say)."""
     S, T, C = h.shape
     h2 = kernels.array_module(h).ascontiguousarray(h).reshape(S * T, C)  # (S*T, C)
     logits = kernels.matmul(h2, wte, trans_b=True, backend=backend)  # (S*T, V)
