@@ -50,7 +50,10 @@ def open_lock_file(path, out):
         except FileNotFoundError:  # the folder was removed by a run that failed as this one started
             out.mkdir(parents=True, exist_ok=True)
         except PermissionError:  # another user's run.lock, left by a killed run: flock needs no write access
-            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW), False
+            try:
+                return os.open(path, os.O_RDONLY | os.O_NOFOLLOW), False
+            except FileNotFoundError:  # no run.lock, and none may be made: the folder itself is not writable
+                raise PermissionError(f"{out} is not writable (permission denied); choose another folder") from None
 
 
 def lock_file(path, out):

@@ -30,7 +30,7 @@ from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT, check_fits_in_memory
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
-from minigpt.prepare import prepare_data
+from minigpt.prepare import encoded_fingerprint, fingerprint, prepare_data, split_text
 from minigpt.runlock import LOCK_NAME, claim_run_folder
 from minigpt.safetensors import load_file
 
@@ -147,7 +147,8 @@ def estimate_loss(model, tokens, cfg, step, world=SingleProcess()):
     return world.mean(float(np.mean(losses)))
 
 
-# Settings a resumed run may change: none of them changes what a training step computes.
+# Settings a resumed run may change: none of them changes what a training step computes. (--backend does the
+# same arithmetic rounded another way: its losses agree to about 1e-6, bit for bit only on the same backend.)
 RESUMABLE = ("max_iters", "backend", "metrics_out", "sample_tokens", "eval_interval", "eval_iters", "out")
 
 
@@ -296,9 +297,17 @@ class Run:
                              f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}), "
                              "so every rank continues its own batches and dropout streams")
         saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
+        moved = not same_setting("data", cfg.data, saved.data) and self.holds_tokens_of(cfg.data, saved)
+        if moved:  # the same text at a new place: the run goes on from there
+            cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
         changed = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run's: {getattr(saved, name)!r})"
                    for name in (f.name for f in fields(TrainConfig))
-                   if name not in RESUMABLE and not same_setting(name, getattr(cfg, name), getattr(saved, name))]
+                   if name not in RESUMABLE and not (name == "data" and moved)
+                   and not same_setting(name, getattr(cfg, name), getattr(saved, name))]
+        if cfg.data != "shakespeare" and not Path(cfg.data).exists():
+            hint = ("the run's text is not there any more; put it back, or name its new place with --data (the same "
+                    "text)" if same_setting("data", cfg.data, saved.data) else "no such file or folder")
+            raise FileNotFoundError(f"--resume: --data {cfg.data}: {hint}")
         if changed:
             raise ValueError(f"--resume continues the run in {self.out} with the settings it started with, and "
                              f"these differ from them: {', '.join(changed)}. Start a new run (another --out) "
@@ -307,6 +316,14 @@ class Run:
             raise ValueError(f"--resume: the run in {self.out} is at step {info['step']} already; give a larger "
                              f"--max-iters (now {cfg.max_iters}) to train on")
         return cfg
+
+    def holds_tokens_of(self, data, saved):
+        """Whether the text at `data` is the one this run's token files (out/data) were encoded from, with the
+        run's tokenizer settings: the fingerprint that prepare_data stored with them."""
+        if "shakespeare" in (data, saved.data) or not Path(data).exists():
+            return False
+        train_text, val_text = split_text(replace(saved, data=data))
+        return fingerprint(train_text, val_text, saved) == encoded_fingerprint(self.out / "data" / "val.bin")
 
     def restore_state(self):
         path, info = read_run_info(self.out)
@@ -325,16 +342,19 @@ class Run:
             raise ValueError(f"{path / 'checkpoint.json'}: its random-generator states (rng) are damaged ({e})") \
                 from None
         if self.world.is_main:
-            self.forget_metrics_after(self.step)
+            self.align_metrics_with(self.step, info.get("metrics"))
         print(f"minigpt: resumed from {path} at step {self.step}")
 
-    def forget_metrics_after(self, step):
-        """Drop metrics lines of steps after the checkpoint (a killed run logs past its last save):
-        the resumed run logs those steps again."""
+    def align_metrics_with(self, step, record):
+        """Make metrics.jsonl end at the checkpoint's step: drop the lines of steps after it (a killed run logs
+        past its last save; the resumed run logs those steps again), and write the checkpoint's own line, which
+        the checkpoint keeps, if a kill came between the save and that line."""
         path = self.out / "metrics.jsonl"
-        if path.exists():
-            kept = [line for line in path.read_text().splitlines() if (logged_step(line) or step + 1) <= step]
-            atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+        lines = path.read_text().splitlines() if path.exists() else []
+        kept = [line for line in lines if (logged_step(line) or step + 1) <= step]
+        if record and record.get("step") == step and not any(logged_step(line) == step for line in kept):
+            kept.append(json.dumps(record))
+        atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def save(self, metrics):
         """Every rank calls this (each sends its dropout state); rank 0 writes the checkpoint."""
@@ -426,7 +446,9 @@ def train_ranks(cfg, resume, progress, world):
     record = {"step": run.step}
     started, timed_tokens, timed_seconds = time.perf_counter(), 0, 0.0
     bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not (progress and world.is_main), dynamic_ncols=True)
-    log = open(metrics_path, "a") if world.is_main else open(os.devnull, "w")  # only rank 0 writes metrics
+    # only rank 0 writes metrics; a new run starts the file afresh (a run killed before its first checkpoint
+    # may have left one, which would mix two runs' steps)
+    log = open(metrics_path, "a" if resume else "w") if world.is_main else open(os.devnull, "w")
     stopping = False
     with StopRequest() as stop, log:
         while run.step < cfg.max_iters and not stopping:

@@ -252,3 +252,14 @@ def test_metrics_out_may_not_overwrite_the_checkpoint_or_the_data(tmp_path, caps
                      "--metrics-out", str(target)]) == 1
         assert "--metrics-out" in capsys.readouterr().err
     assert (checkpoint / "checkpoint.json").read_text() == before
+
+
+def test_what_a_killed_save_left_is_removed_by_the_next_run(tmp_path, capsys):
+    # a second Ctrl-C during the final save leaves .tmp-ckpt-*, up to three times the model's size
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
+    left = tmp_path / "o" / ".tmp-ckpt-0000004-999"
+    left.mkdir(parents=True)
+    (left / "model.safetensors").write_bytes(b"half")
+    assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
+                 "--epochs", "1", "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert not left.exists() and "left by a save that was killed midway; removed" in capsys.readouterr().out

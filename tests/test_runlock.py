@@ -102,6 +102,22 @@ def test_a_folder_removed_as_the_run_starts_is_made_again(tmp_path):
     assert writable and (tmp_path / "gone" / LOCK_NAME).exists()
 
 
+def test_a_folder_that_is_not_writable_says_so(tmp_path, monkeypatch):
+    # As a user other than root meets it (root may write anywhere): creating run.lock is refused, and there is
+    # none to open for reading. The error said "No such file or directory: run.lock".
+    real_open = os.open
+
+    def no_writing(path, flags, *mode):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "open", no_writing)
+    with pytest.raises(PermissionError, match=r"ro is not writable \(permission denied\); choose another folder"):
+        with claim_run_folder(tmp_path / "ro", "pretrain"):
+            pass
+
+
 def test_a_file_system_without_locks_warns_and_runs_unlocked(tmp_path, monkeypatch):
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")

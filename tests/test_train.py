@@ -61,6 +61,43 @@ def test_resume_after_a_kill_forgets_unsaved_steps(tmp_path):
     assert losses(tmp_path / "killed")[9] != 123.0 and len(metrics.read_text().splitlines()) == 12
 
 
+def test_a_kill_between_the_save_and_its_metrics_line_loses_no_line(tmp_path):
+    # the checkpoint of step 8 is in place, but the kill came before its line reached metrics.jsonl
+    train(config(tmp_path, "killed", max_iters=8), progress=False)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(lines[:-1]) + "\n")
+    train(config(tmp_path, "killed"), resume=True, progress=False)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13)) and json.dumps(rows[7]) == lines[-1]  # as it was
+
+
+def test_a_new_run_starts_its_metrics_afresh(tmp_path):
+    # a run killed before its first checkpoint leaves metrics.jsonl; the next run in that folder is a new run
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 123.0}) + "\n")
+    train(config(tmp_path, "run", max_iters=4), progress=False)
+    assert list(losses(tmp_path / "run")) == [1, 2, 3, 4] and losses(tmp_path / "run")[1] != 123.0
+
+
+def test_resume_finds_the_same_text_at_a_new_place(tmp_path):
+    cfg = config(tmp_path, "run", max_iters=8)  # (config writes text.txt)
+    train(TrainConfig(**{**cfg.__dict__, "max_iters": 4}), progress=False)
+    (tmp_path / "text.txt").rename(tmp_path / "moved.txt")
+    with pytest.raises(FileNotFoundError, match="text.txt: the run's text is not there any more; put it back, or "
+                                                "name its new place with --data"):
+        train(cfg, resume=True, progress=False)
+    (tmp_path / "other.txt").write_text(TEXT.replace("speak", "SPEAK"))  # not the same text: refused
+    with pytest.raises(ValueError, match="these differ from them: --data"):
+        Run(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "other.txt")}), resume=True)
+    with pytest.raises(FileNotFoundError, match="gone.txt: no such file or folder"):
+        Run(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "gone.txt")}), resume=True)
+    run, final = train(TrainConfig(**{**cfg.__dict__, "data": str(tmp_path / "moved.txt")}), resume=True,
+                       progress=False)
+    assert final["iters"] == 8 and run.cfg.data == str(tmp_path / "moved.txt")
+    assert main(["pretrain", "--out", str(tmp_path / "run"), "--resume", "--max-iters", "10", "--no-progress"]) == 0
+
+
 def test_resume_without_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(config(tmp_path, "empty"), resume=True, progress=False)

@@ -45,7 +45,7 @@ from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_nor
 from minigpt.runlock import LOCK_NAME, claim_run_folder
 from minigpt.safetensors import load_file
 from minigpt.tokenizer import tokenizer_from_dict
-from minigpt.train import StopRequest, check_new_run_folder
+from minigpt.train import StopRequest, check_new_run_folder, clean_after_killed_saves
 
 INITS = ("pretrained", "random")
 
@@ -349,6 +349,9 @@ def finetune_ranks(cfg, progress, world):
     from tqdm import tqdm  # imported here so the library imports without it
 
     world.check_same_settings(asdict(cfg), "settings")  # before the first all-reduce, which a mismatch would hang
+    with world.main_first():  # a save killed midway (a second Ctrl-C) left a .tmp-ckpt-* folder: remove it
+        if world.is_main:
+            clean_after_killed_saves(cfg.out)
     check_new_run_folder(cfg.out, "finetune")  # before any work: the model is saved there at the end
     check_output_file(cfg.metrics_out, "--metrics-out", reads=[cfg.checkpoint, cfg.data], run_folder=cfg.out,
                       run_files=(LOCK_NAME,))
