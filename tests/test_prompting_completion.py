@@ -178,3 +178,21 @@ def test_a_completion_task_needs_no_training_split_zero_shot(tmp_path):
     assert result["n_eval"] == 1 and result["chance"]["majority_from"] == "dev"
     with pytest.raises(ValueError, match="1 shots asked for, but the training split has only 0 examples"):
         evaluate_task(spread_model(), TOK, task, Template("{context}"), shots=1)
+
+
+def test_an_answer_spelled_in_more_tokens_is_still_the_answer(monkeypatch):
+    # " lord" is one token of this BPE, and the model writes it byte by byte: the text is the answer's, so it is
+    # right (the first of its tokens, " ", was compared as the prediction before). " lordship" stays wrong.
+    import minigpt.prompting.evaluate as evaluate_module
+    from minigpt.config import GPTConfig
+    from minigpt.model import GPT
+    from minigpt.tokenizer import BPETokenizer
+    tok = BPETokenizer.train("my lord said to the lord " * 30, 270, special_tokens=())
+    assert len(tok.encode(" lord")) == 1
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16), seed=0)
+    task = TaskData("t", "completion", None, ("accuracy",), [], [Example("completion", ("my",), "lord", "x")])
+    for written, right in ((" lord said", 1.0), (" lordship now", 0.0)):
+        monkeypatch.setattr(evaluate_module, "generate", lambda *args, text=written, **kw: iter(text.encode()))
+        result = evaluate_task(model, tok, task, Template("{context}", answer=" {answer}"))
+        assert result["accuracy"] == right
+        assert result["example_prediction"] == (" lord" if right else " lordship")

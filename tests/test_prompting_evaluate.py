@@ -120,6 +120,25 @@ def test_few_shot_is_reproducible_and_reports_when_k_shrinks():
     assert cramped["k_mean"] == 0 and cramped["prompt_truncated"] == 6
 
 
+def test_an_examples_demonstrations_do_not_depend_on_max_eval(monkeypatch):
+    import minigpt.prompting.evaluate as evaluate_module
+    seen, predict = {}, evaluate_module.predict
+
+    def recorded(model, tokenizer, template, example, demos, words, regression):
+        seen[example.source] = [d.source for d in demos]
+        return predict(model, tokenizer, template, example, demos, words, regression)
+    monkeypatch.setattr(evaluate_module, "predict", recorded)
+    task = classification_task(n_train=40, n_dev=10)
+    template = Template("{text}. so it was", verbalizer=("grim", "good"))
+    runs = []
+    for max_eval in (None, 3):
+        seen = {}
+        evaluate_task(spread_model(block_size=256), TOK, task, template, shots=2, seed=5, max_eval=max_eval)
+        runs.append(seen)
+    everything, three = runs
+    assert len(three) == 3 and all(three[source] == everything[source] for source in three)
+
+
 def test_answers_longer_than_the_context_are_compared_on_their_beginnings():
     task = choice_task()
     long = [Example("multiple-choice", (e.texts[0], *[(c + " ") * 6 for c in e.choices]), e.label, e.source)

@@ -191,6 +191,19 @@ def test_a_first_token_that_ends_inside_a_character_leaves_that_character_uncoun
     assert got["chars"] == len(text) - 1  # the emoji was cut: its characters start after it
 
 
+def test_a_tokenizer_that_lowercases_counts_the_same_characters_whatever_the_case():
+    # GPT-1's tokenizer writes "the" for "The": the scored characters were the decoded text's for a capital
+    # first letter and the original's otherwise, so the same tokens gave two bits-per-character figures
+    from minigpt.tokenizer import OpenAIGPTTokenizer
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tok = OpenAIGPTTokenizer(list(letters) + [c + "</w>" for c in letters] + [",</w>", ".</w>"], [])
+    model = spread_model(vocab_size=tok.vocab_size)
+    lower, upper = (score_text(model, tok, first + "he cat sat on the mat, the dog too.") for first in "tT")
+    assert lower["nats"] == upper["nats"] and lower["tokens"] == upper["tokens"]
+    assert lower["chars"] == upper["chars"] == len("he cat sat on the mat, the dog too.")  # all but "t"/"T"
+    assert lower["bits_per_char"] == upper["bits_per_char"]
+
+
 def test_perplexity_command_guards_its_inputs(tmp_path, capsys):
     tok = CharTokenizer.train("abcdefgh \n")
     from minigpt.checkpoint import save_checkpoint

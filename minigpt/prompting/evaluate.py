@@ -44,7 +44,10 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     regression = is_regression(task)
     words = None if task.shape in ("multiple-choice", "completion") else label_words(template, task.labels, regression)
     check_template_encodable(tokenizer, template, words, shots)
-    examples = eval_subset(task.dev, max_eval, seed)
+    # the dev positions of the evaluated examples: an example's demonstrations are drawn by its position in dev,
+    # so they are the same whichever others --max-eval picks
+    positions = eval_subset(range(len(task.dev)), max_eval, seed)
+    examples = [task.dev[i] for i in positions]
     if not examples:
         raise ValueError(f"task {task.name} has no evaluation examples")
     pool = demonstration_pool(task.train, template, words, tokenizer, skip_unencodable) if shots else []
@@ -53,8 +56,8 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
                          "can be encoded by the checkpoint's tokenizer")
     draw_demonstrations(pool, shots, seed, 0)  # fails early, and clearly, if the pool is too small
     rows, skipped = [], []
-    for i, example in enumerate(progress_bar(examples, progress, task.name)):
-        demos = draw_demonstrations(pool, shots, seed, i)
+    for position, example in zip(positions, progress_bar(examples, progress, task.name)):
+        demos = draw_demonstrations(pool, shots, seed, position)
         try:
             if completion:
                 rows.append(predict_completion(model, tokenizer, template, example, demos))
@@ -195,13 +198,14 @@ def fit_prompt_naming_demonstrations(tokenizer, template, example, demos, words,
 def predict_completion(model, tokenizer, template, example, demos):
     """What the model writes after the prompt, greedily, and whether that is the answer.
 
-    The model writes as many tokens as the answer has (L) and, when the answer ends inside a word (a
-    letter or digit), one more: if that one goes on with the word ("lord" then "ship"), the prediction
-    is the longer word and does not match. The two are compared as text, both decoded from tokens (a
-    tokenizer that lowercases, as GPT-1's does, then compares what it can write). Greedy decoding
+    The model writes until its text is as long as the answer's and, when the answer ends inside a word (a
+    letter or digit), one character longer: if that character goes on with the word ("lord" then "ship"),
+    the prediction is the longer word and does not match. The two are compared as text, both decoded from
+    tokens (a tokenizer that lowercases, as GPT-1's does, then compares what it can write). Greedy decoding
     writes the answer at least when, fed the answer's own tokens, the model ranks each of them first
     (tests/test_prompting_completion.py checks that against one plain forward); with BPE, also when it
-    spells the same text with other tokens. The answer's log-probabilities come from the same prompt.
+    spells the same text with other tokens, more or fewer. The answer's log-probabilities come from the
+    same prompt.
     """
     encode = lambda text: encode_checked(tokenizer, text, example)
     answer_ids = encode(template.answer_text(example.label))
@@ -216,11 +220,26 @@ def predict_completion(model, tokenizer, template, example, demos):
     prompt = fit_prompt_naming_demonstrations(tokenizer, template, example, demos, None,
                                               model.config.block_size - len(answer_ids))
     inside_word = not answers_cut and answer[-1].isalnum()
-    written = list(generate(model, prompt.ids, len(answer_ids) + inside_word, greedy=True))
-    prediction = tokenizer.decode(written[:len(answer_ids)])
-    after = tokenizer.decode(written)[len(prediction):]
-    if inside_word and after[:1].isalnum():
-        prediction += after  # the model went on with the word: the word it wrote is longer than the answer
+    wanted = len(answer) + inside_word  # characters
+
+    def decided(text):  # enough to judge; a word that goes on past the answer is written to its end, to show it
+        if len(text) < wanted or text.endswith("\ufffd"):  # (or inside a character cut in two)
+            return False
+        after = text[len(answer):]
+        return not (inside_word and after[:1].isalnum()) or not after.isalnum()
+
+    # every token writes at least one byte, so `most` tokens always reach `wanted` characters (16 more finish a
+    # longer word); past the prompt's room (a spelling in more tokens) generate keeps the last block_size tokens
+    most = max(len(answer_ids), len(answer.encode("utf-8"))) + inside_word + 16
+    written, text = [], ""
+    for token in generate(model, prompt.ids, most, greedy=True):
+        written.append(token)
+        text = tokenizer.decode(written)
+        if decided(text):
+            break
+    prediction, after = text[:len(answer)], text[len(answer):]
+    if inside_word and after[:1].isalnum():  # the model went on with the word: it wrote a longer word
+        prediction += after[:next((i for i, c in enumerate(after) if not c.isalnum()), len(after))]
     return {"label": answer, "prediction": {"greedy": prediction}, "k": prompt.k, "truncated": prompt.truncated,
             "answers_cut": answers_cut, "n_candidates": 1, "prompt_ids": prompt.ids, "texts": [answer],
             "answer_logprobs": score_candidates(model, prompt.ids, [answer_ids])[0]}

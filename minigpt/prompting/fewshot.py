@@ -4,8 +4,9 @@
 
 A demonstration is an example's prompt followed by its correct answer, formatted by the same
 template. GPT-3 "randomly draw[s] K examples from that task's training set as conditioning" for
-every evaluated example; here the draw for example i uses the generator np.random.default_rng([seed, i]),
-so a run is reproducible and an example's demonstrations do not depend on which others are evaluated.
+every evaluated example; here the draw for the example at position i of the dev split uses the generator
+np.random.default_rng([seed, i]), so a run is reproducible and an example's demonstrations do not depend on
+which others are evaluated (--max-eval).
 
 Fitting the context. The model reads the prompt and all but the last token of the longest candidate,
 so the prompt may hold block_size - (L - 1) tokens. If it is longer:
@@ -29,7 +30,7 @@ class Prompt:
 
 
 def draw_demonstrations(pool, k, seed, index):
-    """k distinct examples of `pool` (a task's training split) for evaluated example number `index`."""
+    """k distinct examples of `pool` (a task's training split) for the example at position `index` of dev."""
     if k < 0:
         raise ValueError(f"the number of shots must be >= 0, got {k}")
     if k > len(pool):

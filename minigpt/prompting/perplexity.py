@@ -123,9 +123,11 @@ def score_text(model, tokenizer, text, stride=None, batch_size=None, progress=No
         ids, scored = [tokenizer.eot_token] + ids, whole
     else:
         first = tokenizer.decode_bytes(ids[:1])  # bytes: a BPE token can end inside a character
-        # a tokenizer that normalises the text (GPT-1's lowercases it) writes other bytes: then count the ones
-        # it writes for the scored tokens
-        scored = whole[len(first):] if whole.startswith(first) else tokenizer.decode_bytes(ids[1:])
+        # A tokenizer that normalises the text (GPT-1's lowercases and re-spaces it) writes other bytes: its first
+        # token then stands for as many characters of the text as it writes, and the rest of the text is counted,
+        # so that "The cat" and "the cat" count alike.
+        scored = whole[len(first):] if whole.startswith(first) else \
+            text[len(first.decode("utf-8", errors="ignore")):].encode("utf-8")
     result = score_tokens(model, ids, stride=stride, batch_size=batch_size, progress=progress)
     # a character the first token cut in two is not counted (its leading bytes are not a character of their own)
     chars, n_bytes = len(scored.decode("utf-8", errors="ignore")), len(scored)

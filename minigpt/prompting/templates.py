@@ -16,6 +16,8 @@ DEFAULTS holds one template per task name. They follow the prompts of GPT-3's ap
 task has one there (RTE, ANLI for MNLI/SNLI, Story Cloze, RACE), GPT-2's "TL;DR:"-style plain cues
 elsewhere. GPT-1 (sec. 5, figure 2 right) scored SST-2 zero-shot with the word "very" appended and
 the label words restricted to "positive" and "negative": pass --template "{text} very" to get it.
+The prompts only: GPT-3 also scored RACE (and ARC, OpenBookQA) by P(answer | context) / P(answer |
+"Answer:"), an unconditional normalisation that minigpt does not offer (see scoring.py for its three rules).
 """
 import string
 from dataclasses import dataclass, field, replace
