@@ -136,10 +136,14 @@ assert max(errors.values()) < 1e-8
 #
 # Its cache makes the other choice, the one llm.c makes: it keeps a reference to the input `x`
 # and two numbers per row, `mean` and `rstd`, and rebuilds `xhat = (x - mean) * rstd` in the
-# backward, one subtraction and one multiplication per element. The comment in
-# `minigpt/layers/layernorm.py` gives the reason: `x` is the residual stream, alive anyway, so
-# the cache adds 2 numbers per row instead of a second activation-sized array. Memory, not
-# arithmetic, is what limits the batch size and context length a machine can train.
+# backward, one subtraction and one multiplication per element. The layer allocates only those
+# 2 numbers per row; but holding on to `x` is free only if something else keeps `x` alive. In
+# llm.c, whose activations all live in one buffer kept for the backward, something does. In
+# minigpt's blocks each residual sum `x + ...` is a new array, so the `x` that `ln_1` receives
+# is kept by this cache alone: either choice holds one activation-sized array per LayerNorm
+# until the backward. What the library's choice saves is writing `xhat` in the forward (one
+# array of output fewer, and memory traffic, not arithmetic, is what a LayerNorm spends its
+# time on), for a little arithmetic in the backward.
 
 # %%
 lib_out, lib_cache = layernorm_forward(x, w, b)

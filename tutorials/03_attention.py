@@ -198,8 +198,9 @@ assert max(diffs.values()) < 1e-12 and max(lib_errors.values()) < 1e-8
 # %% [markdown]
 # ## Step 7 · Attention dropout without storing a mask
 #
-# GPT-1 trains with dropout on the attention weights (0.1; GPT-2's paper says nothing of it, and
-# reimplementations such as Hugging Face's and nanoGPT's keep GPT-1's): each `P[i, j]` is zeroed with
+# GPT-1 trains with dropout on the attention weights (0.1; GPT-2's paper says nothing of it; Hugging
+# Face's models keep GPT-1's 0.1, and nanoGPT keeps the layer with a rate it sets per run, 0 by default
+# and 0.2 for its Shakespeare model): each `P[i, j]` is zeroed with
 # probability p and the survivors scaled by 1/(1-p). Storing that T x T mask would undo step 5.
 # `kernels.dropout_keep_mask(seed, shape, p)` instead makes the mask a pure function of the seed
 # and the element's position (a counter-based hash, as FlashAttention does), so the backward

@@ -13,8 +13,8 @@
 # 3. tiles: the whole forward, one (query tile, key tile) block at a time, skipping the blocks the
 #    causal mask empties;
 # 4. the backward from `lse`, tile by tile;
-# 5. the C++ kernel against NumPy: agreement, memory and time;
-# 6. the heads read where the model keeps them, inside the fused (B, T, 3C) projection: no copies.
+# 5-7. the C++ kernel against NumPy: agreement (step 5), memory (6) and time (7);
+# 8. the heads read where the model keeps them, inside the fused (B, T, 3C) projection: no copies.
 #
 # Why it pays on a CPU: a (T, T) float32 matrix per head is 4 MiB at T = 1024, 48 MiB over 12 heads,
 # far more than a core's L2 cache (1-2 MiB), so every pass over it runs at memory speed. A 64 x 64

@@ -108,7 +108,7 @@ print(f"step 3: top-k 3     {show(p_k)}")
 print(f"        top-p 0.95  {show(p_p)}")
 print(f"        tokens top-p 0.95 keeps at temperature 0.5, 1, 2: {list(kept.values())}")
 print("        you should see three words kept by top-k (0.60, 0.27, 0.13); four by top-p, because")
-print("        0.54 + 0.24 + 0.12 = 0.91 is short of 0.95, so 'day' joins; both renormalised to sum to 1;")
+print("        0.545 + 0.245 + 0.122 = 0.912 is short of 0.95, so 'day' joins; both renormalised to sum to 1;")
 print("        and top-p keeping fewer tokens when the distribution is sharp, more when it is flat: 3, 4, 5")
 assert (p_k > 0).sum() == 3 and (p_p > 0).sum() == 4 and kept[0.5] < kept[1.0] < kept[2.0]
 assert math.isclose(p_k.sum(), 1.0) and math.isclose(p_p.sum(), 1.0)
@@ -272,6 +272,7 @@ assert cached_tps > 2 * uncached_tps
 # - Greedy, temperature, top-k and top-p are a few lines on the logits of the last position; a seed
 #   makes sampling reproducible.
 # - The KV cache stores every layer's keys and values, 2 x layers x context x width floats per
-#   sequence, and turns generation from quadratic into linear work, with the same results.
+#   sequence, and makes each generation step linear in the context instead of quadratic (the
+#   attention over the cache still grows with it), with the same results.
 # - Past the context length both paths keep the last block_size tokens; `generate` then rebuilds the
 #   cache from that window (see `minigpt/generate.py`), so the two stay identical there too.

@@ -14,16 +14,18 @@
 #
 #     "the plot was dull. i"  ->  " hated"  or  " loved"?    compare log P(" hated" | prompt), log P(" loved" | prompt)
 #
-# This tutorial:
+# This tutorial, step by step (the numbers are the Step headers below):
 # 1. computes the log-likelihood of a completion by hand and with `minigpt.prompting`, which runs
 #    the shared prompt once through the KV cache;
-# 2. pre-trains a small model on text in which a sentiment task hides, and solves the task zero-shot;
-# 3. evaluates that at every checkpoint of the run (GPT-1's figure 2, right);
-# 4. adds demonstrations (few-shot) and sees what a 64-character context does to them;
-# 5. runs the same from the command line: `minigpt evaluate`;
-# 6. measures how well the model predicts a whole held-out text: loss, perplexity, bits per
+# 2. sees why long answers lose, and how normalising by length fixes it;
+# 3-5. writes text in which a sentiment task hides, pre-trains a small model on it briefly, and
+#    solves the task zero-shot;
+# 6. evaluates that at every checkpoint of the run (GPT-1's figure 2, right);
+# 7. adds demonstrations (few-shot) and sees what a 64-character context does to them;
+# 8. runs the same from the command line: `minigpt evaluate`;
+# 9. measures how well the model predicts a whole held-out text: loss, perplexity, bits per
 #    character (GPT-2's zero-shot language modelling), and why the window has to slide;
-# 7. lets the model write its answer instead of choosing one (open answers, as in LAMBADA).
+# 10. lets the model write its answer instead of choosing one (open answers, as in LAMBADA).
 #
 # It takes well under a minute on two cores. Run it from the repository root after `pip install .`:
 #

@@ -161,10 +161,12 @@ assert difference < 1e-5 and np.abs(gelu_forward(grid)[0] - tanh_gelu).max() < 1
 #
 # GPT-1's BPE works on lowercased *words*: the last character of a word carries `</w>`, and merges
 # build up pieces such as `low` and `er</w>`. OpenAI cleaned text with ftfy and split it with spaCy;
-# transformers replaced both with BERT's basic tokenizer, and so does minigpt (in plain Python):
-# clean controls, space out CJK characters, strip accents, lowercase, split at whitespace and at
-# every punctuation character. The parity tests find transformers' ids on varied text. Against the
-# original pipeline it differs where spaCy did (`don't` -> `do n't` there, `don ' t` here).
+# transformers' tokenizer splits with BERT's basic tokenizer instead (always since version 5; the
+# slow tokenizer of 4.x still used ftfy and spaCy where both were installed), and so does minigpt
+# (in plain Python): clean controls, space out CJK characters, strip accents, lowercase, split at
+# whitespace and at every punctuation character. The parity tests find the ids of transformers 5 on
+# varied text. Against the original pipeline it differs where spaCy did (`don't` -> `do n't`
+# there, `don ' t` here).
 
 # %%
 sentence = "Don't panic: Café Ökonomie, lower & NEWER!"

@@ -11,8 +11,9 @@ from minigpt import kernels
 def layernorm_forward(x, w, b, backend="numpy"):
     """x: (..., C), w: (C,), b: (C,) -> out: (..., C), cache."""
     out, mean, rstd = kernels.layernorm_forward(x, w, b, backend=backend)
-    # x, mean and rstd are kept, not xhat: x is alive anyway (it is the residual stream), and
-    # two numbers per row rebuild xhat in the backward for a fraction of the memory.
+    # x, mean and rstd are kept, not xhat: either way one array of x's size stays alive until the backward
+    # (nothing else holds this x: the block's residual sums make new arrays), but the forward then writes
+    # only out, and two numbers per row rebuild xhat in the backward.
     return out, (x, mean, rstd, w, backend)
 
 
