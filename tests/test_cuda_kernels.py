@@ -182,7 +182,8 @@ def test_matmul_kernel_from_the_environment(rng, request, monkeypatch, precision
 def test_matmul_wgmma_reads_tf32_by_truncation(rng, tf32, trans_a, trans_b):
     # wgmma reads its operands from shared memory as they are (no rounding instruction in between), and
     # the tensor core uses their TF32 part: the product of truncated inputs, to float32 sums. Pinned here
-    # so that a GPU tells whether the emulator's model of it holds.
+    # so that a GPU tells whether the emulator's model of it holds: a failure on a GPU says that model is
+    # wrong, not the kernel, which the TF32 tests hold to TF32's tolerance.
     if kernels.cuda_info()["tf32_kernel"] != "wgmma":
         pytest.skip("the TF32 kernel here is mma.sync, which rounds its inputs")
     M, K, N = 200, 96, 136

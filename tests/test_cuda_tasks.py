@@ -63,7 +63,9 @@ def test_finetuning_on_the_gpu_tracks_the_cpu_run(tmp_path, shape, mode):
     for gpu_epoch, host_epoch in zip(gpu["history"], host["history"]):  # task loss + λ LM loss, dev losses
         for key in ("train_loss", "dev_task_loss", "dev_lm_loss"):
             assert gpu_epoch[key] == pytest.approx(host_epoch[key], rel=1e-4), (key, gpu_epoch, host_epoch)
-        assert gpu_epoch["accuracy"] == host_epoch["accuracy"]
+        # at most one of the 5 dev examples apart: on a GPU the order of float atomics (split-K matmul, dq, the
+        # embedding's gradient) changes the last bits run to run, which could tip an example on a near-tie
+        assert abs(gpu_epoch["accuracy"] - host_epoch["accuracy"]) <= 1 / 5 + 1e-9, (gpu_epoch, host_epoch)
     for name, p in host_run.model.params.items():  # six AdamW updates later, every weight, the head's too
         # by whole tensors: the keys' share of c_attn's bias has a gradient of rounding noise only (softmax
         # ignores a shift common to a row), which AdamW turns into steps that differ run to run on a GPU

@@ -722,7 +722,7 @@ using ForwardKernel = void (*)(float*, float*, const float*, const float*, const
 
 void launch_forward(ForwardKernel kernel, int threads, size_t smem, const char* name, float* out, float* lse,
                     const float* q, const float* k, const float* v, const Launch& L) {
-    allow_smem(kernel, smem, std::string(name) + ": head size " + std::to_string(L.hs));
+    allow_smem_once(kernel, smem, std::string(name) + ": head size " + std::to_string(L.hs));
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
     kernel<<<grid, threads, smem, L.stream>>>(out, lse, q, k, v, L.in, L.out, L.T, static_cast<int>(L.hs),
                                               L.scale * kLog2e, L.drop, L.vec);
@@ -733,7 +733,7 @@ template <int D>
 void backward_launch(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                      const float* v, const float* lse, const float* row_term, const Launch& L) {
     constexpr size_t smem = backward_smem<D>();
-    allow_smem(attention_backward_kernel<D>, smem, "attention: head size " + std::to_string(L.hs));
+    allow_smem_once(attention_backward_kernel<D>, smem, "attention: head size " + std::to_string(L.hs));
     const dim3 grid(static_cast<unsigned>(L.BH), static_cast<unsigned>((L.T + kTile - 1) / kTile));
     attention_backward_kernel<D><<<grid, kThreads, smem, L.stream>>>(dq, dk, dv, dout, q, k, v, lse, row_term, L.in,
                                                                      L.out, L.T, static_cast<int>(L.hs), L.scale,

@@ -4,9 +4,13 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 // A CUDA error becomes a C++ exception, which pybind11 raises in Python as RuntimeError: a bad
 // launch never exits the process.
@@ -54,6 +58,24 @@ void allow_smem(Kernel kernel, size_t bytes, const std::string& who) {
     cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                     cudaSharedmemCarveoutMaxShared),
                "cudaFuncSetAttribute");
+}
+
+// The current device's id, capped at 63 (an index into per-device caches).
+int current_device();
+
+// allow_smem, made once per kernel and device rather than before every launch (a device query and two
+// attribute calls each time). The lock: kernels are launched without the GIL, so two Python threads may
+// get here at once.
+template <typename Kernel>
+void allow_smem_once(Kernel kernel, size_t bytes, const std::string& who) {
+    static std::mutex lock;
+    static std::vector<std::pair<const void*, int>> done;  // (kernel, device)
+    const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), current_device()};
+    const std::lock_guard<std::mutex> hold(lock);
+    if (std::find(done.begin(), done.end(), key) == done.end()) {
+        allow_smem(kernel, bytes, who);
+        done.push_back(key);
+    }
 }
 
 // Row-wise kernels give each row to one warp: 32 lanes stride over the row together (coalesced),

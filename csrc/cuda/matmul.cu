@@ -32,14 +32,14 @@
 #include "kernels_cuda.h"
 #include "ptx.cuh"
 
-namespace {
-
 // The current device's id, as an index into the per-device caches below (at most 64 devices).
 int current_device() {
     int device = 0;
     cuda_check(cudaGetDevice(&device), "cudaGetDevice");
     return device < 64 ? device : 63;
 }
+
+namespace {
 
 // An attribute of the current device, read once per device into `cache` (by device id; 0: not read yet).
 int device_attribute(cudaDeviceAttr attr, int (&cache)[64]) {
@@ -954,20 +954,6 @@ int tf32_stages() {
     return static_cast<size_t>(limit) >= deepest ? 3 : 2;
 }
 
-// A kernel with more than 48 KiB of shared memory needs its opt-in (allow_smem) on each device before
-// its launch or its occupancy query; made once per kernel and device. (The lock: kernels are launched
-// without the GIL, so two Python threads may get here at once.)
-template <typename Kernel>
-void allow_smem_once(Kernel kernel, size_t bytes, const char* who) {
-    static std::mutex lock;
-    static std::vector<std::pair<const void*, int>> done;  // (kernel, device)
-    const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), current_device()};
-    const std::lock_guard<std::mutex> hold(lock);
-    if (std::find(done.begin(), done.end(), key) == done.end()) {
-        allow_smem(kernel, bytes, who);
-        done.push_back(key);
-    }
-}
 
 template <bool TA, bool TB, int STAGES>
 void allow_tf32_smem() {
