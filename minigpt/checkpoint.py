@@ -110,7 +110,7 @@ def read_info(path):
     path = resolve_checkpoint(path)
     try:
         info = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # not UTF-8 JSON, an integer too long to convert, nested too deep
         raise ValueError(f"{path / 'checkpoint.json'} is corrupted ({e})") from None
     if not isinstance(info, dict):
         raise ValueError(f"{path / 'checkpoint.json'} holds a JSON {type(info).__name__}, not an object "

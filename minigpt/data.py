@@ -76,7 +76,7 @@ def open_token_file(path):
     path = Path(path)
     try:
         info = json.loads(meta_path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError too
         raise ValueError(f"{path}: missing or unreadable metadata {meta_path(path)} ({e})") from None
     try:
         dtype, num_tokens = np.dtype(info["dtype"]), info["num_tokens"]

@@ -24,6 +24,7 @@ CODES = {np.dtype(t): code for code, t in DTYPES.items()}
 ITEMSIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
              "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit; guards against garbage
+MAX_DIMS = 32
 METADATA = "__metadata__"
 
 
@@ -31,6 +32,8 @@ def save_file(tensors, path, metadata=None):
     """Write {name: ndarray} to path atomically. metadata: {str: str} stored in the header."""
     header, offset = {}, 0
     arrays = []
+    if METADATA in tensors:  # a reader would take that entry for the metadata, and refuse the file
+        raise ValueError(f"safetensors: {METADATA!r} is the format's name for the metadata, not a tensor's")
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
         if array.dtype not in CODES:
@@ -58,9 +61,14 @@ def read_header(f, path):
     (n,) = struct.unpack("<Q", size_bytes)
     if n > MAX_HEADER:
         raise ValueError(f"{path}: header size {n} is implausible; not a safetensors file, or corrupted")
-    try:  # (RecursionError: arrays nested deeper than Python's parser goes are not a header either)
+    if 8 + n > file_size(f):
+        raise ValueError(f"{path}: the header is {n} bytes, but the file holds {file_size(f) - 8} after its size; "
+                         "the file is truncated or not a safetensors file")
+    # ValueError: not JSON, or an integer of more digits than Python converts (4,300); RecursionError: arrays
+    # nested deeper than Python's parser goes. Neither is a header.
+    try:
         header = json.loads(f.read(n))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise ValueError(f"{path}: the header is not valid JSON; the file is corrupted") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path} is not a valid safetensors file: the header is a JSON {json_type(header)}, "
@@ -107,8 +115,10 @@ def check_entry(name, entry, data_size, path):
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str):
         raise invalid(f"'dtype' must be a string, got {dtype!r}")
-    if not is_int_list(shape) or any(d < 0 for d in shape):
-        raise invalid(f"'shape' must be a list of integers >= 0, got {shape!r}")
+    # at most 32 dimensions, each below 2^62: NumPy refuses more than 64, or one that overflows its sizes, with
+    # a message that names neither the file nor the tensor (a zero elsewhere in the shape makes such one fit 0 bytes)
+    if not is_int_list(shape) or len(shape) > MAX_DIMS or any(not 0 <= d < 2**62 for d in shape):
+        raise invalid(f"'shape' must be a list of at most {MAX_DIMS} integers in [0, 2^62), got {shape!r:.200}")
     if not is_int_list(offsets) or len(offsets) != 2:
         raise invalid(f"'data_offsets' must be two integers [begin, end], got {offsets!r}")
     begin, end = offsets

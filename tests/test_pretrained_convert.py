@@ -147,3 +147,14 @@ def test_a_real_fine_tuning_run_survives_the_trip_and_scores_the_same(tmp_path, 
     assert record_back == record_ft and record_ft["labels"] == ["neg", "pos"]
     assert metrics_back["accuracy"] == metrics_ft["accuracy"]
     assert metrics_back["dev_lm_loss"] == metrics_ft["dev_lm_loss"]  # the same weights, bit for bit
+
+
+def test_a_float64_checkpoint_comes_back_float64(tmp_path):
+    cfg = minigpt.GPTConfig(vocab_size=11, block_size=6, n_layer=1, n_head=2, n_embd=8)
+    model = minigpt.GPT(cfg, seed=2, dtype="float64")
+    save_checkpoint(tmp_path / "c64", model, 3)
+    assert main(["convert", str(tmp_path / "c64"), str(tmp_path / "hf")]) == 0
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
+    back, info = load_model(tmp_path / "back")
+    assert info["dtype"] == "float64"
+    assert all(np.array_equal(back.params[name], value) for name, value in model.params.items())  # bit for bit

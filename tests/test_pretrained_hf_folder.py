@@ -91,6 +91,38 @@ def test_original_names_buffers_and_a_tied_head_copy_load(tmp_path, arch):
         GPT.from_pretrained(folder)
 
 
+def test_buffers_of_any_dtype_are_skipped_but_weights_must_be_floats(tmp_path, arch):
+    # transformers 4 saved the causal masks as bool or uint8; they are not weights, whatever their dtype
+    model, folder = saved(tmp_path, arch)
+    tensors = load_file(folder / "model.safetensors")
+    tensors["transformer.h.0.attn.bias"] = np.tril(np.ones((1, 1, 9, 9), bool))
+    tensors["transformer.h.1.attn.bias"] = np.tril(np.ones((1, 1, 9, 9), np.uint8))
+    save_file(tensors, folder / "model.safetensors")
+    assert np.array_equal(logits(GPT.from_pretrained(folder)), logits(model))
+    name = "transformer.h.1.mlp.c_fc.bias"
+    tensors[name] = tensors[name].astype(np.int32)  # a weight: refused by name
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(ValueError, match=f"tensor '{name}' has dtype 'I32'; minigpt reads the float dtypes"):
+        GPT.from_pretrained(folder)
+
+
+def test_a_config_that_does_not_fit_the_files_is_refused_before_allocating(tmp_path, arch):
+    # a config.json edited to a 2M-token vocabulary: refused from the files' headers, not after filling 0.5 GB
+    _, folder = saved(tmp_path, arch)
+    edit_config(folder, vocab_size=2_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"has shape \(37, 8\), but the config makes wte.weight \(2000000, 8\)"):
+            GPT.from_pretrained(folder)
+        assert tracemalloc.get_traced_memory()[1] < 20 * 2**20
+    finally:
+        tracemalloc.stop()
+    _, folder = saved(tmp_path / "layers", arch)
+    edit_config(folder, **({"n_layer": 40}))
+    with pytest.raises(ValueError, match="the files hold 2 layers, but the config makes 40"):
+        GPT.from_pretrained(folder)
+
+
 @pytest.mark.parametrize("code", ["F16", "BF16", "F64"])
 def test_half_and_double_precision_files_become_float32(tmp_path, code):
     model, folder = saved(tmp_path, "gpt2")

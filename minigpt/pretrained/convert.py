@@ -17,7 +17,7 @@ from pathlib import Path
 from minigpt.checkpoint import load_weights, read_info, save_checkpoint
 from minigpt.config import GPTConfig
 from minigpt.model import GPT
-from minigpt.pretrained.hf_folder import Extras, load_pretrained, save_pretrained
+from minigpt.pretrained.hf_folder import Extras, load_pretrained, read_hf_config, save_pretrained
 from minigpt.safetensors import load_file, save_file
 from minigpt.tokenizer import tokenizer_from_dict
 
@@ -30,7 +30,11 @@ def is_hf_folder(path):
 
 def hf_to_checkpoint(hf_folder, out_dir, dropout=None):
     """Write the HF model in hf_folder as out_dir/ckpt-<step>/; return its path."""
-    model, tokenizer, extras = load_pretrained(hf_folder, dropout=dropout)
+    hf, _ = read_hf_config(hf_folder)
+    # a float64 model (as checkpoint_to_hf writes one, config "dtype") comes back float64; half-precision and
+    # float32 files become float32, the dtype minigpt trains in
+    dtype = "float64" if hf.get("dtype", hf.get("torch_dtype")) == "float64" else "float32"
+    model, tokenizer, extras = load_pretrained(hf_folder, dtype=dtype, dropout=dropout)
     if tokenizer is None:  # a weights-only folder converts, but what is made of it should not surprise later
         warnings.warn(f"{hf_folder} has no tokenizer files (vocab.json + merges.txt), so the checkpoint holds the "
                       "model only: `minigpt generate` and fine-tuning need a tokenizer", stacklevel=2)

@@ -28,7 +28,7 @@ from minigpt.data import atomic_write_bytes
 from minigpt.model import GPT
 from minigpt.pretrained import hf_gpt2, hf_openai_gpt
 from minigpt.pretrained.hf_tokenizer import read_hf_tokenizer, read_json_object, write_hf_tokenizer
-from minigpt.pretrained.hf_weights import load_weights_into, to_host, weight_files
+from minigpt.pretrained.hf_weights import check_sizes, load_weights_into, read_entries, to_host, weight_files
 from minigpt.safetensors import load_file, save_file
 from minigpt.tokenizer import tokenizer_from_dict
 
@@ -73,6 +73,7 @@ def load_hf_model(folder, dtype="float32", backend="numpy", dropout=None):
     hf, module = read_hf_config(folder)
     cfg = module.config_from_hf(hf, folder / "config.json", dropout)
     files = weight_files(folder)  # before the model is allocated: a pickle-only folder fails at once
+    check_sizes(read_entries(files), cfg, module.from_hf_name, str(folder))  # and one that does not fit the config
     model = GPT(cfg, dtype=dtype, backend=backend)
     load_weights_into(model, files, module.from_hf_name, source=str(folder))
     return model

@@ -31,7 +31,7 @@ GENERIC_CLASSES = (None, "PreTrainedTokenizer", "PreTrainedTokenizerFast", "Auto
 def read_json(path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError too
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 

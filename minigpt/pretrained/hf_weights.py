@@ -47,7 +47,7 @@ def shard_files(folder, index):
     """The shards model.safetensors.index.json lists: its "weight_map" is {tensor name: shard file name}."""
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError too
         raise ValueError(f"{index}: not a valid safetensors index (not valid JSON: {e})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map or \
@@ -74,7 +74,7 @@ def shard_path(folder, index, shard):
 
 def read_entries(files):
     """{tensor name: (path, header entry, start of the data)} over all files. read_header has checked
-    each entry's shape and offsets against its file; the dtypes minigpt reads are checked here."""
+    each entry's shape and offsets against its file; plan_reads checks the dtypes of those it reads."""
     entries = {}
     for path in files:
         with open(path, "rb") as f:
@@ -84,9 +84,6 @@ def read_entries(files):
                 continue
             if name in entries:
                 raise ValueError(f"tensor {name!r} is in both {entries[name][0]} and {path}")
-            if entry["dtype"] not in FILE_DTYPES:
-                raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']!r}; minigpt reads the "
-                                 f"float dtypes {', '.join(FILE_DTYPES)}")
             entries[name] = (path, entry, start)
     return entries
 
@@ -131,12 +128,33 @@ def plan_reads(model, entries, from_hf_name, source):
                          f"{missing[:5]}, unexpected {unexpected[:5]} (minigpt loads GPT2LMHeadModel / "
                          "OpenAIGPTLMHeadModel weights, or their base models, and nothing else)")
     tensors = [(ours, hf_name) for ours, hf_name in plan.items()] + ([("wte.weight", lm_head)] if lm_head else [])
-    for ours, hf_name in tensors:
+    for ours, hf_name in tensors:  # (a skipped buffer may have any dtype: transformers 4 saved masks as bool)
+        path, entry, _ = entries[hf_name]
+        if entry["dtype"] not in FILE_DTYPES:
+            raise ValueError(f"{path}: tensor {hf_name!r} has dtype {entry['dtype']!r}; minigpt reads the "
+                             f"float dtypes {', '.join(FILE_DTYPES)}")
         shape = tuple(entries[hf_name][1]["shape"])
         if shape != model.params[ours].shape:
             raise ValueError(f"{source}: {hf_name} has shape {shape}, but the config makes {ours} "
                              f"{model.params[ours].shape}")
     return plan, lm_head
+
+
+def check_sizes(entries, cfg, from_hf_name, source):
+    """The embeddings' shapes and the number of layers in the files against the config, before the model is
+    allocated: a config.json edited to a huge vocabulary would otherwise fill gigabytes with random weights
+    before plan_reads found the mismatch. (plan_reads then checks every tensor.)"""
+    expected = {"wte.weight": (cfg.vocab_size, cfg.n_embd), "wpe.weight": (cfg.block_size, cfg.n_embd)}
+    layers = set()
+    for hf_name, (_, entry, _) in entries.items():
+        ours = from_hf_name(hf_name)
+        if ours in expected and tuple(entry["shape"]) != expected[ours]:
+            raise ValueError(f"{source}: {hf_name} has shape {tuple(entry['shape'])}, but the config makes {ours} "
+                             f"{expected[ours]}")
+        if ours.startswith("h.") and ours.split(".")[1].isdigit():
+            layers.add(int(ours.split(".")[1]))
+    if layers and max(layers) + 1 != cfg.n_layer:
+        raise ValueError(f"{source}: the files hold {max(layers) + 1} layers, but the config makes {cfg.n_layer}")
 
 
 def load_weights_into(model, files, from_hf_name, source):

@@ -81,6 +81,8 @@ def read_jsonl(path):
             raise fail(f"{path}:{number}", f"is not valid JSON ({e.msg} at column {e.colno})") from None
         except RecursionError:  # arrays or objects nested deeper than Python's parser goes
             raise fail(f"{path}:{number}", "is not a record: its JSON is nested thousands of levels deep") from None
+        except ValueError as e:  # an integer of more digits than Python converts (4,300)
+            raise fail(f"{path}:{number}", f"is not valid JSON ({e})") from None
         if not isinstance(record, dict):
             raise fail(f"{path}:{number}", f"must hold a JSON object, got {type(record).__name__}")
         records.append((number, record))
@@ -93,3 +95,5 @@ def read_json(path):
         return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise fail(f"{path}:{e.lineno}", f"is not valid JSON ({e.msg} at column {e.colno})") from None
+    except (ValueError, RecursionError) as e:  # an integer too long to convert, or nested too deep
+        raise fail(str(path), f"is not valid JSON ({e or 'nested too deep'})") from None

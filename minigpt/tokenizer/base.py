@@ -183,7 +183,7 @@ def read_tokenizer_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # not UTF-8 JSON, an integer too long to convert, nested too deep
         raise ValueError(f"{path}: not a valid tokenizer file (corrupted JSON: {e})") from e
     if not isinstance(d, dict):
         raise ValueError(f"{path}: not a valid tokenizer file (expected a JSON object, got {type(d).__name__})")

@@ -103,7 +103,7 @@ def read_json_file(path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError too
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
