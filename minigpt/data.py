@@ -14,8 +14,9 @@ import numpy as np
 
 
 def read_text(path):
-    """The text of a UTF-8 file, or of every *.txt file in a folder (sorted, joined by blank lines; empty ones
-    are left out, as they add nothing)."""
+    """The text of a UTF-8 file, or of every *.txt file in a folder and its subfolders (sorted by path, joined
+    by blank lines; empty ones are left out, as they add nothing). The suffix is matched as written, .txt and
+    not .TXT; subfolders that are symbolic links are not entered (Python's rglob), linked files are read."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
@@ -88,6 +89,8 @@ def open_token_file(path):
     if path.stat().st_size != num_tokens * dtype.itemsize:
         raise ValueError(f"{path} holds {path.stat().st_size} bytes, its metadata promises {num_tokens} "
                          f"{dtype.name} tokens: the file is truncated or not a token file")
+    if num_tokens == 0:  # NumPy cannot map an empty file
+        return np.zeros(0, dtype=dtype), info
     return np.memmap(path, dtype=dtype, mode="r"), info
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from minigpt.corpus import shakespeare_splits
-from minigpt.data import meta_path, read_text, write_token_file
+from minigpt.data import meta_path, open_token_file, read_text, write_token_file
 from minigpt.tokenizer import BPETokenizer, CharTokenizer, find_gpt2_files, load_tokenizer
 
 TOKENIZERS = ("char", "bpe", "gpt2")
@@ -47,12 +47,26 @@ def fingerprint(train_text, val_text, cfg):
     return h.hexdigest()
 
 
-def encoded_fingerprint(val_path):
-    """The fingerprint the token files were written for; None when their metadata is unreadable (the files
-    are derived from the text, so a damaged one is simply encoded again)."""
+def encoded_fingerprint(token_path):
+    """The fingerprint a token file was written for; None when its metadata is missing or unreadable (the
+    files are derived from the text, so a damaged one is simply encoded again)."""
     try:
-        return json.loads(meta_path(val_path).read_text()).get("fingerprint")
-    except (ValueError, AttributeError):
+        return json.loads(meta_path(token_path).read_text()).get("fingerprint")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+
+
+def cached_tokenizer(key, train_path, val_path, tok_path):
+    """The tokenizer of out/data when it holds these settings' encoding whole (both token files written for
+    this fingerprint and intact, the tokenizer file readable), else None. A re-encode killed midway leaves a
+    mix (a new train.bin and tokenizer beside the old val.bin), so both token files must carry the key."""
+    if not tok_path.exists() or any(encoded_fingerprint(p) != key for p in (train_path, val_path)):
+        return None
+    try:
+        for p in (train_path, val_path):
+            open_token_file(p)
+        return load_tokenizer(tok_path)
+    except (OSError, ValueError):  # truncated or damaged: encoded again from the text
         return None
 
 
@@ -64,9 +78,11 @@ def prepare_data(cfg, out):
     if not train_text.strip() or not val_text.strip():
         raise ValueError("the training or validation text is empty; use more text or another --val-fraction")
     key = fingerprint(train_text, val_text, cfg)
-    if all(p.exists() for p in (train_path, val_path, tok_path, meta_path(val_path))) and \
-            encoded_fingerprint(val_path) == key:
-        return load_tokenizer(tok_path), train_path, val_path
+    cached = cached_tokenizer(key, train_path, val_path, tok_path)
+    if cached is not None:
+        return cached, train_path, val_path
+    for p in (train_path, val_path):  # no file of an older encoding may pass for part of this one
+        meta_path(p).unlink(missing_ok=True)
     tokenizer = build_tokenizer(cfg.tokenizer, train_text, val_text, cfg.vocab_size)
     print(f"minigpt: encoding {len(train_text) + len(val_text):,} characters with a "
           f"{tokenizer.vocab_size}-token {cfg.tokenizer} tokenizer ...", flush=True)

@@ -46,6 +46,12 @@ def test_token_file_errors(tmp_path):
         open_token_file(tmp_path / "t.bin")
 
 
+def test_an_empty_token_file_opens_as_no_tokens(tmp_path):
+    write_token_file(tmp_path / "t.bin", [], vocab_size=10)  # (NumPy cannot map an empty file)
+    tokens, info = open_token_file(tmp_path / "t.bin")
+    assert tokens.size == 0 and info["num_tokens"] == 0
+
+
 def test_batches_are_shifted_windows_and_reproducible():
     tokens = np.arange(100, dtype=np.uint16)
     x, y = get_batch(tokens, 4, 8, np.random.default_rng(0))

@@ -221,6 +221,32 @@ def test_damaged_token_file_metadata_is_encoded_again(tmp_path, capsys):
     assert "encoding" in capsys.readouterr().out and open_token_file(val_path)[0].size > 0
 
 
+def test_a_reencode_killed_midway_is_not_mixed_with_the_old_files(tmp_path, monkeypatch, capsys):
+    # char settings encoded; a switch to bpe killed while val.bin was written (train.bin and the tokenizer
+    # already bpe's); back to char: val.bin alone still carried char's fingerprint, and the run mixed the two
+    import minigpt.prepare as prepare
+    char = config(tmp_path, "run")
+    prepare_data(char, char.out)
+    write = prepare.write_token_file
+
+    def killed_at_val(path, *args, **kwargs):
+        if path.name == "val.bin":
+            raise KeyboardInterrupt
+        return write(path, *args, **kwargs)
+    monkeypatch.setattr(prepare, "write_token_file", killed_at_val)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_data(TrainConfig(**{**char.__dict__, "tokenizer": "bpe", "vocab_size": 270}), char.out)
+    monkeypatch.setattr(prepare, "write_token_file", write)
+    capsys.readouterr()
+    tokenizer, train_path, val_path = prepare_data(char, char.out)
+    assert "encoding" in capsys.readouterr().out and tokenizer.kind == "char"  # encoded again, as char
+    for path in (train_path, val_path):
+        assert open_token_file(path)[0].max() < tokenizer.vocab_size
+    (tmp_path / "run" / "data" / "train.bin").write_bytes(b"\0" * 6)  # truncated: encoded again, not an error
+    assert prepare_data(char, char.out)[0].kind == "char" and "encoding" in capsys.readouterr().out
+    assert open_token_file(train_path)[0].size > 3
+
+
 @pytest.mark.parametrize("damage, message", [
     ({"step": "x"}, "'step' must be a non-negative integer, got 'x'"),
     ({"step": -3}, "'step' must be a non-negative integer, got -3"),
