@@ -218,7 +218,7 @@ def test_resuming_a_weights_only_checkpoint_says_what_it_is(tmp_path):
 def test_damaged_generator_states_and_deeply_nested_jsonl_are_named(tmp_path):
     from minigpt.tasks import load_task
     train(config(tmp_path, "run", max_iters=4), progress=False)
-    info = tmp_path / "run" / "ckpt-0000006" / "checkpoint.json"
+    info = tmp_path / "run" / "ckpt-0000004" / "checkpoint.json"
     saved = json.loads(info.read_text())
     saved["rng"]["data"] = {"bit_generator": "MT19937", "state": {}}
     info.write_text(json.dumps(saved))
