@@ -200,9 +200,10 @@ def check_new_run_folder(out, command="pretrain"):
     found = list_checkpoints(out)
     if found:
         hint = "continue it with --resume, or " if command == "pretrain" else ""
-        named = f"--out {out}" if command != "convert" else out  # convert takes OUT as a positional argument
+        # convert takes OUT as a positional argument, the others --out
+        named, other = (out, "folder") if command == "convert" else (f"--out {out}", "--out")
         raise ValueError(f"{named} already holds a run's checkpoints (latest: {found[-1][1].name}); "
-                         f"{hint}choose another {'--out' if command != 'convert' else 'folder'}")
+                         f"{hint}choose another {other}")
 
 
 def logged_step(line):
@@ -297,13 +298,13 @@ class Run:
                              f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}), "
                              "so every rank continues its own batches and dropout streams")
         saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
-        moved = not same_setting("data", cfg.data, saved.data) and self.holds_tokens_of(cfg.data, saved)
-        if moved:  # the same text at a new place: the run goes on from there
+        if not same_setting("data", cfg.data, saved.data) and self.holds_tokens_of(cfg.data, saved):
+            # the same text at a new place: the run goes on from there
             cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
+            saved = replace(saved, data=cfg.data)
         changed = [f"--{name.replace('_', '-')} {getattr(cfg, name)!r} (the run's: {getattr(saved, name)!r})"
                    for name in (f.name for f in fields(TrainConfig))
-                   if name not in RESUMABLE and not (name == "data" and moved)
-                   and not same_setting(name, getattr(cfg, name), getattr(saved, name))]
+                   if name not in RESUMABLE and not same_setting(name, getattr(cfg, name), getattr(saved, name))]
         if cfg.data != "shakespeare" and not Path(cfg.data).exists():
             hint = ("the run's text is not there any more; put it back, or name its new place with --data (the same "
                     "text)" if same_setting("data", cfg.data, saved.data) else "no such file or folder")

@@ -11,7 +11,7 @@ import pytest
 
 from minigpt import GPT, GPTConfig
 from minigpt.pretrained import load_hf_model, load_pretrained, save_pretrained, tokenizer_from_pretrained
-from minigpt.pretrained.hf_weights import load_weights_into
+from minigpt.pretrained.hf_weights import load_weights_into, read_entries
 from minigpt.safetensors import load_file, save_file
 from minigpt.tokenizer import BPETokenizer, CharTokenizer, OpenAIGPTTokenizer
 
@@ -363,7 +363,7 @@ def test_weights_can_be_read_into_a_float64_model(tmp_path):
     model, folder = saved(tmp_path, "gpt1")
     double = GPT(model.config, dtype="float64")
     from minigpt.pretrained import hf_openai_gpt
-    load_weights_into(double, [folder / "model.safetensors"], hf_openai_gpt.from_hf_name, "test")
+    load_weights_into(double, read_entries([folder / "model.safetensors"]), hf_openai_gpt.from_hf_name, "test")
     for name, value in model.params.items():
         assert np.array_equal(double.params[name], value.astype(np.float64))
 

@@ -73,9 +73,10 @@ def load_hf_model(folder, dtype="float32", backend="numpy", dropout=None):
     hf, module = read_hf_config(folder)
     cfg = module.config_from_hf(hf, folder / "config.json", dropout)
     files = weight_files(folder)  # before the model is allocated: a pickle-only folder fails at once
-    check_sizes(read_entries(files), cfg, module.from_hf_name, str(folder))  # and one that does not fit the config
+    entries = read_entries(files)
+    check_sizes(entries, cfg, module.from_hf_name, str(folder))  # and one that does not fit the config
     model = GPT(cfg, dtype=dtype, backend=backend)
-    load_weights_into(model, files, module.from_hf_name, source=str(folder))
+    load_weights_into(model, entries, module.from_hf_name, source=str(folder))
     return model
 
 

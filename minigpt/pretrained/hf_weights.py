@@ -157,9 +157,8 @@ def check_sizes(entries, cfg, from_hf_name, source):
         raise ValueError(f"{source}: the files hold {max(layers) + 1} layers, but the config makes {cfg.n_layer}")
 
 
-def load_weights_into(model, files, from_hf_name, source):
-    """Fill model.params from HF safetensors files, tensor by tensor, in place."""
-    entries = read_entries(files)
+def load_weights_into(model, entries, from_hf_name, source):
+    """Fill model.params from HF safetensors files (their read_entries), tensor by tensor, in place."""
     plan, lm_head = plan_reads(model, entries, from_hf_name, source)
     for ours, hf_name in plan.items():
         path, entry, start = entries[hf_name]

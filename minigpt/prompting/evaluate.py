@@ -15,6 +15,7 @@ The result is a dict in the shape of `minigpt finetune`'s metrics JSON (task, n_
 each metric by name) plus what prompting adds: shots, how often k had to shrink, the
 prompt was cut or the answers were (fewshot.py), the chance level, the template.
 """
+import itertools
 import string
 from collections import Counter
 
@@ -239,7 +240,7 @@ def predict_completion(model, tokenizer, template, example, demos):
             break
     prediction, after = text[:len(answer)], text[len(answer):]
     if inside_word and after[:1].isalnum():  # the model went on with the word: it wrote a longer word
-        prediction += after[:next((i for i, c in enumerate(after) if not c.isalnum()), len(after))]
+        prediction += "".join(itertools.takewhile(str.isalnum, after))
     return {"label": answer, "prediction": {"greedy": prediction}, "k": prompt.k, "truncated": prompt.truncated,
             "answers_cut": answers_cut, "n_candidates": 1, "prompt_ids": prompt.ids, "texts": [answer],
             "answer_logprobs": score_candidates(model, prompt.ids, [answer_ids])[0]}
