@@ -345,6 +345,20 @@ def test_gelu_matches_numpy(rng, n):
     assert rel(kernels.gelu_backward(dev(dout), dev(x), backend="cuda"), kernels.gelu_backward(dout, x)) < FWD
 
 
+
+def test_gelu_far_ends_give_the_limits():
+    # x^3 overflowed past 7e12: the backward was 0 * inf = NaN there, and gelu(-inf) NaN (as in csrc/gelu.cpp,
+    # the formulas take x clamped to [-10, 10], where tanh(u) is already +-1)
+    left, right = [-np.inf, -3e38, -1e30, -1e19, -20.0], [20.0, 1e19, 1e30, 3e38, np.inf]
+    x = dev(np.array(left + right + [np.nan]))
+    out = host(kernels.gelu_forward(x, backend="cuda"))
+    dx = host(kernels.gelu_backward(cupy.full_like(x, 2.0), x, backend="cuda"))
+    n, m = len(left), len(left) + len(right)
+    assert (out[:n] == 0).all() and (dx[:n] == 0).all()
+    assert np.array_equal(out[n:m], host(x)[n:m]) and (dx[n:m] == 2.0).all()
+    assert np.isnan(out[m]) and np.isnan(dx[m])
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 
 @pytest.mark.parametrize("N,V", [(1, 2), (7, 65), (33, 1000), (4, 50257)])
@@ -360,6 +374,22 @@ def test_cross_entropy_matches_numpy(rng, N, V):
     dz = kernels.cross_entropy_backward(dev(z), got[1], cupy.asarray(t), 0.25, backend="cuda")
     assert rel(dz, kernels.cross_entropy_backward(z, lse, t, 0.25)) < FWD
     assert np.all(host(dz)[t < 0] == 0)
+
+
+
+@pytest.mark.parametrize("V", [4, 100])
+def test_a_nan_logit_gives_a_nan_row_as_in_numpy(rng, V):
+    # The online max-and-sum skipped the first value a lane read when it was NaN (fmaxf drops NaN): a NaN
+    # logit gave a finite loss and softmax. Rows: NaN first, NaN second, NaN after -inf, and a clean row.
+    z = rng.standard_normal((4, V))
+    z[0, 0], z[1, 1], z[2, :2] = np.nan, np.nan, [-np.inf, np.nan]
+    t = np.array([1, 0, 3, 2])
+    losses, lse = kernels.cross_entropy_forward(dev(z), cupy.asarray(t), backend="cuda")
+    naive = _cuda.cross_entropy_forward_naive(dev(z), cupy.asarray(t))
+    y = kernels.softmax_forward(dev(z), backend="cuda")
+    for got in (losses, lse, naive[0], naive[1]):
+        assert np.isnan(host(got)[:3]).all() and np.isfinite(host(got)[3])
+    assert np.isnan(host(y)[:3]).all() and rel(y[3], kernels.softmax_forward(z[3])) < FWD
 
 
 # ----------------------------------------------------------------------------- adamw, embedding

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from minigpt.gradcheck import numerical_gradient, rel_error
 from minigpt.layers import GELU, gelu_backward, gelu_forward
@@ -29,3 +30,18 @@ def test_class_keeps_dtype(rng):
     g = GELU()
     out = g.forward(rng.standard_normal(5).astype(np.float32))
     assert out.dtype == np.float32 and g.backward(np.ones_like(out)).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_far_ends_give_the_limits(dtype):
+    # 0 and slope 0 far left, x and slope 1 far right, for any size of x: x^3 overflowed past 7e12 (float32),
+    # which made the backward 0 * inf = NaN and gelu(-inf) NaN. NaN stays NaN.
+    left, right = [-np.inf, -3e38, -1e30, -1e19, -1e4, -20.0], [20.0, 1e4, 1e19, 1e30, 3e38, np.inf]
+    x = np.array(left + right + [np.nan], dtype=dtype)
+    with np.errstate(all="raise"):  # no overflow on the way either
+        out, cache = gelu_forward(x)
+        dx = gelu_backward(np.full_like(x, 2.0), cache)
+    n, m = len(left), len(left) + len(right)
+    assert (out[:n] == 0).all() and (dx[:n] == 0).all()
+    assert np.array_equal(out[n:m], x[n:m]) and (dx[n:m] == 2.0).all()
+    assert np.isnan(out[m]) and np.isnan(dx[m])

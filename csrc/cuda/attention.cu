@@ -75,7 +75,7 @@ __global__ void attention_forward_naive_kernel(float* out, float* lse, const flo
     for (int64_t j = 0; j <= i; j++) {
         float s = 0.0f;
         for (int64_t d = 0; d < hs; d++) { s += qi[d] * kb[j * hs + d]; }
-        online_merge(m, l, s * scale, 1.0f);
+        online_add(m, l, s * scale);
     }
     const float lse_i = m + logf(l);
     lse[row] = lse_i;

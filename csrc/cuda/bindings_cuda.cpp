@@ -273,7 +273,7 @@ static py::object softmax_backward_py(const py::object& dy_obj, const py::object
     const DeviceArray dy = device_array(op, "dy", dy_obj), y = device_array(op, "y", y_obj);
     check_same_shape(op, "dy", dy, "y", y);
     auto [rows, N] = rows_and_width(op, "y", y);
-    auto [dx, dx_ptr] = new_array(y.shape, true);
+    auto [dx, dx_ptr] = new_array(y.shape, false);
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;
@@ -483,7 +483,7 @@ static py::tuple layernorm_backward_py(const py::object& dout_obj, const py::obj
         throw py::value_error(op + ": mean and rstd must hold one value per row of x " + dims_str(x.shape) + ", got " +
                               dims_str(mean.shape) + " and " + dims_str(rstd.shape));
     }
-    auto [dx, dx_ptr] = new_array(x.shape, true);
+    auto [dx, dx_ptr] = new_array(x.shape, false);
     auto [dw, dw_ptr] = new_array({C}, true);
     auto [db, db_ptr] = new_array({C}, true);
     const cudaStream_t stream = current_stream();
@@ -510,7 +510,7 @@ static py::object gelu_backward_py(const py::object& dout_obj, const py::object&
     const std::string op = "gelu_backward";
     const DeviceArray dout = device_array(op, "dout", dout_obj), x = device_array(op, "x", x_obj);
     check_same_shape(op, "dout", dout, "x", x);
-    auto [dx, dx_ptr] = new_array(x.shape, true);
+    auto [dx, dx_ptr] = new_array(x.shape, false);
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;
@@ -575,7 +575,7 @@ static py::object cross_entropy_backward_py(const py::object& logits_obj, const 
     const int64_t N = logits.shape[0], V = logits.shape[1];
     check_vector(op, "lse", lse, N);
     const DeviceArray t = checked_targets(op, targets_obj, N, V, check_range);
-    auto [dlogits, dlogits_ptr] = new_array({N, V}, true);
+    auto [dlogits, dlogits_ptr] = new_array({N, V}, false);
     const cudaStream_t stream = current_stream();
     {
         py::gil_scoped_release release;

@@ -94,12 +94,28 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 // The online softmax's merge of two partial (max, sum of exp(x - max)) pairs; an all -inf part
-// (max = -inf, sum = 0) leaves the other unchanged, with no NaN from -inf - -inf.
+// (max = -inf, sum = 0) leaves the other unchanged, with no NaN from -inf - -inf. A NaN sum stays NaN
+// (fmaxf would drop a NaN max, so NaN travels in the sum: see online_add).
 __device__ __forceinline__ void online_merge(float& m, float& s, float m_other, float s_other) {
     const float m_new = fmaxf(m, m_other);
-    if (m_new == -INFINITY) { return; }
+    if (m_new == -INFINITY) {
+        s += s_other;  // 0 + 0, or NaN when a part saw a NaN
+        return;
+    }
     s = s * expf(m - m_new) + s_other * expf(m_other - m_new);
     m = m_new;
+}
+
+// online_merge of a single value x (a part whose sum is exp(x - x) = 1), with one exp, not two:
+// either x is the new max and the sum so far is rescaled, or it is not and adds exp(x - m).
+// A NaN x makes the sum NaN, so a NaN logit gives a NaN loss, as in the NumPy reference.
+__device__ __forceinline__ void online_add(float& m, float& s, float x) {
+    if (x > m) {
+        s = s * expf(m - x) + 1.0f;  // exp(-inf) = 0 while nothing has been seen
+        m = x;
+    } else if (m > -INFINITY || x != x) {  // skip -inf while the max is -inf: -inf - -inf is NaN
+        s += expf(x - m);
+    }
 }
 
 // ----------------------------------------------------------------------------- dropout hash

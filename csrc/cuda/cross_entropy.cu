@@ -33,7 +33,7 @@ __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const fl
     if (row >= N) { return; }
     const float* z = logits + row * V;  // (V,)
     float m = -INFINITY, s = 0.0f;
-    for (int64_t i = lane; i < V; i += kWarp) { online_merge(m, s, z[i], 1.0f); }
+    for (int64_t i = lane; i < V; i += kWarp) { online_add(m, s, z[i]); }
     for (int offset = kWarp / 2; offset > 0; offset /= 2) {
         const float m_other = __shfl_xor_sync(0xffffffffu, m, offset);
         const float s_other = __shfl_xor_sync(0xffffffffu, s, offset);
@@ -55,12 +55,15 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
     const int lane = threadIdx.x % kWarp;
     if (row >= N) { return; }
     const int64_t t = targets[row];
-    if (t < 0) { return; }  // padded: zero gradient (dlogits arrives zeroed)
+    float* dz = dlogits + row * V;  // (V,)
+    if (t < 0) {                    // padded: a zero gradient
+        for (int64_t i = lane; i < V; i += kWarp) { dz[i] = 0.0f; }
+        return;
+    }
     const float* z = logits + row * V;  // (V,)
-    float* dz = dlogits + row * V;      // (V,)
     const float l = lse[row];
     // dloss * (softmax - onehot), the one-hot folded into the same write
-    for (int64_t i = lane; i < V; i += kWarp) { dz[i] += dloss * (expf(z[i] - l) - (i == t ? 1.0f : 0.0f)); }
+    for (int64_t i = lane; i < V; i += kWarp) { dz[i] = dloss * (expf(z[i] - l) - (i == t ? 1.0f : 0.0f)); }
 }
 
 unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }

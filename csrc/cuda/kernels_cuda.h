@@ -2,8 +2,11 @@
 //
 // Conventions, as on the CPU side: outputs first, then inputs, then sizes; every pointer carries its
 // shape in a comment; all buffers are row-major, C-contiguous float32 (int64 for ids) in device
-// memory. Backward kernels ADD into their gradient outputs (pass zeroed buffers for a plain
-// gradient). Each function launches its kernels on `stream` and returns without waiting; a launch
+// memory. As in csrc/kernels.h, the elementwise and row-wise backward kernels (softmax, LayerNorm's dx,
+// GELU, cross-entropy) WRITE their gradient, every element once, so no zero-filled buffer is written
+// first and read back (for cross-entropy on GPT-2, 1.6 GB a step); those that sum over several places
+// (attention's dq/dk/dv, LayerNorm's dw/db, embedding and bias gradients) ADD into zeroed buffers, as the
+// comment above each says. Each function launches its kernels on `stream` and returns without waiting; a launch
 // error throws std::runtime_error. No pybind11 types here: bindings_cuda.cpp checks shapes and
 // dtypes and calls these. The NumPy reference of each op is in minigpt/kernels/.
 //
@@ -87,7 +90,7 @@ void softmax_forward_cuda(float* y,        // (rows, N)
 // The teaching version: one thread per row, three passes (max, sum, write).
 void softmax_forward_naive_cuda(float* y, const float* x, int64_t rows, int64_t N, cudaStream_t stream);
 
-// dx += y * (dy - sum(dy * y)) over each row.
+// dx = y * (dy - sum(dy * y)) over each row (written).
 void softmax_backward_cuda(float* dx,        // (rows, N)
                            const float* dy,  // (rows, N)
                            const float* y,   // (rows, N)
@@ -171,7 +174,8 @@ void layernorm_forward_cuda(float* out,      // (N, C)
 void layernorm_forward_naive_cuda(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
                                   int64_t N, int64_t C, float eps, cudaStream_t stream);
 
-// Gradients of layernorm_forward_cuda, added into dx, dw, db; xhat is recomputed from x, mean, rstd.
+// Gradients of layernorm_forward_cuda: dx written, dw and db added into (they sum over rows); xhat is
+// recomputed from x, mean, rstd.
 void layernorm_backward_cuda(float* dx,          // (N, C)
                              float* dw,          // (C,)
                              float* db,          // (C,)
@@ -185,7 +189,7 @@ void layernorm_backward_cuda(float* dx,          // (N, C)
 // ----------------------------------------------------------------------------- gelu (gelu.cu)
 
 void gelu_forward_cuda(float* out, const float* x, int64_t n, cudaStream_t stream);              // (n,)
-void gelu_backward_cuda(float* dx, const float* dout, const float* x, int64_t n, cudaStream_t stream);  // dx += ...
+void gelu_backward_cuda(float* dx, const float* dout, const float* x, int64_t n, cudaStream_t stream);  // dx = ...
 
 // ----------------------------------------------------------------------------- cross-entropy (cross_entropy.cu)
 
@@ -200,7 +204,7 @@ void cross_entropy_forward_cuda(float* losses,           // (N,)
 void cross_entropy_forward_naive_cuda(float* losses, float* lse, const float* logits, const int64_t* targets,
                                       int64_t N, int64_t V, cudaStream_t stream);
 
-// dlogits += dloss * (softmax(logits) - onehot(target)) on counted rows, from the saved lse.
+// dlogits = dloss * (softmax(logits) - onehot(target)) on counted rows, 0 on padded ones, from the saved lse.
 void cross_entropy_backward_cuda(float* dlogits,          // (N, V)
                                  const float* logits,     // (N, V)
                                  const float* lse,        // (N,)

@@ -69,7 +69,7 @@ __global__ void layernorm_backward_dx_kernel(float* dx, const float* dout, const
     const float mean_g = warp_sum(sum_g) / C, mean_gx = warp_sum(sum_gx) / C;
     for (int64_t i = lane; i < C; i += kWarp) {
         const float xhat = (xr[i] - mu) * rs;
-        dxr[i] += rs * (doutr[i] * w[i] - mean_g - xhat * mean_gx);
+        dxr[i] = rs * (doutr[i] * w[i] - mean_g - xhat * mean_gx);
     }
 }
 

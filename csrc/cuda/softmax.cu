@@ -32,7 +32,7 @@ __global__ void softmax_forward_kernel(float* y, const float* x, int64_t rows, i
     // One pass for the max m and the sum s of exp(x - m) (the online softmax): when a larger value
     // arrives, the sum so far is rescaled to the new max, so no exp ever overflows.
     float m = -INFINITY, s = 0.0f;
-    for (int64_t i = lane; i < N; i += kWarp) { online_merge(m, s, xr[i], 1.0f); }
+    for (int64_t i = lane; i < N; i += kWarp) { online_add(m, s, xr[i]); }
     for (int offset = kWarp / 2; offset > 0; offset /= 2) {
         const float m_other = __shfl_xor_sync(0xffffffffu, m, offset);
         const float s_other = __shfl_xor_sync(0xffffffffu, s, offset);
@@ -51,7 +51,7 @@ __global__ void softmax_backward_kernel(float* dx, const float* dy, const float*
     float dot = 0.0f;
     for (int64_t i = lane; i < N; i += kWarp) { dot += dyr[i] * yr[i]; }
     dot = warp_sum(dot);
-    for (int64_t i = lane; i < N; i += kWarp) { dxr[i] += yr[i] * (dyr[i] - dot); }
+    for (int64_t i = lane; i < N; i += kWarp) { dxr[i] = yr[i] * (dyr[i] - dot); }
 }
 
 unsigned row_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
