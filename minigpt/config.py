@@ -133,4 +133,6 @@ def statistics_table():
     lines.append("(V vocabulary, C d_model, P context, L layers; the output head shares wte's weights.)")
     lines.append("'paper' is the size as the paper prints it: GPT-2's paper lists its smallest model at 117M")
     lines.append("and the XL at 1542M, while the released checkpoints hold the exact counts above.")
+    lines.append("GPT-3 alternated dense and locally banded sparse attention layers; these presets are dense in every")
+    lines.append("layer, which changes no parameter count.")
     return "\n".join(lines)

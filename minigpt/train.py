@@ -25,7 +25,7 @@ import numpy as np
 from minigpt import kernels
 from minigpt.checkpoint import (clean_unfinished_saves, list_checkpoints, load_optimizer_state, load_weights,
                                 read_info, require_fields, save_checkpoint)
-from minigpt.config import GPTConfig
+from minigpt.config import PRESETS, GPTConfig
 from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT, check_fits_in_memory
@@ -42,7 +42,7 @@ class TrainConfig:
     tokenizer: str = "char"
     vocab_size: int = 4096  # for tokenizer="bpe"
     val_fraction: float = 0.1  # for --data: the last fraction of the text is validation
-    preset: str = ""
+    preset: str = ""  # a name in minigpt.config.PRESETS (the CLI also takes its context and dropout)
     arch: str = "gpt2"
     n_layer: int = 4
     n_head: int = 4
@@ -57,7 +57,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     min_lr: float = 1e-4
     warmup_iters: int = 100
-    lr_decay_iters: int = 1500
+    lr_decay_iters: int = -1  # -1: --max-iters (or --warmup-iters, if longer), so a longer run decays over all of it
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -87,6 +87,8 @@ class TrainConfig:
         return cls(**{name: float(v) if types[name] is float else v for name, v in d.items()})
 
     def __post_init__(self):
+        if self.lr_decay_iters == -1:  # resolved here, so a checkpoint saves the step itself
+            self.lr_decay_iters = max(self.max_iters, self.warmup_iters)
         self.check()
 
     def check(self):
@@ -107,7 +109,11 @@ class TrainConfig:
                     (not self.data.strip(), "--data must name a file or folder (an empty one would mean the current "
                                             "folder)"),
                     (self.warmup_iters < 0, f"--warmup-iters must be >= 0, got {self.warmup_iters}"),
-                    (self.lr_decay_iters < 0, f"--lr-decay-iters must be >= 0, got {self.lr_decay_iters}"),
+                    (self.lr_decay_iters < self.warmup_iters,
+                     f"--lr-decay-iters ({self.lr_decay_iters}) must be >= --warmup-iters ({self.warmup_iters}): the "
+                     f"rate would drop from its peak to --min-lr at once"),
+                    (bool(self.preset) and self.preset not in PRESETS,
+                     f"unknown --preset {self.preset!r}; choose one of: {', '.join(PRESETS)}"),
                     (not (finite(self.weight_decay) and self.weight_decay >= 0),
                      f"--weight-decay must be >= 0, got {self.weight_decay}"),
                     (not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1),

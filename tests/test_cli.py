@@ -126,6 +126,29 @@ def test_pretrain_bad_inputs(tmp_path, capsys):
     assert "unknown training settings: n_layers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--tokenizer", "char", "--vocab-size", "100"], "--vocab-size is for --tokenizer bpe"),
+    (["--val-fraction", "0.5"], "--val-fraction is for --data; the Shakespeare data holds out its last six plays"),
+    (["--preset", "gpt2", "--n-layer", "2"], "--preset gpt2 sets the model's shape; leave out --n-layer"),
+])
+def test_pretrain_refuses_options_it_would_ignore(options, message, tmp_path, capsys):
+    # refused before any data is read or written
+    assert main(["pretrain", *options, "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_pretrain_preset_brings_its_context_and_dropout():
+    from minigpt.cli import check_new_run_settings
+    settings = {"preset": "gpt1"}
+    check_new_run_settings(settings)
+    assert settings == {"preset": "gpt1", "block_size": 512, "dropout": 0.1}
+    settings = {"preset": "gpt2", "block_size": 64, "dropout": 0.0}  # given: kept
+    check_new_run_settings(settings)
+    assert settings == {"preset": "gpt2", "block_size": 64, "dropout": 0.0}
+    with pytest.raises(SystemExit):  # an unknown preset: argparse lists the choices at once
+        main(["pretrain", "--preset", "gpt4"])
+
+
 def test_a_folder_in_use_by_another_run_is_refused_and_left_alone(tmp_path, capsys):
     assert pretrain_tiny(tmp_path) == 0
     assert not (tmp_path / "out" / LOCK_NAME).exists()  # a finished run frees its folder
@@ -150,3 +173,43 @@ def test_pretrain_resume_takes_the_runs_own_settings(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out and (tmp_path / "out" / "ckpt-0000008").exists()
     assert pretrain_tiny(tmp_path) == 1  # the same command again, without --resume
     assert "already holds a run's checkpoints (latest: ckpt-0000008)" in capsys.readouterr().err
+
+
+def test_generate_prints_the_space_gpt1_writes_from_the_prompts_last_word(capsys):
+    # GPT-1's tokenizer writes the space after a word from its '</w>' ending: decoding the new tokens alone
+    # printed "low newlower"
+    from minigpt.cli import print_stream
+    from test_pretrained_openai_gpt_tokenizer import toy_tokenizer
+    tok = toy_tokenizer()
+    prompt = tok.encode("low new")
+    print_stream(tok, iter(tok.encode("lower low")), prompt, prompt_text="Low new")
+    assert capsys.readouterr().out == "Low new lower low\n"
+
+
+def save_model_with_tokenizer(folder, tokenizer):
+    from minigpt.checkpoint import save_checkpoint
+    from minigpt.config import GPTConfig
+    from minigpt.model import GPT
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=8, n_layer=1, n_head=1, n_embd=8), seed=0)
+    return save_checkpoint(folder, model, 0, tokenizer=tokenizer)
+
+
+def test_generate_from_an_empty_prompt(tmp_path, capsys):
+    from minigpt.tokenizer import BPETokenizer
+    from test_pretrained_openai_gpt_tokenizer import toy_tokenizer
+    bpe = BPETokenizer.train(TEXT, 260)
+    bpe.add_special_tokens(["<|endoftext|>"])
+    ckpt = save_model_with_tokenizer(tmp_path / "bpe", bpe)
+    # GPT-2's unconditional samples: from <|endoftext|>, which is not printed
+    assert main(["generate", "--checkpoint", str(ckpt), "--prompt", "", "--max-new-tokens", "5", "--greedy",
+                 "--backend", "numpy"]) == 0
+    from minigpt.checkpoint import load_model
+    from minigpt.generate import generate
+    tokens = list(generate(load_model(ckpt)[0], [bpe.eot_token], 5, greedy=True, stop_token=bpe.eot_token))
+    assert capsys.readouterr().out == bpe.decode(tokens) + "\n"
+    # GPT-1's tokenizer drops whitespace and has no <|endoftext|>: the default newline prompt encodes to nothing
+    ckpt = save_model_with_tokenizer(tmp_path / "gpt1", toy_tokenizer())
+    assert main(["generate", "--checkpoint", str(ckpt), "--max-new-tokens", "5", "--backend", "numpy"]) == 1
+    assert "the default prompt, a newline, encodes to no tokens" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(ckpt), "--prompt", " ", "--backend", "numpy"]) == 1
+    assert "--prompt ' ' encodes to no tokens" in capsys.readouterr().err

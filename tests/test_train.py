@@ -195,11 +195,21 @@ def test_resume_skips_a_metrics_line_cut_short_by_a_kill(tmp_path):
     ({"max_iters": "3"}, "training setting max_iters must be an integer, got '3'"),
     ({"batch_size": 2.0}, "training setting batch_size must be an integer, got 2.0"),
     ({"dropout": True}, "training setting dropout must be a number, got True"),
+    # warmed up to the peak at step 99, then at --min-lr from step 100: no decay at all
+    ({"warmup_iters": 100, "lr_decay_iters": 50}, r"--lr-decay-iters \(50\) must be >= --warmup-iters \(100\)"),
+    ({"preset": "gpt4"}, "unknown --preset 'gpt4'; choose one of: gpt1, gpt2, "),
 ])
 def test_settings_that_make_no_sense_are_clear_errors(setting, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict(setting)
     assert TrainConfig.from_dict({"learning_rate": 1}).learning_rate == 1.0  # TOML's 1 is a fine float
+
+
+def test_the_decay_lasts_the_whole_run_unless_told():
+    # --max-iters 5000 alone decayed to --min-lr by step 1,500 and stayed there
+    assert TrainConfig(max_iters=5000).lr_decay_iters == 5000
+    assert TrainConfig(max_iters=50).lr_decay_iters == 100  # a run shorter than its warmup just warms up
+    assert TrainConfig(max_iters=5000, lr_decay_iters=2000).lr_decay_iters == 2000
 
 
 def test_a_validation_split_too_short_for_one_window_is_named(tmp_path):
