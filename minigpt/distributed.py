@@ -109,8 +109,10 @@ class MPIWorld(SingleProcess):
         try:
             from mpi4py import MPI
         except ImportError as e:
-            raise ImportError(f"this process runs under an MPI launcher ({launched_size()} ranks) or was asked for "
-                              f"MPI, but mpi4py cannot be imported ({e}): pip install 'minigpt[distributed]'") from None
+            # a RuntimeError, which the command line prints in one line (an ImportError came as a traceback)
+            raise RuntimeError(f"this process runs under an MPI launcher ({launched_size()} ranks) or was asked "
+                               f"for MPI, but mpi4py cannot be imported ({e}): pip install 'minigpt[distributed]'"
+                               ) from None
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.is_main = self.rank == 0
@@ -221,7 +223,7 @@ class MPIWorld(SingleProcess):
             code = 128 + getattr(e, "signum", 2) if isinstance(e, KeyboardInterrupt) else 1
             if isinstance(e, KeyboardInterrupt):
                 why = ": interrupted\n"
-            elif isinstance(e, (ValueError, OSError)):
+            elif isinstance(e, (ValueError, OSError, RuntimeError, MemoryError)):  # as cli.main has them
                 why = f": error: {e}\n"
             else:
                 why = f" failed:\n{traceback.format_exc()}"

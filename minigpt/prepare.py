@@ -70,14 +70,20 @@ def cached_tokenizer(key, train_path, val_path, tok_path):
         return None
 
 
-def prepare_data(cfg, out):
-    """(tokenizer, train token file, val token file) for a run's settings, encoding only when needed."""
-    folder = Path(out) / "data"
-    train_path, val_path, tok_path = folder / "train.bin", folder / "val.bin", folder / "tokenizer.json"
+def read_split(cfg):
+    """(training text, validation text, fingerprint of both and the tokenizer settings) of a run."""
     train_text, val_text = split_text(cfg)
     if not train_text.strip() or not val_text.strip():
         raise ValueError("the training or validation text is empty; use more text or another --val-fraction")
-    key = fingerprint(train_text, val_text, cfg)
+    return train_text, val_text, fingerprint(train_text, val_text, cfg)
+
+
+def prepare_data(cfg, out, split=None):
+    """(tokenizer, train token file, val token file) for a run's settings, encoding only when needed.
+    split: read_split(cfg), where the caller has read it already."""
+    folder = Path(out) / "data"
+    train_path, val_path, tok_path = folder / "train.bin", folder / "val.bin", folder / "tokenizer.json"
+    train_text, val_text, key = split or read_split(cfg)
     cached = cached_tokenizer(key, train_path, val_path, tok_path)
     if cached is not None:
         return cached, train_path, val_path

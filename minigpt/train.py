@@ -30,7 +30,7 @@ from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT, check_fits_in_memory
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
-from minigpt.prepare import encoded_fingerprint, fingerprint, prepare_data, split_text
+from minigpt.prepare import encoded_fingerprint, fingerprint, prepare_data, read_split, split_text
 from minigpt.runlock import LOCK_NAME, claim_run_folder
 from minigpt.safetensors import load_file
 
@@ -273,8 +273,15 @@ class Run:
         elif cfg.data != "shakespeare":  # saved absolute, so that --resume works from any folder
             cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
         self.cfg = cfg
-        with world.main_first():  # rank 0 fetches and encodes the corpus; the others then find its files
-            self.tokenizer, train_path, val_path = prepare_data(cfg, self.out)
+        with world.main_first():  # rank 0 fetches the corpus first; the others then find it
+            split = read_split(cfg)
+        # every rank reads --data itself: a host with another copy would encode it over rank 0's token files
+        # (where --out is shared) and train on it, or hang in the all-reduce with another vocabulary size
+        if world.any(split[2] != world.broadcast(split[2])):
+            raise ValueError(f"--data {cfg.data}: the ranks do not all read the same text as rank 0 (a host with "
+                             "another copy?); give every rank the same file")
+        with world.main_first():  # rank 0 encodes; the others then find its files (or, unshared, encode a copy)
+            self.tokenizer, train_path, val_path = prepare_data(cfg, self.out, split)
         self.train_tokens, _ = open_token_file(train_path)
         self.val_tokens, _ = open_token_file(val_path)
         for split, tokens in (("training", self.train_tokens), ("validation", self.val_tokens)):
@@ -301,8 +308,8 @@ class Run:
         saved_ranks = info.get("world_size", 1)
         if saved_ranks != self.world.size:
             raise ValueError(f"--resume: {path} was written by a run on {saved_ranks} rank(s), this run has "
-                             f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}), "
-                             "so every rank continues its own batches and dropout streams")
+                             f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}): the "
+                             "global batch (ranks x --batch-size) and each rank's dropout stream depend on it")
         saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
         if not same_setting("data", cfg.data, saved.data) and self.holds_tokens_of(cfg.data, saved):
             # the same text at a new place: the run goes on from there

@@ -218,7 +218,37 @@ def test_ranks_started_with_different_settings_stop_at_once_instead_of_hanging(t
     command = [MPIEXEC, "-n", "1", *rank, ":", "-n", "1", *rank[:-2], "--max-iters", "8", "--out", "run"]  # MPMD
     result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "started with different settings (max_iters: rank 0 6, rank 1 8)" in result.stderr, result.stderr
+    # (--lr-decay-iters follows --max-iters when not given)
+    assert ("started with different settings (lr_decay_iters: rank 0 6, rank 1 8; max_iters: rank 0 6, rank 1 8)"
+            in result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+
+@requires_mpi
+def test_ranks_that_read_different_text_stop_before_any_writes_its_tokens(tmp_path, text_file):
+    # Two hosts with different copies at the same --data path (here: two working folders, one run folder):
+    # rank 1 encoded its own text over rank 0's token files and trained on it, without a word.
+    for rank, seed in ((0, 0), (1, 1)):
+        (tmp_path / f"host{rank}").mkdir()
+        words = np.array("to be or not that is the question".split())
+        (tmp_path / f"host{rank}" / "text.txt").write_text(" ".join(np.random.default_rng(seed).choice(words, 4000)))
+    rank = [sys.executable, "-m", "minigpt", "pretrain", "--data", "text.txt", *TINY, "--out", str(tmp_path / "run")]
+    command = [MPIEXEC, "-n", "1", "-wdir", str(tmp_path / "host0"), *rank, ":",
+               "-n", "1", "-wdir", str(tmp_path / "host1"), *rank]
+    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "the ranks do not all read the same text as rank 0" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "data").exists()
+
+
+@requires_mpi
+def test_a_diverging_run_says_so_in_one_line_on_every_rank(tmp_path, text_file):
+    # NonFiniteStep is a RuntimeError: without MPI one line; under MPI it came as a traceback from every rank
+    result = launch(["-m", "minigpt", "pretrain", "--data", str(text_file), *TINY, "--out", "run",
+                     "--learning-rate", "1e38", "--warmup-iters", "0", "--grad-clip", "0"], tmp_path, ranks=2)
+    assert result.returncode != 0
+    assert "error: step " in result.stderr and "is nan" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 

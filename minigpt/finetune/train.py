@@ -327,6 +327,9 @@ def banner(run):
           f"examples; {run.train_truncated} train and {run.dev_truncated} dev examples truncated to fit"
           f"{skipped_note(run)}; "
           f"{run.total_steps} steps of {cfg.batch} in {cfg.epochs} epochs; λ = {cfg.aux_lm}; out {cfg.out}")
+    if run.world.size > 1:
+        print(f"minigpt: data-parallel over {run.world.size} MPI ranks: each step is {run.world.size} x {cfg.batch} "
+              f"examples, gradients all-reduced in buckets of {run.world.bucket_bytes / 2**20:g} MiB")
 
 
 def skipped_note(run):
