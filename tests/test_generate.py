@@ -105,6 +105,23 @@ def test_filters():
         list(generate(random_model("gpt2"), [], 3))
 
 
+
+def test_top_k_and_top_p_keep_the_most_likely_tokens():
+    z = np.array([0.1, 3.0, -1.0, 2.0, 0.5])
+    assert set(np.flatnonzero(np.isfinite(filter_logits(z, top_k=2)))) == {1, 3}
+    p = np.array([0.1, 0.45, 0.05, 0.3, 0.1])  # nucleus 0.7: 0.45 + 0.3
+    assert set(np.flatnonzero(np.isfinite(filter_logits(np.log(p), top_p=0.7)))) == {1, 3}
+
+
+def test_choose_token_applies_the_filters():
+    # nearly uniform logits: unfiltered, 50 draws would pick more than one token
+    rng, logits = np.random.default_rng(0), np.array([1.7, 2.0, 1.9, 1.8])
+    assert len({choose_token(logits, rng) for _ in range(50)}) > 1
+    assert {choose_token(logits, rng, top_k=1) for _ in range(50)} == {1}
+    assert {choose_token(logits, rng, top_p=0.2) for _ in range(50)} == {1}
+    assert {choose_token(logits, rng, top_k=2) for _ in range(50)} == {1, 2}
+
+
 def test_generate_checks_its_settings_when_called_even_with_greedy():
     model = random_model("gpt2")
     with pytest.raises(ValueError, match="max_new_tokens must be >= 0, got -5"):

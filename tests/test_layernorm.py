@@ -38,3 +38,13 @@ def test_class_float32_and_accumulation(rng):
     dx = ln.backward(np.ones_like(out))
     assert dx.dtype == np.float32 and ln.grads["bias"].dtype == np.float32
     assert np.allclose(ln.grads["bias"], 3.0)
+    # a second backward adds (gradient accumulation, a weight used twice): gain and bias both
+    x2, dout2 = rng.standard_normal((3, 8)).astype(np.float32), rng.standard_normal((3, 8)).astype(np.float32)
+    gain_first = ln.grads["weight"].copy()
+    ln.forward(x2)
+    ln.backward(dout2)
+    alone = LayerNorm(8, dtype=np.float32)
+    alone.forward(x2)
+    alone.backward(dout2)
+    assert np.allclose(ln.grads["bias"], 3.0 + alone.grads["bias"])
+    assert np.allclose(ln.grads["weight"], gain_first + alone.grads["weight"])

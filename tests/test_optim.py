@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import minigpt
+from conftest import requires_core
+from minigpt import kernels
 from minigpt.optim import AdamW, clip_grad_norm, cosine_lr
 
 
@@ -29,6 +31,18 @@ def test_adamw_matches_hand_written_steps():
         m_b, v_b = 0.9 * m_b + 0.1 * g_b, 0.95 * v_b + 0.05 * g_b**2  # not decayed: 1-D
         b -= 0.1 * (m_b / (1 - 0.9**t)) / (math.sqrt(v_b / (1 - 0.95**t)) + 1e-8)
         assert np.isclose(model.params["w"][0, 0], w) and np.isclose(model.params["b"][0], b)
+
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_adamw_adds_eps_outside_the_square_root(backend):
+    # torch.optim.AdamW's m / (sqrt(v) + eps): with |g| = eps the first step is lr * g / (|g| + eps) = lr / 2;
+    # eps inside the root, sqrt(v + eps), would make it about lr * 1e-4. The hand-written steps above use
+    # gradients so much larger than eps that the placement does not show.
+    p, m, v, g = (np.array([1.0, 1.0], np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32),
+                  np.array([1e-8, -1e-8], np.float32))
+    kernels.adamw_update(p, m, v, g, 1.0, 0.9, 0.999, 1e-8, 0.0, 1 - 0.9, 1 - 0.999, backend=backend)
+    np.testing.assert_allclose(p, [0.5, 1.5], rtol=1e-5)  # float32 rounding of 1e-8 and 1e-16
 
 
 def test_adamw_updates_the_model_in_place():
@@ -96,5 +110,7 @@ def test_clip_grad_norm_scales_globally():
 def test_cosine_schedule_shape():
     lr = lambda s: cosine_lr(s, max_lr=1e-3, min_lr=1e-4, warmup_iters=10, decay_iters=110)
     assert lr(0) < lr(5) < lr(9) <= 1e-3
+    # the warmup as nanoGPT's: step s (from 0) at (s + 1) / (warmup + 1) of the peak, so the first step moves
+    assert [lr(s) for s in (0, 4, 9)] == pytest.approx([1e-3 / 11, 5e-3 / 11, 1e-2 / 11], rel=1e-12)
     assert np.isclose(lr(10), 1e-3) and np.isclose(lr(60), 5.5e-4) and np.isclose(lr(110), 1e-4)
     assert lr(500) == 1e-4

@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import requires_core
 
+import minigpt
+from conftest import requires_core
 from minigpt.checkpoint import list_checkpoints
 from minigpt.cli import main
 from minigpt.data import open_token_file
+from minigpt.distributed import SingleProcess
 from minigpt.optim import NonFiniteStep
 from minigpt.prepare import prepare_data
 from minigpt.train import Run, TrainConfig, train
@@ -289,3 +291,40 @@ def test_a_closed_standard_output_costs_neither_the_checkpoint_nor_its_metrics_l
         train(config(tmp_path, "run"), progress=False)
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [4]
     assert list(losses(tmp_path / "run")) == [1, 2, 3, 4]
+
+
+class FixedRows(SingleProcess):
+    """A world that hands out the rows of one fixed batch in order, however they are split into micro-batches."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.next = x, y, 0
+
+    def get_batch(self, tokens, batch_size, block_size, rng):
+        rows = slice(self.next, self.next + batch_size)
+        self.next += batch_size
+        return self.x[rows], self.y[rows]
+
+
+@pytest.mark.parametrize("backend, dtype, tolerance", [("numpy", "float64", 1e-12),
+                                                      pytest.param("cpu", "float32", 1e-5, marks=requires_core)])
+def test_accumulated_micro_batches_step_like_one_batch(backend, dtype, tolerance):
+    # Run.train_step itself on 8 fixed rows as 8 x 1, 4 x 2 and 1 x 8 micro-batches: the same loss and gradients
+    # (the mean over all rows), the LayerNorms' and biases' included, which add over micro-batches
+    from types import SimpleNamespace
+    data = np.random.default_rng(0).integers(0, 37, (8, 17))
+    results = {}
+    for batch_size, grad_accum in ((8, 1), (4, 2), (1, 8)):
+        model = minigpt.GPT(minigpt.GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=32),
+                            seed=1, dtype=dtype, backend=backend)
+        grads = {}
+        optimizer = SimpleNamespace(step=lambda lr: grads.update({n: g.copy() for n, g in model.grads.items()}))
+        cfg = TrainConfig(batch_size=batch_size, grad_accum=grad_accum, block_size=16, grad_clip=0.0)
+        run = SimpleNamespace(cfg=cfg, model=model, world=FixedRows(data[:, :-1], data[:, 1:]), train_tokens=None,
+                              data_rng=None, opt=optimizer, step=0)
+        loss, _, _ = Run.train_step(run)
+        results[batch_size, grad_accum] = loss, grads
+    loss_ref, grads_ref = results.pop((8, 1))
+    for loss, grads in results.values():
+        assert loss == pytest.approx(loss_ref, rel=tolerance)
+        for name, g in grads.items():
+            assert np.abs(g - grads_ref[name]).max() <= tolerance * np.abs(grads_ref[name]).max(), name
