@@ -28,6 +28,8 @@ def tokens(tok, text):
     ("Hello\tWORLD", "hello world"),  # whitespace becomes a space; lowercase
     ("a\x00b\ufffdc\u200bd\x7fe", "abcde"),  # NUL, U+FFFD, a format (Cf) and a control (Cc) character are dropped
     ("a\x0bb\x1cc", "abc"),  # vertical tab and file separator are controls first: dropped, not spaced
+    ("a\ue000b\U000f0000c", "abc"),  # private use (Co): dropped
+    ("a\u0378b\ufdd0c", "a\u0378b\ufdd0c"),  # unassigned (Cn): kept, as `tokenizers` keeps them
     ("a\u3000b\u00a0c\u2003d\nE", "a b c d e"),  # Unicode spaces and the newline become plain spaces
     ("Café naïve Ångström", "cafe naive angstrom"),  # NFD, then the nonspacing marks go
     ("e\u0301", "e"),  # a combining accent on its own letter

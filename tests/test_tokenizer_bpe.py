@@ -9,7 +9,7 @@ import pytest
 import regex
 
 from minigpt.tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer, CharTokenizer, load_tokenizer, tokenizer_from_dict
-from minigpt.tokenizer.bpe import merge
+from minigpt.tokenizer.bpe import LONG_CHUNK, NEVER_MERGED, merge, merges_by_heap
 
 CORPUS = (
     "The quick brown fox jumps over the lazy dog. The dog's owner isn't amused; they've seen it all.\n"
@@ -47,6 +47,40 @@ def test_merge_replaces_pairs_left_to_right():
     assert merge([5, 5, 5], (5, 5), 9) == [9, 5]
     assert merge([1, 2, 3, 1, 2], (1, 2), 7) == [7, 3, 7]
     assert merge([1, 2], (2, 1), 7) == [1, 2]
+
+
+
+def rescanning_merges(ids, merges):
+    """openai/gpt-2's bpe() loop: find the earliest-learned pair anywhere, merge it everywhere, again."""
+    while len(ids) >= 2:
+        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, NEVER_MERGED))
+        if pair not in merges:
+            return ids
+        ids = merge(ids, pair, merges[pair])
+    return ids
+
+
+def test_merges_by_heap_equal_the_rescanning_loop():
+    # the heap version encodes long chunks; it must make the same merges in the same order, including
+    # overlapping runs ("aaaa"), where left to right decides, and merges of merges
+    tok = BPETokenizer.train(CORPUS * 4, vocab_size=400, special_tokens=())
+    rng = random.Random(0)
+    for n in list(range(12)) + [rng.randrange(12, 3 * LONG_CHUNK) for _ in range(300)]:
+        text = "".join(rng.choice("aaabbz. \n東") for _ in range(n)) if n % 2 else \
+            CORPUS[(start := rng.randrange(len(CORPUS) - n)):start + n]
+        ids = list(text.encode("utf-8"))
+        assert merges_by_heap(ids, tok.merges) == rescanning_merges(ids, tok.merges), text
+    assert merges_by_heap([97] * 5, {(97, 97): 256}) == [256, 256, 97] == merge([97] * 5, (97, 97), 256)
+
+
+def test_a_long_chunk_encodes_as_the_short_ones_do():
+    # a chunk of 30,000 letters without a space (a base64 blob, a minified line): one pass of the heap,
+    # where rescanning took seconds; the same ids as encoding its pieces' way would give
+    tok = BPETokenizer.train(CORPUS * 4, vocab_size=400, special_tokens=())
+    text = "".join(random.Random(1).choice("abehinorst") for _ in range(30_000))
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert ids[:2000] == rescanning_merges(list(text[:3000].encode()), tok.merges)[:2000]
 
 
 def test_wikipedia_example_by_hand():
@@ -151,9 +185,18 @@ def test_errors(tmp_path):
         BPETokenizer.train(CORPUS, vocab_size=256)  # no room for <|endoftext|>
     with pytest.raises(TypeError, match="expects a str"):
         BPETokenizer.train(CORPUS.encode(), vocab_size=300)
+    with pytest.raises(ValueError, match="the text is empty"):  # it only warned, and gave the 256 bytes
+        BPETokenizer.train("", vocab_size=300)
+    assert BPETokenizer.train(CORPUS, vocab_size=np.int64(260)).vocab_size == 260  # any integer type
+    with pytest.raises(ValueError, match=r"a lone surrogate '\\udc00' at position 4"):
+        BPETokenizer.train(CORPUS[:4] + "\udc00", vocab_size=300)
     tok = BPETokenizer.train(CORPUS, vocab_size=260)
     with pytest.raises(TypeError, match="expects a str, got list"):
         tok.encode(["a"])
+    with pytest.raises(ValueError, match=r"encode: the text holds a lone surrogate '\\udc00' at position 7"):
+        tok.encode("abc def\udc00")  # (it was a UnicodeEncodeError at the position within its chunk)
+    with pytest.raises(TypeError, match="allowed_special must be"):
+        tok.encode("abc", allowed_special=None)
     with pytest.raises(ValueError, match="id 260 at position 2"):
         tok.decode([1, 2, 260])
     with pytest.raises(ValueError, match="both ids must be integers of existing tokens"):

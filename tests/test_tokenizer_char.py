@@ -97,6 +97,11 @@ def test_encode_and_decode_errors():
         tok.add_special_tokens("<s>")
     with pytest.raises(ValueError, match="empty"):
         CharTokenizer.train("")
+    # a lone surrogate has no UTF-8 form: trained on, the tokenizer could not be saved
+    with pytest.raises(ValueError, match=r"train: the text holds a lone surrogate '\\ud800' at position 1"):
+        CharTokenizer.train("a\ud800b")
+    with pytest.raises(ValueError, match="CharTokenizer: the vocabulary holds a lone surrogate"):
+        CharTokenizer(["a", "\ud800"])
     with pytest.raises(ValueError, match="twice"):
         CharTokenizer("aba")
 

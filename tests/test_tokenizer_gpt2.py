@@ -103,6 +103,15 @@ def test_matches_tiktoken_on_a_long_document(gpt2, reference):
     assert gpt2.decode(ids) == text
 
 
+
+@pytest.mark.parametrize("alphabet", ["abcdefghijklmnopqrstuvwxyz", "0123456789", "!#$%&*+-/<=>?@^_|~", "é東🙂"])
+def test_long_chunks_match_tiktoken(gpt2, reference, alphabet):
+    # one chunk of 5,000 characters (letters, digits, symbols, non-ASCII): merged by the heap, not rescanned
+    rng = random.Random(len(alphabet))
+    text = "".join(rng.choice(alphabet) for _ in range(5000))
+    assert gpt2.encode(text) == reference.encode_ordinary(text)
+
+
 def test_special_tokens_match_tiktoken(gpt2, reference):
     text = "First document.<|endoftext|>Second document.\n<|endoftext|><|endoftext|>"
     ids = gpt2.encode(text, allowed_special="all")

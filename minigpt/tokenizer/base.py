@@ -28,6 +28,18 @@ class UnencodableText(ValueError):
     fine-tuning with the example it belongs to."""
 
 
+# A lone surrogate (U+D800..U+DFFF) is no character: Python keeps one for bytes that were not UTF-8 (read with
+# errors="surrogateescape") and it has no UTF-8 form, so no tokenizer can encode or save it.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_no_surrogates(text, what):
+    found = SURROGATE.search(text)
+    if found:
+        raise UnencodableText(f"{what} holds a lone surrogate {found.group()!r} at position {found.start()}, "
+                              "which is not a Unicode character (bytes that were not UTF-8?)")
+
+
 class Tokenizer:
     kind = None  # "char" or "bpe": the "type" field of to_dict()
 
@@ -79,6 +91,7 @@ class Tokenizer:
         ("all", or a set of special-token strings); otherwise their text is encoded as ordinary text."""
         if not isinstance(text, str):
             raise TypeError(f"{type(self).__name__}.encode expects a str, got {type(text).__name__}")
+        check_no_surrogates(text, f"{type(self).__name__}.encode: the text")
         allowed = self._allowed_special(allowed_special)
         if not allowed:
             return self._encode_ordinary(text, 0)
@@ -95,8 +108,8 @@ class Tokenizer:
     def _allowed_special(self, allowed_special):
         if allowed_special == "all":
             return set(self.special_tokens)
-        if isinstance(allowed_special, str):
-            raise TypeError(f'allowed_special must be "all" or a set of strings, got the str {allowed_special!r}')
+        if isinstance(allowed_special, str) or allowed_special is None:
+            raise TypeError(f'allowed_special must be "all" or a set of strings (empty: none), got {allowed_special!r}')
         allowed = set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:

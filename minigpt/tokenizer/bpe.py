@@ -16,17 +16,23 @@ after each merge rewrites only those chunks, updating the counts by the differen
 frequent pair comes from a heap whose stale entries are skipped when popped. Ties go to the
 smallest pair (a, b), so training is deterministic.
 
-Left out: GPT-4's regex, and a faster merge loop for very long chunks: a chunk of n bytes costs
-O(n^2) here, which is fine for words but slow for, e.g., a megabyte of text without spaces.
+Encoding a chunk as openai/gpt-2's bpe() does, finding the earliest-learned pair and rewriting the
+chunk, costs O(n^2) for n bytes: nothing for a word, hours for a megabyte without a space (a base64
+blob, a minified line). Chunks longer than LONG_CHUNK take merges_by_heap instead, the same merges in
+the same order in O(n log n). Training rewrites whole chunks too, so a corpus of very long chunks
+trains slowly (about 15 s for 100 KB of letters without a space and 256 merges).
+
+Left out: GPT-4's regex.
 """
 import heapq
 import itertools
+import numbers
 import warnings
 from collections import Counter, defaultdict
 
 import regex
 
-from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, require
+from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, check_no_surrogates, require
 from minigpt.tokenizer.gpt2_files import read_gpt2_files
 
 # GPT-2's pre-tokenisation: contractions, letters, digits, other symbols (each with an optional
@@ -35,6 +41,7 @@ GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p
 ENDOFTEXT = "<|endoftext|>"
 NEVER_MERGED = float("inf")  # the rank of a pair that is not in the merges: after every learned pair
 CACHE_SIZE = 1 << 20  # chunks whose encoding is remembered; bounded so huge corpora cannot exhaust memory
+LONG_CHUNK = 256  # bytes from which a chunk is encoded by merges_by_heap (the rescanning loop is quicker below)
 
 
 def merge(ids, pair, new_id):
@@ -49,6 +56,33 @@ def merge(ids, pair, new_id):
             out.append(ids[i])
             i += 1
     return out
+
+
+def merges_by_heap(ids, merges):
+    """ids after replaying merges ({(a, b): new id}, ids growing with rank) earliest first: what rescanning
+    for the lowest-ranked pair gives, in O(n log n). The tokens form a linked list and every adjacent pair
+    that is a merge waits in a heap as (new id, position), so the earliest merge pops first and equal ones
+    go left to right, as merge() does them. A merge makes pairs of a later rank only (their new id did not
+    exist before), so nothing popped later belongs before it. A heap entry whose pair has changed since it
+    was pushed is stale: skipped."""
+    ids, n = list(ids), len(ids)
+    nxt = list(range(1, n + 1))  # position of the next live token (n: none)
+    prv = list(range(-1, n - 1))  # position of the previous live token (-1: none)
+    heap = [(merges[pair], i) for i, pair in enumerate(zip(ids, ids[1:])) if pair in merges]
+    heapq.heapify(heap)
+    while heap:
+        new_id, i = heapq.heappop(heap)
+        j = nxt[i]
+        if ids[i] is None or j == n or merges.get((ids[i], ids[j])) != new_id:
+            continue  # stale: i was merged away, or its pair is no longer this one
+        ids[i], ids[j] = new_id, None  # the pair becomes one token at i; j leaves the list
+        nxt[i] = nxt[j]
+        if nxt[j] < n:
+            prv[nxt[j]] = i
+        for left, right in ((prv[i], i), (i, nxt[i])):  # the new token's pairs with its neighbours
+            if left >= 0 and right < n and (ids[left], ids[right]) in merges:
+                heapq.heappush(heap, (merges[ids[left], ids[right]], left))
+    return [i for i in ids if i is not None]
 
 
 def train_merges(chunk_counts, num_merges):
@@ -162,11 +196,15 @@ class BPETokenizer(Tokenizer):
         text has no pairs left to merge."""
         if not isinstance(text, str):
             raise TypeError(f"BPETokenizer.train expects a str, got {type(text).__name__}")
+        if not text:
+            raise ValueError("BPETokenizer.train: the text is empty, so there are no merges to learn")
+        check_no_surrogates(text, "BPETokenizer.train: the text")
         special_tokens = list(special_tokens or [])
-        if not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
+        if not isinstance(vocab_size, numbers.Integral) or isinstance(vocab_size, bool) or \
+                vocab_size < 256 + len(special_tokens):
             raise ValueError(f"BPETokenizer.train: vocab_size must be an integer of at least 256 (the bytes) "
                              f"+ {len(special_tokens)} (the special tokens), got {vocab_size!r}")
-        num_merges = vocab_size - 256 - len(special_tokens)
+        num_merges = int(vocab_size) - 256 - len(special_tokens)
         chunk_counts = Counter(regex.findall(GPT2_SPLIT_PATTERN, text))
         merges = train_merges(chunk_counts, num_merges)
         if len(merges) < num_merges:
@@ -209,6 +247,8 @@ class BPETokenizer(Tokenizer):
         """One pre-tokenised chunk -> ids: apply the learned merges, earliest-learned (lowest id) first."""
         rank = self.merges.get  # (a, b) -> new id; ids grow with rank, so the lowest id is the earliest merge
         ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
+        if len(ids) > LONG_CHUNK:
+            return tuple(merges_by_heap(ids, self.merges))
         while len(ids) >= 2:
             pair = min(zip(ids, ids[1:]), key=lambda p: rank(p, NEVER_MERGED))
             new_id = rank(pair)

@@ -5,7 +5,7 @@ vocabulary is the sorted set of characters in the text (65 for tiny Shakespeare)
 stable for a given text and a model can be trained in minutes. It cannot encode a character it
 has not seen; that is an error naming the character, never a silent substitution.
 """
-from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, require
+from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, check_no_surrogates, require
 
 
 class CharTokenizer(Tokenizer):
@@ -19,6 +19,7 @@ class CharTokenizer(Tokenizer):
                 raise ValueError(f"CharTokenizer: each vocabulary entry must be a single character, got {c!r}")
         if len(set(chars)) != len(chars):
             raise ValueError("CharTokenizer: the vocabulary contains a character twice")
+        check_no_surrogates("".join(chars), "CharTokenizer: the vocabulary")  # it could not be saved as UTF-8
         self.chars = chars  # id -> character
         self.stoi = {c: i for i, c in enumerate(chars)}  # character -> id
         super().__init__(special_tokens)
@@ -30,6 +31,7 @@ class CharTokenizer(Tokenizer):
             raise TypeError(f"CharTokenizer.train expects a str, got {type(text).__name__}")
         if not text:
             raise ValueError("CharTokenizer.train: the text is empty, so there is no vocabulary to build")
+        check_no_surrogates(text, "CharTokenizer.train: the text")
         return cls(sorted(set(text)), special_tokens)
 
     from_text = train

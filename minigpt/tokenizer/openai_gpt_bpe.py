@@ -11,8 +11,8 @@ into words with spaCy, and lowercased. Hugging Face transformers replaced spaCy 
 basic tokenizer (and since version 5 always does so). We follow that pipeline, written out here
 without spaCy, ftfy or the `tokenizers` library:
 
-  1. clean       drop NUL, U+FFFD and control/format/unassigned characters (Unicode category C*,
-                 except tab, newline and carriage return); turn whitespace into spaces
+  1. clean       drop NUL, U+FFFD and control, format and private-use characters (Unicode Cc, Cf, Co,
+                 except tab, newline and carriage return; unassigned ones stay); turn whitespace into spaces
   2. CJK         put spaces around CJK ideographs, so each one is a word
   3. accents     decompose (NFD) and drop the nonspacing marks: "café" -> "cafe"
   4. lowercase   character by character (so a final capital sigma becomes σ, not ς)
@@ -20,7 +20,7 @@ without spaCy, ftfy or the `tokenizers` library:
                  symbols $ + < = > ^ ` | ~) is a word of its own: "don't!" -> don ' t !
   6. BPE         per word, apply the merges lowest rank first (the bpe() loop of GPT-1 and GPT-2)
 
-How close this is: tests/test_parity_openai_gpt_tokenizer.py compares it with transformers'
+How close this is: tests/test_parity_hf_tokenizers.py compares it with transformers'
 OpenAIGPTTokenizer on varied text (accents, CJK, punctuation, controls, odd whitespace) and finds
 the same ids. Where Python's Unicode tables and the Rust crates behind `tokenizers` disagree (a
 character assigned in one Unicode version and not the other) the two can differ. Against the
@@ -51,7 +51,9 @@ CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 
 
 
 def is_control(c):
-    return c not in "\t\n\r" and unicodedata.category(c)[0] == "C"
+    # Cc, Cf and Co (private use), as `tokenizers`' BertNormalizer drops them; an unassigned character (Cn) stays,
+    # as it does there (Python's BERT code dropped those too). Surrogates never get here (Tokenizer.encode).
+    return c not in "\t\n\r" and unicodedata.category(c) in ("Cc", "Cf", "Co")
 
 
 def is_cjk(c):
