@@ -1,7 +1,7 @@
 // Causal scaled-dot-product attention with attention dropout, the teaching version: one row of
 // the (T, T) weight matrix at a time, so extra memory is O(T) per thread, never T x T.
 //
-// Follows attention_forward / attention_backward in minigpt/kernels.py: weights
+// Follows attention_forward / attention_backward in minigpt/kernels/attention.py: weights
 // P = softmax(mask(q k^T / sqrt(hs))), out = (P * keep / (1 - p)) @ v. The forward saves only the
 // log-sum-exp of each row; the backward rebuilds P from it and the dropout mask from (seed,
 // position), the idea of FlashAttention (Dao et al. 2022, https://arxiv.org/abs/2205.14135)

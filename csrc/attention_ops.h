@@ -79,7 +79,7 @@ inline uint64_t dropout_threshold(double p) {
 }
 
 // Whether weight (bh, i, j) of the (B * NH, T, T) weights survives dropout: a pure function of the
-// seed and the weight's flat index (plus one, as in dropout_keep_mask in kernels.py), so the
+// seed and the weight's flat index (plus one, as in dropout_keep_mask in minigpt/kernels/attention.py), so the
 // backward regenerates exactly the forward's mask and both backends drop the same weights.
 inline bool dropout_keep(uint64_t seed, uint64_t threshold, int64_t bh, int64_t i, int64_t j, int64_t T) {
     const uint64_t counter = (static_cast<uint64_t>(bh * T + i) * T + j) + 1;

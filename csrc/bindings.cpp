@@ -1,4 +1,4 @@
-// minigpt._core: the Python face of the kernels in kernels.h. minigpt/kernels.py is its only caller.
+// minigpt._core: the Python face of the kernels in kernels.h. minigpt/kernels/backend.py is its only importer.
 //
 // Every op does the same steps in the same order:
 //   1. take NumPy arrays as py::array with noconvert(), so nothing is silently cast or copied;

@@ -7,7 +7,7 @@
 // (for GELU's backward that was 8 of 24 bytes an element). Those that sum over several places
 // (attention's dq/dk/dv over tiles, LayerNorm's dw/db over rows) ADD into zeroed buffers, as the
 // comment above each says. No pybind11 types here: bindings.cpp checks shapes and dtypes and calls these.
-// The NumPy reference of every op, which these follow line for line, is minigpt/kernels.py.
+// The NumPy reference of every op, which these follow line for line, is in minigpt/kernels/ (a module per op).
 //
 // Parallel loops are plain `#pragma omp` lines: OpenMP is optional (see CMakeLists.txt), and a
 // build without it ignores them and runs every kernel on one thread.

@@ -9,8 +9,8 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr int kThreads = 256;
 
 // Beyond |x| = 10, tanh(u) is +-1 to float precision (u passes 43), so the formulas take x clamped to
-// [-10, 10] there: x^3 would overflow past 7e12 and turn the backward's 0 * inf into NaN (as in
-// csrc/gelu.cpp, which clamps for the same reason). NaN compares false and stays NaN.
+// [-10, 10] there: x^3 would overflow past 7e12 and turn the backward's 0 * inf into NaN (csrc/gelu.cpp
+// clamps too, at 9.9, to keep its exp2 in range). NaN compares false and stays NaN.
 __device__ __forceinline__ float clamp_to_edge(float x) { return x < -10.0f ? -10.0f : (x > 10.0f ? 10.0f : x); }
 
 __global__ void gelu_forward_kernel(float* out, const float* x, int64_t n) {

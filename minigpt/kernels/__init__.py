@@ -7,16 +7,16 @@ arrays), each checked by its binding. Callers pick one with backend="numpy" | "c
 
   matmul                                     out = op(a) @ op(b) (+ bias)          matmul.py
   bias_grad                                  db (+)= dout.sum(axis=0)              bias_grad.py
-  softmax_forward / _backward                over the last axis                     softmax.py
-  attention_forward / _backward              causal attention, dropout, lse only    attention.py
-  attention_forward_fused / _backward_fused  the same on the heads inside qkv (C++)  attention.py
-  attention_with_cache                       generation over a KV cache             attention.py
-  attention_cached                           the same from qkv, extending the cache attention.py
-  layernorm_forward / _backward              saves mean and rstd per row            layernorm.py
-  gelu_forward / _backward                   tanh form                              gelu.py
-  cross_entropy_forward / _backward          fused with softmax, per row            cross_entropy.py
-  adamw_update                               one parameter, in place                adamw.py
-  embedding_forward / _backward              row lookup, scatter-add                embedding.py
+  softmax_forward / _backward                over the last axis                    softmax.py
+  attention_forward / _backward              causal attention, dropout, lse only   attention.py
+  attention_forward_fused / _backward_fused  on the heads inside qkv (C++, CUDA)   attention.py
+  attention_with_cache                       generation over a KV cache            attention.py
+  attention_cached                           from qkv, extending the cache         attention.py
+  layernorm_forward / _backward              saves mean and rstd per row           layernorm.py
+  gelu_forward / _backward                   tanh form                             gelu.py
+  cross_entropy_forward / _backward          fused with softmax, per row           cross_entropy.py
+  adamw_update                               one array (the flat buffer), in place adamw.py
+  embedding_forward / _backward              row lookup, scatter-add               embedding.py
 """
 from minigpt.kernels.adamw import adamw_update
 from minigpt.kernels.attention import (FUSED_BACKENDS, attention_backward, attention_backward_fused, attention_cached,

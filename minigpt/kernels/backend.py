@@ -3,9 +3,11 @@
 backend="numpy" runs each op's NumPy reference (any float dtype; host or CuPy arrays);
 backend="cpu" runs the C++/OpenMP kernels (float32, C-contiguous NumPy arrays);
 backend="cuda" runs the CUDA kernels (float32, C-contiguous CuPy arrays on the GPU).
-The two extensions have the same functions with the same arguments, so an op dispatches with
-`core(backend).op(...)` whichever it is. Nothing falls back silently: asking for a backend that was
-not built, or for "cuda" on a machine without CuPy or a GPU, raises an error that says how to fix it.
+The two extensions share most functions and their arguments, so most ops dispatch with
+`core(backend).op(...)` whichever it is; each op's module handles the differences (embedding has no C++
+kernel, the cached attention no CUDA one, and the CUDA range checks take `check_range`). Nothing falls
+back silently: asking for a backend that was not built, or for "cuda" on a machine without CuPy or a GPU,
+raises an error that says how to fix it.
 """
 import functools
 import importlib.util
