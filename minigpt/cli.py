@@ -178,13 +178,19 @@ def print_stream(tokenizer, stream, prompt_ids=(), prompt_text=""):
     "hello hehe"), and a BPE token can end mid-character (shown once whole). The prompt waits for the first
     token, so an error in the first step prints nothing."""
     prompt_ids, ids = list(prompt_ids), []
-    shown = len(tokenizer.decode(prompt_ids))
+    base = tokenizer.decode(prompt_ids)
+    shown = len(base)
+    # GPT-1's decoding drops the prompt's trailing space, and writes it again before the next word
+    space_printed = prompt_text[-1:].isspace() and not base[-1:].isspace()
     for token in stream:
         if prompt_text:
             print(prompt_text, end="")
             prompt_text = ""
         ids.append(token)
         text = tokenizer.decode(prompt_ids + ids)
+        if space_printed and text[shown:shown + 1] == " ":
+            shown += 1
+        space_printed = False
         if not text.endswith("\ufffd"):
             print(text[shown:], end="", flush=True)
             shown = len(text)
@@ -223,6 +229,9 @@ def cmd_generate(args):
     prompt = tok.encode(args.prompt)
     if not prompt and tok.eot_token is not None:  # GPT-2's unconditional samples start from <|endoftext|>
         prompt = [tok.eot_token]
+    elif not args.prompt:
+        raise ValueError("an empty --prompt starts from <|endoftext|>, which this checkpoint's tokenizer does not "
+                         "have; give a --prompt")
     elif not prompt:
         given = "the default prompt, a newline," if args.prompt == "\n" else f"--prompt {args.prompt!r}"
         raise ValueError(f"{given} encodes to no tokens: this checkpoint's tokenizer drops whitespace and has no "

@@ -57,7 +57,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     min_lr: float = 1e-4
     warmup_iters: int = 100
-    lr_decay_iters: int = -1  # -1: --max-iters (or --warmup-iters, if longer), so a longer run decays over all of it
+    lr_decay_iters: int = -1  # -1: a new run's --max-iters (see new_run_schedule); a resumed run's own
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -87,8 +87,6 @@ class TrainConfig:
         return cls(**{name: float(v) if types[name] is float else v for name, v in d.items()})
 
     def __post_init__(self):
-        if self.lr_decay_iters == -1:  # resolved here, so a checkpoint saves the step itself
-            self.lr_decay_iters = max(self.max_iters, self.warmup_iters)
         self.check()
 
     def check(self):
@@ -109,9 +107,7 @@ class TrainConfig:
                     (not self.data.strip(), "--data must name a file or folder (an empty one would mean the current "
                                             "folder)"),
                     (self.warmup_iters < 0, f"--warmup-iters must be >= 0, got {self.warmup_iters}"),
-                    (self.lr_decay_iters < self.warmup_iters,
-                     f"--lr-decay-iters ({self.lr_decay_iters}) must be >= --warmup-iters ({self.warmup_iters}): the "
-                     f"rate would drop from its peak to --min-lr at once"),
+                    (self.lr_decay_iters < -1, f"--lr-decay-iters must be >= 0, got {self.lr_decay_iters}"),
                     (bool(self.preset) and self.preset not in PRESETS,
                      f"unknown --preset {self.preset!r}; choose one of: {', '.join(PRESETS)}"),
                     (not (finite(self.weight_decay) and self.weight_decay >= 0),
@@ -127,6 +123,19 @@ class TrainConfig:
             if bad:
                 raise ValueError(message)
         return self
+
+
+def new_run_schedule(cfg):
+    """cfg with the schedule of a new run fixed: --lr-decay-iters -1 becomes the run's length (its warmup, if
+    longer), so that --max-iters 5000 alone decays over 5,000 steps, not 1,500; the checkpoints save the step
+    itself, which a resume to more steps keeps. A decay that ends before the warmup is refused (checked here,
+    not in TrainConfig.check, so that a run saved with one before this check can still be resumed)."""
+    if cfg.lr_decay_iters == -1:
+        cfg = replace(cfg, lr_decay_iters=max(cfg.max_iters, cfg.warmup_iters))
+    if cfg.lr_decay_iters < cfg.warmup_iters:
+        raise ValueError(f"--lr-decay-iters ({cfg.lr_decay_iters}) must be >= --warmup-iters ({cfg.warmup_iters}): "
+                         "the rate would drop from its peak to --min-lr at once")
+    return cfg
 
 
 def model_config(cfg, vocab_size):
@@ -270,8 +279,10 @@ class Run:
         self.out, self.world = Path(cfg.out), world
         if resume:
             cfg = self.restore_settings(cfg)
-        elif cfg.data != "shakespeare":  # saved absolute, so that --resume works from any folder
-            cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
+        else:
+            cfg = new_run_schedule(cfg)
+            if cfg.data != "shakespeare":  # saved absolute, so that --resume works from any folder
+                cfg = replace(cfg, data=str(Path(cfg.data).resolve()))
         self.cfg = cfg
         with world.main_first():  # rank 0 fetches the corpus first; the others then find it
             split = read_split(cfg)
@@ -311,6 +322,8 @@ class Run:
                              f"{self.world.size}; resume with the same number (mpiexec -n {saved_ranks}): the "
                              "global batch (ranks x --batch-size) and each rank's dropout stream depend on it")
         saved = TrainConfig.from_dict({**info["train_config"], "out": cfg.out})
+        if cfg.lr_decay_iters == -1:  # not given: the run's own (fixed when it started)
+            cfg = replace(cfg, lr_decay_iters=saved.lr_decay_iters)
         if not same_setting("data", cfg.data, saved.data) and self.holds_tokens_of(cfg.data, saved):
             # the same text at a new place: the run goes on from there
             cfg = replace(cfg, data=str(Path(cfg.data).resolve()))

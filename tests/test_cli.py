@@ -184,6 +184,8 @@ def test_generate_prints_the_space_gpt1_writes_from_the_prompts_last_word(capsys
     prompt = tok.encode("low new")
     print_stream(tok, iter(tok.encode("lower low")), prompt, prompt_text="Low new")
     assert capsys.readouterr().out == "Low new lower low\n"
+    print_stream(tok, iter(tok.encode("lower low")), prompt, prompt_text="Low new ")  # its own space, once
+    assert capsys.readouterr().out == "Low new lower low\n"
 
 
 def save_model_with_tokenizer(folder, tokenizer):
@@ -213,3 +215,6 @@ def test_generate_from_an_empty_prompt(tmp_path, capsys):
     assert "the default prompt, a newline, encodes to no tokens" in capsys.readouterr().err
     assert main(["generate", "--checkpoint", str(ckpt), "--prompt", " ", "--backend", "numpy"]) == 1
     assert "--prompt ' ' encodes to no tokens" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(ckpt), "--prompt", "", "--backend", "numpy"]) == 1
+    assert "an empty --prompt starts from <|endoftext|>, which this checkpoint's tokenizer does not have" in \
+        capsys.readouterr().err

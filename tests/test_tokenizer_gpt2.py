@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,11 +105,13 @@ def test_matches_tiktoken_on_a_long_document(gpt2, reference):
 
 
 
-@pytest.mark.parametrize("alphabet", ["abcdefghijklmnopqrstuvwxyz", "0123456789", "!#$%&*+-/<=>?@^_|~", "é東🙂"])
+@pytest.mark.parametrize("alphabet", ["abcdefghijklmnopqrstuvwxyz", "0123456789", "!#$%&*+-/<=>?@^_|~", "é東ü",
+                                      "🙂🎉"])
 def test_long_chunks_match_tiktoken(gpt2, reference, alphabet):
-    # one chunk of 5,000 characters (letters, digits, symbols, non-ASCII): merged by the heap, not rescanned
+    # one chunk of 5,000 characters (letters, digits, symbols, non-ASCII letters, emoji): merged by the heap
     rng = random.Random(len(alphabet))
     text = "".join(rng.choice(alphabet) for _ in range(5000))
+    assert len(regex.findall(GPT2_SPLIT_PATTERN, text)) == 1
     assert gpt2.encode(text) == reference.encode_ordinary(text)
 
 

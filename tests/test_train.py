@@ -13,7 +13,7 @@ from minigpt.data import open_token_file
 from minigpt.distributed import SingleProcess
 from minigpt.optim import NonFiniteStep
 from minigpt.prepare import prepare_data
-from minigpt.train import Run, TrainConfig, train
+from minigpt.train import Run, TrainConfig, new_run_schedule, train
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
 
@@ -197,8 +197,7 @@ def test_resume_skips_a_metrics_line_cut_short_by_a_kill(tmp_path):
     ({"max_iters": "3"}, "training setting max_iters must be an integer, got '3'"),
     ({"batch_size": 2.0}, "training setting batch_size must be an integer, got 2.0"),
     ({"dropout": True}, "training setting dropout must be a number, got True"),
-    # warmed up to the peak at step 99, then at --min-lr from step 100: no decay at all
-    ({"warmup_iters": 100, "lr_decay_iters": 50}, r"--lr-decay-iters \(50\) must be >= --warmup-iters \(100\)"),
+    ({"lr_decay_iters": -2}, "--lr-decay-iters must be >= 0"),
     ({"preset": "gpt4"}, "unknown --preset 'gpt4'; choose one of: gpt1, gpt2, "),
 ])
 def test_settings_that_make_no_sense_are_clear_errors(setting, message):
@@ -207,11 +206,33 @@ def test_settings_that_make_no_sense_are_clear_errors(setting, message):
     assert TrainConfig.from_dict({"learning_rate": 1}).learning_rate == 1.0  # TOML's 1 is a fine float
 
 
-def test_the_decay_lasts_the_whole_run_unless_told():
+def test_a_new_run_decays_over_its_whole_length_unless_told():
     # --max-iters 5000 alone decayed to --min-lr by step 1,500 and stayed there
-    assert TrainConfig(max_iters=5000).lr_decay_iters == 5000
-    assert TrainConfig(max_iters=50).lr_decay_iters == 100  # a run shorter than its warmup just warms up
-    assert TrainConfig(max_iters=5000, lr_decay_iters=2000).lr_decay_iters == 2000
+    assert new_run_schedule(TrainConfig(max_iters=5000)).lr_decay_iters == 5000
+    assert new_run_schedule(TrainConfig(max_iters=50)).lr_decay_iters == 100  # shorter than its warmup: warms up
+    assert new_run_schedule(TrainConfig(max_iters=5000, lr_decay_iters=2000)).lr_decay_iters == 2000
+    # warmed up to the peak at step 99, then at --min-lr from step 100: no decay at all
+    with pytest.raises(ValueError, match=r"--lr-decay-iters \(50\) must be >= --warmup-iters \(100\)"):
+        new_run_schedule(TrainConfig(warmup_iters=100, lr_decay_iters=50))
+
+
+def test_a_resume_keeps_the_runs_decay_and_takes_an_old_inverted_one(tmp_path):
+    # From Python, as from the command line, TrainConfig(max_iters=12) leaves --lr-decay-iters to the run (it was
+    # refused as a change: "--lr-decay-iters 12 (the run's: 8)"); a run saved with a decay shorter than its
+    # warmup, before that was refused, still resumes (the check is for new runs).
+    (tmp_path / "t.txt").write_text("abcdefgh " * 400)
+    base = dict(data=str(tmp_path / "t.txt"), n_layer=1, n_head=1, n_embd=8, block_size=8, batch_size=2,
+                eval_iters=1, eval_interval=4, sample_tokens=0, backend="numpy", warmup_iters=2, out=str(tmp_path))
+    run, _ = train(TrainConfig(**base, max_iters=8), progress=False)
+    assert run.cfg.lr_decay_iters == 8
+    run, _ = train(TrainConfig(**base, max_iters=12), resume=True, progress=False)
+    assert run.step == 12 and run.cfg.lr_decay_iters == 8
+    info_path = list_checkpoints(tmp_path)[-1][1] / "checkpoint.json"
+    info = json.loads(info_path.read_text())
+    info["train_config"].update(warmup_iters=20, lr_decay_iters=10)  # as an older minigpt accepted
+    info_path.write_text(json.dumps(info))
+    run, _ = train(TrainConfig(**{**base, "warmup_iters": 20}, max_iters=16), resume=True, progress=False)
+    assert run.step == 16 and run.cfg.lr_decay_iters == 10
 
 
 def test_a_validation_split_too_short_for_one_window_is_named(tmp_path):
