@@ -78,8 +78,11 @@ def torch_step_factory(q, k, v, dout):
     return step
 
 
-def timed_rounds(steps, rounds, min_time=0.05):
-    """Median seconds per call of each step; every round runs each step once (repeated to min_time)."""
+def timed_rounds(steps, rounds, min_time=0.05, spinning=("numpy", "torch")):
+    """Median seconds per call of each step; every round runs each step once (repeated to min_time).
+    spinning: the steps whose library leaves its threads spinning after a call (OpenBLAS's for about 0.1 s,
+    PyTorch's OpenMP team): a pause of 0.15 s follows their blocks, or the next engine runs with a core taken
+    (without it SDPA measured 31 ms where it takes 23, which made minigpt's ratio 2.5x where it is 1.8x)."""
     inner = {}
     for name, fn in steps.items():  # warm-up, and how many calls make one sample
         fn()
@@ -93,6 +96,8 @@ def timed_rounds(steps, rounds, min_time=0.05):
             for _ in range(inner[name]):
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner[name])
+            if name in spinning:
+                time.sleep(0.15)
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 

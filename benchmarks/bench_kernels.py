@@ -23,6 +23,7 @@ Each figure is the median of many calls, the contenders taking turns in rounds. 
 measurement, not a test.
 """
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -35,20 +36,24 @@ from report import print_header, row, write_rows
 
 
 def side_by_side(fns, rounds=7, min_time=0.02, spinning=()):
-    """{name: median seconds per call}; the functions take turns, one block of calls each per round.
+    """({name: median seconds per call}, {name: fastest call of its warm-up, alone}); the functions take turns,
+    one block of calls each per round.
     spinning: the names of functions whose library leaves threads spinning after a call (OpenBLAS's, for
     about 0.1 s), which would take a core from whoever runs next: a pause of 0.15 s follows their blocks.
     The pause goes after them rather than before every block: a team of threads left asleep for long
     on a VM may wake up sharing one vCPU (the other looks preempted to the scheduler) and stay so."""
-    inner = {}
+    inner, alone = {}, {}
     for name, fn in fns.items():
         # warm-up for 50 ms, not one call: page in buffers, start threads, let the allocator settle
         # on reusing its memory for a fresh output (the first case of a run measured up to 2x slower
         # than the same case again after one-call warm-ups)
         warm_until = time.perf_counter() + 0.05
         fn()
+        alone[name] = math.inf
         while time.perf_counter() < warm_until:
+            t0 = time.perf_counter()
             fn()
+            alone[name] = min(alone[name], time.perf_counter() - t0)
         t0 = time.perf_counter()
         fn()
         inner[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
@@ -61,7 +66,7 @@ def side_by_side(fns, rounds=7, min_time=0.02, spinning=()):
             samples[name].append((time.perf_counter() - t0) / inner[name])
             if name in spinning:
                 time.sleep(0.15)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: statistics.median(s) for name, s in samples.items()}, alone
 
 
 class Copier:
@@ -87,14 +92,17 @@ class Copier:
         return {"copy, 1 thread": one, "copy, 2 threads": two}
 
     def bandwidth(self, n_bytes):
-        return 8 * max(64, n_bytes // 8) / min(side_by_side(self.copies(n_bytes)).values())
+        return 8 * max(64, n_bytes // 8) / min(side_by_side(self.copies(n_bytes))[0].values())
 
     def timed_with_copy(self, fns, n_bytes, spinning=()):
-        """({name: seconds per call}, copy bandwidth): the functions and the copies take turns in the same
-        rounds, so that a slow spell of this shared machine falls on both sides of the ratio."""
+        """({name: seconds per call}, copy bandwidth, whether a function ran over 3x slower in turns than alone):
+        the functions and the copies take turns in the same rounds, so that a slow spell of this shared machine
+        falls on both sides of the ratio. The flag marks a row to rerun: one library's threads got in the way
+        of the other's (seen once for NumPy's M = 1 product: 4.6 ms in turns, 0.15 ms alone, a whole run long)."""
         copies = self.copies(n_bytes)
-        t = side_by_side({**fns, **copies}, spinning=spinning)
-        return {name: t[name] for name in fns}, 8 * max(64, n_bytes // 8) / min(t[name] for name in copies)
+        t, alone = side_by_side({**fns, **copies}, spinning=spinning)
+        disturbed = any(t[name] > 3 * alone[name] for name in fns)
+        return {name: t[name] for name in fns}, 8 * max(64, n_bytes // 8) / min(t[name] for name in copies), disturbed
 
 
 def memory_bound_cases(quick):
@@ -159,21 +167,24 @@ def main():
         print(f"memory bandwidth, copy of 1 GiB (DRAM): {dram / 1e9:.1f} GB/s")
         print(f"\n{'case':<44} {'minigpt ms':>10} {'NumPy ms':>9} {'speed-up':>8} {'GB/s':>7} {'copy GB/s':>9} "
               f"{'of copy':>7}")
-        for label, n_bytes, fn in memory_bound_cases(args.quick):
-            t, copy = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")}, n_bytes)
+        # NumPy's products (the small-M rows) run on OpenBLAS's threads; its elementwise ufuncs on one thread
+        cases = [(case, set()) for case in memory_bound_cases(args.quick)] + \
+            [(case, {"numpy"}) for case in small_m_cases(args.quick)]
+        any_disturbed = False
+        for (label, n_bytes, fn), spinning in cases:
+            t, copy, disturbed = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")},
+                                                        n_bytes, spinning=spinning)
+            any_disturbed |= disturbed
             ours = n_bytes / t["cpu"]
             print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
-                  f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
-            rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
-        for label, n_bytes, fn in small_m_cases(args.quick):  # NumPy's products run on OpenBLAS's threads
-            t, copy = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")}, n_bytes,
-                                             spinning={"numpy"})
-            ours = n_bytes / t["cpu"]
-            print(f"{label:<44} {t['cpu'] * 1e3:>10.3f} {t['numpy'] * 1e3:>9.3f} {t['numpy'] / t['cpu']:>7.2f}x "
-                  f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}", flush=True)
+                  f"{ours / 1e9:>7.1f} {copy / 1e9:>9.1f} {ours / copy:>7.0%}{' *' if disturbed else ''}", flush=True)
             rows.append(row("kernels", label, "GB/s", ours / 1e9, n_bytes / t["numpy"] / 1e9, of_peak=ours / copy))
     print("\nGB/s: bytes the op must move (each array read or written once) per second; of copy: against a copy of "
           "as many bytes in this run (matmul rows: the bytes of the weight)")
+    print(f"threads: minigpt {kernels.core_info()['num_threads']} (OpenMP); NumPy's elementwise operations one, its "
+          "products OpenBLAS's (the header): part of a memory-bound speed-up is minigpt's other threads")
+    if any_disturbed:
+        print("*: in turns more than 3x slower than alone (another library's threads in the way): rerun")
     write_rows(args.json, rows)
 
 

@@ -10,7 +10,7 @@ from minigpt.kernels.backend import array_module, check_same_shape, core
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 # Beyond |x| = 10, tanh(u) is +-1 to float32 and float64 precision (u passes 43): the formulas take x
 # clamped to [-10, 10] there, which changes no value, but keeps x^3 from overflowing (past 7e12 in float32),
-# which made the backward 0 * inf = NaN. NaN stays NaN through maximum and minimum.
+# which made the backward 0 * inf = NaN. NaN stays NaN through clip and maximum.
 EDGE = 10.0
 
 
@@ -19,10 +19,10 @@ def gelu_forward(x, backend="numpy"):
     if core(backend):
         return core(backend).gelu_forward(x)
     xp = array_module(x)
-    x_low = xp.maximum(x, -EDGE)  # below -10, 1 + tanh(u) is 0: x = -10 there makes gelu(-inf) 0, not NaN
-    xc = xp.minimum(x_low, EDGE)
-    u = SQRT_2_OVER_PI * (xc + 0.044715 * (xc * xc * xc))  # x*x*x: np.power(x, 3) is many times slower
-    return 0.5 * x_low * (1.0 + xp.tanh(u))
+    xc = xp.clip(x, -EDGE, EDGE)
+    t = xp.tanh(SQRT_2_OVER_PI * (xc + 0.044715 * (xc * xc * xc)))  # x*x*x: np.power(x, 3) is many times slower
+    # below -10, 1 + t is 0: x taken as -10 there makes gelu(-inf) 0, not -inf * 0 = NaN
+    return 0.5 * xp.maximum(x, -EDGE) * (1.0 + t)
 
 
 def gelu_backward(dout, x, backend="numpy"):
@@ -31,7 +31,7 @@ def gelu_backward(dout, x, backend="numpy"):
         return core(backend).gelu_backward(dout, x)
     check_same_shape("gelu_backward", "dout", dout, "x", x)
     xp = array_module(x)
-    xc = xp.minimum(xp.maximum(x, -EDGE), EDGE)  # beyond the edges 1 - t^2 is 0 and gelu' is 0 or 1
+    xc = xp.clip(x, -EDGE, EDGE)  # beyond the edges 1 - t^2 is 0 and gelu' is 0 or 1
     t = xp.tanh(SQRT_2_OVER_PI * (xc + 0.044715 * (xc * xc * xc)))
     du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * xc * xc)
     return dout * (0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * du)
