@@ -23,6 +23,7 @@ Each figure is the median of many calls, the contenders taking turns in rounds. 
 measurement, not a test.
 """
 import argparse
+import itertools
 import math
 import statistics
 import sys
@@ -167,9 +168,11 @@ def main():
         print(f"memory bandwidth, copy of 1 GiB (DRAM): {dram / 1e9:.1f} GB/s")
         print(f"\n{'case':<44} {'minigpt ms':>10} {'NumPy ms':>9} {'speed-up':>8} {'GB/s':>7} {'copy GB/s':>9} "
               f"{'of copy':>7}")
-        # NumPy's products (the small-M rows) run on OpenBLAS's threads; its elementwise ufuncs on one thread
-        cases = [(case, set()) for case in memory_bound_cases(args.quick)] + \
-            [(case, {"numpy"}) for case in small_m_cases(args.quick)]
+        # NumPy's products (the small-M rows) run on OpenBLAS's threads; its elementwise ufuncs on one thread.
+        # The cases are generators, taken one at a time: each case's functions see the arrays of its own loop
+        # pass (a list made first would leave every function with the last pass's arrays).
+        cases = itertools.chain(((case, set()) for case in memory_bound_cases(args.quick)),
+                                ((case, {"numpy"}) for case in small_m_cases(args.quick)))
         any_disturbed = False
         for (label, n_bytes, fn), spinning in cases:
             t, copy, disturbed = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")},
