@@ -17,7 +17,8 @@ template (see minigpt/prompting/templates.py). The fine-tuned column runs `minig
 --checkpoint ... --task ... --metrics-out ...` as a user would, with --finetune-args appended, and
 reads the headline metric from its metrics JSON. Both evaluate the same --max-eval dev examples
 (a seeded random subset, drawn the same way by both; --max-eval and --seed are passed to finetune).
-Chance is a uniform random guess; "majority" always answers the commonest training class. k-shrink:
+Chance is a uniform random guess; "constant" always answers the commonest class of the evaluated examples
+(a --max-eval subset need not be balanced), the best any constant answer scores there. k-shrink:
 with a short context (the default run's is 256 characters) the demonstrations do not fit, and the
 table says how many were kept on average.
 Small models sit near chance zero-shot; the table reports what it measures.
@@ -121,11 +122,11 @@ def prompting_table(args, names, data, shots):
 
 
 def table(rows, shots):
-    header = "| task | metric | chance | majority | fine-tuned | " + " | ".join(f"{k}-shot" for k in shots) + " |"
+    header = "| task | metric | chance | constant | fine-tuned | " + " | ".join(f"{k}-shot" for k in shots) + " |"
     lines = [header, "|" + "---|" * (5 + len(shots))]
     for row in rows:
         chance = row["chance"].get("uniform_accuracy")
-        majority = row["chance"].get("majority", {}).get(row["metric"])
+        majority = row["chance"].get("commonest_here", row["chance"].get("majority", {})).get(row["metric"])
         cells = [row["task"], row["metric"], fmt(chance), fmt(majority),
                  fmt(row["finetuned"]) if row["finetuned"] is not None else "n/a"]
         for k in shots:

@@ -303,9 +303,14 @@ def evaluation_summary(result, metrics):
         lines.append(f"the answers' perplexity under the model: {result['answer_perplexity']:.2f} "
                      f"({result['answer_nats_per_token']:.3f} nats per answer token)")
     if "uniform_accuracy" in chance:
-        lines.append(f"chance: {chance['uniform_accuracy']:.4f} accuracy guessing uniformly" +
-                     (f", {head} {chance['majority'][head]:.4f} always answering {chance['majority_class']!r}"
-                      if "majority" in chance else ""))
+        line = f"chance: {chance['uniform_accuracy']:.4f} accuracy guessing uniformly"
+        if "majority" in chance:
+            line += (f", {head} {chance['majority'][head]:.4f} always answering {chance['majority_class']!r} "
+                     "(the commonest training class)")
+        if chance.get("commonest_here_class") not in (None, chance.get("majority_class")):
+            line += (f", {head} {chance['commonest_here'][head]:.4f} always answering "
+                     f"{chance['commonest_here_class']!r} (the commonest class of these examples)")
+        lines.append(line)
     if result["k_shrunk"]:
         lines.append(f"k had to shrink for {result['k_shrunk']} of {result['n_eval']} examples to fit the context "
                      f"(mean k {result['k_mean']:.2f} of {result['shots']})")

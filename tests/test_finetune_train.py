@@ -65,6 +65,10 @@ def test_finetune_command_writes_metrics_and_a_model_that_reloads(tmp_path, caps
                        "epochs": 4, "lr": 3e-3, "steps": 24}.items():
         assert metrics[key] == value, key
     assert len(metrics["history"]) == 4 and metrics["dev_lm_loss"] > 0
+    # the training losses are the last epoch's means over its 6 steps, the objective and its two parts
+    last = metrics["history"][-1]
+    assert metrics["train_loss"] == last["train_loss"] == pytest.approx(last["train_task_loss"] +
+                                                                         0.5 * last["train_lm_loss"])
     # the saved model, its head and its tokenizer with the task tokens give the same dev metrics
     model, tokenizer, tokens, info = load_task_model(tmp_path / "ft")
     assert info["finetune"]["labels"] == ["neg", "pos"] and tokenizer.vocab_size == model.config.vocab_size
@@ -136,6 +140,8 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
     (["--init", "random", "--transfer-layers", "1"], "needs --init pretrained"),
     (["--transfer-layers", "3"], "has only 2 layers to keep"),
     (["--transfer-layers", "-2"], "--transfer-layers must be >= 0 (or -1: keep all), got -2"),
+    # frozen fresh blocks: only the head would train, on top of random layers
+    (["--mode", "frozen", "--transfer-layers", "1"], "--mode frozen with --transfer-layers 1 of 2 would freeze"),
     (["--epochs", "0"], "--epochs"),
     (["--lr", "0"], "--lr"),
     (["--lr", "inf"], "--lr must be a number > 0, got inf"),

@@ -92,17 +92,34 @@ def test_truncation_keeps_the_answer_and_the_extract_token():
                                                        (30, 1, 9), (7, 7, 1), (9, 2, 9)])
 def test_fitting_always_fills_the_budget_and_never_overflows(n_first, n_second, budget):
     first, second = tuple(range(n_first)), tuple(range(100, 100 + n_second))
-    for a, b in (fit_context_first(first, second, budget), fit_symmetric(first, second, budget)):
-        assert len(a) + len(b) == min(budget, n_first + n_second)
+    a, b = fit_context_first(first, second, budget)
+    assert len(a) + len(b) == min(budget, n_first + n_second)
+    # the symmetric cut leaves one id of an odd budget unused when both texts want more than half of it
+    a, b = fit_symmetric(first, second, budget)
+    both_long = min(n_first, n_second) > budget // 2 and budget % 2
+    assert len(a) + len(b) == min(budget, n_first + n_second) - both_long
     a, b = fit_context_first(first, second, budget)
     assert a == first[len(first) - len(a):] and b == second[:len(b)]  # the premise keeps its end, the answer its start
     a, b = fit_symmetric(first, second, budget)
     assert a == first[:len(a)] and b == second[:len(b)]
 
 
+
+def test_the_symmetric_cut_does_not_depend_on_the_order():
+    # GPT-1 adds a similarity pair's two orderings so that the pair has none: both must see the same text.
+    # The second text kept the odd id of an odd budget, so long pairs saw different text swapped.
+    for budget in range(1, 14):
+        for n_first in range(0, 16):
+            for n_second in range(0, 16):
+                first, second = tuple(range(n_first)), tuple(range(100, 100 + n_second))
+                a, b = fit_symmetric(first, second, budget)
+                b_swapped, a_swapped = fit_symmetric(second, first, budget)
+                assert (a, b) == (a_swapped, b_swapped) and len(a) + len(b) <= budget
+
+
 def test_too_small_a_context_and_bad_text_are_clear_errors():
     _, tok, t = setup(block_size=16)
-    with pytest.raises(ValueError, match="block_size 3 is too small for a entailment input"):
+    with pytest.raises(ValueError, match="block_size 3 is too small for an entailment input"):
         encode_example(Example("entailment", ("a", "b"), 0), tok, t, 3)
     smallest = encode_example(Example("classification", ("abc",), 0), tok, t, 3)
     assert smallest.sequences == ((t.start, *ids(tok, "c"), t.extract),)

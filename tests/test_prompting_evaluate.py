@@ -87,6 +87,10 @@ def test_chance_level_of_a_classification_task():
     assert result["chance"]["uniform_accuracy"] == 0.5
     assert result["chance"]["majority_class"] == task.labels[majority]
     assert result["chance"]["majority"]["accuracy"] == np.mean([e.label == majority for e in task.dev])
+    # the best constant guess on the examples evaluated, which a subset need not balance
+    here = int(np.bincount([e.label for e in task.dev]).argmax())
+    assert result["chance"]["commonest_here_class"] == task.labels[here]
+    assert result["chance"]["commonest_here"]["accuracy"] == np.mean([e.label == here for e in task.dev])
 
 
 def test_regression_predicts_the_expected_value_of_the_number_words():

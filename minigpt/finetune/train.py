@@ -169,6 +169,9 @@ def load_pretrained_gpt(cfg):
         if cfg.transfer_layers > gpt.config.n_layer:  # named as the option, before keep_first_layers checks it
             raise ValueError(f"--transfer-layers {cfg.transfer_layers}: {path} has only {gpt.config.n_layer} "
                              "layers to keep")
+        if cfg.mode == "frozen" and cfg.transfer_layers not in (-1, gpt.config.n_layer):
+            raise ValueError(f"--mode frozen with --transfer-layers {cfg.transfer_layers} of {gpt.config.n_layer} "
+                             "would freeze freshly drawn blocks, which nothing then trains; use --mode full")
         if cfg.transfer_layers != -1:
             keep_first_layers(gpt, cfg.transfer_layers, seed=cfg.seed)
     return gpt, tokenizer_from_dict(info["tokenizer"]), path
@@ -366,6 +369,7 @@ def finetune_ranks(cfg, progress, world):
     stopping = False
     with StopRequest() as stop:
         for epoch in range(cfg.epochs):
+            epoch_losses = []
             for batch in run.epoch_batches():
                 t0 = time.perf_counter()
                 try:
@@ -374,16 +378,17 @@ def finetune_ranks(cfg, progress, world):
                     raise NonFiniteStep(f"{e}; nothing was saved to {cfg.out} (the fine-tuned model is written at "
                                         f"the end) and {cfg.checkpoint} is untouched") from None
                 step_times.append(time.perf_counter() - t0)
+                epoch_losses.append(losses)
                 bar.set_postfix(loss=f"{losses['loss']:.4f}", task=f"{losses['task_loss']:.4f}", lr=f"{lr:.2e}",
                                 refresh=False)
                 bar.update(1)
                 stopping = world.any(stop.requested)  # every rank stops at the same step
                 if stopping:
                     break
-            record = {"epoch": epoch + 1, "step": run.step, "train_loss": losses["loss"], **run.evaluate()}
+            record = {"epoch": epoch + 1, "step": run.step, **epoch_means(epoch_losses), **run.evaluate()}
             history.append(record)
             bar.write("epoch {epoch}: ".format(**record) + ", ".join(
-                f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
+                f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step") and v is not None))
             if stopping:
                 break
     bar.close()
@@ -399,13 +404,23 @@ def finetune_ranks(cfg, progress, world):
     return run, final
 
 
+def epoch_means(steps):
+    """An epoch's training losses, each the mean over its steps: train_loss, what is minimised (L_task +
+    λ L_LM), and its two parts, train_task_loss (beside dev_task_loss) and train_lm_loss (None without the
+    auxiliary loss). One step's loss was shown before: the last batch's, which may hold a single example."""
+    parts = {"train_loss": "loss", "train_task_loss": "task_loss", "train_lm_loss": "lm_loss"}
+    return {name: None if steps[-1][key] is None else float(np.mean([s[key] for s in steps]))
+            for name, key in parts.items()}
+
+
 def final_metrics(run, record, history, step_times, wall_s, interrupted):
     """The run's summary: task, sizes, every metric by name, the settings, timings."""
     metrics = {name: record[name] for name in run.task.metrics}
     timed = step_times[1:] or step_times  # the first step pays one-time costs
     return {"task": run.task.name, "n_train": len(run.train_set), "n_eval": len(run.dev_set), **metrics,
             "dev_task_loss": record["dev_task_loss"], "dev_lm_loss": record["dev_lm_loss"],
-            "train_loss": record["train_loss"], **run.settings(), "steps": run.step,
+            "train_loss": record["train_loss"], "train_task_loss": record["train_task_loss"],
+            "train_lm_loss": record["train_lm_loss"], **run.settings(), "steps": run.step,
             "truncated_train": run.train_truncated, "truncated_eval": run.dev_truncated,
             "skipped_train": len(run.train_skipped), "skipped_eval": len(run.dev_skipped),
             "step_s": float(np.mean(timed)), "wall_s": wall_s, "interrupted": interrupted, "history": history}

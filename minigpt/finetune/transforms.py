@@ -23,6 +23,7 @@ A block_size too small for the special tokens and one text token is an error.
 """
 from dataclasses import dataclass
 
+from minigpt.tasks.example import a_shape
 from minigpt.tokenizer import UnencodableText
 
 N_SPECIAL = {"classification": 2, "entailment": 3, "similarity": 3, "multiple-choice": 3}
@@ -42,7 +43,7 @@ def encode_example(example, tokenizer, tokens, block_size):
     """example: tasks.Example; tokens: TaskTokens; -> EncodedExample whose sequences fit block_size."""
     budget = block_size - N_SPECIAL[example.shape]  # room for the texts' own tokens
     if budget < 1:
-        raise ValueError(f"block_size {block_size} is too small for a {example.shape} input: it needs "
+        raise ValueError(f"block_size {block_size} is too small for {a_shape(example.shape)} input: it needs "
                          f"{N_SPECIAL[example.shape]} special tokens and at least one text token")
     texts = [encode_text(tokenizer, text, example.source) for text in example.texts]
     if example.shape == "classification":
@@ -85,7 +86,9 @@ def fit_context_first(first, second, budget):
 
 def fit_symmetric(a, b, budget):
     """(a, b) cut from the right to at most `budget` ids together, the longer one first, neither below
-    half of the budget (unless it was shorter to begin with)."""
+    half of the budget (unless it was shorter to begin with). The same rule for both, so swapping a and b
+    swaps the result: with both long and an odd budget each keeps budget // 2 and one id goes unused (the
+    second keeping the odd one made the pair's two orderings see different text)."""
     keep_a = min(len(a), max(budget - len(b), budget // 2))
-    keep_b = min(len(b), budget - keep_a)
+    keep_b = min(len(b), max(budget - len(a), budget // 2))
     return a[:keep_a], b[:keep_b]

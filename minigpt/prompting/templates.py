@@ -22,6 +22,8 @@ The prompts only: GPT-3 also scored RACE (and ARC, OpenBookQA) by P(answer | con
 import string
 from dataclasses import dataclass, field, replace
 
+from minigpt.tasks.example import a_shape
+
 FIELDS = {"classification": ("text",), "entailment": ("premise", "hypothesis"),
           "similarity": ("text_a", "text_b"), "multiple-choice": ("context",), "completion": ("context",)}
 FILE_KEYS = ("prompt", "answer", "verbalizer", "separator")
@@ -43,12 +45,13 @@ class Template:
         used = field_names(self.prompt, f"the prompt template{self.where}")
         unknown = [name for name in used if name not in wanted]
         if unknown:
-            raise ValueError(f"the prompt template{self.where} names {{{unknown[0]}}}, which a {shape} example does "
-                             f"not have; its fields are {', '.join('{' + f + '}' for f in wanted)}")
+            raise ValueError(f"the prompt template{self.where} names {{{unknown[0]}}}, which {a_shape(shape)} example "
+                             f"does not have; its fields are {', '.join('{' + f + '}' for f in wanted)}")
         missing = [name for name in wanted if name not in used]
         if missing:
             raise ValueError(f"the prompt template{self.where} leaves out {{{missing[0]}}}: the model would never "
-                             f"see that part of a {shape} example (fields: {', '.join('{' + f + '}' for f in wanted)})")
+                             f"see that part of {a_shape(shape)} example (fields: "
+                             f"{', '.join('{' + f + '}' for f in wanted)})")
         if field_names(self.answer, f"the answer template{self.where}") != ["answer"]:
             raise ValueError(f"the answer template{self.where} must hold {{answer}} exactly once, got {self.answer!r}")
         if shape == "multiple-choice" and self.verbalizer is not None:

@@ -22,6 +22,11 @@ CHOICE_SHAPES = SHAPES[:4]  # GPT-1's four, which fine-tuning takes: the answer 
 N_TEXTS = {"classification": 1, "entailment": 2, "similarity": 2, "completion": 1}  # multiple-choice: 1 + >= 2 choices
 
 
+def a_shape(shape):
+    """The shape with its article, for messages: "an entailment", "a similarity"."""
+    return f"{'an' if shape[0] in 'aeiou' else 'a'} {shape}"
+
+
 @dataclass(frozen=True)
 class Example:
     shape: str
@@ -37,7 +42,7 @@ class Example:
             raise TypeError(f"Example.texts must be a tuple of str{where}")
         wanted = N_TEXTS.get(self.shape)
         if wanted is not None and len(self.texts) != wanted:
-            raise ValueError(f"a {self.shape} example needs {wanted} text(s), got {len(self.texts)}{where}")
+            raise ValueError(f"{a_shape(self.shape)} example needs {wanted} text(s), got {len(self.texts)}{where}")
         if self.shape == "multiple-choice":
             if len(self.texts) < 3:
                 raise ValueError(f"a multiple-choice example needs a context and at least 2 choices{where}")
@@ -49,7 +54,7 @@ class Example:
                              f"{where}")
         for i, text in enumerate(self.texts):
             if not text.strip():
-                raise ValueError(f"text {i} of a {self.shape} example is empty{where}")
+                raise ValueError(f"text {i} of {a_shape(self.shape)} example is empty{where}")
 
     @property
     def choices(self):

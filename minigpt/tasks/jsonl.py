@@ -17,7 +17,7 @@ Other fields are ignored, so files with ids or metadata load as they are.
 """
 from pathlib import Path
 
-from minigpt.tasks.example import Example
+from minigpt.tasks.example import Example, a_shape
 from minigpt.tasks.files import fail, read_jsonl
 from minigpt.tasks.taskdata import TaskData
 
@@ -40,7 +40,7 @@ def load_jsonl(shape, data):
     paths = [folder / "train.jsonl", folder / "dev.jsonl"]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: a {shape} task folder needs train.jsonl and dev.jsonl")
+            raise FileNotFoundError(f"{path} not found: {a_shape(shape)} task folder needs train.jsonl and dev.jsonl")
     train_rows = read_records(shape, paths[0])
     if not train_rows and shape != "completion":  # a completion task's training split only gives demonstrations
         raise fail(paths[0], "has no examples")
@@ -71,7 +71,7 @@ def read_records(shape, path):
         label_field = LABEL_FIELD.get(shape, "label")
         for field in FIELDS[shape] + (label_field,):
             if field not in record:
-                raise fail(source, f"missing field {field!r} (a {shape} line needs "
+                raise fail(source, f"missing field {field!r} ({a_shape(shape)} line needs "
                                    f"{', '.join(FIELDS[shape] + (label_field,))})")
         texts = []
         for field in FIELDS[shape]:

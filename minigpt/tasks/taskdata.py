@@ -1,7 +1,7 @@
 """A loaded task: its train and dev Examples, its label names and the metrics it is scored by."""
 from dataclasses import dataclass
 
-from minigpt.tasks.example import SHAPES
+from minigpt.tasks.example import SHAPES, a_shape
 from minigpt.tasks.files import fail
 
 METRIC_NAMES = ("accuracy", "f1", "matthews", "pearson", "spearman")
@@ -34,7 +34,7 @@ class TaskData:
     def check(self, example):
         """Raise if `example` does not fit this task: its shape, or a label outside the label set."""
         if example.shape != self.shape:
-            raise fail(example.source, f"a {example.shape} example in the {self.shape} task {self.name}")
+            raise fail(example.source, f"{a_shape(example.shape)} example in the {self.shape} task {self.name}")
         if self.is_regression:
             if isinstance(example.label, bool) or not isinstance(example.label, (int, float)):
                 raise fail(example.source, f"task {self.name} is a regression: the label must be a number, "
