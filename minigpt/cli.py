@@ -62,7 +62,7 @@ PRETRAIN_HELP = {
 
 
 def add_pretrain_options(parser):
-    from minigpt.train import TrainConfig
+    from minigpt.train_config import TrainConfig
 
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -443,7 +443,7 @@ def cmd_convert(args):
     from minigpt.checkpoint import read_info
     from minigpt.pretrained import checkpoint_to_hf, hf_to_checkpoint, is_hf_folder
     from minigpt.runlock import claim_run_folder
-    from minigpt.train import check_new_run_folder
+    from minigpt.runlock import check_new_run_folder
 
     try:
         if is_hf_folder(args.source):
@@ -642,7 +642,7 @@ def main(argv=None):
         print(f"minigpt {args.command}: error: out of memory: the model or its batch is too large for this "
               f"machine{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM, SIGHUP): stop at once (see train.StopRequest)
+    except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM, SIGHUP): stop at once (see stopping.StopRequest)
         print(f"minigpt {args.command}: interrupted", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     return code or 0

@@ -1,4 +1,4 @@
-"""One run at a time in an --out folder.
+"""One run at a time in an --out folder, and a new run never in another run's.
 
 Two runs writing into one folder would interleave their checkpoints and metrics, and each would later
 resume from the other's weights. A check such as "does the folder hold checkpoints yet?" cannot stop
@@ -15,6 +15,8 @@ import os
 import socket
 import warnings
 from pathlib import Path
+
+from minigpt.checkpoint import clean_unfinished_saves, list_checkpoints
 
 LOCK_NAME = "run.lock"
 
@@ -123,3 +125,21 @@ def claim_run_folder(out, command, world=None):
                 folder.rmdir()  # only if empty
             except OSError:
                 break
+
+
+def clean_after_killed_saves(out):
+    for name, done in clean_unfinished_saves(out).items():
+        print(f"minigpt: {Path(out) / name}: left by a save that was killed midway; {done}", flush=True)
+
+
+def check_new_run_folder(out, command="pretrain"):
+    """A new run must not write into a folder that holds another run's checkpoints: it would replace them
+    and mix two runs' metrics. Checked once the folder is claimed (above), so no other run can start
+    writing there between the check and this run's first checkpoint."""
+    found = list_checkpoints(out)
+    if found:
+        hint = "continue it with --resume, or " if command == "pretrain" else ""
+        # convert takes OUT as a positional argument, the others --out
+        named, other = (out, "folder") if command == "convert" else (f"--out {out}", "--out")
+        raise ValueError(f"{named} already holds a run's checkpoints (latest: {found[-1][1].name}); "
+                         f"{hint}choose another {other}")

@@ -15,134 +15,24 @@ are averaged across ranks, before clipping; only rank 0 prints and writes.
 import json
 import math
 import os
-import signal
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from minigpt import kernels
-from minigpt.checkpoint import (clean_unfinished_saves, list_checkpoints, load_optimizer_state, load_weights,
-                                read_info, require_fields, save_checkpoint)
-from minigpt.config import PRESETS, GPTConfig
+from minigpt.checkpoint import list_checkpoints, load_optimizer_state, load_weights, read_info, require_fields, \
+    save_checkpoint
 from minigpt.data import atomic_write_bytes, check_output_file, open_token_file
 from minigpt.distributed import SingleProcess, get_world
 from minigpt.model import GPT, check_fits_in_memory
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm, cosine_lr
 from minigpt.prepare import encoded_fingerprint, fingerprint, prepare_data, read_split, split_text
-from minigpt.runlock import LOCK_NAME, claim_run_folder
+from minigpt.runlock import LOCK_NAME, check_new_run_folder, claim_run_folder, clean_after_killed_saves
 from minigpt.safetensors import load_file
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a pre-training run; `minigpt pretrain --help` documents each one."""
-    data: str = "shakespeare"
-    tokenizer: str = "char"
-    vocab_size: int = 4096  # for tokenizer="bpe"
-    val_fraction: float = 0.1  # for --data: the last fraction of the text is validation
-    preset: str = ""  # a name in minigpt.config.PRESETS (the CLI also takes its context and dropout)
-    arch: str = "gpt2"
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    # The default run: nanoGPT's "baby" width and depth with a 256-character context (the fine-tuning
-    # and few-shot tasks need room for a passage, a delimiter and an answer), 1,500 steps of 16 x 256.
-    block_size: int = 256
-    dropout: float = 0.0
-    batch_size: int = 16
-    grad_accum: int = 1
-    max_iters: int = 1500
-    learning_rate: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int = -1  # -1: a new run's --max-iters (see new_run_schedule); a resumed run's own
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 20
-    backend: str = "cpu"
-    seed: int = 0
-    out: str = "out"
-    metrics_out: str = ""
-    sample_tokens: int = 500
-
-    @classmethod
-    def from_dict(cls, d):
-        """The settings of a dict (a TOML file, a checkpoint), checked: names, types, then ranges."""
-        types = {f.name: f.type for f in fields(cls)}
-        unknown = set(d) - set(types)
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        for name, value in d.items():
-            # TOML has ints, floats and strings; an int is a fine float, a bool is no number here
-            fits = (isinstance(value, types[name]) or (types[name] is float and isinstance(value, int))) and \
-                not isinstance(value, bool)
-            if not fits:
-                kind = {int: "an integer", float: "a number", str: "a string"}[types[name]]
-                raise ValueError(f"training setting {name} must be {kind}, got {value!r}")
-        return cls(**{name: float(v) if types[name] is float else v for name, v in d.items()})
-
-    def __post_init__(self):
-        self.check()
-
-    def check(self):
-        """Raise a ValueError naming the first setting that makes no sense; return self. The model's shape,
-        dropout and --val-fraction are checked where they are used (GPTConfig, prepare.split_text)."""
-        finite = math.isfinite
-        problems = [(self.max_iters < 1, f"--max-iters must be at least 1, got {self.max_iters}"),
-                    (self.batch_size < 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-                    (self.grad_accum < 1, f"--grad-accum must be at least 1, got {self.grad_accum}"),
-                    (self.eval_interval < 1, f"--eval-interval must be at least 1, got {self.eval_interval}"),
-                    (self.eval_iters < 1, f"--eval-iters must be at least 1, got {self.eval_iters}"),
-                    (not (finite(self.learning_rate) and self.learning_rate > 0),
-                     f"--learning-rate must be a number > 0, got {self.learning_rate}"),
-                    (not (finite(self.min_lr) and self.min_lr >= 0), f"--min-lr must be >= 0, got {self.min_lr}"),
-                    (self.min_lr > self.learning_rate, f"--min-lr ({self.min_lr}) must not exceed --learning-rate "
-                                                       f"({self.learning_rate}): the decay would raise the rate"),
-                    (not self.out.strip(), "--out must name a folder (an empty one would mean the current folder)"),
-                    (not self.data.strip(), "--data must name a file or folder (an empty one would mean the current "
-                                            "folder)"),
-                    (self.warmup_iters < 0, f"--warmup-iters must be >= 0, got {self.warmup_iters}"),
-                    (self.lr_decay_iters < -1, f"--lr-decay-iters must be >= 0, got {self.lr_decay_iters}"),
-                    (bool(self.preset) and self.preset not in PRESETS,
-                     f"unknown --preset {self.preset!r}; choose one of: {', '.join(PRESETS)}"),
-                    (not (finite(self.weight_decay) and self.weight_decay >= 0),
-                     f"--weight-decay must be >= 0, got {self.weight_decay}"),
-                    (not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1),
-                     f"--beta1 and --beta2 must be in [0, 1), got {self.beta1} and {self.beta2}"),
-                    (not (finite(self.grad_clip) and self.grad_clip >= 0),
-                     f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
-                    (self.seed < 0, f"--seed must be >= 0, got {self.seed}"),
-                    (self.sample_tokens < 0, f"--sample-tokens must be >= 0, got {self.sample_tokens}"),
-                    (self.vocab_size < 1, f"--vocab-size must be at least 1, got {self.vocab_size}")]
-        for bad, message in problems:
-            if bad:
-                raise ValueError(message)
-        return self
-
-
-def new_run_schedule(cfg):
-    """cfg with the schedule of a new run fixed: --lr-decay-iters -1 becomes the run's length (its warmup, if
-    longer), so that --max-iters 5000 alone decays over 5,000 steps, not 1,500; the checkpoints save the step
-    itself, which a resume to more steps keeps. A decay that ends before the warmup is refused (checked here,
-    not in TrainConfig.check, so that a run saved with one before this check can still be resumed)."""
-    if cfg.lr_decay_iters == -1:
-        cfg = replace(cfg, lr_decay_iters=max(cfg.max_iters, cfg.warmup_iters))
-    if cfg.lr_decay_iters < cfg.warmup_iters:
-        raise ValueError(f"--lr-decay-iters ({cfg.lr_decay_iters}) must be >= --warmup-iters ({cfg.warmup_iters}): "
-                         "the rate would drop from its peak to --min-lr at once")
-    return cfg
-
-
-def model_config(cfg, vocab_size):
-    if cfg.preset:
-        return GPTConfig.preset(cfg.preset, vocab_size=vocab_size, block_size=cfg.block_size, dropout=cfg.dropout)
-    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout, arch=cfg.arch)
+from minigpt.stopping import StopRequest
+from minigpt.train_config import RESUMABLE, TrainConfig, model_config, new_run_schedule
 
 
 def flops_per_token(model):
@@ -160,11 +50,6 @@ def estimate_loss(model, tokens, cfg, step, world=SingleProcess()):
     losses = [model.forward(*world.get_batch(tokens, cfg.batch_size, cfg.block_size, rng), train=False)[1]
               for _ in range(cfg.eval_iters)]
     return world.mean(float(np.mean(losses)))
-
-
-# Settings a resumed run may change: none of them changes what a training step computes. (--backend does the
-# same arithmetic rounded another way: its losses agree to about 1e-6, bit for bit only on the same backend.)
-RESUMABLE = ("max_iters", "backend", "metrics_out", "sample_tokens", "eval_interval", "eval_iters", "out")
 
 
 def read_run_info(out):
@@ -203,73 +88,12 @@ def same_setting(name, given, saved):
     return given == saved
 
 
-def clean_after_killed_saves(out):
-    for name, done in clean_unfinished_saves(out).items():
-        print(f"minigpt: {Path(out) / name}: left by a save that was killed midway; {done}", flush=True)
-
-
-def check_new_run_folder(out, command="pretrain"):
-    """A new run must not write into a folder that holds another run's checkpoints: it would replace them
-    and mix two runs' metrics. Checked once the folder is claimed (runlock.py), so no other run can start
-    writing there between the check and this run's first checkpoint."""
-    found = list_checkpoints(out)
-    if found:
-        hint = "continue it with --resume, or " if command == "pretrain" else ""
-        # convert takes OUT as a positional argument, the others --out
-        named, other = (out, "folder") if command == "convert" else (f"--out {out}", "--out")
-        raise ValueError(f"{named} already holds a run's checkpoints (latest: {found[-1][1].name}); "
-                         f"{hint}choose another {other}")
-
-
 def logged_step(line):
     """The step of a metrics.jsonl line; None for a line cut short (a kill or a full disk mid-write)."""
     try:
         return json.loads(line)["step"]
     except (ValueError, KeyError, TypeError):
         return None
-
-
-class StopNow(KeyboardInterrupt):
-    """A second stop signal: leave at once (the checkpoints saved so far are complete). signum: which one."""
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class StopRequest:
-    """Turns the first Ctrl-C into a flag the loop checks between steps; the second one interrupts.
-
-    SIGTERM (sent by `kill`, `timeout` and job schedulers) and SIGHUP (a closed terminal) are a first Ctrl-C
-    too: the run finishes its step and saves, instead of losing every step since the last checkpoint. A signal
-    the process was started to ignore stays ignored: `nohup minigpt pretrain &` must outlive its terminal.
-    """
-
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-    def __init__(self):
-        self.requested = False
-        self.signal = None  # the first signal received, for the exit code (128 + its number)
-
-    def __enter__(self):
-        self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS
-                         if signal.getsignal(signum) is not signal.SIG_IGN}
-        return self
-
-    def handle(self, signum, frame):
-        if self.requested:
-            raise StopNow(signum)
-        self.requested, self.signal = True, signum
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        try:
-            print(f"\nminigpt: {name}: finishing this step, saving a checkpoint ({name} again to stop at once)",
-                  flush=True)
-        except OSError:  # SIGHUP: the terminal may be gone; saving matters more than saying so
-            pass
-
-    def __exit__(self, *exc):
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
 
 
 class Run:

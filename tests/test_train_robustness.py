@@ -232,7 +232,7 @@ def test_damaged_generator_states_and_deeply_nested_jsonl_are_named(tmp_path):
 
 
 def test_a_second_signal_stops_at_once_with_its_own_exit_code(tmp_path, monkeypatch):
-    from minigpt.train import StopRequest
+    from minigpt.stopping import StopRequest
     with StopRequest() as stop:
         stop.handle(signal.SIGTERM, None)  # the first: finish the step and save
         assert stop.requested and stop.signal == signal.SIGTERM

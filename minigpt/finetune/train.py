@@ -42,10 +42,10 @@ from minigpt.finetune.tokens import add_task_tokens
 from minigpt.finetune.transforms import UnencodableText, encode_example
 from minigpt.model import GPT
 from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_norm
-from minigpt.runlock import LOCK_NAME, claim_run_folder
+from minigpt.runlock import LOCK_NAME, check_new_run_folder, claim_run_folder, clean_after_killed_saves
 from minigpt.safetensors import load_file
+from minigpt.stopping import StopRequest
 from minigpt.tokenizer import tokenizer_from_dict
-from minigpt.train import StopRequest, check_new_run_folder, clean_after_killed_saves
 
 INITS = ("pretrained", "random")
 
