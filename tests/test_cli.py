@@ -138,7 +138,7 @@ def test_pretrain_refuses_options_it_would_ignore(options, message, tmp_path, ca
 
 
 def test_pretrain_preset_brings_its_context_and_dropout():
-    from minigpt.cli import check_new_run_settings
+    from minigpt.cli.pretrain import check_new_run_settings
     settings = {"preset": "gpt1"}
     check_new_run_settings(settings)
     assert settings == {"preset": "gpt1", "block_size": 512, "dropout": 0.1}
@@ -178,7 +178,7 @@ def test_pretrain_resume_takes_the_runs_own_settings(tmp_path, capsys):
 def test_generate_prints_the_space_gpt1_writes_from_the_prompts_last_word(capsys):
     # GPT-1's tokenizer writes the space after a word from its '</w>' ending: decoding the new tokens alone
     # printed "low newlower"
-    from minigpt.cli import print_stream
+    from minigpt.cli.generate import print_stream
     from test_pretrained_openai_gpt_tokenizer import toy_tokenizer
     tok = toy_tokenizer()
     prompt = tok.encode("low new")
