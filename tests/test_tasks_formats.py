@@ -140,6 +140,8 @@ def test_jsonl_each_shape(tmp_path):
     ("classification", [{"text": "a", "label": "x"}, {"text": "b", "label": 1}], r"train.jsonl:2: .*mixes string"),
     ("classification", [{"text": "a", "label": -1}], r"train.jsonl:1: label -1 is negative"),
     ("classification", [{"text": "a", "label": 1.5}], r"train.jsonl:1: label 1.5 must be a string"),
+    ("similarity", [{"text_a": "a", "text_b": "b", "label": 4.5}], r"graded similarity scores are read from a GLUE "
+                                                                   r"STS-B folder \(--task stsb\)"),
     ("classification", [{"text": "", "label": 1}], r"empty.*train.jsonl:1"),
     ("classification", [{"text": 3, "label": 1}], r"train.jsonl:1: 'text' must be a string"),
     ("multiple-choice", [{"context": "q", "choices": ["a", "b"], "label": 2}], r"train.jsonl:1: label 2 must be"),

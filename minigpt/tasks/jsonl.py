@@ -123,8 +123,10 @@ def kind_of(value, source):
         if value < 0:
             raise fail(source, f"label {value} is negative; integer labels are class indices 0, 1, ...")
         return "int"
+    graded = "; graded similarity scores are read from a GLUE STS-B folder (--task stsb)" \
+        if isinstance(value, float) else ""
     raise fail(source, f"label {value!r} must be a string or a non-negative integer "
-                       f"(got {type(value).__name__})")
+                       f"(got {type(value).__name__}){graded}")
 
 
 def answer_text(value, source, n_choices=None):  # n_choices: the signature of choice_index, unused here
