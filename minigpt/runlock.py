@@ -1,4 +1,5 @@
-"""One run at a time in an --out folder, and a new run never in another run's.
+"""One run at a time in an --out folder, a new run never in another run's, and what a killed save left
+there cleared before a run starts.
 
 Two runs writing into one folder would interleave their checkpoints and metrics, and each would later
 resume from the other's weights. A check such as "does the folder hold checkpoints yet?" cannot stop
@@ -128,6 +129,7 @@ def claim_run_folder(out, command, world=None):
 
 
 def clean_after_killed_saves(out):
+    """Before a run starts in out (claimed): remove what a save killed midway left there, and say so."""
     for name, done in clean_unfinished_saves(out).items():
         print(f"minigpt: {Path(out) / name}: left by a save that was killed midway; {done}", flush=True)
 

@@ -1,5 +1,6 @@
 """Stopping a run with Ctrl-C (or SIGTERM, SIGHUP) without losing its work: the first signal asks the
-loop to finish its step and save, the second stops at once. Used by pre-training and fine-tuning.
+loop to finish its step and save, the second stops at once; the exit code then says which signal stopped the
+run. Used by pre-training and fine-tuning.
 """
 import signal
 
@@ -45,3 +46,12 @@ class StopRequest:
     def __exit__(self, *exc):
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
+
+
+def stopped_exit_code(final):
+    """0 for a run that finished; 128 + the signal's number for one that a signal stopped early (saved, but a
+    script's `&&` must not go on as if it had finished). Under MPI a rank that was not signalled itself stops
+    with the others and knows no signal: it says SIGINT's 130."""
+    if not final["interrupted"]:
+        return 0
+    return 128 + (final["stop_signal"] or signal.SIGINT)

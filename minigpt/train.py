@@ -337,7 +337,7 @@ def train_ranks(cfg, resume, progress, world):
              "stop_signal": world.first_signal(stop.signal) if stopping else None,  # every rank: the same
              "checkpoint": str(found[-1][1]) if found else None, "ranks": world.size}
     if not world.is_main:
-        run.cfg = replace(cfg, sample_tokens=0)  # only rank 0 samples at the end (cli.cmd_pretrain)
+        run.cfg = replace(cfg, sample_tokens=0)  # only rank 0 samples at the end (cli/pretrain.py, cmd_pretrain)
         return run, final
     if cfg.metrics_out:
         atomic_write_bytes(cfg.metrics_out, json.dumps(final, indent=1).encode())

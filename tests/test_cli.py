@@ -29,8 +29,9 @@ def test_info_names_the_backends(capsys):
 
 
 def test_module_entry_point_and_help():
-    result = subprocess.run([sys.executable, "-m", "minigpt", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "params" in result.stdout
+    for module in ("minigpt", "minigpt.cli"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "params" in result.stdout, module
     bad = subprocess.run([sys.executable, "-m", "minigpt", "params", "--preset", "gpt9"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "invalid choice" in bad.stderr

@@ -82,7 +82,7 @@ def test_a_run_started_with_sighup_ignored_keeps_running_when_the_terminal_close
 
 
 def test_a_rank_stopped_by_a_signal_sent_to_another_exits_as_interrupted():
-    from minigpt.cli.pretrain import stopped_exit_code
+    from minigpt.stopping import stopped_exit_code
     assert stopped_exit_code({"interrupted": False, "stop_signal": None}) == 0
     assert stopped_exit_code({"interrupted": True, "stop_signal": signal.SIGTERM}) == 143
     assert stopped_exit_code({"interrupted": True, "stop_signal": None}) == 130  # was 128 + None: a TypeError

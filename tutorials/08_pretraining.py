@@ -42,7 +42,8 @@ from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.optim import clip_grad_norm, cosine_lr
 from minigpt.prepare import prepare_data
-from minigpt.train import TrainConfig, estimate_loss, model_config, train
+from minigpt.train import estimate_loss, train
+from minigpt.train_config import TrainConfig, model_config
 
 try:
     BACKEND = kernels.check_backend("cpu")  # the C++ kernels; raises, saying how to build them, if missing

@@ -42,7 +42,8 @@ from minigpt.finetune import TaskModel, add_task_tokens, collate, encode_example
 from minigpt.finetune.train import FineTuneConfig, finetune
 from minigpt.gradcheck import numerical_gradient, rel_error
 from minigpt.tasks import CHOICE_SHAPES, Example
-from minigpt.train import TrainConfig, train
+from minigpt.train import train
+from minigpt.train_config import TrainConfig
 
 try:
     BACKEND = kernels.check_backend("cpu")  # the C++ kernels; raises, saying how to build them, if missing

@@ -46,7 +46,8 @@ from minigpt.config import GPTConfig
 from minigpt.model import GPT
 from minigpt.prompting import Template, aggregate, evaluate_task, score_candidates, score_text
 from minigpt.tasks import Example, TaskData
-from minigpt.train import TrainConfig, train
+from minigpt.train import train
+from minigpt.train_config import TrainConfig
 
 try:
     BACKEND = kernels.check_backend("cpu")  # the C++ kernels; raises, saying how to build them, if missing

@@ -26,8 +26,9 @@ from pathlib import Path
 from minigpt import kernels
 from minigpt.cli.evaluate import cmd_evaluate, cmd_perplexity
 from minigpt.cli.generate import cmd_generate
-from minigpt.cli.pretrain import add_pretrain_options, cmd_pretrain, stopped_exit_code
+from minigpt.cli.pretrain import add_pretrain_options, cmd_pretrain
 from minigpt.config import PRESETS, statistics_table
+from minigpt.stopping import stopped_exit_code
 
 
 def checked(convert, holds, requirement):
@@ -110,8 +111,7 @@ def cmd_params(args):
 def cmd_convert(args):
     from minigpt.checkpoint import read_info
     from minigpt.pretrained import checkpoint_to_hf, hf_to_checkpoint, is_hf_folder
-    from minigpt.runlock import claim_run_folder
-    from minigpt.runlock import check_new_run_folder
+    from minigpt.runlock import check_new_run_folder, claim_run_folder
 
     try:
         if is_hf_folder(args.source):
@@ -314,7 +314,3 @@ def main(argv=None):
         print(f"minigpt {args.command}: interrupted", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     return code or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

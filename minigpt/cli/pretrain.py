@@ -1,11 +1,11 @@
 """`minigpt pretrain`: its options (one per TrainConfig field, or a TOML file of them), the checks a new run's
 settings get before any data is read, the run, and the sample at its end."""
 import json
-import signal
 from dataclasses import fields
 
 from minigpt import kernels
 from minigpt.cli.generate import print_stream
+from minigpt.stopping import stopped_exit_code
 from minigpt.config import PRESETS
 
 
@@ -104,7 +104,8 @@ def check_new_run_settings(settings):
 def cmd_pretrain(args):
     from minigpt.generate import generate
     from minigpt.prompting.evaluate import encodes
-    from minigpt.train import TrainConfig, resume_settings, train
+    from minigpt.train import resume_settings, train
+    from minigpt.train_config import TrainConfig
 
     settings = read_toml(args.config) if args.config else {}
     settings.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
@@ -122,12 +123,3 @@ def cmd_pretrain(args):
                           stop_token=tok.eot_token)
         print_stream(tok, stream, prompt)
     return stopped_exit_code(final)
-
-
-def stopped_exit_code(final):
-    """0 for a run that finished; 128 + the signal's number for one that a signal stopped early (saved, but a
-    script's `&&` must not go on as if it had finished). Under MPI a rank that was not signalled itself stops
-    with the others and knows no signal: it says SIGINT's 130."""
-    if not final["interrupted"]:
-        return 0
-    return 128 + (final["stop_signal"] or signal.SIGINT)
