@@ -155,6 +155,15 @@ def small_m_cases(quick):
             yield label, wgt.nbytes, lambda be, x=x, w=wgt, t=tied: kernels.matmul(x, w, trans_b=t, backend=be)
 
 
+def all_cases(quick):
+    """((label, bytes, fn), names of functions whose threads spin) for every case, one at a time. NumPy's products
+    (the small-M rows) run on OpenBLAS's threads, its elementwise ufuncs on one thread. The cases come from
+    generators: each case's functions see the arrays of its own loop pass only while it is current (a list made
+    first left every function with the last pass's arrays: the small cross-entropy rows timed GPT-2's logits)."""
+    return itertools.chain(((case, set()) for case in memory_bound_cases(quick)),
+                           ((case, {"numpy"}) for case in small_m_cases(quick)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes")
@@ -168,13 +177,8 @@ def main():
         print(f"memory bandwidth, copy of 1 GiB (DRAM): {dram / 1e9:.1f} GB/s")
         print(f"\n{'case':<44} {'minigpt ms':>10} {'NumPy ms':>9} {'speed-up':>8} {'GB/s':>7} {'copy GB/s':>9} "
               f"{'of copy':>7}")
-        # NumPy's products (the small-M rows) run on OpenBLAS's threads; its elementwise ufuncs on one thread.
-        # The cases are generators, taken one at a time: each case's functions see the arrays of its own loop
-        # pass (a list made first would leave every function with the last pass's arrays).
-        cases = itertools.chain(((case, set()) for case in memory_bound_cases(args.quick)),
-                                ((case, {"numpy"}) for case in small_m_cases(args.quick)))
         any_disturbed = False
-        for (label, n_bytes, fn), spinning in cases:
+        for (label, n_bytes, fn), spinning in all_cases(args.quick):
             t, copy, disturbed = copier.timed_with_copy({"cpu": lambda: fn("cpu"), "numpy": lambda: fn("numpy")},
                                                         n_bytes, spinning=spinning)
             any_disturbed |= disturbed

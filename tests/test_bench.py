@@ -59,6 +59,19 @@ def test_benchmarks_run_without_the_openblas_variables(monkeypatch):
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env and "PATH" in env
 
 
+def test_each_kernel_case_times_the_shapes_its_label_names():
+    # the cases hand out functions closing over their loop's arrays: taken out of turn (a list made first),
+    # every function ran on the last loop pass's arrays, and the "small" cross-entropy row timed GPT-2's logits
+    import re
+    bench_kernels = import_benchmark("bench_kernels")
+    for (label, n_bytes, fn), _ in bench_kernels.all_cases(quick=False):
+        shape = re.search(r"\((\d+)x(\d+)\)", label)
+        if label.startswith(("gelu", "softmax", "layernorm fwd", "cross-entropy bwd")) and shape:
+            out = fn("numpy")
+            out = out[0] if isinstance(out, tuple) else out
+            assert out.shape == (int(shape[1]), int(shape[2])), label
+
+
 def test_cli_knows_the_benchmarks():
     args = build_parser().parse_args(["bench", "--quick", "--only", "kernels", "matmul"])
     assert args.quick and args.only == ["kernels", "matmul"]
