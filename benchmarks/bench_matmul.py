@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from minigpt import kernels
-from report import print_header, row, write_rows
+from report import print_header, row, torch_description, write_rows
 
 # (M, K, N): out (M, N) = (M, K) @ (K, N). The first four are a GPT-2 small MLP at B*T = 2048 rows
 # with C = 384 and 768 (the c_fc and c_proj products); then squares.
@@ -37,6 +37,8 @@ SHAPES = [(2048, 384, 1536), (2048, 1536, 384), (2048, 768, 3072), (2048, 3072, 
           (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048)]
 QUICK_SHAPES = [(2048, 384, 1536), (1024, 1024, 1024)]
 VARIANTS = {"NN": (False, False), "NT": (False, True), "TN": (True, False)}
+
+
 def torch_mm_factory(threads):
     """(make, description): make(a_op, b_op) gives a function running torch.mm on the same memory (transposed
     views stay views: the BLAS reads them transposed, as NumPy's does); make is None without PyTorch."""
@@ -45,14 +47,11 @@ def torch_mm_factory(threads):
     except ImportError:
         return None, "not installed (pip install torch for the torch.mm column)"
     torch.set_num_threads(threads)
-    config = torch.__config__.show()
-    blas = "MKL" if "USE_MKL=ON" in config else "its own BLAS"
-    description = f"{torch.__version__}, {torch.get_num_threads()} threads, torch.mm through {blas}"
 
     def make(a_op, b_op):
         ta, tb = torch.from_numpy(a_op), torch.from_numpy(b_op)
         return lambda: torch.mm(ta, tb)
-    return make, description
+    return make, torch_description(torch)
 
 
 def measured_peak():
@@ -98,8 +97,8 @@ def main():
         peak, peak_note = best, f"measured by fma_peak ({where}): best {best:.0f}, median {median:.0f}"
     print(f"FP32 FMA peak: {f'{peak:.0f} GFLOP/s, ' if peak else ''}{peak_note}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    torch_mm, torch_description = torch_mm_factory(kernels.core_info()["num_threads"])
-    print(f"PyTorch: {torch_description}")
+    torch_mm, torch_text = torch_mm_factory(kernels.core_info()["num_threads"])
+    print(f"PyTorch: {torch_text}")
     print()
     # on a busy machine a fresh process's threads run slowly for their first ~0.1 s: warm the libraries up
     warm = np.ones((512, 512), dtype=np.float32)

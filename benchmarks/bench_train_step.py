@@ -148,8 +148,8 @@ def runtime(engine):
     and SIMD path (the parent's header shows only NumPy's BLAS)."""
     if engine in ("torch", "transformers"):
         import torch
-        blas = "MKL" if "USE_MKL=ON" in torch.__config__.show() else "its own BLAS"
-        return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {blas}"
+        from report import torch_description
+        return torch_description(torch)
     if engine == "minigpt-cpu":
         from minigpt import kernels
         info = kernels.core_info()

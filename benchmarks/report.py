@@ -37,6 +37,12 @@ def print_header():
           "(on a shared machine compare the ratios, measured side by side, not the times)")
 
 
+def torch_description(torch):
+    """PyTorch's version, threads and BLAS (MKL on x86 wheels), for the header of a comparison with it."""
+    blas = "MKL" if "USE_MKL=ON" in torch.__config__.show() else "its own BLAS"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {blas}"
+
+
 def row(bench, case, unit, minigpt, numpy=None, torch=None, better="higher", of_peak=None):
     return {"bench": bench, "case": case, "unit": unit, "minigpt": minigpt, "numpy": numpy, "torch": torch,
             "better": better, "of_peak": of_peak}

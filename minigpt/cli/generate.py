@@ -11,17 +11,18 @@ def print_stream(tokenizer, stream, prompt_ids=(), prompt_text=""):
     prompt_ids, ids = list(prompt_ids), []
     base = tokenizer.decode(prompt_ids)
     shown = len(base)
-    # GPT-1's decoding drops the prompt's trailing space, and writes it again before the next word
-    space_printed = prompt_text[-1:].isspace() and not base[-1:].isspace()
+    # GPT-1's decoding drops the prompt's trailing space and writes it again before the next word: the prompt
+    # as typed has printed it already
+    space_already_printed = prompt_text[-1:].isspace() and not base[-1:].isspace()
     for token in stream:
         if prompt_text:
             print(prompt_text, end="")
             prompt_text = ""
         ids.append(token)
         text = tokenizer.decode(prompt_ids + ids)
-        if space_printed and text[shown:shown + 1] == " ":
+        if space_already_printed and text[shown:shown + 1] == " ":
             shown += 1
-        space_printed = False
+        space_already_printed = False
         if not text.endswith("\ufffd"):
             print(text[shown:], end="", flush=True)
             shown = len(text)
@@ -45,6 +46,20 @@ def load_language_model(checkpoint, backend, needs):
     return model, tok, path, info
 
 
+def start_of_text(tok, prompt_text):
+    """The prompt of a text that encodes to no tokens: <|endoftext|>, as GPT-2's unconditional samples start,
+    where the tokenizer has it; else an error that says why there is nothing (empty, or whitespace GPT-1's
+    tokenizer drops)."""
+    if tok.eot_token is not None:
+        return [tok.eot_token]
+    if not prompt_text:
+        raise ValueError("an empty --prompt starts from <|endoftext|>, which this checkpoint's tokenizer does not "
+                         "have; give a --prompt")
+    given = "the default prompt, a newline," if prompt_text == "\n" else f"--prompt {prompt_text!r}"
+    raise ValueError(f"{given} encodes to no tokens: this checkpoint's tokenizer drops whitespace and has no "
+                     "<|endoftext|> to start from; give a --prompt with some text")
+
+
 def cmd_generate(args):
     from minigpt.generate import generate
     from minigpt.prompting.evaluate import encodes
@@ -57,16 +72,7 @@ def cmd_generate(args):
     if args.prompt == "\n" and not encodes(tok, "\n"):
         raise ValueError("the default prompt is a newline, which this checkpoint's tokenizer cannot encode (its "
                          "text had none); give one with --prompt")
-    prompt = tok.encode(args.prompt)
-    if not prompt and tok.eot_token is not None:  # GPT-2's unconditional samples start from <|endoftext|>
-        prompt = [tok.eot_token]
-    elif not args.prompt:
-        raise ValueError("an empty --prompt starts from <|endoftext|>, which this checkpoint's tokenizer does not "
-                         "have; give a --prompt")
-    elif not prompt:
-        given = "the default prompt, a newline," if args.prompt == "\n" else f"--prompt {args.prompt!r}"
-        raise ValueError(f"{given} encodes to no tokens: this checkpoint's tokenizer drops whitespace and has no "
-                         "<|endoftext|> to start from; give a --prompt with some text")
+    prompt = tok.encode(args.prompt) or start_of_text(tok, args.prompt)
     if len(prompt) > model.config.block_size:
         raise ValueError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
                          f"{model.config.block_size}; shorten it")

@@ -5,8 +5,8 @@ from dataclasses import fields
 
 from minigpt import kernels
 from minigpt.cli.generate import print_stream
-from minigpt.stopping import stopped_exit_code
 from minigpt.config import PRESETS
+from minigpt.stopping import stopped_exit_code
 
 
 PRETRAIN_HELP = {
