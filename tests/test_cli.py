@@ -187,6 +187,10 @@ def test_generate_prints_the_space_gpt1_writes_from_the_prompts_last_word(capsys
     assert capsys.readouterr().out == "Low new lower low\n"
     print_stream(tok, iter(tok.encode("lower low")), prompt, prompt_text="Low new ")  # its own space, once
     assert capsys.readouterr().out == "Low new lower low\n"
+    # from <|endoftext|> (an empty --prompt): no space follows a special token, so none starts the text
+    eot = tok.add_special_tokens(["<|endoftext|>"])[0]
+    print_stream(tok, iter(tok.encode("lower low")), [eot])
+    assert capsys.readouterr().out == "lower low\n"
 
 
 def save_model_with_tokenizer(folder, tokenizer):

@@ -153,5 +153,8 @@ def test_openai_gpt_tokenizer_saved_by_minigpt_loads_in_transformers(openai_fold
     folder = save_pretrained(model, tmp_path / "hf", tok)
     theirs = transformers.AutoTokenizer.from_pretrained(folder)
     assert type(theirs).__name__ == "OpenAIGPTTokenizer"
-    for text in TEXTS + ["_start_ the premise _delimiter_ the hypothesis _classify_"]:
-        assert tok.encode(text, allowed_special="all") == theirs.encode(text), text
+    for text in TEXTS + ["_start_ the premise _delimiter_ the hypothesis _classify_", "_classify__start_a"]:
+        ids = tok.encode(text, allowed_special="all")
+        assert ids == theirs.encode(text), text
+        # no space after a special token: "_start_the premise _delimiter_the hypothesis _classify_"
+        assert tok.decode(ids) == theirs.decode(ids, clean_up_tokenization_spaces=False), text

@@ -18,7 +18,8 @@ without spaCy, ftfy or the `tokenizers` library:
   4. lowercase   character by character (so a final capital sigma becomes σ, not ς)
   5. words       split at whitespace; each punctuation character (Unicode P*, and the ASCII
                  symbols $ + < = > ^ ` | ~) is a word of its own: "don't!" -> don ' t !
-  6. BPE         per word, apply the merges lowest rank first (the bpe() loop of GPT-1 and GPT-2)
+  6. BPE         per word, apply the merges lowest rank first, each at all its places before the next
+                 (the bpe() loop of GPT-1 and GPT-2, made O(n log n) by merges_in_rounds)
 
 How close this is: tests/test_parity_hf_tokenizers.py compares it with transformers'
 OpenAIGPTTokenizer on varied text (accents, CJK, punctuation, controls, odd whitespace) and finds
@@ -26,21 +27,25 @@ the same ids. Where Python's Unicode tables and the Rust crates behind `tokenize
 character assigned in one Unicode version and not the other) the two can differ. Against the
 original spaCy + ftfy pipeline it differs on purpose in a few places: spaCy splits "don't" as
 "do n't" (here: "don ' t"), ftfy repairs mojibake (not here), GPT-1's text_standardize rewrote
-dashes and ellipses, and newlines were tokens of their own there (here they are spaces).
+dashes and ellipses, and newlines were tokens of their own there (here they are spaces). The BPE of
+`tokenizers` (behind transformers 5) pops merges from a heap without rounds: on a vocabulary where two
+merges make the same token and a pair with that token ranks between them, it can merge differently from
+the bpe() loop, which we follow (tests/test_pretrained_openai_gpt_tokenizer.py shows a case).
 
 A character that is not in the vocabulary (GPT-1's has no byte fallback) is an error naming it,
 unless the vocabulary holds an unknown token ("<unk>"): then it maps to that, as in `tokenizers`.
 The literal text "<unk>" in the input is text here, split like any other word; transformers'
 tokenizer turns it into the unknown token itself.
-Decoding gives the lowercased words joined by spaces: case and the original spacing are lost.
+Decoding gives the lowercased words joined by spaces: case and the original spacing are lost. As in
+transformers, no space follows a special token: [<|endoftext|>, hello</w>] decodes to "<|endoftext|>hello".
 """
+import heapq
 import unicodedata
 
 from minigpt.tokenizer.base import FORMAT_VERSION, Tokenizer, check_header, require
 from minigpt.tokenizer.gpt2_files import read_json_file, read_text_lines
 
 END_OF_WORD = "</w>"
-NEVER_MERGED = float("inf")
 # Unicode's White_Space property (what Rust's char::is_whitespace tests), not Python's str.isspace,
 # which also counts the separators U+001C..U+001F.
 WHITESPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
@@ -93,17 +98,37 @@ def split_words(text):
     return words
 
 
-def merge_pair(parts, pair, merged):
-    """Replace each occurrence of pair in parts, left to right, by merged."""
-    out, i = [], 0
-    while i < len(parts):
-        if i + 1 < len(parts) and (parts[i], parts[i + 1]) == pair:
-            out.append(merged)
-            i += 2
-        else:
-            out.append(parts[i])
-            i += 1
-    return out
+def merges_in_rounds(parts, ranks):
+    """parts (strings) as GPT-1's bpe() loop leaves them: find the lowest-ranked adjacent pair, merge it at all its
+    places left to right ("a a a" -> "aa a"), repeat. The loop is O(n^2) for a word of n characters, this
+    O(n log n), by bpe.merges_by_heap's method: the parts form a linked list, every adjacent pair that is a merge
+    waits in a heap as (rank, position), lowest rank and then leftmost first, and an entry whose pair has changed
+    since it was pushed is stale: skipped. One thing differs. Two merges can make the same string ((a, bc) and
+    (ab, c) both make abc), so a merge can make a pair that ranks below it ((abc, ab) between those two); the
+    loop merges such a pair only once the current pair is merged everywhere, so the pairs a round makes wait
+    beside the heap until that round is over."""
+    parts, n = list(parts), len(parts)
+    nxt = list(range(1, n + 1))  # position of the next live part (n: none)
+    prv = list(range(-1, n - 1))  # position of the previous live part (-1: none)
+    heap = [(ranks[pair], i) for i, pair in enumerate(zip(parts, parts[1:])) if pair in ranks]
+    heapq.heapify(heap)
+    made_this_round = []
+    while heap:
+        rank, i = heapq.heappop(heap)
+        j = nxt[i]
+        if j < n and ranks.get((parts[i], parts[j])) == rank:  # a part merged away is "", in no pair
+            parts[i], parts[j] = parts[i] + parts[j], ""
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            for left, right in ((prv[i], i), (i, nxt[i])):  # the new part's pairs with its neighbours
+                if left >= 0 and right < n and (parts[left], parts[right]) in ranks:
+                    made_this_round.append((ranks[parts[left], parts[right]], left))
+        if made_this_round and (not heap or heap[0][0] != rank):  # the round of `rank` is over
+            for entry in made_this_round:
+                heapq.heappush(heap, entry)
+            made_this_round.clear()
+    return [p for p in parts if p != ""]
 
 
 class OpenAIGPTTokenizer(Tokenizer):
@@ -179,18 +204,17 @@ class OpenAIGPTTokenizer(Tokenizer):
                                  "which has no unknown token")
         # An unknown character becomes None: no merge pairs with it, and it maps to the unknown token.
         parts = [p if p in known else None for p in parts]
-        rank = self.ranks.get
-        while len(parts) > 1:
-            pair = min(zip(parts, parts[1:]), key=lambda p: rank(p, NEVER_MERGED))
-            if pair not in self.ranks:
-                break
-            parts = merge_pair(parts, pair, pair[0] + pair[1])
+        parts = merges_in_rounds(parts, self.ranks)
         return tuple(known[p] if p is not None else known[self.unk_token] for p in parts)
 
     def _decode(self, ids):
+        # As transformers' OpenAIGPTTokenizer (the BPEDecoder of `tokenizers`): a token's '</w>' becomes the space
+        # after its word, except on the last token. A special token has no '</w>', so no space follows it
+        # ("<|endoftext|>hello"), and `minigpt generate` from <|endoftext|> prints no space before its first word.
         vocab, n, specials = self.vocab, len(self.vocab), self._special_by_id
-        text = "".join(vocab[i] if i < n else specials[i] + END_OF_WORD for i in ids)
-        return text.replace(END_OF_WORD, " ").rstrip(" ")
+        tokens = [vocab[i] if i < n else specials[i] for i in ids]
+        return "".join(token.replace(END_OF_WORD, " ") for token in tokens[:-1]) + \
+            "".join(token.replace(END_OF_WORD, "") for token in tokens[-1:])
 
     def to_dict(self):
         return {"type": self.kind, "version": FORMAT_VERSION, "vocab": self.vocab,
