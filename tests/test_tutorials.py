@@ -33,3 +33,12 @@ def test_tutorial_runs(path, tmp_path):
     assert result.returncode == 0, f"{path.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     if os.environ.get("MINIGPT_REQUIRE_CORE") == "1":  # CI: the C++ steps must run, not be skipped
         assert SKIP_LINE not in result.stdout, f"{path.name} skipped its C++ steps but MINIGPT_REQUIRE_CORE=1"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_finds_the_repository_without_its_file_name(path):
+    # As a notebook (README: jupytext --to notebook), a tutorial runs with no __file__ and tutorials/ as its
+    # working folder: each use of __file__ needs the fallback that looks above the working folder.
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if "Path(__file__)" in line:
+            assert '"__file__" in globals()' in line, f"{path.name}:{number} uses __file__ with no notebook fallback"

@@ -110,8 +110,9 @@ assert model.params["h.0.attn.c_attn.weight"].shape == (8, 24) and np.abs(unseen
 # ## Step 3 · The GPT-2 initialisation
 #
 # Weights start as N(0, 0.02²), biases at 0, LayerNorm gains at 1. GPT-2 adds one rule (section 2.3
-# of its paper): the layers that write into the residual stream, `attn.c_proj` and `mlp.c_proj`, are
-# scaled down by 1/sqrt(2L). Each block adds two terms to the stream, so after L blocks it is a
+# of its paper): the weights of the residual layers are scaled by 1/sqrt(N) at initialisation, N the
+# number of residual layers. Each block has two, `attn.c_proj` and `mlp.c_proj`, the layers that write
+# into the residual stream, so N = 2L (nanoGPT reads it so too). Each block adds two terms to the stream, so after L blocks it is a
 # sum of 2L terms and its variance grows like 2L times theirs; shrinking each term by 1/sqrt(2L)
 # keeps the total independent of depth.
 #

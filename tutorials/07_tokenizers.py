@@ -146,7 +146,8 @@ assert list(lib.merges) == my_merges and lib.encode(toy) == ids
 # Run on raw text, BPE would happily learn `e t` from "the time" and spend vocabulary on tokens
 # like `"e t"` or `"dog."`. GPT-2 first splits the text with a regular expression into chunks:
 # a word with its leading space, a number, a run of punctuation, whitespace. Merges happen only
-# inside a chunk, so `dog`, `dog.` and `dog!` share the token for " dog". Training then only needs
+# inside a chunk, so " dog", " dog." and " dog!" all begin with the token for " dog" (the
+# punctuation is a chunk of its own). Training then only needs
 # how often each distinct chunk occurs: a word seen 10,000 times is one entry with weight 10,000.
 
 # %%

@@ -60,8 +60,8 @@ except RuntimeError as e:
 #
 # `prepare_data` (which `train` calls itself) encodes the text once into *token files*: raw
 # uint16 ids that training opens as a NumPy memmap, so the corpus never has to fit in memory. It
-# stores a fingerprint of the text and the tokenizer settings, and a later run with the same
-# settings reuses the files instead of encoding again.
+# stores a fingerprint of the text and the tokenizer settings, and a later run in the same `out`
+# folder (a resume) with the same settings reuses the files instead of encoding again.
 
 # %%
 run_dir = Path(tempfile.mkdtemp(prefix="minigpt-08-"))
@@ -133,7 +133,7 @@ assert abs(val_loss0 - math.log(tok.vocab_size)) < 0.2
 # One step of `minigpt.train.Run.train_step`:
 #
 #     lr   = cosine_lr(step, ...)        linear warmup, then cosine decay (nanoGPT's schedule)
-#     loss = model.forward(x, y)         after model.zero_grad()
+#     _, loss = model.forward(x, y)      after model.zero_grad() (forward returns the logits too)
 #     model.backward()                   fills model.grads
 #     clip_grad_norm(model.grads, 1.0)   global gradient norm at most 1
 #     check_finite_step(step, loss, norm) an inf or NaN loss or norm stops the run here,

@@ -136,7 +136,7 @@ assert np.abs(freq - p_p).max() < 0.02 and freq[4] == freq[5] == 0
 #
 # One adjustment. At GPT-2's initialisation (weights of std 0.02) the blocks add only a little to
 # the residual stream, so the last hidden state is mostly the current token's own embedding, and the
-# tied output head (logits = x · wte) scores that same token highest: greedy decoding repeats the
+# tied output head (logits = x @ wte^T) scores that same token highest: greedy decoding repeats the
 # last token of the prompt forever, whatever came before it. A cache that mixed up positions or
 # dropped keys would still pass a test on such a model. So we multiply every weight matrix by 8
 # (std 0.16; 0.057 for the two residual projections of each block, which GPT-2 starts at

@@ -275,8 +275,8 @@ assert few[4]["k_shrunk"] == len(task.dev) and few[4]["k_mean"] < 2
 
 # %% [markdown]
 # Demonstrations did not teach this model anything: they are only more text to continue. GPT-3
-# found few-shot gains small for small models and growing with size (its figure 1.2: from 1.3B
-# parameters up); the ability to pick up a task from the prompt ("in-context learning") appears
+# found few-shot gains small for small models and growing with size (its figure 1.3, over eight
+# sizes from 125M to 175B parameters); the ability to pick up a task from the prompt ("in-context learning") appears
 # with scale and long contexts, neither of which a 100k-parameter model with 64 characters of
 # context has. What the machinery above does give at any scale: a fair comparison, with the same
 # template, the same candidates and the same scoring for every k.

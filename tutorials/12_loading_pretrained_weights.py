@@ -178,7 +178,8 @@ vocab = list(letters) + [c + "</w>" for c in letters + "!&',:"] + [a + b for a, 
 gpt1_tokenizer = OpenAIGPTTokenizer(vocab, merges)
 ids = gpt1_tokenizer.encode("lower & NEWER!")
 print(f"        'lower & NEWER!' -> {[gpt1_tokenizer.vocab[i] for i in ids]} -> {gpt1_tokenizer.decode(ids)!r}")
-print("        you should see accents gone, 'don', \"'\", 't' as three words, and lower</w> as one token")
+print("        you should see accents gone, 'don', \"'\", 't' as three words, and lower</w> as one token;")
+print("        decoding joins the lowercased words with spaces: case and the original spacing are not restored")
 assert [gpt1_tokenizer.vocab[i] for i in ids][:2] == ["lower</w>", "&</w>"]
 
 # %% [markdown]

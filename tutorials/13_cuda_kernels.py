@@ -38,7 +38,9 @@ import numpy as np
 import minigpt
 from minigpt import kernels
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent if "__file__" in globals() else pathlib.Path.cwd()
+# The repository (for its csrc/cuda/): above this file, or, in a notebook (no __file__), above the working folder.
+HERE = pathlib.Path(__file__).resolve().parent if "__file__" in globals() else pathlib.Path.cwd()
+ROOT = next(folder for folder in [HERE, *HERE.parents] if (folder / "csrc").is_dir())
 HAVE_GPU = kernels.cuda_problem() is None
 if HAVE_GPU:
     import cupy

@@ -65,8 +65,9 @@ def gradients(rows):
 whole = gradients(slice(0, 4))
 half0, half1 = gradients(slice(0, 2)), gradients(slice(2, 4))
 difference = max(np.abs((half0[n] + half1[n]) / 2 - whole[n]).max() for n in whole)
-print(f"max |mean of the halves' gradients - whole batch's gradient| = {difference:.1e}")
-assert difference < 1e-12  # you should see about 1e-17: exact up to rounding
+print(f"step 1: max |mean of the halves' gradients - whole batch's gradient| = {difference:.1e}")
+print("        you should see about 1e-17: the same gradient, up to float64 rounding")
+assert difference < 1e-12
 
 # %% [markdown]
 # ## Step 2 · Which rows each rank trains on
@@ -86,8 +87,9 @@ class PretendRank(SingleProcess):  # only for this demonstration: a world's rank
 tokens = np.arange(10_000, dtype=np.uint16)
 global_x, _ = get_batch(tokens, 6, 8, np.random.default_rng(42))  # one process, batch 6
 rank_rows = [PretendRank(r, 2).get_batch(tokens, 3, 8, np.random.default_rng(42))[0] for r in range(2)]
-print("one process, first token of each row:", global_x[:, 0])
-print("rank 0:", rank_rows[0][:, 0], " rank 1:", rank_rows[1][:, 0])
+print("step 2: one process, first token of each row:", global_x[:, 0])
+print("        rank 0:", rank_rows[0][:, 0], " rank 1:", rank_rows[1][:, 0])
+print("        you should see rank 0 holding the one process's first three rows and rank 1 its last three")
 assert np.array_equal(np.concatenate(rank_rows), global_x)
 
 # %% [markdown]
@@ -128,13 +130,15 @@ for n in (2, 4, 8):
     expected = np.sum(buffers, axis=0)
     sent = ring_allreduce(buffers)
     assert all(np.allclose(b, expected) for b in buffers)
-    print(f"{n} ranks: every rank holds the sum; each sent {sent} of 1000 elements "
+    print(f"step 3: {n} ranks: every rank holds the sum; each sent {sent} of 1000 elements "
           f"(2(N-1)/N = {2 * (n - 1) / n:.2f} of the buffer)")
+print("        you should see 1000, 1500 and 1750: under twice the buffer, however many ranks")
 
 # %% [markdown]
 # ## Step 4 · Buckets
 #
-# minigpt does not all-reduce each of the model's ~100 gradient arrays on its own (each message pays a
+# minigpt does not all-reduce each of the model's gradient arrays on its own (52 for the default model, 148
+# for GPT-2 124M: twelve a block and four more; each message pays a
 # latency) nor all of them at once (one giant extra buffer): it copies them into a 4 MiB bucket, all-reduces
 # the bucket, copies the averaged values back, and moves on. For the default pre-training model and
 # GPT-2 124M:
@@ -146,8 +150,9 @@ for name, cfg in (("default 4x128", minigpt.GPTConfig(vocab_size=84, block_size=
                                                       n_embd=128)),  # `minigpt pretrain`'s model
                   ("GPT-2 124M", minigpt.GPTConfig.preset("gpt2"))):
     n_bytes = 4 * cfg.num_params()  # every parameter has a float32 gradient
-    print(f"{name}: {n_bytes / 2**20:7.1f} MiB of float32 gradients per step, "
+    print(f"step 4: {name}: {n_bytes / 2**20:7.1f} MiB of float32 gradients per step, "
           f"{-(-n_bytes // BUCKET_BYTES)} all-reduce(s) of at most {BUCKET_BYTES // 2**20} MiB")
+print("        you should see one all-reduce a step for the default model and 119 for GPT-2 124M")
 
 # %% [markdown]
 # ## Step 5 · A real run: 2 ranks of batch 3 against 1 process of batch 6
@@ -162,11 +167,13 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 MPIEXEC = str(MPIEXEC) if MPIEXEC.exists() else shutil.which("mpiexec")
 have_mpi = importlib.util.find_spec("mpi4py") is not None and MPIEXEC is not None
 if BACKEND != "cpu" or not have_mpi:
-    print("skipping the MPI steps: " + ("mpi4py or mpiexec is not installed (pip install '.[distributed]')"
+    print("step 5: skipping the MPI steps: " + ("mpi4py or mpiexec is not installed (pip install '.[distributed]')"
                                         if not have_mpi else "the C++ backend is not built"))
 else:
     work = Path(tempfile.mkdtemp(prefix="minigpt-dp-"))
-    root = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd()
+    # the repository's README as the text: above this file, or, in a notebook (no __file__), above the working folder
+    here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+    root = next(folder for folder in [here, *here.parents] if (folder / "README.md").is_file())
     (work / "text.txt").write_text((root / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
@@ -180,19 +187,20 @@ else:
                               env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         runs[name] = [json.loads(line) for line in (work / name / "metrics.jsonl").read_text().splitlines()]
-    print("the 2-rank run printed (rank 0 only):\n" + done.stdout.split("{")[0])
+    print("step 5: the 2-rank run printed (rank 0 only):\n" + done.stdout.split("{")[0])
     for a, b in zip(runs["one"], runs["two"]):
         if "val_loss" in a:
-            print(f"step {a['step']:2d}: val loss 1 process {a['val_loss']:.6f}, 2 ranks {b['val_loss']:.6f}")
+            print(f"        at step {a['step']:2d}: val loss 1 process {a['val_loss']:.6f}, 2 ranks {b['val_loss']:.6f}")
     worst = max(abs(a["loss"] - b["loss"]) for a, b in zip(runs["one"], runs["two"]))
-    print(f"largest difference of a step's training loss: {worst:.1e}")
-    assert worst < 1e-4  # you should see about 1e-7: the same training, up to float32 rounding
+    print(f"        largest difference of a step's training loss: {worst:.1e}")
+    print("        you should see about 1e-7: the same training, up to float32 rounding")
+    assert worst < 1e-4
     w1 = load_model(work / "one")[0].params
     w2 = load_model(work / "two")[0].params
-    print(f"largest weight difference after 20 steps: {max(np.abs(w1[n] - w2[n]).max() for n in w1):.1e}; "
+    print(f"        largest weight difference after 20 steps: {max(np.abs(w1[n] - w2[n]).max() for n in w1):.1e}; "
           f"checksums {parameter_checksum(w1):08x} and {parameter_checksum(w2):08x} (rounding makes them differ: the "
           "ranks of one run agree bit for bit, which the run checks at every evaluation)")
-    print(f"all-reduced per step and rank: {runs['two'][0]['allreduce_bytes']:,} bytes; the runs are in {work}")
+    print(f"        all-reduced per step and rank: {runs['two'][0]['allreduce_bytes']:,} bytes; the runs are in {work}")
 
 # %% [markdown]
 # ## Step 6 · When do more machines pay off?
@@ -208,7 +216,9 @@ else:
 F, tokens_per_host = 100e9, 2048
 for network, bandwidth in (("1 GbE", 0.125e9), ("10 GbE", 1.25e9), ("100 Gb InfiniBand", 12.5e9)):
     ratio = 2 * 7 / 8 * 4 / bandwidth / (6 * tokens_per_host / F)  # per parameter: the P cancels
-    print(f"{network:18}: t_comm / t_compute = {ratio:.3f}, 8 hosts run {8 / (1 + ratio):.1f} times as fast as one")
+    print(f"step 6: {network:18}: t_comm / t_compute = {ratio:.3f}, 8 hosts run {8 / (1 + ratio):.1f} times as fast "
+          "as one")
+print("        you should see the slow network eat a third of the gain and the faster ones almost none")
 
 # %% [markdown]
 # docs/data_parallel.md has the whole cost model (latency, gradient accumulation, GPUs), the multi-host
