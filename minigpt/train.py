@@ -248,14 +248,7 @@ class Run:
 
 def banner(run):
     cfg, model = run.cfg, run.model
-    backend = cfg.backend
-    if backend == "cpu":
-        info = kernels.core_info()
-        backend = f"cpu (C++ kernels, {info['num_threads']} threads, SIMD {info['simd']})"
-    elif backend == "cuda":
-        info = kernels.cuda_info()
-        backend = f"cuda (CUDA kernels on {info['device']}, compute capability {info['compute_capability']})"
-    c = model.config
+    c, backend = model.config, kernels.describe_backend(cfg.backend)
     print(f"minigpt: backend {backend}; model {c.arch} {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
           f"context {c.block_size}, vocab {c.vocab_size}: {model.num_params():,} parameters")
     print(f"minigpt: {len(run.train_tokens):,} training tokens, {len(run.val_tokens):,} validation tokens; "

@@ -111,3 +111,10 @@ def test_a_training_step_gives_the_same_bits_on_1_2_and_3_threads(tmp_path):
         for name in runs[0]:
             if name != "num_threads":
                 np.testing.assert_array_equal(run[name], runs[0][name], err_msg=name)
+
+
+def test_the_run_banner_names_the_backend_and_its_threads():
+    threads = minigpt.kernels.core_info()["num_threads"]
+    line = minigpt.kernels.describe_backend("cpu")
+    assert line.startswith(f"cpu (C++ kernels, {threads} thread") and ("threads" in line) == (threads != 1)
+    assert minigpt.kernels.describe_backend("numpy") == "numpy"

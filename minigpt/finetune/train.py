@@ -318,11 +318,7 @@ class FineTuneRun:
 
 def banner(run):
     c, model, cfg = run.model.config, run.model, run.cfg
-    backend = cfg.backend
-    if backend == "cpu":
-        info = kernels.core_info()
-        backend = f"cpu (C++ kernels, {info['num_threads']} threads, SIMD {info['simd']})"
-    trained = sum(p.size for p in run.trainable.params.values())
+    trained, backend = sum(p.size for p in run.trainable.params.values()), kernels.describe_backend(cfg.backend)
     print(f"minigpt: backend {backend}; {cfg.init} {c.arch} {c.n_layer} layers, {c.n_embd} wide, context "
           f"{c.block_size}, vocab {c.vocab_size} (with start/delimiter/extract): {model.num_params():,} parameters, "
           f"{trained:,} trained ({cfg.mode})")

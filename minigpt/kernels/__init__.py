@@ -23,8 +23,8 @@ from minigpt.kernels.attention import (FUSED_BACKENDS, attention_backward, atten
                                       attention_forward, attention_forward_fused, attention_with_cache,
                                       dropout_keep_mask)
 from minigpt.kernels.backend import (_CORE_IMPORT_ERROR, _CUDA_IMPORT_ERROR, BACKEND_HELP, BACKENDS, _core, _cuda,
-                                    array_module, check_backend, core_info, cuda_info, cuda_problem, set_cuda_tf32,
-                                    to_backend, to_host)
+                                    array_module, check_backend, core_info, cuda_info, cuda_problem, describe_backend,
+                                    set_cuda_tf32, to_backend, to_host)
 from minigpt.kernels.bias_grad import bias_grad
 from minigpt.kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
 from minigpt.kernels.embedding import embedding_backward, embedding_forward

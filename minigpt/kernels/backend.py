@@ -128,6 +128,18 @@ def core_info():
     return info
 
 
+def describe_backend(backend):
+    """One line for a run's banner: the backend and what it runs on ("cpu (C++ kernels, 2 threads, SIMD avx512)")."""
+    if backend == "cpu":
+        info = core_info()
+        threads = info["num_threads"]
+        return f"cpu (C++ kernels, {threads} thread{'s' if threads != 1 else ''}, SIMD {info['simd']})"
+    if backend == "cuda":
+        info = cuda_info()
+        return f"cuda (CUDA kernels on {info['device']}, compute capability {info['compute_capability']})"
+    return backend
+
+
 def cuda_info():
     """The GPU and the build of the CUDA extension: device name, compute capability, CUDA versions, TF32."""
     return {**core("cuda").info(), "tf32": core("cuda").tf32()}
