@@ -32,6 +32,7 @@ import argparse
 import functools
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -71,6 +72,30 @@ SKIPPED = set()
 NOT_TIMED = float("nan")
 
 
+class Rows(list):
+    """A part's rows, kept as they are measured: a part stopped by its time limit (cuda_check.sh's timeout sends
+    SIGTERM) still prints and writes what it measured, instead of losing the whole part; and with --json, each
+    row is also appended at once to JSON.rows.jsonl, which even a kill without warning leaves behind."""
+
+    def append(self, row):
+        super().append(row)
+        if RUNNING["path"]:
+            with open(RUNNING["path"], "a") as f:
+                f.write(json.dumps(row, default=str) + "\n")
+
+
+RUNNING = {"rows": None, "path": None}  # the Rows of the part running now, and the file they go to
+
+
+def started_rows():
+    RUNNING["rows"] = Rows()
+    return RUNNING["rows"]
+
+
+class Stopped(BaseException):
+    """SIGTERM: raised where the part is, so that main() still prints and writes what was measured."""
+
+
 def timed_unless_skipped(name, fn, sync):
     """seconds(fn), or NaN (printed as nan, ratios with it nan too) when --skip names it."""
     return NOT_TIMED if name in SKIPPED else seconds(fn, sync)
@@ -105,7 +130,7 @@ def matmul_shapes(quick):
 
 
 def bench_matmul(torch, cupy, sync, quick):
-    rows = []
+    rows = started_rows()
     rng = np.random.default_rng(0)
     for label, M, K, N, ta, tb in matmul_shapes(quick):
         a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
@@ -153,7 +178,7 @@ def attention_shapes(quick):
 
 def bench_attention(torch, cupy, sync, quick):
     import torch.nn.functional as F
-    rows = []
+    rows = started_rows()
     rng = np.random.default_rng(0)
     for B, H, T, D in attention_shapes(quick):
         q, k, v, dout = (rng.standard_normal((B, H, T, D), dtype=np.float32) for _ in range(4))
@@ -346,7 +371,7 @@ def train_torch(torch, data, L, H, C, T, B, V, sync, steps, tf32):
 
 
 def bench_training(torch, cupy, sync, quick, configs=tuple(TRAIN_CONFIGS)):
-    rows = []
+    rows = started_rows()
     for name in configs:
         L, H, C, T, B, V = TRAIN_CONFIGS[name]
         steps = 5 if quick else (20 if name == "small" else 8)
@@ -374,7 +399,7 @@ def bench_profile(torch, cupy, sync, quick):
     from torch.profiler import ProfilerActivity, profile
     L, H, C, T, B, V = TRAIN_CONFIGS["small"]
     data = np.random.default_rng(0).integers(0, V, (4, B, T + 1))
-    rows = []
+    rows = started_rows()
     for side, tf32 in (("ours", False), ("torch", False), ("ours tf32", True), ("torch tf32", True)):
         if tf32 and side.startswith("ours") and "tf32" in SKIPPED:
             continue
@@ -417,6 +442,9 @@ PARTS = ("matmul", "attention", "training", "profile")
 
 def print_table(title, rows, columns):
     print(f"\n{title}")
+    if not rows:
+        print("(no rows)")
+        return
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
@@ -462,16 +490,30 @@ def main():
                            "ours_step_ms", "ours_fwd_ms", "ours_bwd_ms", "ours_opt_ms"]),
              "profile": (bench_profile, ["side", "kernel", "ms_per_step", "calls_per_step", "share"])}
     parts = {name: parts[name] for name in PARTS if name in args.parts}
-    failed = []
+    failed, stopped = [], None
+    if args.json:
+        RUNNING["path"] = args.json + ".rows.jsonl"
+        open(RUNNING["path"], "w").close()
+
+    def stop(signum, frame):
+        raise Stopped()
+    signal.signal(signal.SIGTERM, stop)
     for name, (bench, _) in parts.items():
         t0 = time.perf_counter()
         try:
             results[name] = bench(torch, cupy, sync, args.quick)
+        except Stopped:  # the rows measured so far, printed and written below
+            stopped = name
+            results[name] = list(RUNNING["rows"] or [])
+            results[name + "_stopped"] = f"stopped by its time limit after {len(results[name])} rows"
+            print(f"\n{name}: STOPPED by its time limit after {len(results[name])} rows", file=sys.stderr)
+            break
         except Exception:  # report and go on: one broken part must not hide the others' figures
             failed.append(name)
             results[name + "_error"] = traceback.format_exc()
             print(f"\n{name}: FAILED\n{results[name + '_error']}", file=sys.stderr)
         print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print("\nratio: float32, TF32 off on both sides; ratio_tf32: TF32 on on both sides; ours / torch in speed "
           "(> 1: ours is faster)")
     for name, (_, columns) in parts.items():
@@ -484,7 +526,7 @@ def main():
     if failed:
         print(f"\nFAILED parts: {', '.join(failed)}", file=sys.stderr)
         return 1
-    return 0
+    return 124 if stopped else 0
 
 
 if __name__ == "__main__":

@@ -227,8 +227,14 @@ CHECKS = {
 
 
 def run_one(name):
-    """The check `name` in this process: prints one JSON line, {"error": x} or {"error": null} (n/a)."""
+    """The check `name` in this process: prints one JSON line, {"error": x} or {"error": null} (n/a).
+
+    With MINIGPT_CUPY_NO_POOL=1 (cuda_check.sh sets it under compute-sanitizer) CuPy allocates every array
+    with cudaMalloc of its own, so that a read past an array is a read past an allocation, which memcheck sees."""
     kernels.check_backend("cuda")
+    if os.environ.get("MINIGPT_CUPY_NO_POOL") == "1":
+        import cupy
+        getattr(cupy.cuda, "set_allocator", lambda allocator: None)(None)  # (the emulator's CuPy has no pool)
     error = CHECKS[name][2](np.random.default_rng(0))
     import cupy
     cupy.cuda.Device().synchronize()  # a fault of the last launch shows here, not after the line is out
@@ -240,8 +246,11 @@ def run_one(name):
 def run_isolated(name, timeout):
     """(outcome, detail) of one check in a fresh process."""
     command = [sys.executable, os.path.abspath(__file__), "--one", name]
+    # Launches that wait for their kernel: a kernel that faults is then reported by the check after its own
+    # launch (check_launch names it), not by whichever CUDA call comes next. Small shapes: it costs little.
+    env = {**os.environ, "CUDA_LAUNCH_BLOCKING": "1"}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return "HUNG", f"no answer in {timeout:g} s"
     lines = (done.stdout + done.stderr).strip().splitlines()

@@ -114,13 +114,13 @@ void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* x
 void layernorm_backward_cuda(float* dx, float* dw, float* db, const float* dout, const float* x, const float* mean,
                              const float* rstd, const float* w, int64_t N, int64_t C, cudaStream_t stream) {
     if (N == 0 || C == 0) { return; }
+    const int64_t chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+    if (chunks > 65535) {  // the chunks are the dw/db grid's y, at most 65535; refused before anything is launched
+        throw std::invalid_argument("layernorm_backward: more than 4,194,240 rows in one call");
+    }
     const unsigned blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
     layernorm_backward_dx_kernel<<<blocks, kRowsPerBlock * kWarp, 0, stream>>>(dx, dout, x, mean, rstd, w, N, C);
     check_launch("layernorm_backward_dx_kernel");
-    const int64_t chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
-    if (chunks > 65535) {  // grid y: then each block takes more rows (never more than 65535 chunks)
-        throw std::invalid_argument("layernorm_backward: more than 4,194,240 rows in one call");
-    }
     const dim3 grid(static_cast<unsigned>((C + kColumnThreads - 1) / kColumnThreads), static_cast<unsigned>(chunks));
     layernorm_backward_dwdb_kernel<<<grid, kColumnThreads, 0, stream>>>(dw, db, dout, x, mean, rstd, N, C);
     check_launch("layernorm_backward_dwdb_kernel");
