@@ -20,7 +20,8 @@ import numpy as np
 
 import minigpt
 from minigpt.checkpoint import save_checkpoint
-from minigpt.finetune.train import FineTuneConfig, FineTuneRun
+from minigpt.finetune.config import FineTuneConfig
+from minigpt.finetune.train import FineTuneRun
 
 TASKS = ("shakespeare-genre", "shakespeare-follows", "shakespeare-same-play", "shakespeare-next-line")
 

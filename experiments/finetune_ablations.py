@@ -77,7 +77,8 @@ def planned_runs(parts, tasks, seeds, sizes, base_n, n_layer):
 
 def run_one(run_spec, args):
     """Fine-tune once as `run_spec` says; return the result dict (the headline metrics, losses, timings)."""
-    from minigpt.finetune.train import FineTuneConfig, FineTuneRun, evaluate
+    from minigpt.finetune.config import FineTuneConfig
+    from minigpt.finetune.train import FineTuneRun, evaluate
 
     cfg = FineTuneConfig(checkpoint=args.checkpoint, task=run_spec["task"], init=run_spec["init"],
                          aux_lm=run_spec["aux_lm"], transfer_layers=run_spec["transfer_layers"],

@@ -22,7 +22,8 @@ from minigpt.checkpoint import load_model
 from minigpt.cli import main
 from minigpt.finetune.batch import collate
 from minigpt.finetune.modes import trainable_parameters
-from minigpt.finetune.train import FineTuneConfig, build_model, encode_split, finetune
+from minigpt.finetune.config import FineTuneConfig
+from minigpt.finetune.train import build_model, encode_split, finetune
 from minigpt.optim import AdamW, clip_grad_norm
 from minigpt.prompting import Template, evaluate_task, score_candidates
 from minigpt.tasks import load_task

@@ -1,7 +1,8 @@
 """--data-seed: runs of different seeds score one dev set (the ablations compare seeds on it)."""
 import pytest
 
-from minigpt.finetune.train import FineTuneConfig, FineTuneRun
+from minigpt.finetune.config import FineTuneConfig
+from minigpt.finetune.train import FineTuneRun
 from test_finetune_train import sentiment_task, tiny_checkpoint
 
 

@@ -10,7 +10,8 @@ import minigpt
 from minigpt.checkpoint import save_checkpoint
 from minigpt.cli import main
 from minigpt.finetune import load_task_model
-from minigpt.finetune.train import FineTuneConfig, evaluate, finetune, linear_warmup_decay
+from minigpt.finetune.config import FineTuneConfig
+from minigpt.finetune.train import evaluate, finetune, linear_warmup_decay
 from minigpt.runlock import claim_run_folder
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,'"

@@ -39,7 +39,8 @@ import numpy as np
 import minigpt
 from minigpt import kernels
 from minigpt.finetune import TaskModel, add_task_tokens, collate, encode_example
-from minigpt.finetune.train import FineTuneConfig, finetune
+from minigpt.finetune.config import FineTuneConfig
+from minigpt.finetune.train import finetune
 from minigpt.gradcheck import numerical_gradient, rel_error
 from minigpt.tasks import CHOICE_SHAPES, Example
 from minigpt.train import train
@@ -176,7 +177,7 @@ print("         you should see every relative error below 1e-7 (float64 round-of
 # random weights (`init="random"`, same shape and tokenizer) is the baseline without pre-training.
 # GPT-1 fine-tuned its 117M-parameter model with a learning rate of 6.25e-5, batches of 32, 3 epochs,
 # dropout 0.1 on the classifier and a warmup over 0.2% of the steps. Smaller models take larger rates:
-# `minigpt finetune` defaults to 3e-4 and batches of 16 (minigpt/finetune/train.py says why), and the
+# `minigpt finetune` defaults to 3e-4 and batches of 16 (minigpt/finetune/config.py says why), and the
 # model here, a thousand times smaller than GPT-1 and pre-trained for seconds, to 1e-3.
 #
 # `minigpt finetune --checkpoint RUN --task shakespeare-genre` runs the same from the shell.

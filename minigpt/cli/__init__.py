@@ -55,7 +55,8 @@ example_count = checked(int, lambda v: v >= 0, "an integer >= 0 (0: all)")
 
 
 def cmd_finetune(args):
-    from minigpt.finetune.train import FineTuneConfig, finetune
+    from minigpt.finetune.config import FineTuneConfig
+    from minigpt.finetune.train import finetune
 
     settings = {f.name: getattr(args, f.name) for f in fields(FineTuneConfig) if getattr(args, f.name) is not None}
     _, final = finetune(FineTuneConfig(**settings), progress=not args.no_progress)
@@ -70,7 +71,7 @@ def cmd_finetune(args):
 
 
 def add_finetune_options(parser):
-    from minigpt.finetune.train import HELP, FineTuneConfig
+    from minigpt.finetune.config import HELP, FineTuneConfig
 
     defaults = FineTuneConfig()
     choices = {"mode": ["full", "frozen"], "init": ["pretrained", "random"], "backend": list(kernels.BACKENDS)}

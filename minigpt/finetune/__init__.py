@@ -8,6 +8,7 @@ with start, delimiter and extract tokens, a linear head on the extract token, th
     losses.py       classification / multiple-choice cross-entropy, MSE, the auxiliary LM loss
     task_model.py   TaskModel: GPT + head, forward and backward of L = L_task + λ·L_LM
     modes.py        full and frozen fine-tuning, transferring the first n layers
+    config.py       FineTuneConfig: the run's settings, their checks and help texts
     train.py        the fine-tuning loop (`minigpt finetune`)
     checkpoint.py   saving and loading a fine-tuned model
 """
