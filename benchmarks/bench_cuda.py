@@ -498,30 +498,35 @@ def main():
     def stop(signum, frame):
         raise Stopped()
     signal.signal(signal.SIGTERM, stop)
-    for name, (bench, _) in parts.items():
-        t0 = time.perf_counter()
-        try:
-            results[name] = bench(torch, cupy, sync, args.quick)
-        except Stopped:  # the rows measured so far, printed and written below
-            stopped = name
+    name = None
+    try:
+        for name, (bench, _) in parts.items():
+            RUNNING["rows"], t0 = None, time.perf_counter()  # (a part's rows start with its first shape)
+            try:
+                results[name] = bench(torch, cupy, sync, args.quick)
+            except Exception:  # report and go on: one broken part must not hide the others' figures
+                failed.append(name)
+                results[name + "_error"] = traceback.format_exc()
+                print(f"\n{name}: FAILED\n{results[name + '_error']}", file=sys.stderr)
+            print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
+    except Stopped:  # in a part, or between two: what was measured is printed and written below
+        stopped = name
+        if name is not None and name not in results:
             results[name] = list(RUNNING["rows"] or [])
-            results[name + "_stopped"] = f"stopped by its time limit after {len(results[name])} rows"
-            print(f"\n{name}: STOPPED by its time limit after {len(results[name])} rows", file=sys.stderr)
-            break
-        except Exception:  # report and go on: one broken part must not hide the others' figures
-            failed.append(name)
-            results[name + "_error"] = traceback.format_exc()
-            print(f"\n{name}: FAILED\n{results[name + '_error']}", file=sys.stderr)
-        print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        rows = len(results.get(name, []))
+        results[f"{name}_stopped"] = f"stopped by its time limit after {rows} rows"
+        print(f"\n{name}: STOPPED by its time limit after {rows} rows", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the tables and the JSON below are written whole
     print("\nratio: float32, TF32 off on both sides; ratio_tf32: TF32 on on both sides; ours / torch in speed "
           "(> 1: ours is faster)")
     for name, (_, columns) in parts.items():
         if name in results:
             print_table(name, results[name], columns)
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json + ".tmp", "w") as f:
             json.dump(results, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)  # whole or not at all
         print(f"\nwrote {args.json}")
     if failed:
         print(f"\nFAILED parts: {', '.join(failed)}", file=sys.stderr)

@@ -27,19 +27,23 @@ export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 LOGS=${OUT:-/tmp/minigpt_cuda_check}
 mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log "$LOGS/routes.sh" "$LOGS"/cuda_results_*.json*  # nothing of an earlier run in the summary
 QUICK=${1:-}
 BUDGET=${CHECK_BUDGET:-530}
 status=0
 smoke_said="not run"
 phase() { echo; echo "=== $1  (t = ${SECONDS}s of ${BUDGET}s)"; }
 left() { echo $(( BUDGET - SECONDS )); }
-# capped WANT [RESERVE]: WANT seconds, or less so that RESERVE seconds of the budget are left after it (>= 0)
+# capped WANT [RESERVE]: WANT seconds, or less so that RESERVE seconds of the budget are left after it; at least
+# 1 (`timeout 0` would mean no limit at all): a caller skips its phase when the answer is too short to be of use
 capped() {
-    local want=$1 reserve=${2:-0} room=$(( BUDGET - SECONDS - ${2:-0} ))
+    local want=$1 room=$(( BUDGET - SECONDS - ${2:-0} ))
     [ "$room" -lt "$want" ] && want=$room
-    [ "$want" -lt 0 ] && want=0
+    [ "$want" -lt 1 ] && want=1
     echo "$want"
 }
+# A Python process stuck in a CUDA call runs no signal handler: `timeout` kills it 10 s after its TERM.
+limit() { timeout -k 10 "$@"; }
 
 summary() {
     # The timings first and the verdicts last: the end of the output is what a device run shows when it is long.
@@ -94,10 +98,14 @@ EOF
 phase "1. build (pip install -e . with MINIGPT_CUDA=ON, CUDA architectures ${CUDA_ARCHS:-90a})"
 # PIP_BREAK_SYSTEM_PACKAGES: a distribution's Python marked externally managed (PEP 668) refuses any pip
 # install without it; older pips ignore the variable.
-if PIP_BREAK_SYSTEM_PACKAGES=1 timeout "$(capped 300 200)" "$PY" -m pip install --no-build-isolation --no-deps -e . \
+if PIP_BREAK_SYSTEM_PACKAGES=1 limit "$(capped 300 200)" "$PY" -m pip install --no-build-isolation --no-deps -e . \
         -Ccmake.define.MINIGPT_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" \
         >"$LOGS/build.log" 2>&1; then
     grep -E "minigpt:|Successfully" "$LOGS/build.log" || true
+elif [ "$(capped 300 200)" -lt 60 ]; then  # (pip ran out of its time: a second build would not finish either)
+    tail -n 40 "$LOGS/build.log"
+    echo "BUILD FAILED, and too little of the budget is left for a second try (full log: $LOGS/build.log)"
+    exit 1
 else
     # pip, scikit-build-core or the editable install may be what failed, not the code: build the two modules
     # with CMake straight into the source tree (as tests/test_cuda_build.py does) and import them from there.
@@ -105,7 +113,7 @@ else
     echo "pip install FAILED (full log: $LOGS/build.log); building with CMake into minigpt/ instead"
     generator=()
     command -v ninja >/dev/null && generator=(-G Ninja)
-    if timeout "$(capped 300 200)" bash -c '
+    if limit "$(capped 300 200)" bash -c '
             cmake -S . -B build/direct "${@:2}" -DCMAKE_BUILD_TYPE=Release -DMINIGPT_CUDA=ON \
                 -DCMAKE_CUDA_ARCHITECTURES="$0" -DPython_EXECUTABLE="$(command -v "$1")" \
                 -Dpybind11_DIR="$("$1" -m pybind11 --cmakedir)" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/minigpt" &&
@@ -124,13 +132,12 @@ fi
 
 phase "1b. a first look at every kernel, in checks that each run in a process of their own"
 PYTEST_LEAVE_OUT="" BENCH_SKIP=""  # what the first look finds broken, as a pytest -k expression and names
-rm -f "$LOGS/routes.sh" "$LOGS"/bench_*.log "$LOGS"/cuda_results_*.json* "$LOGS"/sanitize_*.log  # nothing of an earlier run
 # 11 checks, 4 at a time: three rounds of at most 40 s each, less when the budget is short, so that the first
 # look ends (and writes its routes) within its own limit
 smoke_cap=$(capped 150 120) per_check=40
 [ $(( (smoke_cap - 20) / 3 )) -lt "$per_check" ] && per_check=$(( (smoke_cap - 20) / 3 ))
 [ "$per_check" -lt 10 ] && per_check=10
-timeout "$smoke_cap" "$PY" benchmarks/cuda_smoke.py --timeout "$per_check" --routes "$LOGS/routes.sh" 2>&1 \
+limit "$smoke_cap" "$PY" benchmarks/cuda_smoke.py --timeout "$per_check" --routes "$LOGS/routes.sh" 2>&1 \
     | tee "$LOGS/smoke.log"
 smoke_rc=${PIPESTATUS[0]}
 case $smoke_rc in
@@ -139,6 +146,26 @@ case $smoke_rc in
     *) smoke_said="DID NOT FINISH (rc $smoke_rc): nothing routed around"; status=1 ;;
 esac
 echo "first look: $smoke_said"
+# A check the first look finds broken runs once more, at once, under compute-sanitizer with the tool for what
+# it showed: a fault, memcheck (it names the kernel and, the build having -lineinfo, the source line, which a
+# fault's "illegal memory access" does not); wrong numbers, racecheck; a hang, synccheck. CuPy's memory pool
+# is off there (MINIGPT_CUPY_NO_POOL), so that a read past an array is a read past an allocation. At most two
+# checks: this is the one place the run learns why, since the later sanitizer passes rarely find time left.
+# Before the routes below are read: with them, a rerun of a matmul check would run the other kernel.
+SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ "$smoke_rc" -ne 0 ] && [ -x "$SANITIZER" ] && [ -f "$LOGS/smoke.log" ]; then
+    while read -r name outcome; do
+        case $outcome in FAILED) tool=memcheck ;; WRONG) tool=racecheck ;; *) tool=synccheck ;; esac
+        t=$(capped 75 240)
+        if [ "$t" -lt 20 ]; then echo "compute-sanitizer on $name: NOT RUN, out of time"; break; fi
+        phase "1c. compute-sanitizer $tool on the first look's $name check (at most $t s)"
+        MINIGPT_CUPY_NO_POOL=1 limit "$t" "$SANITIZER" --tool "$tool" --error-exitcode 9 \
+            "$PY" benchmarks/cuda_smoke.py --one "$name" >"$LOGS/sanitize_$name.log" 2>&1
+        echo "compute-sanitizer $tool on $name: rc $? (log: $LOGS/sanitize_$name.log)"
+        grep -E "^=========" "$LOGS/sanitize_$name.log" | head -n 30
+    done < <(awk '$2 ~ /^(FAILED|WRONG|HUNG)$/ {print $1, $2}' "$LOGS/smoke.log" | head -n 2)
+fi
+
 if [ -f "$LOGS/routes.sh" ]; then
     . "$LOGS/routes.sh"  # exports MINIGPT_CUDA_TF32_KERNEL / MINIGPT_CUDA_FLOAT32_KERNEL where needed
     grep -E "^export" "$LOGS/routes.sh" || true
@@ -147,32 +174,13 @@ fi
 # A -k selection with the tests of broken kernels left out.
 select_tests() { if [ -n "$PYTEST_LEAVE_OUT" ]; then echo "($1) and $PYTEST_LEAVE_OUT"; else echo "$1"; fi; }
 
-# A check the first look finds broken runs once more, at once, under compute-sanitizer with the tool for what
-# it showed: a fault, memcheck (it names the kernel and, the build having -lineinfo, the source line, which a
-# fault's "illegal memory access" does not); wrong numbers, racecheck; a hang, synccheck. CuPy's memory pool
-# is off there (MINIGPT_CUPY_NO_POOL), so that a read past an array is a read past an allocation. At most two
-# checks: this is the one place the run learns why, since the later sanitizer passes rarely find time left.
-SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if [ "$smoke_rc" -ne 0 ] && [ -x "$SANITIZER" ] && [ -f "$LOGS/smoke.log" ]; then
-    while read -r name outcome; do
-        case $outcome in FAILED) tool=memcheck ;; WRONG) tool=racecheck ;; *) tool=synccheck ;; esac
-        t=$(capped 75 240)
-        if [ "$t" -lt 20 ]; then echo "compute-sanitizer on $name: NOT RUN, out of time"; break; fi
-        phase "1c. compute-sanitizer $tool on the first look's $name check (at most $t s)"
-        MINIGPT_CUPY_NO_POOL=1 timeout "$t" "$SANITIZER" --tool "$tool" --error-exitcode 9 \
-            "$PY" benchmarks/cuda_smoke.py --one "$name" >"$LOGS/sanitize_$name.log" 2>&1
-        echo "compute-sanitizer $tool on $name: rc $? (log: $LOGS/sanitize_$name.log)"
-        grep -E "^=========" "$LOGS/sanitize_$name.log" | head -n 30
-    done < <(awk '$2 ~ /^(FAILED|WRONG|HUNG)$/ {print $1, $2}' "$LOGS/smoke.log" | head -n 2)
-fi
-
 phase "2. CUDA tests"
 # One pytest process per module, for the same reason: a fault the first look missed spoils one module's run.
 : >"$LOGS/tests.log"
 for module in test_cuda_kernels test_cuda_bad_input test_cuda_model test_cuda_tasks; do
     cap=$(capped 200 90)  # 90 s kept for the timings and the summary
     if [ "$cap" -lt 20 ]; then echo "tests/$module.py: NOT RUN, out of time" | tee -a "$LOGS/tests.log"; status=1; continue; fi
-    MINIGPT_REQUIRE_CUDA=1 timeout "$cap" "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider --durations=5 \
+    MINIGPT_REQUIRE_CUDA=1 limit "$cap" "$PY" -m pytest -q -rfE --tb=short -p no:cacheprovider --durations=5 \
         ${PYTEST_LEAVE_OUT:+-k "$PYTEST_LEAVE_OUT"} "tests/$module.py" 2>&1 | tee -a "$LOGS/tests.log" | tail -n 40
     module_rc=${PIPESTATUS[0]}
     [ "$module_rc" -eq 124 ] && echo "tests/$module.py: STOPPED at its time limit of $cap s"
@@ -188,7 +196,7 @@ if [ -z "$BENCH_QUICK" ] && [ "$(left)" -lt 240 ]; then BENCH_QUICK=--quick; ech
 for part_cap in matmul:150 attention:90 training:180 profile:90; do
     part=${part_cap%:*} cap=$(capped "${part_cap#*:}" 10)
     if [ "$cap" -lt 15 ]; then echo "bench $part: NOT RUN, out of time"; status=1; continue; fi
-    timeout "$cap" "$PY" benchmarks/bench_cuda.py ${BENCH_QUICK:+--quick} --parts "$part" ${BENCH_SKIP:+--skip $BENCH_SKIP} \
+    limit "$cap" "$PY" benchmarks/bench_cuda.py ${BENCH_QUICK:+--quick} --parts "$part" ${BENCH_SKIP:+--skip $BENCH_SKIP} \
         --json "$LOGS/cuda_results_$part.json" 2>&1 | tee "$LOGS/bench_$part.log"
     part_rc=${PIPESTATUS[0]}
     [ "$part_rc" -eq 124 ] && echo "bench $part: STOPPED at its limit of $cap s"
@@ -198,7 +206,7 @@ done
 # The last checks only run in the time left of the budget (each needs at least a minute).
 if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then  # also after failed tests: it may say why
     phase "4. compute-sanitizer memcheck on small shapes (out-of-bounds and misaligned accesses; $(left) s left)"
-    MINIGPT_CUPY_NO_POOL=1 MINIGPT_REQUIRE_CUDA=1 timeout "$(capped 150 10)" "$SANITIZER" --tool memcheck \
+    MINIGPT_CUPY_NO_POOL=1 MINIGPT_REQUIRE_CUDA=1 limit "$(capped 150 20)" "$SANITIZER" --tool memcheck \
         --report-api-errors no --error-exitcode 9 \
         "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
         -k "$(select_tests "B2H3T17hs64 or B2H2T65hs80 or B1H2T70hs5 or B1H2T130hs128 or 127-129-131 or 130-257-8 \
@@ -220,7 +228,7 @@ fi
 # and TF32 matmuls and the attention at head size 64, both passes.
 if [ -x "$SANITIZER" ] && [ -z "$QUICK" ] && [ "$(left)" -gt 60 ]; then
     phase "4b. compute-sanitizer racecheck on the cp.async pipelines ($(left) s left)"
-    MINIGPT_REQUIRE_CUDA=1 timeout "$(capped 90 10)" "$SANITIZER" --tool racecheck \
+    MINIGPT_REQUIRE_CUDA=1 limit "$(capped 90 20)" "$SANITIZER" --tool racecheck \
         --racecheck-report hazard --error-exitcode 9 \
         "$PY" -m pytest -q -x --tb=short -p no:cacheprovider tests/test_cuda_kernels.py \
         -k "$(select_tests "tf32_matches and False-False and (127-129-131 or 256-384-512) \
@@ -237,7 +245,7 @@ fi
 
 if [ "$(left)" -gt 60 ]; then
     phase "5. tutorial 13 on the GPU ($(left) s left)"
-    timeout "$(capped 120 5)" "$PY" tutorials/13_cuda_kernels.py >"$LOGS/tutorial.log" 2>&1
+    limit "$(capped 120 15)" "$PY" tutorials/13_cuda_kernels.py >"$LOGS/tutorial.log" 2>&1
     tutorial_rc=$?
     grep -E "^step [67]|you should|Error|assert" "$LOGS/tutorial.log" | tail -n 25
     case $tutorial_rc in

@@ -54,7 +54,7 @@ except RuntimeError as e:
 
 # The repository (for its experiments/): above this file, or, in a notebook (no __file__), above the working folder.
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = next(folder for folder in [HERE, *HERE.parents] if (folder / "csrc").is_dir())
+ROOT = next((folder for folder in [HERE, *HERE.parents] if (folder / "csrc").is_dir()), HERE)  # step 4 says if not
 
 # %% [markdown]
 # ## Step 1 · The four input transformations

@@ -40,7 +40,10 @@ from minigpt import kernels
 
 # The repository (for its csrc/cuda/): above this file, or, in a notebook (no __file__), above the working folder.
 HERE = pathlib.Path(__file__).resolve().parent if "__file__" in globals() else pathlib.Path.cwd()
-ROOT = next(folder for folder in [HERE, *HERE.parents] if (folder / "csrc").is_dir())
+ROOT = next((folder for folder in [HERE, *HERE.parents] if (folder / "csrc").is_dir()), None)
+if ROOT is None:
+    raise FileNotFoundError(f"this tutorial reads the kernels' sources in csrc/: run it from a checkout of minigpt "
+                            f"(none above {HERE})")
 HAVE_GPU = kernels.cuda_problem() is None
 if HAVE_GPU:
     import cupy

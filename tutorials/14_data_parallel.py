@@ -173,7 +173,9 @@ else:
     work = Path(tempfile.mkdtemp(prefix="minigpt-dp-"))
     # the repository's README as the text: above this file, or, in a notebook (no __file__), above the working folder
     here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-    root = next(folder for folder in [here, *here.parents] if (folder / "README.md").is_file())
+    root = next((folder for folder in [here, *here.parents] if (folder / "README.md").is_file()), None)
+    if root is None:
+        raise FileNotFoundError(f"step 5 trains on the repository's README.md: none above {here}")
     (work / "text.txt").write_text((root / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
