@@ -227,14 +227,8 @@ CHECKS = {
 
 
 def run_one(name):
-    """The check `name` in this process: prints one JSON line, {"error": x} or {"error": null} (n/a).
-
-    With MINIGPT_CUPY_NO_POOL=1 (cuda_check.sh sets it under compute-sanitizer) CuPy allocates every array
-    with cudaMalloc of its own, so that a read past an array is a read past an allocation, which memcheck sees."""
-    kernels.check_backend("cuda")
-    if os.environ.get("MINIGPT_CUPY_NO_POOL") == "1":
-        import cupy
-        getattr(cupy.cuda, "set_allocator", lambda allocator: None)(None)  # (the emulator's CuPy has no pool)
+    """The check `name` in this process: prints one JSON line, {"error": x} or {"error": null} (n/a)."""
+    kernels.check_backend("cuda")  # (which also applies MINIGPT_CUPY_NO_POOL, before the check allocates)
     error = CHECKS[name][2](np.random.default_rng(0))
     import cupy
     cupy.cuda.Device().synchronize()  # a fault of the last launch shows here, not after the line is out

@@ -14,10 +14,7 @@ if os.environ.get("MINIGPT_REQUIRE_CORE") and kernels._core is None:
     raise RuntimeError(f"MINIGPT_REQUIRE_CORE is set but minigpt._core is not importable: {kernels._CORE_IMPORT_ERROR}")
 
 if os.environ.get("MINIGPT_CUPY_NO_POOL") == "1" and kernels.cuda_problem() is None:
-    # benchmarks/cuda_check.sh's compute-sanitizer memcheck pass: every CuPy array a cudaMalloc of its own, so
-    # that a read past an array is a read past an allocation (in CuPy's pool it would land in a neighbour)
-    import cupy
-    getattr(cupy.cuda, "set_allocator", lambda allocator: None)(None)  # (the emulator's CuPy has no pool)
+    kernels.check_backend("cuda")  # cuda_check.sh's memcheck pass: CuPy's pool off before any test allocates
 
 requires_core = pytest.mark.skipif(kernels._core is None, reason="minigpt._core is not built (pip install .)")
 

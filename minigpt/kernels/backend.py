@@ -100,6 +100,7 @@ def check_backend(backend):
         if cuda_problem() is not None:
             raise RuntimeError(cuda_problem())
         _apply_tf32_environment()
+        _apply_cupy_pool_environment()
     return backend
 
 
@@ -110,6 +111,16 @@ def _apply_tf32_environment():
     if value not in ("0", "1"):
         raise ValueError(f"MINIGPT_TF32 must be 0 or 1, got {value!r}")
     _cuda.set_tf32(value == "1")
+
+
+@functools.lru_cache(maxsize=None)
+def _apply_cupy_pool_environment():
+    """MINIGPT_CUPY_NO_POOL=1 gives every CuPy array a cudaMalloc of its own (benchmarks/cuda_check.sh sets it under
+    compute-sanitizer): a read past an array is then a read past an allocation, which memcheck reports, where in
+    CuPy's pool it would land in a neighbouring array unseen."""
+    if os.environ.get("MINIGPT_CUPY_NO_POOL") == "1":
+        import cupy
+        getattr(cupy.cuda, "set_allocator", lambda allocator: None)(None)  # (the emulator's CuPy has no pool)
 
 
 def core(backend):
