@@ -11,7 +11,8 @@ from minigpt.checkpoint import save_checkpoint
 from minigpt.cli import main
 from minigpt.finetune import load_task_model
 from minigpt.finetune.config import FineTuneConfig
-from minigpt.finetune.train import evaluate, finetune, linear_warmup_decay
+from minigpt.finetune.batch import collate
+from minigpt.finetune.train import FineTuneRun, epoch_means, evaluate, finetune, linear_warmup_decay
 from minigpt.runlock import claim_run_folder
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,'"
@@ -102,6 +103,8 @@ def test_every_shape_and_mode_runs_through_the_loop(tmp_path, shape, rows, mode,
     pretrained, _ = minigpt.checkpoint.load_model(checkpoint)
     first_layer_same = np.array_equal(run.model.params["h.0.mlp.c_fc.weight"], pretrained.params["h.0.mlp.c_fc.weight"])
     assert first_layer_same == (mode == "frozen")  # frozen: untouched; random init: never the checkpoint's
+    reloaded, _, _, info = load_task_model(tmp_path / "ft")  # λ is saved with the head it weighted
+    assert reloaded.aux_lm == info["finetune"]["aux_lm"] == aux_lm
 
 
 def test_transfer_layers_and_subsets(tmp_path):
@@ -110,6 +113,7 @@ def test_transfer_layers_and_subsets(tmp_path):
                          epochs=1, lr=1e-9, batch=8, max_train=10, max_eval=5, backend="numpy", out=str(tmp_path / "o"))
     run, final = finetune(cfg, progress=False)
     assert final["n_train"] == 10 and final["n_eval"] == 5 and final["transfer_layers"] == 1
+    assert final["steps"] == run.total_steps == 2  # 10 examples in batches of 8: the short last batch is a step
     pretrained, _ = minigpt.checkpoint.load_model(checkpoint)
     # lr 1e-9: the weights barely move, so kept layers stay close to the checkpoint and drawn ones do not
     close = {name: np.allclose(run.model.params[name], pretrained.params[name], atol=1e-6)
@@ -149,6 +153,7 @@ def test_examples_the_tokenizer_cannot_encode(tmp_path, capsys):
     (["--grad-clip", "-1"], "--grad-clip must be >= 0"),
     (["--weight-decay", "nan"], "--weight-decay must be >= 0"),
     (["--seed", "-1"], "--seed must be >= 0"),
+    (["--warmup", "1"], "--warmup is a fraction of the steps in [0, 1), got 1.0"),  # all warmup: no decay left
 ])
 def test_bad_settings_are_clear_errors(tmp_path, capsys, extra, message):
     checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 4)
@@ -270,3 +275,44 @@ def test_what_a_killed_save_left_is_removed_by_the_next_run(tmp_path, capsys):
     assert main(["finetune", "--checkpoint", str(checkpoint), "--task", "classification", "--data", str(task),
                  "--epochs", "1", "--backend", "numpy", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     assert not left.exists() and "left by a save that was killed midway; removed" in capsys.readouterr().out
+
+
+def sources(encoded_examples):
+    return [e.source for e in encoded_examples]
+
+
+def test_the_run_takes_its_dropout_schedule_and_subsets_from_the_settings(tmp_path):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path)
+    make = lambda **kw: FineTuneRun(FineTuneConfig(**{**dict(
+        checkpoint=str(checkpoint), task="classification", data=str(task), batch=4, epochs=3, max_train=10,
+        max_eval=6, backend="numpy", out=str(tmp_path / "o")), **kw}))
+    run = make(dropout=0.3, warmup=0.0, seed=1, data_seed=7)
+    assert minigpt.checkpoint.read_info(checkpoint)[1]["config"]["dropout"] != 0.3
+    assert run.model.config.dropout == 0.3  # --dropout, not the pre-training run's
+    # 10 examples in batches of 4: 3 steps an epoch, the last of 2 examples; no warmup: the peak at step 0
+    assert (run.steps_per_epoch, run.total_steps, run.warmup_steps) == (3, 9, 0)
+    assert linear_warmup_decay(0, 1.0, run.warmup_steps, run.total_steps) == 1.0
+    assert make(warmup=0.01).warmup_steps == 1  # any warmup is at least one step
+    # --seed draws the training subset, --data-seed the dev subset: each leaves the other alone
+    other_data_seed, other_seed = make(seed=1, data_seed=8), make(seed=2, data_seed=7)
+    assert sources(other_data_seed.train_set) == sources(run.train_set) != sources(other_seed.train_set)
+    assert sources(other_seed.dev_set) == sources(run.dev_set) != sources(other_data_seed.dev_set)
+
+
+def test_an_epochs_training_losses_are_means_over_its_steps():
+    steps = [{"loss": 1.0, "task_loss": 0.5, "lm_loss": 1.0}, {"loss": 3.0, "task_loss": 2.0, "lm_loss": 2.0}]
+    assert epoch_means(steps) == {"train_loss": 2.0, "train_task_loss": 1.25, "train_lm_loss": 1.5}
+    without_lm = [{**s, "lm_loss": None} for s in steps]
+    assert epoch_means(without_lm)["train_lm_loss"] is None
+
+
+def test_dev_losses_are_per_example_and_per_token_whatever_the_batch(tmp_path):
+    checkpoint, task = tiny_checkpoint(tmp_path), sentiment_task(tmp_path, 8, 11)
+    run = FineTuneRun(FineTuneConfig(checkpoint=str(checkpoint), task="classification", data=str(task),
+                                     backend="numpy", out=str(tmp_path / "o")))
+    # one batch of all 11: the model's own means, the task loss over examples and the LM loss over tokens
+    _, whole = run.model.forward(collate(run.dev_set, run.model.regression), train=False, with_lm=True)
+    for batch_size in (11, 4, 1):  # batches of 4 leave a last one of 3, which must weigh 3/11, not 1/3
+        result = evaluate(run.model, run.dev_set, ("accuracy",), batch_size)
+        assert result["dev_task_loss"] == pytest.approx(whole["task_loss"], rel=1e-6)  # float32 sums
+        assert result["dev_lm_loss"] == pytest.approx(whole["lm_loss"], rel=1e-6)

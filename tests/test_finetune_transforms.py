@@ -79,7 +79,10 @@ def test_truncation_keeps_the_answer_and_the_extract_token():
     # multiple choice: each candidate is fitted alone, so a short answer sees more of the context
     mc = encode_example(Example("multiple-choice", ("abcdefghij", "x", "xyzw"), 1), tok, t, 12)
     assert mc.sequences == ((s, *ids(tok, "cdefghij"), d, *ids(tok, "x"), e),
-                            (s, *ids(tok, "fghij"), d, *ids(tok, "xyzw"), e))
+                            (s, *ids(tok, "fghij"), d, *ids(tok, "xyzw"), e)) and mc.truncated
+    # one candidate cut is enough to count the example as truncated
+    some = encode_example(Example("multiple-choice", ("abcdef", "x", "xyzw"), 0), tok, t, 12)
+    assert len(some.sequences[0]) == 1 + 6 + 1 + 1 + 1 and len(some.sequences[1]) == 12 and some.truncated
     # similarity: the longer text is cut from the right, both orderings hold the same tokens
     sim = encode_example(Example("similarity", ("abcdefghij", "xyz"), 1), tok, t, 12)
     assert sim.sequences == ((s, *ids(tok, "abcdef"), d, *ids(tok, "xyz"), e),

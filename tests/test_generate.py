@@ -111,6 +111,10 @@ def test_top_k_and_top_p_keep_the_most_likely_tokens():
     assert set(np.flatnonzero(np.isfinite(filter_logits(z, top_k=2)))) == {1, 3}
     p = np.array([0.1, 0.45, 0.05, 0.3, 0.1])  # nucleus 0.7: 0.45 + 0.3
     assert set(np.flatnonzero(np.isfinite(filter_logits(np.log(p), top_p=0.7)))) == {1, 3}
+    # the edges: every token but the least likely one, or all of them
+    assert set(np.flatnonzero(np.isfinite(filter_logits(z, top_k=4)))) == {0, 1, 3, 4}
+    assert np.isfinite(filter_logits(z, top_k=5)).all() and np.isfinite(filter_logits(z, top_k=9)).all()
+    assert np.allclose(np.exp(filter_logits(np.log(p), top_p=1.0)), p)  # top_p = 1 keeps the whole distribution
 
 
 def test_choose_token_applies_the_filters():

@@ -5,7 +5,12 @@ tests compare dx with an upstream gradient of ones. Here one forward/backward of
 on both backends must give the same logits, loss and every parameter's gradient (relative norm), and one
 AdamW step the same weights: the fused in-place attention, the flat gradient buffer, bias_grad adding into
 views, wpe's gradient as a bias over the batch and the tied head's two contributions all enter.
+Also what the cpu backend runs with: the same bits on any thread count, its banner, the OpenMP spin setting.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,3 +123,20 @@ def test_the_run_banner_names_the_backend_and_its_threads():
     line = minigpt.kernels.describe_backend("cpu")
     assert line.startswith(f"cpu (C++ kernels, {threads} thread") and ("threads" in line) == (threads != 1)
     assert minigpt.kernels.describe_backend("numpy") == "numpy"
+
+
+@pytest.mark.parametrize("chosen", [{}, {"GOMP_SPINCOUNT": "5"}, {"OMP_WAIT_POLICY": "passive"}])
+def test_the_spin_count_is_set_only_while_core_loads_and_only_if_the_user_chose_none(tmp_path, chosen):
+    # kernels/backend.py: GOMP_SPINCOUNT=1000 while _core loads, unless the user set a wait policy; afterwards
+    # the environment is the user's again, so child processes and other libraries keep their own defaults
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(minigpt.__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(chosen, PYTHONPATH=os.pathsep.join([package_root, *filter(None, env.get("PYTHONPATH", "").split(
+        os.pathsep))]))
+    script = ("import os, minigpt.kernels.backend as b; "
+              "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), b._WAIT_POLICY_CHOSEN)")
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [chosen.get("GOMP_SPINCOUNT", "None"), chosen.get("OMP_WAIT_POLICY", "None"),
+                                     str(bool(chosen))]

@@ -218,6 +218,21 @@ def test_from_files_reads_hugging_face_vocab_and_merges(tmp_path):
     assert read_merges_txt(tmp_path / "merges.txt") == MERGES
 
 
+def test_from_files_takes_unk_from_the_vocabulary_and_a_repeated_merge_keeps_its_first_rank(tmp_path):
+    tok = toy_tokenizer(unk_token="<unk>", extra=["<unk>"])
+    (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tok.vocab)}))
+    # ("l", "o") again after ("ne", "w</w>"): its rank stays 0, as in `tokenizers`
+    (tmp_path / "merges.txt").write_text("".join(f"{a} {b}\n" for a, b in MERGES + [("l", "o")]))
+    loaded = OpenAIGPTTokenizer.from_files(tmp_path / "vocab.json", tmp_path / "merges.txt")
+    assert loaded.unk_token == "<unk>" and loaded.encode("lo7w") == tok.encode("lo7w")  # 7 -> <unk>
+    assert loaded.ranks[("l", "o")] == 0 and loaded.to_dict() == tok.to_dict()
+
+
+def test_only_a_first_line_is_the_version_header(tmp_path):
+    (tmp_path / "merges.txt").write_text("#version: 0.2\nl o\n#version: 0.2\n")
+    assert read_merges_txt(tmp_path / "merges.txt") == [("l", "o"), ("#version:", "0.2")]  # a merge like any other
+
+
 @pytest.mark.parametrize("vocab, merges, message", [
     ({"a": 0, "b": 2}, "", "ids must be 0 .. 1"),
     ({"a": 0, "b": 0}, "", "ids must be 0 .. 1"),

@@ -82,13 +82,17 @@ def test_multiple_choice_and_chance_level():
 
 def test_chance_level_of_a_classification_task():
     task = classification_task()
+    # the training split's commonest class (positive) is not dev's (negative): the guess is made before seeing dev
+    relabel = lambda examples, n_positive: [Example(e.shape, e.texts, int(i < n_positive), e.source)
+                                            for i, e in enumerate(examples)]
+    task = TaskData(task.name, task.shape, task.labels, task.metrics, relabel(task.train, 9), relabel(task.dev, 3))
     result = evaluate_task(spread_model(), TOK, task, Template("{text}", verbalizer=("bad", "good")))
-    majority = int(np.bincount([e.label for e in task.train]).argmax())
+    majority = 1
     assert result["chance"]["uniform_accuracy"] == 0.5
     assert result["chance"]["majority_class"] == task.labels[majority]
     assert result["chance"]["majority"]["accuracy"] == np.mean([e.label == majority for e in task.dev])
     # the best constant guess on the examples evaluated, which a subset need not balance
-    here = int(np.bincount([e.label for e in task.dev]).argmax())
+    here = 0
     assert result["chance"]["commonest_here_class"] == task.labels[here]
     assert result["chance"]["commonest_here"]["accuracy"] == np.mean([e.label == here for e in task.dev])
 
@@ -141,6 +145,23 @@ def test_an_examples_demonstrations_do_not_depend_on_max_eval(monkeypatch):
         runs.append(seen)
     everything, three = runs
     assert len(three) == 3 and all(three[source] == everything[source] for source in three)
+
+
+def test_a_prompt_that_fits_exactly_keeps_its_demonstrations():
+    from minigpt.prompting.evaluate import predict
+    from minigpt.prompting.templates import label_words
+    task = classification_task(n_train=4, n_dev=1)
+    template = Template("{text}. so it was", verbalizer=("grim", "good"))
+    words = label_words(template, task.labels)
+    fitted = lambda block: predict(spread_model(block_size=block), TOK, template, task.dev[0], task.train[:2], words,
+                                   False)
+    roomy = fitted(256)
+    assert roomy["k"] == 2 and roomy["truncated"] == 0
+    # the context holds the prompt and all of the longest answer but its last token, which is predicted, never read
+    longest = max(len(TOK.encode(template.answer_text(w))) for w in words)
+    exact = fitted(len(roomy["prompt_ids"]) + longest - 1)
+    assert exact["k"] == 2 and exact["prompt_ids"] == roomy["prompt_ids"]
+    assert fitted(len(roomy["prompt_ids"]) + longest - 2)["k"] == 1  # one token less: a demonstration goes
 
 
 def test_answers_longer_than_the_context_are_compared_on_their_beginnings():
@@ -318,8 +339,11 @@ def test_prompting_table_reports_mistakes_in_one_line(tmp_path, capsys):
 
 
 def test_eval_subset_is_seeded_and_nested():
+    from minigpt.finetune.train import subset
     from minigpt.prompting.evaluate import eval_subset
     dev = list(range(40))
+    # the dev examples `minigpt finetune --max-eval 10 --data-seed 3` scores, so that the two can be compared
+    assert eval_subset(dev, 10, 3) == subset(dev, 10, 3, 6)
     assert eval_subset(dev, None, 0) == eval_subset(dev, 0, 0) == eval_subset(dev, 40, 0) == dev
     ten = eval_subset(dev, 10, 1)
     assert len(set(ten)) == 10 and ten != dev[:10] and eval_subset(dev, 25, 1)[:10] == ten

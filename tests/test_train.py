@@ -13,7 +13,8 @@ from minigpt.data import open_token_file
 from minigpt.distributed import SingleProcess
 from minigpt.optim import NonFiniteStep
 from minigpt.prepare import prepare_data
-from minigpt.train import Run, TrainConfig, new_run_schedule, train
+from minigpt.optim import cosine_lr
+from minigpt.train import Run, TrainConfig, estimate_loss, flops_per_token, new_run_schedule, train
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 40
 
@@ -43,6 +44,30 @@ def test_loss_falls_and_checkpoints_and_metrics_are_written(tmp_path):
     assert {"train_loss", "val_loss", "iters", "tokens_per_s", "wall_s"} <= set(saved)
     curve = losses(tmp_path / "run")
     assert np.mean([curve[s] for s in range(36, 41)]) < np.mean([curve[s] for s in range(1, 6)])
+
+
+def test_the_logged_learning_rate_and_flops_follow_the_schedule_and_the_model(tmp_path):
+    cfg = config(tmp_path, "run", min_lr=3e-4)
+    run, _ = train(cfg, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    # the line of step s is the update from step s - 1: warmup 1/3, 2/3 of the peak, then the cosine to min_lr
+    assert [r["lr"] for r in rows] == [cosine_lr(r["step"] - 1, 3e-3, 3e-4, 2, 12) for r in rows]
+    assert rows[0]["lr"] == pytest.approx(1e-3) and rows[2]["lr"] == 3e-3 and rows[-1]["lr"] > 3e-4
+    # 6 FLOPs per parameter and token + attention's 12 L C T; the position table is only looked up (the token
+    # table is also the output head, a product)
+    c = run.model.config
+    matmul_params = sum(p.size for name, p in run.model.params.items() if name != "wpe.weight")
+    assert flops_per_token(run.model) == 6 * matmul_params + 12 * c.n_layer * c.n_embd * c.block_size
+    assert all(r["gflops"] == pytest.approx(r["tokens_per_s"] * flops_per_token(run.model) / 1e9) for r in rows)
+
+
+def test_evaluation_batches_depend_on_the_step_alone(tmp_path):
+    run = Run(config(tmp_path, "run"))
+    at = lambda step: estimate_loss(run.model, run.val_tokens, run.cfg, step)
+    before = run.data_rng.bit_generator.state
+    assert at(4) == at(4) != at(8)  # the same batches at one step, other batches at the next evaluation
+    assert run.data_rng.bit_generator.state == before  # and none drawn from the training stream
 
 
 def test_resume_continues_exactly(tmp_path):
