@@ -14,6 +14,7 @@ from minigpt.finetune.config import FineTuneConfig
 from minigpt.finetune.batch import collate
 from minigpt.finetune.train import FineTuneRun, epoch_means, evaluate, finetune, linear_warmup_decay
 from minigpt.runlock import claim_run_folder
+from minigpt.tasks.subsets import dev_subset
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,'"
 
@@ -297,6 +298,8 @@ def test_the_run_takes_its_dropout_schedule_and_subsets_from_the_settings(tmp_pa
     other_data_seed, other_seed = make(seed=1, data_seed=8), make(seed=2, data_seed=7)
     assert sources(other_data_seed.train_set) == sources(run.train_set) != sources(other_seed.train_set)
     assert sources(other_seed.dev_set) == sources(run.dev_set) != sources(other_data_seed.dev_set)
+    # the dev examples `minigpt evaluate --max-eval 6 --seed 7` scores (test_prompting_evaluate checks its side)
+    assert sources(run.dev_set) == [e.source for e in dev_subset(run.task.dev, 6, 7)]
 
 
 def test_an_epochs_training_losses_are_means_over_its_steps():

@@ -13,6 +13,7 @@ from minigpt.model import GPT
 from minigpt.prompting import Template, evaluate_task
 from minigpt.tasks import Example, TaskData
 from minigpt.tasks.metrics import compute
+from minigpt.tasks.subsets import dev_subset, train_subset
 from minigpt.tokenizer import CharTokenizer
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,:?\n0123456789"
@@ -145,6 +146,8 @@ def test_an_examples_demonstrations_do_not_depend_on_max_eval(monkeypatch):
         runs.append(seen)
     everything, three = runs
     assert len(three) == 3 and all(three[source] == everything[source] for source in three)
+    # the examples `minigpt finetune --max-eval 3 --data-seed 5` scores (test_finetune_train checks its side)
+    assert list(three) == [e.source for e in dev_subset(task.dev, 3, 5)]
 
 
 def test_a_prompt_that_fits_exactly_keeps_its_demonstrations():
@@ -338,13 +341,9 @@ def test_prompting_table_reports_mistakes_in_one_line(tmp_path, capsys):
     assert "unknown task 'bogus'" in capsys.readouterr().err
 
 
-def test_eval_subset_is_seeded_and_nested():
-    from minigpt.finetune.train import subset
-    from minigpt.prompting.evaluate import eval_subset
+def test_dev_subsets_are_seeded_and_nested():
     dev = list(range(40))
-    # the dev examples `minigpt finetune --max-eval 10 --data-seed 3` scores, so that the two can be compared
-    assert eval_subset(dev, 10, 3) == subset(dev, 10, 3, 6)
-    assert eval_subset(dev, None, 0) == eval_subset(dev, 0, 0) == eval_subset(dev, 40, 0) == dev
-    ten = eval_subset(dev, 10, 1)
-    assert len(set(ten)) == 10 and ten != dev[:10] and eval_subset(dev, 25, 1)[:10] == ten
-    assert eval_subset(dev, 10, 2) != ten
+    assert dev_subset(dev, None, 0) == dev_subset(dev, 0, 0) == dev_subset(dev, 40, 0) == dev
+    ten = dev_subset(dev, 10, 1)
+    assert len(set(ten)) == 10 and ten != dev[:10] and dev_subset(dev, 25, 1)[:10] == ten
+    assert dev_subset(dev, 10, 2) != ten and train_subset(dev, 10, 1) != ten  # the training draw: a stream of its own

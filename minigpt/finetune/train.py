@@ -42,6 +42,7 @@ from minigpt.optim import AdamW, NonFiniteStep, check_finite_step, clip_grad_nor
 from minigpt.runlock import LOCK_NAME, check_new_run_folder, claim_run_folder, clean_after_killed_saves
 from minigpt.safetensors import load_file
 from minigpt.stopping import StopRequest
+from minigpt.tasks.subsets import dev_subset, train_subset
 from minigpt.tokenizer import tokenizer_from_dict
 
 def linear_warmup_decay(step, max_lr, warmup_steps, total_steps):
@@ -99,15 +100,6 @@ def encode_split(examples, tokenizer, tokens, block_size, skip_unencodable=False
     return encoded, sum(e.truncated for e in encoded), skipped
 
 
-def subset(examples, n, seed, stream):
-    """n examples drawn without replacement by a seeded permutation (all of them when n is 0); the same
-    seed gives nested subsets: the first 100 of 300 are the 100."""
-    if n == 0 or n >= len(examples):
-        return list(examples)
-    order = np.random.default_rng([seed, stream]).permutation(len(examples))
-    return [examples[i] for i in order[:n]]
-
-
 def evaluate(model, encoded, metric_names, batch_size):
     """Metrics on `encoded` (no dropout), with the mean dev task loss and LM loss per token."""
     from minigpt.tasks import metrics
@@ -145,8 +137,8 @@ class FineTuneRun:
                              f"(has {len(self.task.train)} and {len(self.task.dev)})")
         self.model, self.tokenizer, self.tokens, self.checkpoint = build_model(cfg, self.task)
         block_size = self.model.config.block_size
-        train = subset(self.task.train, cfg.max_train, cfg.seed, 5)
-        dev = subset(self.task.dev, cfg.max_eval, data_seed, 6)
+        train = train_subset(self.task.train, cfg.max_train, cfg.seed)
+        dev = dev_subset(self.task.dev, cfg.max_eval, data_seed)  # the examples `minigpt evaluate` scores
         skip = cfg.skip_unencodable
         self.train_set, self.train_truncated, self.train_skipped = encode_split(train, self.tokenizer, self.tokens,
                                                                                 block_size, skip)

@@ -27,12 +27,13 @@ from minigpt.prompting.scoring import SCORINGS, aggregate, score_candidates
 from minigpt.prompting.templates import label_words
 from minigpt.tasks import is_regression
 from minigpt.tasks.metrics import compute
+from minigpt.tasks.subsets import dev_subset
 from minigpt.tokenizer import UnencodableText
 
 
 def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=None, scoring=None,
                   skip_unencodable=False, progress=False):
-    """Evaluate `model` on task.dev (or max_eval of its examples, see eval_subset) by prompting; return the metrics.
+    """Evaluate `model` on task.dev (or max_eval of its examples: tasks/subsets.py) by prompting; return the metrics.
 
     task: a minigpt.tasks.TaskData. template: a Template (checked against the task's shape here).
     scoring: the headline rule, one of SCORINGS (default per_token); a completion task has only "greedy".
@@ -47,7 +48,7 @@ def evaluate_task(model, tokenizer, task, template, shots=0, seed=0, max_eval=No
     check_template_encodable(tokenizer, template, words, shots)
     # the dev positions of the evaluated examples: an example's demonstrations are drawn by its position in dev,
     # so they are the same whichever others --max-eval picks
-    positions = eval_subset(range(len(task.dev)), max_eval, seed)
+    positions = dev_subset(range(len(task.dev)), max_eval, seed)  # those `minigpt finetune` scores
     examples = [task.dev[i] for i in positions]
     if not examples:
         raise ValueError(f"task {task.name} has no evaluation examples")
@@ -106,15 +107,6 @@ def check_scoring(scoring, completion):
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
     return scoring
-
-
-def eval_subset(dev, n, seed):
-    """n dev examples drawn by a seeded permutation (all with n None or 0): the same draw as `minigpt finetune
-    --max-eval n --seed seed` (its stream 6), so that prompting and fine-tuning score the same examples."""
-    if not n or n >= len(dev):
-        return list(dev)
-    order = np.random.default_rng([seed, 6]).permutation(len(dev))
-    return [dev[i] for i in order[:n]]
 
 
 def check_template_encodable(tokenizer, template, words, shots):
