@@ -44,6 +44,15 @@ def test_token_file_errors(tmp_path):
     (tmp_path / "t.bin").write_bytes(b"\0" * 7)
     with pytest.raises(ValueError, match="truncated"):
         open_token_file(tmp_path / "t.bin")
+    (tmp_path / "t.bin").write_bytes(b"\0" * 22)  # longer than its 10 tokens: not trained on as more tokens
+    with pytest.raises(ValueError, match="holds 22 bytes, its metadata promises 10 uint16 tokens"):
+        open_token_file(tmp_path / "t.bin")
+    for dtype in ("float16", "int16", "int64"):  # read as another type, the bytes would be other ids
+        write_token_file(tmp_path / "t.bin", np.arange(10), vocab_size=10)
+        meta = tmp_path / "t.bin.json"
+        meta.write_text(meta.read_text().replace('"uint16"', f'"{dtype}"'))
+        with pytest.raises(ValueError, match="damaged"):
+            open_token_file(tmp_path / "t.bin")
 
 
 def test_an_empty_token_file_opens_as_no_tokens(tmp_path):
@@ -61,6 +70,11 @@ def test_batches_are_shifted_windows_and_reproducible():
     assert np.array_equal(x, x2)
     with pytest.raises(ValueError, match="fewer than block_size"):
         get_batch(tokens[:8], 1, 8, np.random.default_rng(0))
+    # every window can be drawn, the last one too: block_size + 1 tokens make exactly one
+    x, y = get_batch(tokens[:9], 3, 8, np.random.default_rng(0))
+    assert np.array_equal(x, np.tile(np.arange(8), (3, 1))) and np.array_equal(y, x + 1)
+    x, _ = get_batch(tokens[:12], 200, 8, np.random.default_rng(0))
+    assert set(x[:, 0]) == {0, 1, 2, 3}
 
 
 def test_a_failed_atomic_write_names_the_target_and_leaves_no_temporary_file(tmp_path):
@@ -69,3 +83,27 @@ def test_a_failed_atomic_write_names_the_target_and_leaves_no_temporary_file(tmp
     with pytest.raises(IsADirectoryError, match="out.bin'$"):
         atomic_write_bytes(target, b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_the_encoding_is_reused_only_for_the_same_texts_and_tokenizer_settings(tmp_path):
+    from minigpt.prepare import fingerprint
+    from minigpt.train_config import TrainConfig
+    cfg = TrainConfig(tokenizer="bpe", vocab_size=300)
+    key = fingerprint("train text", "val text", cfg)
+    assert key == fingerprint("train text", "val text", TrainConfig(tokenizer="bpe", vocab_size=300))
+    others = [fingerprint("train text!", "val text", cfg), fingerprint("train text", "val text!", cfg),
+              fingerprint("train text", "val text", TrainConfig(tokenizer="bpe", vocab_size=301)),
+              fingerprint("train text", "val text", TrainConfig(tokenizer="char", vocab_size=300)),
+              fingerprint("train tex", "tval text", cfg)]  # the same characters cut elsewhere
+    assert len({key, *others}) == 6
+
+
+def test_a_character_vocabulary_covers_validation_and_an_empty_split_is_refused(tmp_path):
+    from minigpt.prepare import build_tokenizer, read_split
+    from minigpt.train_config import TrainConfig
+    tok = build_tokenizer("char", "abab", "abc", 0)
+    assert tok.decode(tok.encode("cab")) == "cab"  # "c" occurs in validation only
+    for text in ("x" * 90 + " " * 10, " " * 90 + "x" * 10):  # validation, then training, only whitespace
+        (tmp_path / "t.txt").write_text(text)
+        with pytest.raises(ValueError, match="the training or validation text is empty"):
+            read_split(TrainConfig(data=str(tmp_path / "t.txt"), val_fraction=0.1))
