@@ -75,6 +75,20 @@ def test_layer_backward_matches_finite_differences_with_dropout(rng):
             assert rel_error(grad, numerical_gradient(f, p, dout)) < 1e-7
 
 
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("cpu", marks=requires_core)])
+def test_each_call_draws_a_new_attention_dropout_mask(rng, backend):
+    layer = make_layer(rng, dropout=0.5, dtype=np.float32, backend=backend)
+    x = rng.standard_normal((2, 4, 12)).astype(np.float32)
+    stream = np.random.default_rng(5)
+    outputs = []
+    for train in (True, True, False, False):
+        layer.forward(x, stream, train=train)
+        cache = layer.cache  # ("fused", qkv, y, ...) or ("split", q, k, v, y, ...): y, the output before c_proj
+        outputs.append(cache[2] if cache[0] == "fused" else cache[4])
+    # two training calls: two masks (the attention output differs, the inputs being the same); no dropout at eval
+    assert not np.allclose(outputs[0], outputs[1]) and np.array_equal(outputs[2], outputs[3])
+
+
 @requires_core
 @pytest.mark.parametrize("dropout", [0.0, 0.25])
 def test_cpu_backend_matches_numpy(dropout):

@@ -61,6 +61,8 @@ def test_float32_stays_float32(rng):
 def test_bad_targets():
     with pytest.raises(ValueError, match="targets must lie"):
         cross_entropy_forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="targets must lie"):  # not padding: only ignore_index (-1) is
+        cross_entropy_forward(np.zeros((2, 3)), np.array([0, -5]))
     with pytest.raises(TypeError, match="integers"):
         cross_entropy_forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="must match"):

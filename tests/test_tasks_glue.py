@@ -156,12 +156,13 @@ def test_qqp_split_rows_and_empty_questions_are_left_out_and_reported(tmp_path):
 def test_stsb_scores_are_float_labels(tmp_path):
     write_tsv(tmp_path / "train.tsv", [STSB_HEADER, sts_row(0, "A plane is taking off.",
                                                             "An air plane is taking off.", "5.000"),
-                                       sts_row(1, "A man is playing a flute.", "A man is eating.", "0.6")])
+                                       sts_row(1, "A man is playing a flute.", "A man is eating.", "0.6"),
+                                       sts_row(2, "A cat sits.", "Stocks fell.", "0.000")])  # the range's ends
     write_tsv(tmp_path / "dev.tsv", [STSB_HEADER, sts_row(0, "A man with a hard hat.", "A man wearing a hat.",
                                                           "3.8")])
     task = load_task("stsb", tmp_path)
     assert task.labels is None and task.is_regression and task.metrics == ("pearson", "spearman")
-    assert [e.label for e in task.train] == [5.0, 0.6] and isinstance(task.dev[0].label, float)
+    assert [e.label for e in task.train] == [5.0, 0.6, 0.0] and isinstance(task.dev[0].label, float)
 
 
 def test_every_glue_task_is_covered_here():
