@@ -41,6 +41,34 @@ def test_count_equals_instantiated_model(arch):
     assert model.num_params() == cfg.num_params()
 
 
+# The papers' tables, written out here: (layers, heads, width, context, vocabulary, dropout, block).
+# GPT-1 (Radford et al. 2018, sec. 4.1); GPT-2 (Radford et al. 2019, table 2, and its released configs: 64-wide
+# heads, dropout 0.1); GPT-3 (Brown et al. 2020, table 2.1; no dropout is stated, and minigpt uses none).
+# GPT-3 XL's 24 heads do not divide 2048 and 13B's width is 5,120 in practice: see minigpt/config.py.
+PAPER_SHAPES = {
+    "gpt1": (12, 12, 768, 512, 40478, 0.1, "gpt1"),
+    "gpt2": (12, 12, 768, 1024, 50257, 0.1, "gpt2"),
+    "gpt2-medium": (24, 16, 1024, 1024, 50257, 0.1, "gpt2"),
+    "gpt2-large": (36, 20, 1280, 1024, 50257, 0.1, "gpt2"),
+    "gpt2-xl": (48, 25, 1600, 1024, 50257, 0.1, "gpt2"),
+    "gpt3-small": (12, 12, 768, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-medium": (24, 16, 1024, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-large": (24, 16, 1536, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-xl": (24, 16, 2048, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-2.7b": (32, 32, 2560, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-6.7b": (32, 32, 4096, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-13b": (40, 40, 5120, 2048, 50257, 0.0, "gpt2"),
+    "gpt3-175b": (96, 96, 12288, 2048, 50257, 0.0, "gpt2"),
+}
+
+
+def test_every_preset_has_the_papers_shape():
+    assert set(PAPER_SHAPES) == set(minigpt.config.PRESETS)
+    for name, shape in PAPER_SHAPES.items():
+        c = minigpt.GPTConfig.preset(name)
+        assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size, c.dropout, c.arch) == shape, name
+
+
 def test_preset_overrides_and_unknown_name():
     assert minigpt.GPTConfig.preset("gpt2", block_size=256).block_size == 256
     with pytest.raises(ValueError, match="unknown preset"):

@@ -234,6 +234,17 @@ def test_json_files_that_are_not_objects_name_the_file(tmp_path):
         load_pretrained(folder)
 
 
+def test_the_dropout_rate_comes_from_the_config_else_transformers_default(tmp_path):
+    _, folder = saved(tmp_path, "gpt2")
+    edit_config(folder, embd_pdrop=0.25, attn_pdrop=0.25, resid_pdrop=0.25)
+    assert GPT.from_pretrained(folder).config.dropout == 0.25  # fine-tuning an import uses it
+    config = json.loads((folder / "config.json").read_text())
+    for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
+        del config[name]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert GPT.from_pretrained(folder).config.dropout == 0.1  # GPT2Config's default for a file without them
+
+
 def test_an_explicit_dropout_settles_differing_rates(tmp_path):
     _, folder = saved(tmp_path, "gpt2")
     edit_config(folder, attn_pdrop=0.2)
@@ -279,7 +290,8 @@ def test_gpt2_tokenizer_files_round_trip_with_special_tokens(tmp_path):
     folder = save_pretrained(model, tmp_path / "hf", tok)
     vocab = json.loads((folder / "vocab.json").read_text())
     assert vocab["Ġ"] == tok.byte_ids[ord(" ")] and vocab["<|endoftext|>"] == tok.eot_token  # GPT-2's printable bytes
-    assert json.loads((folder / "config.json").read_text())["eos_token_id"] == tok.eot_token
+    config = json.loads((folder / "config.json").read_text())
+    assert config["eos_token_id"] == config["bos_token_id"] == tok.eot_token  # one <|endoftext|>, as in GPT-2's
     again = tokenizer_from_pretrained(folder)
     assert again.to_dict() == tok.to_dict()
     assert again.encode("_start_the lowest<|endoftext|>", "all") == tok.encode("_start_the lowest<|endoftext|>", "all")
