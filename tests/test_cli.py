@@ -201,6 +201,31 @@ def save_model_with_tokenizer(folder, tokenizer):
     return save_checkpoint(folder, model, 0, tokenizer=tokenizer)
 
 
+def test_generate_checks_the_prompt_against_the_context_and_the_tokenizer_against_the_model(tmp_path, capsys,
+                                                                                             monkeypatch):
+    from minigpt.checkpoint import save_checkpoint
+    from minigpt.config import GPTConfig
+    from minigpt.model import GPT
+    from minigpt.tokenizer import CharTokenizer
+    tok = CharTokenizer.train("abcdefgh")
+    ckpt = save_model_with_tokenizer(tmp_path / "ok", tok)  # a context of 8 tokens
+    args = ["generate", "--checkpoint", str(ckpt), "--max-new-tokens", "1", "--greedy", "--backend", "numpy"]
+    assert main(args + ["--prompt", "abcdefgh"]) == 0  # the whole context
+    assert main(args + ["--prompt", "abcdefgha"]) == 1
+    assert "the prompt is 9 tokens, longer than the model's context of 8" in capsys.readouterr().err
+    import minigpt.generate  # --no-cache reaches generate (whose two paths give the same tokens, see test_generate)
+    calls, generate = [], minigpt.generate.generate
+    recorded = lambda *args, **kwargs: calls.append(kwargs["use_cache"]) or generate(*args, **kwargs)
+    monkeypatch.setattr(minigpt.generate, "generate", recorded)
+    assert main(args + ["--prompt", "ab"]) == main(args + ["--prompt", "ab", "--no-cache"]) == 0
+    assert calls == [True, False]
+    # a tokenizer with one id more than the embedding has rows: that id would index past the table
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size - 1, block_size=8, n_layer=1, n_head=1, n_embd=8), seed=0)
+    save_checkpoint(tmp_path / "bad", model, 0, tokenizer=tok)
+    assert main(["generate", "--checkpoint", str(tmp_path / "bad"), "--backend", "numpy"]) == 1
+    assert "the tokenizer has 8 tokens, the model's embedding only 7 rows" in capsys.readouterr().err
+
+
 def test_generate_from_an_empty_prompt(tmp_path, capsys):
     from minigpt.tokenizer import BPETokenizer
     from test_pretrained_openai_gpt_tokenizer import toy_tokenizer

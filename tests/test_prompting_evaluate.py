@@ -341,6 +341,11 @@ def test_prompting_table_reports_mistakes_in_one_line(tmp_path, capsys):
     assert "unknown task 'bogus'" in capsys.readouterr().err
 
 
+def test_templates_on_the_command_line_take_backslash_n_and_t_as_newline_and_tab():
+    from minigpt.cli.evaluate import unescape
+    assert unescape("Review:\\t{text}\\nSentiment:") == "Review:\t{text}\nSentiment:" and unescape(None) is None
+
+
 def test_dev_subsets_are_seeded_and_nested():
     dev = list(range(40))
     assert dev_subset(dev, None, 0) == dev_subset(dev, 0, 0) == dev_subset(dev, 40, 0) == dev

@@ -149,7 +149,7 @@ def test_bad_input_gets_a_clear_error():
 TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\nJULIET:\nAy me.\n" * 30
 
 
-def test_cli_perplexity_prints_and_writes_the_results(tmp_path, capsys):
+def test_cli_perplexity_prints_and_writes_the_results(tmp_path, capsys, monkeypatch):
     (tmp_path / "text.txt").write_text(TEXT)
     assert main(["pretrain", "--data", str(tmp_path / "text.txt"), "--n-layer", "1", "--n-head", "2", "--n-embd",
                  "16", "--block-size", "16", "--batch-size", "4", "--max-iters", "4", "--eval-interval", "4",
@@ -165,6 +165,19 @@ def test_cli_perplexity_prints_and_writes_the_results(tmp_path, capsys):
     assert result["tokens"] == result["chars"] == 4 * 25 - 1 and result["stride"] == 4 and result["step"] == 4
     assert f"perplexity {result['perplexity']:.3f}" in out and "bits per character" in out
     assert result["bits_per_char"] == pytest.approx(result["loss"] / math.log(2))  # characters: a token each
+    # --max-chars: the first characters exactly (all scored but the first); the default text: the held-out
+    # plays, never the training ones
+    assert main(["perplexity", "--checkpoint", str(tmp_path / "out"), "--text", str(tmp_path / "held_out.txt"),
+                 "--max-chars", "30", "--backend", "numpy", "--no-progress",
+                 "--metrics-out", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["chars"] == 30 - 1
+    import minigpt.corpus
+    monkeypatch.setattr(minigpt.corpus, "shakespeare_splits", lambda: ("ROMEO:\n" * 20, "JULIET:\nAy me.\n" * 3))
+    assert main(["perplexity", "--checkpoint", str(tmp_path / "out"), "--backend", "numpy", "--no-progress",
+                 "--metrics-out", str(tmp_path / "p.json")]) == 0
+    default = json.loads((tmp_path / "p.json").read_text())
+    assert default["text"] == "shakespeare" and default["chars"] == len("JULIET:\nAy me.\n" * 3) - 1
+    capsys.readouterr()
     # bad input names the flag, the file or the character
     assert main(["perplexity", "--checkpoint", str(tmp_path / "out"), "--text", str(tmp_path / "held_out.txt"),
                  "--stride", "17", "--backend", "numpy"]) == 1
