@@ -70,9 +70,23 @@ def test_every_step_is_kept_and_the_latest_is_found(tmp_path):
     model = tiny_model()
     for step in (5, 10, 15):
         save_checkpoint(tmp_path, model, step)
-    save_checkpoint(tmp_path, model, 10)  # the same step again replaces it
+    trained(model)
+    save_checkpoint(tmp_path, model, 10)  # the same step again replaces it, and the old copy is deleted
     assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 10, 15]
     assert read_info(tmp_path)[1]["step"] == 15
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-0000005", "ckpt-0000010", "ckpt-0000015"]
+    again, _ = load_model(tmp_path / "ckpt-0000010")
+    assert all(np.array_equal(again.params[name], value) for name, value in model.params.items())
+
+
+def test_a_model_loads_in_its_saved_dtype_or_the_one_asked_for(tmp_path):
+    model = tiny_model()
+    save_checkpoint(tmp_path, model, 1)
+    default, info = load_model(tmp_path)
+    assert info["dtype"] == "float32" and default.dtype == np.float32
+    wide, _ = load_model(tmp_path, dtype="float64")  # float64, as a gradient check needs
+    assert wide.dtype == np.float64 and all(p.dtype == np.float64 for p in wide.params.values())
+    assert all(np.array_equal(wide.params[name], value) for name, value in model.params.items())
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path):
