@@ -36,9 +36,10 @@ def save_file(tensors, path, metadata=None):
         raise ValueError(f"safetensors: {METADATA!r} is the format's name for the metadata, not a tensor's")
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
+        # the format is little-endian; converted first, as CODES holds the native (little-endian) dtypes only
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
         if array.dtype not in CODES:
             raise TypeError(f"safetensors: tensor {name!r} has unsupported dtype {array.dtype}")
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
         header[name] = {"dtype": CODES[array.dtype], "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes

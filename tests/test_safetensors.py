@@ -28,6 +28,9 @@ def test_byte_layout_follows_the_format(tmp_path):
     assert n % 8 == 0
     assert header["x"] == {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
     assert raw[8 + n:] == np.array([1.0, 2.0], dtype="<f4").tobytes()
+    # a big-endian array (read from a file written on such a machine, say) is written little-endian
+    save_file({"x": np.array([1.0, 2.0], dtype=">f4")}, tmp_path / "big.safetensors")
+    assert (tmp_path / "big.safetensors").read_bytes() == raw
 
 
 def test_reference_package_reads_ours_and_we_read_its(tmp_path, rng):
