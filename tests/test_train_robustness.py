@@ -162,7 +162,13 @@ def test_empty_text_files_in_a_data_folder_are_left_out(tmp_path):
         read_text(tmp_path)
 
 
-def test_a_model_larger_than_the_machine_is_refused_before_allocating():
+def test_a_model_larger_than_the_machine_is_refused_before_allocating(monkeypatch):
+    # on a machine of 1 MiB, the default model's 6.7 MB of weights and gradients: a guard that broke fails here,
+    # cleanly, before the real check below would allocate 175B parameters until the system kills the process
+    monkeypatch.setattr(minigpt.model, "physical_memory", lambda: 2**20)
+    with pytest.raises(ValueError, match=r"a GPT of 834,432 parameters needs 0.0 GiB .* this machine has 0.0 GiB"):
+        minigpt.GPT(minigpt.GPTConfig(vocab_size=65, block_size=256, n_layer=4, n_head=4, n_embd=128))
+    monkeypatch.undo()
     with pytest.raises(ValueError, match=r"a GPT of 174,604,259,328 parameters needs [\d,.]+ GiB for its weights and "
                                          r"gradients in float32; this machine has"):
         minigpt.GPT(minigpt.GPTConfig.preset("gpt3-175b", vocab_size=50257))
