@@ -237,3 +237,28 @@ def test_a_split_pattern_that_drops_text_is_refused():
     with pytest.raises(ValueError, match="has capturing groups"):  # findall would return the groups
         BPETokenizer.from_dict(dict(d, pattern="(a)|."))
     assert BPETokenizer.from_dict(d).decode(BPETokenizer.from_dict(d).encode("abc, hello!")) == "abc, hello!"
+
+
+def write_gpt2_style_files(folder, merges_text, extra=None):
+    """encoder.json + vocab.bpe in GPT-2's format for a toy vocabulary: the 256 bytes (id = byte), "ab" = 256,
+    "abc" = 257, <|endoftext|> = 258, and `extra` entries."""
+    from minigpt.tokenizer import bytes_to_unicode
+    encoder = {char: b for b, char in bytes_to_unicode().items()} | {"ab": 256, "abc": 257, "<|endoftext|>": 258}
+    (folder / "encoder.json").write_text(json.dumps(encoder | (extra or {})))
+    (folder / "vocab.bpe").write_bytes(merges_text.encode())
+    return folder / "encoder.json", folder / "vocab.bpe"
+
+
+@pytest.mark.parametrize("merges_text", ["#version: 0.2\na b\nab c\n", "#version: 0.2\r\na b\r\nab c\r\n",
+                                         "#version: 0.2\ra b\rab c", "#version: 0.2\na b\n\nab c\n\n"])
+def test_gpt2_style_files_read_with_any_line_ends_and_blank_lines(tmp_path, merges_text):
+    tok = BPETokenizer.from_gpt2_files(*write_gpt2_style_files(tmp_path, merges_text))
+    # both merges read, whatever ends the lines (a blank line is skipped, not the end of the merges)
+    assert tok.merges == {(97, 98): 256, (256, 99): 257} and tok.special_tokens == {"<|endoftext|>": 258}
+    assert tok.encode("abc abd") == [257, ord(" "), 256, ord("d")]
+
+
+def test_gpt2_style_files_with_an_entry_the_merges_do_not_make_are_refused(tmp_path):
+    files = write_gpt2_style_files(tmp_path, "#version: 0.2\na b\nab c\n", extra={"ba": 5})  # a second id 5
+    with pytest.raises(ValueError, match=r"encoder.json has 260 tokens; expected 256 bytes \+ 2 merges \+ 1 special"):
+        BPETokenizer.from_gpt2_files(*files)

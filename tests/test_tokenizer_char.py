@@ -50,6 +50,9 @@ def test_special_tokens_are_appended_and_only_recognised_when_allowed():
     assert tok.encode("<s>A", allowed_special={"<s>"}) == [n + 1, tok.stoi["A"]]
     with pytest.raises(ValueError, match="'<'"):  # "<e>" is not allowed here, so it is text, and '<' is unknown
         tok.encode("<s>A<e>", allowed_special={"<s>"})
+    # one special token a prefix of another: the longer one is the token wherever its whole text is there
+    longer = tok.add_special_tokens(["<s>A"])[0]
+    assert tok.encode("<s>A<s>l", allowed_special="all") == [longer, n + 1, tok.stoi["l"]]
 
 
 def test_special_text_is_ordinary_text_by_default():
@@ -89,6 +92,8 @@ def test_encode_and_decode_errors():
         tok.decode([-1])
     with pytest.raises(TypeError, match="must be integers"):
         tok.decode([0, 1.0])
+    with pytest.raises(TypeError, match="must be integers, got True"):  # a bool is an int to Python, not an id
+        tok.decode([0, True])
     with pytest.raises(TypeError):
         tok.decode("abc")
     with pytest.raises(ValueError, match="not special tokens"):

@@ -127,7 +127,7 @@ def read_merge_lines(vocab_bpe):
     merges = []
     for number, line in enumerate(lines[1:], start=2):
         if not line:
-            continue  # the trailing newline
+            continue  # a blank line: the trailing newline leaves one
         parts = line.split(" ")
         if len(parts) != 2:
             raise ValueError(f"{vocab_bpe}, line {number}: expected two tokens separated by a space, got {line!r}")
