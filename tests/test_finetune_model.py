@@ -68,6 +68,21 @@ def test_new_token_rows_keep_the_old_ones_and_are_scored_by_the_head():
             model.add_token_embeddings(bad)
 
 
+def test_the_task_tokens_rows_follow_the_seed_and_the_head_its_defaults():
+    from minigpt.finetune import TaskModel
+    from minigpt.finetune.tokens import add_task_tokens
+    from minigpt.tokenizer import CharTokenizer
+    rows = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        gpt = tiny_gpt()
+        tokens = add_task_tokens(gpt, CharTokenizer.train("abcdefghijk"), seed=seed)
+        rows[name] = gpt.params["wte.weight"][tokens.first_new_id:]  # start, delimiter, extract
+    assert rows["a"].shape == (3, 8) and np.array_equal(rows["a"], rows["b"]) and not np.allclose(rows["a"], rows["c"])
+    assert TaskModel(tiny_gpt(), "classification", 2).aux_lm == 0.5  # the paper's λ
+    with pytest.raises(ValueError, match="a regression head has one output and is for similarity"):
+        TaskModel(tiny_gpt(), "classification", 1, regression=True)
+
+
 def test_new_token_rows_join_the_flat_buffer_of_a_gpu_model():
     model = tiny_gpt()  # the GPU layout (minigpt/flat.py), built here over NumPy arrays
     model.flat = FlatParameters(model.sublayers())
