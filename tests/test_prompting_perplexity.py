@@ -60,6 +60,16 @@ def test_stride_of_a_whole_context_reads_the_text_in_chunks():
     assert got["windows"] == 4 and got["nats"] == pytest.approx(want, rel=1e-10)
 
 
+def test_the_default_stride_is_half_the_context_and_progress_counts_windows():
+    from minigpt.prompting.perplexity import default_stride
+    assert [default_stride(t) for t in (1, 2, 8, 9, 1024)] == [1, 1, 4, 4, 512]
+    model, ids, calls = spread_model(), np.random.default_rng(2).integers(0, V, 6 * T), []
+    assert score_tokens(model, ids)["stride"] == T // 2
+    got = score_tokens(model, ids, stride=2, batch_size=3, progress=lambda done, total: calls.append((done, total)))
+    n = got["windows"]
+    assert calls == [(min(k, n), n) for k in range(3, n + 3, 3)]  # windows done after each batch of 3, of all
+
+
 @pytest.mark.parametrize("stride", [1, 2, 3, 5, 7, 8])
 @pytest.mark.parametrize("n_ids", [2, 5, 9, 10, 30])
 def test_any_stride_scores_each_token_once_with_at_least_its_promised_context(stride, n_ids):

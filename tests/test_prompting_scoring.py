@@ -5,7 +5,7 @@ from conftest import requires_core
 
 from minigpt.config import GPTConfig
 from minigpt.model import GPT
-from minigpt.prompting.scoring import aggregate, score_candidates
+from minigpt.prompting.scoring import aggregate, gather_logprobs, score_candidates
 
 V = 23
 
@@ -118,3 +118,10 @@ def test_aggregate_rules():
     assert aggregate(logprobs, texts, "total").argmax() == 0 and aggregate(logprobs, texts, "per_token").argmax() == 1
     with pytest.raises(ValueError, match="unknown scoring 'mean'"):
         aggregate(logprobs, texts, "mean")
+
+
+def test_log_probabilities_of_logits_far_beyond_exp_s_range():
+    # exp(1000) overflows float64: the max is taken out first, so confident logits give finite log-probabilities
+    logits = np.array([[[1000.0, 0.0, -1000.0], [-2000.0, -2000.0, -2000.0]]])
+    got = gather_logprobs(logits, np.array([[1, 0]]))
+    assert np.allclose(got, [[-1000.0, -np.log(3)]], rtol=0, atol=1e-9)

@@ -37,8 +37,22 @@ def test_every_task_name_has_a_default_that_fits_its_shape_and_labels():
         if shape not in ("multiple-choice", "completion"):
             words = label_words(template, labels, regression=is_regression(name))
             assert len(words) == (len(labels) if labels else 6) and all(w.strip() for w in words)
-    assert label_words(default_template("mnli"), GLUE_FORMATS["mnli"].labels) == ("True", "Neither", "False")
-    assert label_words(default_template("cola"), GLUE_FORMATS["cola"].labels) == ("no", "yes")
+    # each class's word, written out: a swapped pair would invert every zero-shot prediction of its task
+    expected = {"sst2": {"negative": "negative", "positive": "positive"},
+                "movie-reviews": {"negative": "negative", "positive": "positive"},
+                "cola": {"unacceptable": "no", "acceptable": "yes"},
+                "mnli": {"entailment": "True", "neutral": "Neither", "contradiction": "False"},
+                "snli": {"entailment": "True", "neutral": "Neither", "contradiction": "False"},
+                "rte": {"entailment": "True", "not_entailment": "False"},
+                "qnli": {"entailment": "yes", "not_entailment": "no"},
+                "mrpc": {"not_equivalent": "no", "equivalent": "yes"},
+                "qqp": {"not_duplicate": "no", "duplicate": "yes"},
+                "shakespeare-follows": {"does not follow": "no", "follows": "yes"},
+                "shakespeare-same-play": {"different": "no", "same": "yes"},
+                "shakespeare-genre": {"comedy": "comedy", "history": "history", "tragedy": "tragedy"}}
+    for name, words in expected.items():
+        labels = shape_and_labels(name)[1]
+        assert dict(zip(labels, label_words(default_template(name), labels))) == words, name
 
 
 def test_fill_and_answer_text():
@@ -116,6 +130,7 @@ def test_label_words_rejects_a_word_shared_by_two_classes():
 def test_parse_verbalizer():
     assert parse_verbalizer("no,yes") == ("no", "yes")
     assert parse_verbalizer("entailment=yes,not_entailment=no") == {"entailment": "yes", "not_entailment": "no"}
+    assert parse_verbalizer("equal=a=b,other=no") == {"equal": "a=b", "other": "no"}  # the first = splits
     with pytest.raises(ValueError, match="empty word"):
         parse_verbalizer("no,,yes")
     with pytest.raises(ValueError, match="mixes"):
