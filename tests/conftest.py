@@ -47,14 +47,18 @@ def assert_gradient_matches(analytic, f, x, df, tol, name):
     assert rel_error(analytic, numeric) < tol, name
 
 
+def child_pythonpath():
+    """PYTHONPATH for a child interpreter that must import this minigpt: its folder first, then the caller's own
+    entries. (Run the child outside the repository root, which would put the source tree, without _core, first.)"""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(minigpt.__file__)))
+    return os.pathsep.join([package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+
+
 def run_with_threads(script, threads, tmp_path):
     """Run `script` in a fresh interpreter with OMP_NUM_THREADS=threads; return the arrays it saved
     (the script writes an .npz to the path it gets as sys.argv[1])."""
     path = tmp_path / f"threads{threads}.npz"
-    # the folder holding the minigpt package, so the child imports this minigpt
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(minigpt.__file__)))
-    pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(pythonpath))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=child_pythonpath())
     # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
     result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import minigpt
+from conftest import child_pythonpath
 from minigpt.checkpoint import list_checkpoints, read_info
 from minigpt.data import get_batch
 from minigpt.distributed import SingleProcess, get_world, launched_size, parameter_checksum
@@ -39,9 +40,7 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16
 
 
 def child_env():
-    package_root = str(Path(minigpt.__file__).resolve().parent.parent)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=child_pythonpath())
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")  # Open MPI refuses root otherwise
     for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
         env.pop(name, None)  # a single-process child must not believe it runs under mpiexec

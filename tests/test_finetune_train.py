@@ -278,8 +278,8 @@ def test_what_a_killed_save_left_is_removed_by_the_next_run(tmp_path, capsys):
     assert not left.exists() and "left by a save that was killed midway; removed" in capsys.readouterr().out
 
 
-def sources(encoded_examples):
-    return [e.source for e in encoded_examples]
+def sources(examples):
+    return [e.source for e in examples]
 
 
 def test_the_run_takes_its_dropout_schedule_and_subsets_from_the_settings(tmp_path):
@@ -299,7 +299,7 @@ def test_the_run_takes_its_dropout_schedule_and_subsets_from_the_settings(tmp_pa
     assert sources(other_data_seed.train_set) == sources(run.train_set) != sources(other_seed.train_set)
     assert sources(other_seed.dev_set) == sources(run.dev_set) != sources(other_data_seed.dev_set)
     # the dev examples `minigpt evaluate --max-eval 6 --seed 7` scores (test_prompting_evaluate checks its side)
-    assert sources(run.dev_set) == [e.source for e in dev_subset(run.task.dev, 6, 7)]
+    assert sources(run.dev_set) == sources(dev_subset(run.task.dev, 6, 7))
 
 
 def test_an_epochs_training_losses_are_means_over_its_steps():

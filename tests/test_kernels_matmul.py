@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minigpt
-from conftest import requires_core, run_with_threads
+from conftest import child_pythonpath, requires_core, run_with_threads
 from minigpt import kernels
 
 VARIANTS = [(False, False), (False, True), (True, False), (True, True)]  # (trans_a, trans_b)
@@ -139,9 +138,7 @@ np.savez(sys.argv[1], **saved)
 
 def run_child(script, env_extra, tmp_path, *args):
     """Run `script` in a fresh interpreter with extra environment variables; return the CompletedProcess."""
-    package_root = os.path.dirname(os.path.dirname(minigpt.__file__))  # so the child imports this minigpt
-    pythonpath = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), **env_extra)
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(), **env_extra)
     # cwd=tmp_path: from the repository root, the child would import the source tree, which has no _core
     return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from conftest import requires_core, run_with_threads
+from conftest import child_pythonpath, requires_core, run_with_threads
 from minigpt.finetune import trainable_parameters
 from test_finetune_gradcheck import tiny_task_model
 
@@ -129,10 +129,8 @@ def test_the_run_banner_names_the_backend_and_its_threads():
 def test_the_spin_count_is_set_only_while_core_loads_and_only_if_the_user_chose_none(tmp_path, chosen):
     # kernels/backend.py: GOMP_SPINCOUNT=1000 while _core loads, unless the user set a wait policy; afterwards
     # the environment is the user's again, so child processes and other libraries keep their own defaults
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(minigpt.__file__)))
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env.update(chosen, PYTHONPATH=os.pathsep.join([package_root, *filter(None, env.get("PYTHONPATH", "").split(
-        os.pathsep))]))
+    env.update(chosen, PYTHONPATH=child_pythonpath())
     script = ("import os, minigpt.kernels.backend as b; "
               "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), b._WAIT_POLICY_CHOSEN)")
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
