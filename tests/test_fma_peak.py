@@ -24,6 +24,7 @@ def test_a_measurement_per_round_on_the_path_and_threads_asked_for():
     ({"rounds": 0}, "rounds >= 1"),
     ({"seconds": 0.0}, "seconds in"),
     ({"seconds": float("nan")}, "seconds in"),
+    ({"seconds": 61.0, "rounds": 1}, "seconds in"),  # over the 60 s cap
 ])
 def test_bad_arguments_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -151,7 +151,8 @@ def simd(request, monkeypatch):
 # head sizes 3, 5, 10 and 13: rows that end in a partial vector on every path, alone in its block of
 # columns (3, 10) or after a whole vector (5, 13)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 24), (2, 1, 17, 80), (1, 2, 65, 32), (1, 1, 200, 64), (1, 1, 70, 128),
-                                   (1, 1, 23, 3), (1, 1, 37, 5), (1, 1, 45, 10), (2, 1, 70, 13)])
+                                   (1, 1, 23, 3), (1, 1, 37, 5), (1, 1, 45, 10), (2, 1, 70, 13),
+                                   (1, 1, 70, 17)])  # hs = 17: one float in the last vector on every path
 @pytest.mark.parametrize("dropout_p", [0.0, 0.2])
 def test_every_simd_path_matches_reference(simd, shape, dropout_p):
     (q, k, v, dout), core = core_results(shape, dropout_p)
@@ -180,7 +181,7 @@ def test_naive_kernels_match_reference(shape, dropout_p):
 
 @requires_core
 @pytest.mark.parametrize("growth", [0.5, -0.5])
-def test_core_online_softmax_survives_huge_scores(growth):
+def test_core_online_softmax_survives_huge_scores(simd, growth):
     # Scores s_ij = growth * j * sqrt(hs) / 4 run from 0 to about +-500 along each row: exp(500) overflows
     # float32, so only a softmax that subtracts the running max survives; with growth > 0 every new key
     # tile raises the max, so the rescaling of what was summed before is exercised at every tile.
@@ -245,6 +246,47 @@ def test_core_drops_the_reference_weights(p, seed):
     expected = np.where(causal, 1.0 / np.arange(1, T + 1)[:, None], 0.0) / (1 - p)
     np.testing.assert_allclose(out[:, :, causal][kept], np.broadcast_to(expected[causal], kept.shape)[kept],
                                rtol=1e-6)
+
+
+def unsplitmix64(z):
+    """The seed-side input x with splitmix64's finaliser of x = z: each step of the finaliser undone in reverse."""
+    mask64 = (1 << 64) - 1
+
+    def unshift(y, s):  # the x with x ^ (x >> s) = y, found from the top bits down
+        x = y
+        for _ in range(64 // s + 1):
+            x = y ^ (x >> s)
+        return x
+
+    z = unshift(z, 31)
+    z = (z * pow(0x94D049BB133111EB, -1, 1 << 64)) & mask64
+    z = unshift(z, 27)
+    z = (z * pow(0xBF58476D1CE4E5B9, -1, 1 << 64)) & mask64
+    return unshift(z, 30)
+
+
+@requires_core
+@pytest.mark.parametrize("p", [0.25, 0.5])
+@pytest.mark.parametrize("above", [-1, 0])
+def test_core_drops_a_weight_whose_hash_is_one_below_the_threshold(p, above):
+    # The one weight of T = 1 (counter 1) is kept exactly when the top 24 bits of its hash are >= p * 2^24:
+    # a seed is built whose hash lands one below that threshold (dropped) or on it (kept), where a threshold
+    # rounded differently (p * (2^24 - 1), say) would keep or drop it unlike the NumPy reference.
+    threshold = int(p * 2**24)
+    hashed = ((threshold + above) << 40) | 0x0123456789
+    seed = (unsplitmix64(hashed) - 0x9E3779B97F4A7C15) % 2**64
+    kept = above >= 0
+    assert splitmix64_keep(seed, 0, p) == kept
+    assert bool(kernels.dropout_keep_mask(seed, (1, 1, 1, 1), p).item()) == kept
+    q = k = np.zeros((1, 1, 1, 4), dtype=np.float32)
+    v = dout = np.array([[[[1.0, -2.0, 3.0, 0.5]]]], dtype=np.float32)
+    expected = v / (1 - p) if kept else np.zeros_like(v)
+    for forward, backward in [(kernels._core.attention_forward, kernels._core.attention_backward),
+                              (kernels._core.attention_forward_naive, kernels._core.attention_backward_naive)]:
+        out, lse = forward(q, k, v, p, seed)
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
+        _, _, dv = backward(dout, q, k, v, out, lse, p, seed)
+        np.testing.assert_allclose(dv, expected, rtol=1e-6)  # dv = P keep / (1 - p) dout, with P = 1
 
 
 @requires_core

@@ -126,6 +126,23 @@ def test_core_huge_scores_do_not_overflow():
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+@requires_core
+def test_every_simd_path_scores_far_below_zero_do_not_underflow(simd):
+    # Every score near -250: exp(score - max) needs the true max of the row, not a max that starts at 0,
+    # which would underflow every weight to 0 and leave 0 / 0.
+    B, Tn, NH, hs, Tmax, pos = 1, 2, 2, 16, 10, 6
+    qkv, k_cache, v_cache = random_step(np.random.default_rng(6), B, Tn, NH, hs, Tmax, pos)
+    C = NH * hs
+    qkv[..., :C] = 8.0 + qkv[..., :C]  # q > 0
+    qkv[..., C:2 * C] = -8.0 - qkv[..., C:2 * C]  # new keys < 0
+    k_cache[:] = -8.0 - k_cache  # cached keys < 0
+    expected = kernels.attention_cached(qkv.astype(np.float64), k_cache.astype(np.float64),
+                                        v_cache.astype(np.float64), pos)
+    y = kernels.attention_cached(qkv, k_cache, v_cache, pos, backend="cpu")
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- threads
 
 THREADS_SCRIPT = """
@@ -192,8 +209,10 @@ def test_core_rejects_bad_input(args, error, message):
 
 
 @requires_core
-def test_core_rejects_read_only_cache():
-    k_cache = CACHE.copy()
-    k_cache.flags.writeable = False
+@pytest.mark.parametrize("read_only", ["k", "v"])
+def test_core_rejects_read_only_cache(read_only):
+    caches = {"k": CACHE.copy(), "v": CACHE.copy()}
+    caches[read_only].flags.writeable = False
     with pytest.raises(ValueError, match="must be writeable"):
-        kernels.attention_cached(QKV, k_cache, CACHE.copy(), 0, backend="cpu")
+        kernels.attention_cached(QKV, caches["k"], caches["v"], 0, backend="cpu")
+    np.testing.assert_array_equal(caches[read_only], CACHE)  # nothing was written into it

@@ -171,6 +171,21 @@ def test_adamw_rejects_bad_input_and_writes_nothing(args, error, message):
     np.testing.assert_allclose(v, 0.01 * g * g, rtol=1e-5)
 
 
+@pytest.mark.parametrize("index, value", [(0, -0.1), (1, 1.0), (1, -0.1), (2, 1.0), (2, -0.1), (3, -1e-8), (4, -0.01),
+                                          (4, math.nan), (4, math.inf), (0, math.inf), (5, 0.0), (5, 1.5), (6, 0.0),
+                                          (6, 1.5)])
+def test_adamw_rejects_hyperparameters_out_of_range(index, value):
+    # lr, betas, eps, weight_decay, bias1, bias2 (ARGS' order): finite, lr, eps, weight_decay >= 0, the betas in
+    # [0, 1), bias1 and bias2 (1 - beta^t) in (0, 1]. beta2 = 1 would freeze v; bias1 = 1.5 would scale the step.
+    args = list(ARGS)
+    args[index] = value
+    p, m, v, g = np.ones(4, F), np.zeros(4, F), np.zeros(4, F), np.array([1.0, -2.0, 0.5, 0.0], F)
+    with pytest.raises(ValueError, match="adamw_update: lr, betas, eps, weight_decay, bias1, bias2 must be finite"):
+        kernels._core.adamw_update(p, m, v, g, *args)
+    np.testing.assert_array_equal(p, np.ones(4, F))  # nothing was written
+    np.testing.assert_array_equal(m, np.zeros(4, F))
+
+
 # The NumPy references (backend="numpy") refuse what the compiled kernels refuse, in the bindings' words, where
 # NumPy itself would broadcast or wrap the bad argument into a silently wrong answer.
 A, B1 = np.ones((3, 4), F), np.ones((4, 5), F)

@@ -36,6 +36,27 @@ def test_cpu_matches_numpy(rng, N, V):
 
 
 @requires_core
+def test_cpu_ignores_every_negative_target_not_only_minus_one(rng):
+    # A negative target marks a padded row, whatever its value (-100 is PyTorch's ignore_index): loss 0 and a
+    # gradient of 0 there. A kernel that took only -1 for padding would subtract dloss at logits[r, -100], a
+    # row further back, and leave the padded row's softmax in place.
+    N, V = 6, 65
+    z = (rng.standard_normal((N, V)) * 3).astype(np.float32)
+    t = np.array([3, -100, 64, -1, 0, -7])
+    counted = t >= 0
+    z64 = z.astype(np.float64)
+    lse64 = np.log(np.exp(z64).sum(1))
+    losses, lse = kernels.cross_entropy_forward(z, t, backend="cpu")
+    np.testing.assert_allclose(losses, np.where(counted, lse64 - z64[np.arange(N), np.where(counted, t, 0)], 0.0),
+                               rtol=1e-5, atol=1e-6)
+    dz = kernels.cross_entropy_backward(z, lse, t, 0.25, backend="cpu")
+    expected = np.exp(z64 - lse64[:, None])
+    expected[np.arange(N)[counted], t[counted]] -= 1.0
+    expected[~counted] = 0.0
+    np.testing.assert_allclose(dz, 0.25 * expected, rtol=1e-4, atol=1e-7)
+
+
+@requires_core
 def test_cpu_errors():
     z = np.zeros((2, 3), np.float32)
     with pytest.raises(ValueError, match="out of range"):

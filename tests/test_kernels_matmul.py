@@ -92,6 +92,19 @@ def test_core_empty_sizes(M, N, K, trans_a, trans_b):
     np.testing.assert_array_equal(kernels.matmul(a, b, trans_a, trans_b, backend="cpu"), np.zeros((M, N)))
 
 
+@requires_core
+@pytest.mark.parametrize("M, N, K", [(15, 33, 385), (29, 97, 769), (1, 50, 385), (3, 1500, 9), (64, 160, 400)])
+@pytest.mark.parametrize("trans_a, trans_b", VARIANTS)
+def test_core_adds_the_bias_after_the_whole_sum(M, N, K, trans_a, trans_b):
+    # The bias goes in last, after every kc block of the sum (K > 384: two or three blocks), as in the NumPy
+    # reference: so the product with a bias is the product without it plus the bias, bit for bit. Added with the
+    # first block instead, it would be rounded into the partial sums, a difference no tolerance would see.
+    a, b, bias = make_operands(np.random.default_rng(M + N + K), M, N, K, trans_a, trans_b)
+    bias *= 100.0  # large against the partial sums, so that adding it early changes their rounding
+    with_bias = kernels.matmul(a, b, trans_a, trans_b, bias, backend="cpu")
+    np.testing.assert_array_equal(with_bias, kernels.matmul(a, b, trans_a, trans_b, backend="cpu") + bias)
+
+
 # ----------------------------------------------------------------------------- every SIMD path, 1 and 2 threads
 
 SIMD_PATHS = ["avx512", "avx2", "portable"]
