@@ -116,3 +116,80 @@ def test_embedding_rejects_bad_tables_ids_and_gradients():
                                   [[[8.0, 9.0], [0.0, 1.0]]])
     kernels.embedding_backward(dw, dev([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), cupy.asarray([1, 3, 1]), backend="cuda")
     np.testing.assert_allclose(host(dw), [[0, 0], [6, 8], [0, 0], [3, 4], [0, 0]])  # id 1 twice: the rows add
+
+
+def test_embedding_ids_that_skip_the_range_check_stay_inside_the_table():
+    # checked=True (the ids were checked on the host) skips the binding's range check: an id outside [0, V)
+    # that gets through anyway must still read and write nothing outside the table, as the kernels promise:
+    # its forward row is zeros and its backward adds nothing. The tables are views of buffers one row longer,
+    # whose extra row shows a read past the end (a 7 in the output) or a write (a change).
+    V, C = 4, 3
+    table = dev(np.full((V + 1, C), 7.0))
+    table[:V] = dev(np.arange(V * C).reshape(V, C))
+    w = table[:V]
+    assert w.flags.c_contiguous
+    out = kernels.embedding_forward(cupy.asarray([1, V, -1]), w, backend="cuda", checked=True)
+    np.testing.assert_array_equal(host(out), [[3.0, 4.0, 5.0], [0.0] * C, [0.0] * C])
+    grads = dev(np.zeros((V + 1, C)))
+    kernels.embedding_backward(grads[:V], dev(np.ones((3, C))), cupy.asarray([V, 2, -1]), backend="cuda",
+                               checked=True)
+    expected = np.zeros((V + 1, C))
+    expected[2] = 1.0
+    np.testing.assert_array_equal(host(grads), expected)  # the row past the table untouched
+
+
+def test_fused_attention_rejects_no_heads_empty_rows_and_a_wrong_dy():
+    # n_head = 0 would divide by zero in the binding's shape check (the process dies of SIGFPE); an empty last
+    # axis would pass "3 * n_head * hs" with hs = 0 and hand back an lse nobody wrote
+    qkv = dev(np.ones((2, 5, 24)))
+    with pytest.raises(ValueError, match="for n_head = 0"):
+        kernels.attention_forward_fused(qkv, 0, backend="cuda")
+    with pytest.raises(ValueError, match="for n_head = 0"):
+        kernels.attention_backward_fused(dev(np.ones((2, 5, 8))), qkv, dev(np.ones((2, 5, 8))),
+                                         dev(np.zeros((2, 1, 5))), 0, backend="cuda")
+    with pytest.raises(ValueError, match="hs >= 1"):
+        kernels.attention_forward_fused(dev(np.ones((2, 5, 0))), 1, backend="cuda")
+    y, lse = kernels.attention_forward_fused(qkv, 2, backend="cuda")
+    with pytest.raises(ValueError, match=r"dy must have the shape of y \(2, 5, 8\), got \(2, 4, 8\)"):
+        kernels.attention_backward_fused(y[:, :4].copy(), qkv, y, lse, 2, backend="cuda")
+    # all ones: every weight averages equal values, so y and the value rows agree
+    np.testing.assert_allclose(host(kernels.attention_forward_fused(qkv, 2, backend="cuda")[0]), np.ones((2, 5, 8)))
+
+
+def test_shape_checks_the_other_tests_leave_out():
+    # each would otherwise let a kernel read past an array (or take the wrong numbers) without a word
+    x, w = dev(np.ones((4, 3))), dev(np.ones(3))
+    _, mean, rstd = kernels.layernorm_forward(x, w, w, backend="cuda")
+    with pytest.raises(ValueError, match="mean and rstd must hold one value per row"):
+        kernels.layernorm_backward(x, x, mean, rstd[:3].copy(), w, backend="cuda")
+    with pytest.raises(ValueError, match=r"layernorm_forward: b must have shape \(3,\), got \(2,\)"):
+        kernels.layernorm_forward(x, w, dev(np.ones(2)), backend="cuda")
+    with pytest.raises(ValueError, match=r"bias must have shape \(N,\) = \(4,\), got \(4, 1\)"):
+        kernels.matmul(dev(np.ones((2, 3))), dev(np.ones((3, 4))), bias=dev(np.ones((4, 1))), backend="cuda")
+    with pytest.raises(ValueError, match=r"cross_entropy_forward: logits must be 2-D \(N, V\)"):
+        kernels.cross_entropy_forward(dev(np.ones((2, 3, 4))), cupy.asarray([0, 1]), backend="cuda")
+    with pytest.raises(ValueError, match=r"adamw_update: p must have the shape of g \(4,\), got \(5,\)"):
+        kernels.adamw_update(dev(np.ones(5)), dev(np.zeros(4)), dev(np.zeros(4)), dev(G), *ARGS, backend="cuda")
+    with pytest.raises(ValueError, match="softmax_forward: x must have at least 1 dimension"):
+        kernels.softmax_forward(dev(np.float32(1.0)), backend="cuda")
+    q = dev(np.ones((1, 1, 4, 8)))
+    with pytest.raises(ValueError, match=r"dropout_p must be in \[0, 1\), got nan"):
+        kernels.attention_forward(q, q, q, float("nan"), 0, backend="cuda")
+    np.testing.assert_allclose(host(kernels.matmul(x, w.reshape(3, 1).copy(), backend="cuda")), np.full((4, 1), 3.0))
+
+
+def test_attention_refuses_an_empty_head():
+    # hs = 0 would make the scale 1/sqrt(hs) infinite, and the kernels return before writing lse: refused in the
+    # CPU kernels' words by every version, tuned, tensor-core and teaching, rather than handing back an unwritten lse
+    from minigpt import _cuda
+    q, lse = dev(np.ones((1, 2, 4, 0))), dev(np.zeros((1, 2, 4)))
+    empty_head = r"the head size hs \(last axis of q\) must be at least 1, got hs = 0"
+    for forward in (_cuda.attention_forward, _cuda.attention_forward_mma, _cuda.attention_forward_naive):
+        with pytest.raises(ValueError, match=empty_head):
+            forward(q, q, q)
+    for backward in (_cuda.attention_backward, _cuda.attention_backward_naive):
+        with pytest.raises(ValueError, match=empty_head):
+            backward(q, q, q, q, q, lse)
+    out, lse = kernels.attention_forward(dev(np.ones((1, 2, 4, 1))), dev(np.ones((1, 2, 4, 1))),
+                                         dev(np.full((1, 2, 4, 1), 3.0)), backend="cuda")
+    np.testing.assert_allclose(host(out), 3.0)  # and the next call works: every weight on the same value

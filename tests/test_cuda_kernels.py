@@ -244,6 +244,22 @@ def test_matmul_keeps_nan_and_inf(rng, request, use_tf32):
     assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and np.isfinite(out[2:]).all()
 
 
+@pytest.mark.parametrize("variant", [*TUNED, "tf32"])
+def test_matmul_split_k_keeps_nan_and_inf_in_their_rows(rng, request, variant):
+    # K split across blocks (outputs added with atomicAdd) and N = 71: the last group of 4 columns (of 2 with
+    # TF32) reaches past the row. Its outputs past N are NaN (inf * a zero of the padding) in a row that holds an
+    # inf, and must not be added into the start of the next row.
+    M, K, N = 100, 5000, 71
+    if variant == "tf32":
+        request.getfixturevalue("tf32")
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    a[0, 3], a[1, 5] = np.nan, np.inf
+    b = np.abs(rng.standard_normal((K, N))).astype(np.float32) + 0.1  # positive: row 1 sums to +inf, not NaN
+    out = cupy.asnumpy(MATMULS[variant if variant != "tf32" else "matmul"](cupy.asarray(a), cupy.asarray(b), False,
+                                                                           False, None))
+    assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and np.isfinite(out[2:]).all()
+
+
 @pytest.mark.parametrize("use_tf32", [False, True], ids=["fp32", "tf32"])
 def test_matmul_empty_and_zero_k(rng, request, use_tf32):
     if use_tf32:
@@ -287,6 +303,17 @@ def test_bias_grad_is_deterministic_and_adds_into_a_flat_view(rng):
     kernels.bias_grad(dout, view, backend="cuda")
     assert rel(flat[64:448], host(dout).sum(axis=0)) < FWD
     assert not cupy.any(flat[:64]) and not cupy.any(flat[448:])  # nothing outside the slice
+
+
+@pytest.mark.parametrize("variant", list(BIAS_GRADS))
+def test_bias_grad_adds_into_a_flat_view_and_nowhere_else(rng, variant):
+    # C = 384 columns: not a multiple of the 256 threads of a block, so threads past the last column exist and
+    # must write nothing (a layer's bias gradient is a view of the flat buffer: its neighbours follow it)
+    dout = dev(rng.standard_normal((100, 384)))
+    flat = dev(np.zeros(1000))
+    BIAS_GRADS[variant](dout, flat[64:448])
+    assert rel(flat[64:448], host(dout).sum(axis=0)) < GRAD
+    assert not cupy.any(flat[:64]) and not cupy.any(flat[448:])
 
 
 def test_bias_grad_empty_and_bad_input(rng):
@@ -392,6 +419,21 @@ def test_a_nan_logit_gives_a_nan_row_as_in_numpy(rng, V):
     assert np.isnan(host(y)[:3]).all() and rel(y[3], kernels.softmax_forward(z[3])) < FWD
 
 
+def test_softmax_and_cross_entropy_of_rows_far_below_zero(rng):
+    # Shifting by any number leaves a softmax unchanged in exact arithmetic, but in float32 only the row's own
+    # max keeps the exps in range: rows of logits near -200 have every exp(x - 0) underflow to 0, so a max
+    # that started at 0 instead of -inf would give 0 / 0.
+    x = (rng.standard_normal((5, 37)) * 3 - 200).astype(np.float32).astype(np.float64)  # as the kernels see it
+    y_ref = kernels.softmax_forward(x)
+    assert rel(kernels.softmax_forward(dev(x), backend="cuda"), y_ref) < FWD
+    assert rel(_cuda.softmax_forward_naive(dev(x)), y_ref) < FWD  # the teaching version
+    t = rng.integers(0, 37, 5)
+    losses, lse = kernels.cross_entropy_forward(x, t)
+    for got in (kernels.cross_entropy_forward(dev(x), cupy.asarray(t), backend="cuda"),
+                _cuda.cross_entropy_forward_naive(dev(x), cupy.asarray(t))):
+        assert rel(got[0], losses) < FWD and rel(got[1], lse) < FWD
+
+
 # ----------------------------------------------------------------------------- adamw, embedding
 
 def test_adamw_matches_numpy(rng):
@@ -464,6 +506,30 @@ def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, versio
                           kernels.dropout_keep_mask(seed, (B, NH, T, T), p))
 
 
+def dropout_hash_top24(seed, counter):
+    """The top 24 bits of the dropout hash of weight number `counter` (common.cuh, dropout_keep), in Python ints."""
+    mask = (1 << 64) - 1
+    z = (seed + counter * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) >> 40
+
+
+@pytest.mark.parametrize("version", ["flash", "naive", "attention_forward_mma"])
+def test_attention_dropout_keeps_a_weight_whose_hash_is_the_threshold(rng, version):
+    # kept iff hash >> 40 >= p * 2^24. A random p meets the equality once in 2^24 weights, so the bit-for-bit
+    # test above cannot tell >= from >: here p makes the threshold exactly the hash of weight (i, j)
+    B, NH, T, hs, seed, i, j = 1, 1, 64, 64, 2024, 40, 17
+    p = dropout_hash_top24(seed, i * T + j + 1) / 2**24  # exact in binary: p * 2^24 is that integer
+    assert 0 < p < 1
+    expected = kernels.dropout_keep_mask(seed, (B, NH, T, T), p) & np.tril(np.ones((T, T), bool))
+    assert expected[0, 0, i, j]
+    q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
+    v = dev(np.eye(T, hs)[None, None])  # out[i, j] = P_ij keep_ij / (1 - p): zero exactly where dropped
+    out, _ = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version][0](q, k, v, p, seed)
+    assert np.array_equal(host(out) != 0, expected)
+
+
 @pytest.mark.parametrize("version", ["flash", "attention_forward_mma"])
 def test_attention_keeps_nan_in_its_rows(rng, version):
     # a NaN in query row 5 reaches every output of row 5 (its scores, then its softmax) and nothing else;
@@ -475,6 +541,23 @@ def test_attention_keeps_nan_in_its_rows(rng, version):
     ref = kernels.attention_forward(q, k, v)[0]
     assert np.array_equal(np.isnan(out), np.isnan(ref))
     assert np.isnan(out[0, 0, 5]).all() and np.isnan(out[0, 1, 70:]).all() and np.isfinite(out[0, 1, :70]).all()
+
+
+@pytest.mark.parametrize("version", ["flash", "naive", "attention_forward_mma"])
+def test_attention_rows_of_very_different_scale(rng, version):
+    # Alternate groups of 4 queries point straight at key 0, with scores near 110 (natural-log units); the rows
+    # between keep scores near 1. Each row's softmax must be shifted by its own max: shifted by a neighbour's
+    # (150 more in log2 units) every exp of a small row underflows to 0, and 0 / 0 is NaN.
+    B, NH, T, hs = 1, 2, 64, 64
+    q, k, v = (rng.standard_normal((B, NH, T, hs)).astype(np.float32).astype(np.float64) for _ in range(3))
+    key0 = k[:, :, :1]
+    big = (np.arange(T) // 4) % 2 == 1
+    q[:, :, big] = (110 * np.sqrt(hs) * key0 / np.sum(key0 * key0, axis=-1, keepdims=True)).astype(np.float32)
+    out_ref, lse_ref = kernels.attention_forward(q, k, v)
+    out, lse = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version][0](dev(q), dev(k), dev(v),
+                                                                                       0.0, 0)
+    assert np.isfinite(host(out)).all() and np.isfinite(host(lse)).all()
+    assert rel(out, out_ref) < 1e-4 and rel(lse, lse_ref) < FWD  # scores of 110 carry float32's 1e-5 into exp
 
 
 def test_attention_long_sequence_gpt2_shape(rng):
@@ -513,6 +596,24 @@ def test_attention_on_the_fused_qkv_is_the_split_attention(rng, dropout, shape):
     out_ref, lse_ref = kernels.attention_forward(*heads, dropout, seed)
     dq_ref = kernels.attention_backward(dy_heads, *heads, out_ref, lse_ref, dropout, seed)[0]
     assert rel(dev(dq), dq_ref, floor=1e-3 * np.sqrt(dq_ref.size)) < GRAD
+
+
+@pytest.mark.parametrize("which", ["q", "k", "v", "dout"])
+def test_attention_reads_unaligned_views(rng, which):
+    # one of the arrays a contiguous view that starts 4 bytes into its buffer: the kernels may then copy none
+    # of them 16 bytes at a time (as test_matmul_reads_unaligned_views for matmul)
+    shape = (1, 2, 70, 64)
+    arrays = {name: rng.standard_normal(shape) for name in ("q", "k", "v", "dout")}
+    out_ref, lse_ref = kernels.attention_forward(arrays["q"], arrays["k"], arrays["v"])
+    grads_ref = kernels.attention_backward(arrays["dout"], arrays["q"], arrays["k"], arrays["v"], out_ref, lse_ref)
+    d = {name: dev(x) for name, x in arrays.items()}
+    d[which] = dev(np.concatenate([[0.0], arrays[which].ravel()]))[1:].reshape(shape)
+    assert d[which].flags.c_contiguous and d[which].data.ptr % 16 != 0
+    out, lse = kernels.attention_forward(d["q"], d["k"], d["v"], backend="cuda")
+    assert rel(out, out_ref) < FWD and rel(lse, lse_ref) < FWD
+    grads = kernels.attention_backward(d["dout"], d["q"], d["k"], d["v"], out, lse, backend="cuda")
+    for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):
+        assert rel(g, r) < GRAD, name
 
 
 def test_bad_fused_attention_input_raises(rng):

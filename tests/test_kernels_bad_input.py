@@ -219,6 +219,10 @@ NUMPY_BAD = [
      r"attention_backward: out must have the shape of q"),
     (lambda be: kernels.attention_backward(Q, Q, Q, Q, Q, LSE_Q[:, :1], backend=be),
      r"attention_backward: lse must have shape \(B, NH, T\) = \(1, 2, 3\)"),
+    (lambda be: kernels.attention_forward(Q[..., :0], Q[..., :0], Q[..., :0], backend=be),  # 1/sqrt(hs) = inf
+     r"attention_forward: the head size hs \(last axis of q\) must be at least 1, got q \(1, 2, 3, 0\)"),
+    (lambda be: kernels.attention_backward(*[Q[..., :0]] * 5, LSE_Q, backend=be),
+     r"attention_backward: the head size hs \(last axis of q\) must be at least 1"),
     (lambda be: kernels.embedding_forward(IDS, TABLE, backend=be),
      r"embedding_forward: index -1 out of range for a table of 3 rows"),
     (lambda be: kernels.embedding_backward(np.zeros((3, 4), F), np.ones((2, 2, 4), F), IDS + 1, backend=be),

@@ -284,8 +284,13 @@ static py::object softmax_backward_py(const py::object& dy_obj, const py::object
 
 // ----------------------------------------------------------------------------- attention
 
-// The flash kernels' shared-memory tiles are sized at compile time, up to kAttentionMaxHeadSize.
+// The flash kernels' shared-memory tiles are sized at compile time, up to kAttentionMaxHeadSize. An empty head
+// would make the scale 1/sqrt(hs) infinite, and the kernels return before writing lse: refused, as on the CPU.
 static void check_head_size(const std::string& op, int64_t hs) {
+    if (hs < 1) {
+        throw py::value_error(op + ": the head size hs (last axis of q) must be at least 1, got hs = " +
+                              std::to_string(hs));
+    }
     if (hs > kAttentionMaxHeadSize) {
         throw py::value_error(op + ": head size hs = " + std::to_string(hs) + " is larger than " +
                               std::to_string(kAttentionMaxHeadSize) + ", the largest the CUDA kernels take");

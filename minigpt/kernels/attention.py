@@ -97,6 +97,8 @@ def check_attention_inputs(op, q, dropout_p, **same_as_q):
         raise ValueError(f"{op}: q must be 4-D (B, NH, T, hs), got shape {tuple(q.shape)}")
     for name, array in same_as_q.items():
         check_same_shape(op, name, array, "q", q)
+    if q.shape[3] == 0:  # the scale 1/sqrt(hs) would be infinite
+        raise ValueError(f"{op}: the head size hs (last axis of q) must be at least 1, got q {tuple(q.shape)}")
     check_dropout_p(op, dropout_p)
 
 
