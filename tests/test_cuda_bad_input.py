@@ -1,7 +1,8 @@
 """Bad input to the CUDA kernels that test_cuda_kernels.py leaves out: AdamW (no bad-input test at all),
-softmax forward and backward, cross_entropy_backward, LayerNorm forward, GELU forward and the embedding's
-table, dtypes and dout. Each must raise TypeError/ValueError naming the argument, and the process must go
-on: the next valid call gives the numbers of a formula written here.
+softmax forward and backward, cross_entropy_backward, LayerNorm forward, GELU forward, the embedding's
+table, dtypes and dout, attention without heads or with an empty head, and inputs past a launch's grid
+limit. Each must raise TypeError/ValueError naming the argument, and the process must go on: the next
+valid call gives the numbers of a formula written here.
 
 Skipped where backend="cuda" cannot run; on the CUDA emulator:
     python tests/cuda_emulator/run.py tests/test_cuda_bad_input.py -q
@@ -193,3 +194,19 @@ def test_attention_refuses_an_empty_head():
     out, lse = kernels.attention_forward(dev(np.ones((1, 2, 4, 1))), dev(np.ones((1, 2, 4, 1))),
                                          dev(np.full((1, 2, 4, 1), 3.0)), backend="cuda")
     np.testing.assert_allclose(host(out), 3.0)  # and the next call works: every weight on the same value
+
+
+def test_launches_past_the_grid_limit_are_refused():
+    # A grid's y (and z) holds at most 65535 blocks. Each kernel that puts rows there refuses, before launching
+    # anything, the smallest input that would need one block more: the launch would fail, or, with the count cut
+    # to 16 bits, silently leave rows out. (Inputs of one column keep the arrays a few tens of MB.)
+    rows = 65535 * 64 + 1  # LayerNorm's dw/db chunks and attention's query tiles are 64 rows each
+    x = dev(np.ones((rows, 1)))
+    with pytest.raises(ValueError, match="layernorm_backward: more than 4,194,240 rows in one call"):
+        kernels.layernorm_backward(x, x, dev(np.zeros(rows)), dev(np.ones(rows)), dev(np.ones(1)), backend="cuda")
+    q = x.reshape(1, 1, rows, 1)
+    with pytest.raises(ValueError, match="attention: T is too long for one launch"):
+        kernels.attention_forward(q, q, q, backend="cuda")
+    with pytest.raises(ValueError, match=r"matmul: M is too large for one launch \(65536 row blocks, at most 65535\)"):
+        kernels.matmul(dev(np.ones((65535 * 128 + 1, 1))), dev(np.ones((1, 1))), backend="cuda")
+    np.testing.assert_allclose(host(kernels.matmul(x[:5], dev([[2.0]]), backend="cuda")), 2.0)  # the next call works
