@@ -462,6 +462,16 @@ def test_embedding_matches_numpy(rng):
     assert rel(dw, dw_ref) < FWD
 
 
+def test_embedding_backward_loses_no_update_to_a_shared_row():
+    # Every id names row 2: thousands of blocks add into the same C floats at once, and only atomic adds keep
+    # them all (a plain += loses updates on a GPU; the emulator, which runs blocks one after another, cannot
+    # tell). Ones added 4,096 times are exact in float32, so the sum must be exact too.
+    N, V, C = 4096, 3, 4
+    dw = dev(np.zeros((V, C)))
+    kernels.embedding_backward(dw, dev(np.ones((N, C))), cupy.asarray(np.full(N, 2)), backend="cuda")
+    np.testing.assert_array_equal(host(dw), [[0.0] * C, [0.0] * C, [float(N)] * C])
+
+
 # ----------------------------------------------------------------------------- attention
 
 ATTENTION_SHAPES = [(1, 1, 1, 32), (2, 3, 17, 64), (1, 2, 64, 64), (2, 2, 65, 80), (1, 2, 130, 128),
