@@ -47,6 +47,17 @@ def assert_gradient_matches(analytic, f, x, df, tol, name):
     assert rel_error(analytic, numeric) < tol, name
 
 
+def dropout_hash_top24(seed, counter):
+    """The top 24 bits of splitmix64 of seed + counter * 0x9E3779B97F4A7C15, in plain Python integers: attention
+    weight number counter - 1 (flat, counted from 0) is kept when they are >= p * 2^24. Written out here, apart from
+    the three implementations it checks (kernels/attention.py, csrc/attention_ops.h, csrc/cuda/common.cuh)."""
+    mask64 = (1 << 64) - 1
+    z = (seed + counter * 0x9E3779B97F4A7C15) & mask64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+    return (z ^ (z >> 31)) >> 40
+
+
 def child_pythonpath():
     """PYTHONPATH for a child interpreter that must import this minigpt: its folder first, then the caller's own
     entries. (Run the child outside the repository root, which would put the source tree, without _core, first.)"""

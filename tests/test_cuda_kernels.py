@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import cupy_or_skip_module
+from conftest import cupy_or_skip_module, dropout_hash_top24
 
 from minigpt import kernels
 
@@ -514,15 +514,6 @@ def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, versio
     # and the mask made on the GPU by the NumPy function (as Dropout does for CuPy arrays) is the same
     assert np.array_equal(cupy.asnumpy(kernels.dropout_keep_mask(seed, (B, NH, T, T), p, cupy)),
                           kernels.dropout_keep_mask(seed, (B, NH, T, T), p))
-
-
-def dropout_hash_top24(seed, counter):
-    """The top 24 bits of the dropout hash of weight number `counter` (common.cuh, dropout_keep), in Python ints."""
-    mask = (1 << 64) - 1
-    z = (seed + counter * 0x9E3779B97F4A7C15) & mask
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    return (z ^ (z >> 31)) >> 40
 
 
 @pytest.mark.parametrize("version", ["flash", "naive", "attention_forward_mma"])

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import requires_core, run_with_threads
+from conftest import dropout_hash_top24, requires_core, run_with_threads
 from minigpt import kernels
 from minigpt.gradcheck import numerical_gradient, rel_error
 
@@ -30,12 +30,7 @@ def make_qkv(rng, shape, dtype=np.float32):
 
 def splitmix64_keep(seed, index, p):
     """Element `index` (flat) of the keep mask, in plain Python integers: the formula, written out."""
-    mask64 = (1 << 64) - 1
-    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) & mask64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
-    z = z ^ (z >> 31)
-    return (z >> 40) >= min(int(p * 2**24), 2**24)
+    return dropout_hash_top24(seed, index + 1) >= min(int(p * 2**24), 2**24)
 
 
 @pytest.mark.parametrize("seed", [0, 1234, 2**64 - 1])
