@@ -251,12 +251,12 @@ def test_matmul_split_k_keeps_nan_and_inf_in_their_rows(rng, request, variant):
     # inf, and must not be added into the start of the next row.
     M, K, N = 100, 5000, 71
     if variant == "tf32":
-        request.getfixturevalue("tf32")
+        request.getfixturevalue("tf32")  # the tuned matmul, on the tensor cores
+        variant = "matmul"
     a = rng.standard_normal((M, K)).astype(np.float32)
     a[0, 3], a[1, 5] = np.nan, np.inf
     b = np.abs(rng.standard_normal((K, N))).astype(np.float32) + 0.1  # positive: row 1 sums to +inf, not NaN
-    out = cupy.asnumpy(MATMULS[variant if variant != "tf32" else "matmul"](cupy.asarray(a), cupy.asarray(b), False,
-                                                                           False, None))
+    out = cupy.asnumpy(MATMULS[variant](cupy.asarray(a), cupy.asarray(b), False, False, None))
     assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and np.isfinite(out[2:]).all()
 
 
@@ -480,13 +480,14 @@ FLASH = (lambda *a: kernels.attention_forward(*a, backend="cuda"),
          lambda *a: kernels.attention_backward(*a, backend="cuda"))
 NAIVE = (_cuda.attention_forward_naive, _cuda.attention_backward_naive)
 MMA = (_cuda.attention_forward_mma, FLASH[1])  # the tensor-core forward; the backward takes its out and lse
+ATTENTIONS = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}  # (forward, backward) by version
 
 
 @pytest.mark.parametrize("version", ["flash", "naive", "attention_forward_mma"])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
 @pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "B{}H{}T{}hs{}".format(*s))
 def test_attention_matches_numpy(rng, version, dropout, shape):
-    forward, backward = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version]
+    forward, backward = ATTENTIONS[version]
     seed = int(rng.integers(2**63))
     q, k, v, dout = (rng.standard_normal(shape) for _ in range(4))
     out_ref, lse_ref = kernels.attention_forward(q, k, v, dropout, seed)
@@ -506,7 +507,7 @@ def test_attention_dropout_mask_is_the_numpy_mask_bit_for_bit(rng, T, hs, versio
     B, NH, p, seed = 2, 2, 0.5, 2**62 + 12345  # a large seed: the 64-bit sums wrap, as in NumPy
     q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
     v = dev(np.ascontiguousarray(np.broadcast_to(np.eye(T, hs), (B, NH, T, hs))))
-    out, _ = {"flash": FLASH, "attention_forward_mma": MMA}[version][0](q, k, v, p, seed)
+    out, _ = ATTENTIONS[version][0](q, k, v, p, seed)
     kept = host(out)[..., :T] != 0
     expected = kernels.dropout_keep_mask(seed, (B, NH, T, T), p) & np.tril(np.ones((T, T), bool))
     assert np.array_equal(kept, expected)
@@ -527,7 +528,7 @@ def test_attention_dropout_keeps_a_weight_whose_hash_is_the_threshold(rng, versi
     assert expected[0, 0, i, j]
     q, k = dev(rng.standard_normal((B, NH, T, hs)) * 0.3), dev(rng.standard_normal((B, NH, T, hs)) * 0.3)
     v = dev(np.eye(T, hs)[None, None])  # out[i, j] = P_ij keep_ij / (1 - p): zero exactly where dropped
-    out, _ = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version][0](q, k, v, p, seed)
+    out, _ = ATTENTIONS[version][0](q, k, v, p, seed)
     assert np.array_equal(host(out) != 0, expected)
 
 
@@ -538,7 +539,7 @@ def test_attention_keeps_nan_in_its_rows(rng, version):
     # mantissa bit set, as a GPU makes them: splitting them into TF32 parts must not turn them into zeros.
     q, k, v = (rng.standard_normal((1, 2, 130, 64)).astype(np.float32) for _ in range(3))
     q[0, 0, 5, 3] = k[0, 1, 70, 0] = np.array(0x7FFFFFFF, dtype=np.uint32).view(np.float32)
-    out = host({"flash": FLASH, "attention_forward_mma": MMA}[version][0](dev(q), dev(k), dev(v))[0])
+    out = host(ATTENTIONS[version][0](dev(q), dev(k), dev(v))[0])
     ref = kernels.attention_forward(q, k, v)[0]
     assert np.array_equal(np.isnan(out), np.isnan(ref))
     assert np.isnan(out[0, 0, 5]).all() and np.isnan(out[0, 1, 70:]).all() and np.isfinite(out[0, 1, :70]).all()
@@ -555,8 +556,7 @@ def test_attention_rows_of_very_different_scale(rng, version):
     big = (np.arange(T) // 4) % 2 == 1
     q[:, :, big] = (110 * np.sqrt(hs) * key0 / np.sum(key0 * key0, axis=-1, keepdims=True)).astype(np.float32)
     out_ref, lse_ref = kernels.attention_forward(q, k, v)
-    out, lse = {"flash": FLASH, "naive": NAIVE, "attention_forward_mma": MMA}[version][0](dev(q), dev(k), dev(v),
-                                                                                       0.0, 0)
+    out, lse = ATTENTIONS[version][0](dev(q), dev(k), dev(v), 0.0, 0)
     assert np.isfinite(host(out)).all() and np.isfinite(host(lse)).all()
     assert rel(out, out_ref) < 1e-4 and rel(lse, lse_ref) < FWD  # scores of 110 carry float32's 1e-5 into exp
 
