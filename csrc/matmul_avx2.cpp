@@ -20,6 +20,35 @@ namespace {
 
 constexpr int MR = 6, NR = 16, KC = 384, NC = 768;
 
+// 8 floats from p; MASKED: only the lanes that mask turns on (the others read as 0 and touch no memory)
+template <bool MASKED>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 load(const float* p, __m256i mask) {
+    return MASKED ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p);
+}
+
+// out_tile (rows < m) = [out_tile +] acc [+ bias]. MASKED: through the lane masks (an edge tile);
+// else with plain loads and stores (a tile as wide as the kernel).
+template <int NV, bool MASKED>
+__attribute__((target("avx2,fma"), always_inline)) inline void write_back(__m256 (&acc)[MR][NV], float* c, int64_t ldc,
+                                                                         const float* bias, bool accumulate, int m,
+                                                                         const __m256i (&mask)[NV]) {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (i >= m) { break; }
+        float* c_i = c + i * ldc;  // (n,)
+        for (int v = 0; v < NV; v++) {
+            __m256 out = acc[i][v];
+            if (accumulate) { out = _mm256_add_ps(load<MASKED>(c_i + 8 * v, mask[v]), out); }
+            if (bias != nullptr) { out = _mm256_add_ps(out, load<MASKED>(bias + 8 * v, mask[v])); }
+            if constexpr (MASKED) {
+                _mm256_maskstore_ps(c_i + 8 * v, mask[v], out);
+            } else {
+                _mm256_storeu_ps(c_i + 8 * v, out);
+            }
+        }
+    }
+}
+
 // NV: vectors per row of the tile, 2 (all NR = 16 columns) or 1 (the first 8 only, for an edge tile
 // of at most 8 columns: half the multiply-adds).
 template <int RS, int KS, int NV>
@@ -42,21 +71,18 @@ __attribute__((target("avx2,fma"))) void kernel(int64_t kc, const float* ap, con
         ap += KS;
         bp += NR;
     }
-    // Write back the m x n corner through lane masks (lane j of vector v is on iff 8 v + j < n),
-    // rows past m skipped.
+    // Write back the m x n corner, rows past m skipped. A tile as wide as the kernel (all but the
+    // last of a row of tiles) takes plain loads and stores; only an edge tile goes through lane masks
+    // (lane j of vector v is on iff 8 v + j < n). AMD's cores run a masked store (vmaskmovps) as a
+    // microcoded sequence many times slower than a plain one: on a Zen 3 VM, masking every tile cost
+    // the whole matmul 15% (geometric mean of 18 shapes and transposes, 1 and 2 threads).
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i mask[NV];
     for (int v = 0; v < NV; v++) { mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * v), lane); }
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
-        if (i >= m) { break; }
-        float* c_i = c + i * ldc;  // (n,)
-        for (int v = 0; v < NV; v++) {
-            __m256 out = acc[i][v];
-            if (accumulate) { out = _mm256_add_ps(_mm256_maskload_ps(c_i + 8 * v, mask[v]), out); }
-            if (bias != nullptr) { out = _mm256_add_ps(out, _mm256_maskload_ps(bias + 8 * v, mask[v])); }
-            _mm256_maskstore_ps(c_i + 8 * v, mask[v], out);
-        }
+    if (n == 8 * NV) {
+        write_back<NV, false>(acc, c, ldc, bias, accumulate, m, mask);
+    } else {
+        write_back<NV, true>(acc, c, ldc, bias, accumulate, m, mask);
     }
 }
 
