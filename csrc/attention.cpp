@@ -49,8 +49,13 @@ const TileOps& select_tile_ops() {
     if ((wanted.empty() || wanted == "avx2") && avx2) { return tile_ops_avx2(); }
 #endif
     if (wanted.empty() || wanted == "portable") { return tile_ops_portable(); }
-    throw std::invalid_argument("MINIGPT_SIMD=" + wanted + " is not a SIMD path this CPU runs; use avx512, avx2 "
-                                "or portable (what the CPU supports), or unset it for the fastest");
+    // the same two messages as the matmul's choice (matmul.cpp)
+    if (wanted == "avx512" || wanted == "avx2") {
+        throw std::invalid_argument("MINIGPT_SIMD=" + wanted + " asks for a SIMD path this CPU (or this build) "
+                                    "lacks: unset MINIGPT_SIMD or pick a lower path");
+    }
+    throw std::invalid_argument("MINIGPT_SIMD must be avx512, avx2 or portable (or unset, for the best this "
+                                "CPU runs), got '" + wanted + "'");
 }
 
 }  // namespace attention

@@ -25,7 +25,24 @@ AVX2 inline __m256i lane_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-template <int MR, int NV>
+// The last vector of a row: through the mask where the row ends inside it (PARTIAL), else a plain
+// load or store. AMD's cores run vmaskmovps as a microcoded sequence, several times slower than a
+// plain move, and this load sits in the micro-kernel's inner loop.
+template <bool PARTIAL>
+AVX2 inline __m256 load_last(const float* p, __m256i last) {
+    return PARTIAL ? _mm256_maskload_ps(p, last) : _mm256_loadu_ps(p);
+}
+
+template <bool PARTIAL>
+AVX2 inline void store_last(float* p, __m256i last, __m256 x) {
+    if constexpr (PARTIAL) {
+        _mm256_maskstore_ps(p, last, x);
+    } else {
+        _mm256_storeu_ps(p, x);
+    }
+}
+
+template <int MR, int NV, bool PARTIAL>
 AVX2 void micro(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb,
                 int64_t k0, int64_t k1, int last_lanes, bool accumulate, const float* row_scale) {
     const __m256i last = lane_mask(last_lanes);
@@ -37,7 +54,7 @@ AVX2 void micro(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_c
         for (int v = 0; v < NV; v++) {
             const float* c = C + r * ldc + v * kLanes;
             acc[r][v] = !accumulate    ? _mm256_setzero_ps()
-                        : v == NV - 1 ? _mm256_mul_ps(scale, _mm256_maskload_ps(c, last))
+                        : v == NV - 1 ? _mm256_mul_ps(scale, load_last<PARTIAL>(c, last))
                                       : _mm256_mul_ps(scale, _mm256_loadu_ps(c));
         }
     }
@@ -46,7 +63,7 @@ AVX2 void micro(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_c
         __m256 b[NV];
         #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {  // masked loads never fault past the end of the last row
-            b[v] = v == NV - 1 ? _mm256_maskload_ps(b_k + v * kLanes, last) : _mm256_loadu_ps(b_k + v * kLanes);
+            b[v] = v == NV - 1 ? load_last<PARTIAL>(b_k + v * kLanes, last) : _mm256_loadu_ps(b_k + v * kLanes);
         }
         #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
@@ -61,7 +78,7 @@ AVX2 void micro(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_c
         for (int v = 0; v < NV; v++) {
             float* c = C + r * ldc + v * kLanes;
             if (v == NV - 1) {
-                _mm256_maskstore_ps(c, last, acc[r][v]);
+                store_last<PARTIAL>(c, last, acc[r][v]);
             } else {
                 _mm256_storeu_ps(c, acc[r][v]);
             }
@@ -73,16 +90,19 @@ using Micro = void (*)(float*, int64_t, const float*, int64_t, int64_t, const fl
                        bool, const float*);
 
 template <int MR>
-constexpr Micro micro_for(int nv) { return nv == 1 ? micro<MR, 1> : micro<MR, 2>; }
+constexpr Micro micro_for(int nv, bool partial) {
+    return nv == 1 ? (partial ? micro<MR, 1, true> : micro<MR, 1, false>)
+                   : (partial ? micro<MR, 2, true> : micro<MR, 2, false>);
+}
 
-AVX2 Micro pick_micro(int mr, int nv) {
+AVX2 Micro pick_micro(int mr, int nv, bool partial) {
     switch (mr) {
-        case 1: return micro_for<1>(nv);
-        case 2: return micro_for<2>(nv);
-        case 3: return micro_for<3>(nv);
-        case 4: return micro_for<4>(nv);
-        case 5: return micro_for<5>(nv);
-        default: return micro_for<6>(nv);
+        case 1: return micro_for<1>(nv, partial);
+        case 2: return micro_for<2>(nv, partial);
+        case 3: return micro_for<3>(nv, partial);
+        case 4: return micro_for<4>(nv, partial);
+        case 5: return micro_for<5>(nv, partial);
+        default: return micro_for<6>(nv, partial);
     }
 }
 
@@ -90,7 +110,7 @@ AVX2 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs
                int64_t M, int64_t N, int64_t K, bool accumulate, const float* row_scale, Trim trim, int64_t off) {
     for_each_block<kMR, kLanes, kMaxNV>(M, N, K, trim, off, [&](int64_t m0, int mr, int64_t n0, int nv, int last_lanes,
                                                                const TrimRange& range) {
-        pick_micro(mr, nv)(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1,
+        pick_micro(mr, nv, last_lanes < kLanes)(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1,
                            last_lanes, accumulate, row_scale ? row_scale + m0 : nullptr);
     });
 }
