@@ -43,8 +43,12 @@ SIMD_AVX512 __attribute__((noinline)) float chains_avx512(int64_t iterations) {
 #pragma GCC unroll 12
         for (int i = 0; i < CHAINS; i++) { acc[i] = _mm512_fmadd_ps(acc[i], a, b); }
     }
+    // two lanes through memory, as below (GCC 12 warns, wrongly, of an uninitialised value inside
+    // _mm512_reduce_add_ps)
+    float lanes[16];
     for (int i = 1; i < CHAINS; i++) { acc[0] = _mm512_add_ps(acc[0], acc[i]); }
-    return _mm512_reduce_add_ps(acc[0]);
+    _mm512_storeu_ps(lanes, acc[0]);
+    return lanes[0] + lanes[15];
 }
 
 SIMD_AVX2 __attribute__((noinline)) float chains_avx2(int64_t iterations) {
