@@ -110,8 +110,9 @@ AVX2 void gemm(float* C, int64_t ldc, const float* A, int64_t a_rs, int64_t a_cs
                int64_t M, int64_t N, int64_t K, bool accumulate, const float* row_scale, Trim trim, int64_t off) {
     for_each_block<kMR, kLanes, kMaxNV>(M, N, K, trim, off, [&](int64_t m0, int mr, int64_t n0, int nv, int last_lanes,
                                                                const TrimRange& range) {
-        pick_micro(mr, nv, last_lanes < kLanes)(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1,
-                           last_lanes, accumulate, row_scale ? row_scale + m0 : nullptr);
+        const Micro micro_kernel = pick_micro(mr, nv, last_lanes < kLanes);
+        micro_kernel(C + m0 * ldc + n0, ldc, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, range.k0, range.k1, last_lanes,
+                     accumulate, row_scale ? row_scale + m0 : nullptr);
     });
 }
 

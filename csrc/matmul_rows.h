@@ -128,7 +128,7 @@ MATMUL_ROWS_INLINE void nn_loops(float* out, const float* a, int64_t lda, const 
 // The loop above keeps each row of a's R multiply-adds per vector of columns in one dependent chain (4 cycles
 // a step), which several rows of a hide and one row cannot: on an AMD Zen 3 VM (AVX2, one thread) M = 1 read
 // the weights at 13 GB/s so. With PAIRS, two vectors of columns at a time, two chains per row, b read from L1
-// by each row of a: M = 1 2.6-4.3x faster, M = 4 1.1-2.1x. From M = 8 on, reading b into registers once for
+// by each row of a: M = 1 2.3-3.6x faster, M = 4 1.0-1.6x. From M = 8 on, reading b into registers once for
 // all rows wins. Either way each element of out sums k ascending: the same bits.
 template <typename Vec>
 MATMUL_ROWS_INLINE void nn(float* out, const float* a, int64_t lda, const float* b, int64_t M, int64_t N,
