@@ -19,16 +19,16 @@ import pytest
 EMULATOR = Path(__file__).resolve().parent / "cuda_emulator"
 
 
-def load_build_module():
-    """tests/cuda_emulator/build.py, loaded by path: putting its folder on sys.path would let `import cupy`
+def load_by_path(name, path):
+    """A module of tests/cuda_emulator/, loaded by path: putting its folder on sys.path would let `import cupy`
     in later tests find the emulator's NumPy stand-in instead of the real CuPy."""
-    spec = importlib.util.spec_from_file_location("cuda_emulator_build", EMULATOR / "build.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-build = load_build_module()
+build = load_by_path("cuda_emulator_build", EMULATOR / "build.py")
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -103,9 +103,22 @@ def run_on_the_emulator(*pytest_args, env=None):
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
 
 
+# The whole CUDA test suite (run.py's default), in two halves of about equal time, so that `pytest -n 2`
+# can run them side by side
+SUITE_HALVES = {"kernels": ["test_cuda_kernels.py"],
+                "model-and-tasks": ["test_cuda_model.py", "test_cuda_tasks.py", "test_cuda_bad_input.py"]}
+
+
 @slow_emulator_run
-def test_cuda_test_suite_passes_on_the_emulator():
-    run_on_the_emulator()
+@pytest.mark.parametrize("half", SUITE_HALVES)
+def test_cuda_test_suite_passes_on_the_emulator(half):
+    tests = Path(__file__).resolve().parent
+    run_on_the_emulator(*(str(tests / name) for name in SUITE_HALVES[half]))
+
+
+def test_the_halves_are_the_whole_cuda_suite():
+    run = load_by_path("cuda_emulator_run", EMULATOR / "run.py")
+    assert sorted(Path(path).name for path in run.DEFAULT_TESTS) == sorted(sum(SUITE_HALVES.values(), []))
 
 
 @slow_emulator_run

@@ -15,6 +15,7 @@ Either way, every access is checked for alignment (UndefinedBehaviorSanitizer's 
 or float2 read or written at an address that is not a multiple of its size stops the run naming the line,
 where a GPU would stop the kernel with "misaligned address".
 """
+import fcntl
 import hashlib
 import pathlib
 import re
@@ -123,8 +124,6 @@ def asan_preload():
 
 def build(out_dir=None, verbose=False, memcheck=False):
     """Build (or reuse) the emulated extension; return the path of the module file."""
-    import pybind11
-
     out_dir = pathlib.Path(out_dir or ROOT / "build" / "cuda_emulator")
     inputs = sources() + sorted(CUDA_SRC.glob("*.h")) + sorted(CUDA_SRC.glob("*.cuh")) + \
         sorted((HERE / "include").glob("*.h")) + [pathlib.Path(__file__)]
@@ -134,8 +133,21 @@ def build(out_dir=None, verbose=False, memcheck=False):
     target = out_dir / digest / ("_cuda" + sysconfig.get_config_var("EXT_SUFFIX"))
     if target.exists():
         return target
-    gen = out_dir / digest / "src"
-    gen.mkdir(parents=True, exist_ok=True)
+    (out_dir / digest).mkdir(parents=True, exist_ok=True)
+    # Two processes may want the same build at once (pytest -n 2 runs two emulator tests side by side):
+    # the second waits for the first's lock, then finds its module instead of writing the same files
+    with open(out_dir / digest / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _compile(target, flags, verbose)
+    return target
+
+
+def _compile(target, flags, verbose):
+    import pybind11
+
+    gen = target.parent / "src"
+    gen.mkdir(exist_ok=True)
     objects, procs = [], []
     for src in sources():
         cpp = gen / (src.stem + ".cpp")
@@ -159,7 +171,6 @@ def build(out_dir=None, verbose=False, memcheck=False):
     tmp = target.with_suffix(".tmp")
     subprocess.run(["g++", "-shared", *flags, "-o", str(tmp), *objects], check=True)
     tmp.rename(target)  # whole or not at all: an interrupted build is not reused
-    return target
 
 
 def build_program(source, out_path, memcheck=False):
